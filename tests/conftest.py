@@ -1,0 +1,26 @@
+"""Shared fixtures: where the shared conformance corpus and reference live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The workplace's shared/ folder: beside the repo (CI lays a copy there), or $GOSSAMER_SHARED."""
+    env = os.environ.get("GOSSAMER_SHARED")
+    if env:
+        return Path(env)
+    return REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def conformance() -> Path:
+    path = shared_dir() / "conformance"
+    if not path.is_dir():
+        pytest.fail(f"conformance corpus not found at {path} (set GOSSAMER_SHARED)")
+    return path
