@@ -1,0 +1,42 @@
+"""How the CLI prints: findings on one line each, JSON when asked, colour only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+
+from gossamer.spec.findings import Finding, Level
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(str, Enum):
+    """`-o` choices of every listing command."""
+
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
+_STYLE = {Level.ERROR: "bold red", Level.WARNING: "yellow", Level.INFO: "dim"}
+
+
+def print_findings(findings: Iterable[Finding], console: Console = out) -> None:
+    for finding in findings:
+        console.print(str(finding), style=_STYLE[finding.level], markup=False)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def print_yaml(value: Any) -> None:
+    import yaml
+
+    sys.stdout.write(yaml.safe_dump(value, sort_keys=False))
