@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gossamer.cli import validate
+from gossamer.cli import config, controlplane, proxies, validate
 
 app = typer.Typer(
     name="gossamer",
@@ -21,6 +21,9 @@ def main() -> None:
 
 
 validate.register(app)
+config.register(app)
+controlplane.register(app)
+proxies.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,179 @@
+"""The control plane process: store → world → xDS push, plus the REST API and the registry.
+
+Life of a config change: the API commits to the store; the store's watch delivers the change;
+the plane re-parses the changed objects, builds a new World and calls `AdsServer.notify`; the
+ADS server debounces, asks the SnapshotSource for each proxy's resources and sends what changed.
+Resources are released in reverse order of start by `stop()`; `run()` owns them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gossamer.control.registry import Registry
+from gossamer.control.snapshots import TranslatingSource
+from gossamer.control.store import open_store
+from gossamer.control.store.base import Change, Store, StoredObject
+from gossamer.control.world import World, build_world
+from gossamer.control.xds.server import AdsServer
+from gossamer.spec.base import Resource, ResourceKey
+from gossamer.spec.loader import Document
+from gossamer.spec.parse import parse_document
+
+log = logging.getLogger("gossamer.controlplane")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("GOSSAMER_HOME") or Path.home() / ".gossamer")
+
+
+@dataclass
+class PlaneConfig:
+    """Where state lives and which addresses to bind (port 0 = any free port)."""
+
+    home: Path = field(default_factory=default_home)
+    store_url: str | None = None  # default: sqlite in home
+    xds_host: str = "127.0.0.1"
+    xds_port: int = 15010
+    api_host: str = "127.0.0.1"
+    api_port: int = 15080
+    debounce: float = 0.1
+    registry_sweep: float = 1.0
+
+
+def ensure_token(home: Path) -> str:
+    """The API bearer token, created (mode 0600) on first start."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = home / "token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+class ControlPlane:
+    """Owns the store, the registry, the current World, the ADS server and the API server."""
+
+    def __init__(self, config: PlaneConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.registry = Registry(on_change=self._registry_changed)
+        self.objects: dict[ResourceKey, tuple[StoredObject, Resource]] = {}
+        self.store_revision = 0
+        self._generation = 0
+        self.world: World = build_world(0, [])
+        self.source = TranslatingSource(lambda: self.world)
+        self.xds = AdsServer(self.source, debounce=config.debounce)
+        self.token = ""
+        self.xds_port = 0
+        self.api_port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._api_runner: object | None = None
+        self._rebuild_pending = False
+
+    async def start(self) -> None:
+        """Open the store, load every object, start serving xDS and the API."""
+        cfg = self.config
+        self.token = ensure_token(cfg.home)
+        self.store = open_store(cfg.store_url or str(cfg.home / "store.db"))
+        revision, objects = await self.store.list()
+        for obj in objects:
+            self._load(obj)
+        self.store_revision = revision
+        self._rebuild()
+        self.xds_port = await self.xds.start(cfg.xds_host, cfg.xds_port)
+        from gossamer.control.api.app import start_api
+
+        self._api_runner, self.api_port = await start_api(self, cfg.api_host, cfg.api_port)
+        self._tasks.append(asyncio.create_task(self._follow_store(revision), name="follow-store"))
+        self._tasks.append(asyncio.create_task(self._sweep_registry(), name="sweep-registry"))
+        log.info(
+            "control plane ready: xDS %s:%d, API http://%s:%d, store revision %d",
+            cfg.xds_host, self.xds_port, cfg.api_host, self.api_port, revision,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._api_runner is not None:
+            from aiohttp import web
+
+            assert isinstance(self._api_runner, web.AppRunner)
+            await self._api_runner.cleanup()
+        await self.xds.stop(0.5)
+        if self.store is not None:
+            await self.store.close()
+
+    async def run(self) -> None:
+        """Start, serve until cancelled, stop."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- store → world -----------------------------------------------------------------------
+
+    async def _follow_store(self, after: int) -> None:
+        assert self.store is not None
+        async for batch in self.store.watch(after):
+            self._apply_changes(batch)
+
+    def _apply_changes(self, batch: list[Change]) -> None:
+        for change in batch:
+            if change.op == "delete":
+                self.objects.pop(change.key, None)
+            else:
+                self._load(change.object)
+            self.store_revision = max(self.store_revision, change.revision)
+        self._rebuild()
+
+    def _load(self, obj: StoredObject) -> None:
+        parsed = parse_document(Document(f"store:{obj.key}", 0, obj.manifest))
+        if parsed.resource is None:
+            # Stored config that no longer validates (rules changed on upgrade): keep serving
+            # the rest and say which object was left out.
+            log.error("stored %s no longer validates: %s", obj.key, parsed.findings)
+            self.objects.pop(obj.key, None)
+            return
+        self.objects[obj.key] = (obj, parsed.resource)
+
+    def _rebuild(self) -> None:
+        ordered = sorted(self.objects.values(), key=lambda pair: pair[0].create_revision)
+        self._generation += 1
+        self.world = build_world(
+            self._generation, [r for _, r in ordered], self.registry.workloads()
+        )
+        self.xds.notify(self._generation)
+
+    def _registry_changed(self) -> None:
+        # Coalesce bursts of registrations into one rebuild per loop turn.
+        if self._rebuild_pending:
+            return
+        self._rebuild_pending = True
+
+        def rebuild() -> None:
+            self._rebuild_pending = False
+            self._rebuild()
+
+        try:
+            asyncio.get_running_loop().call_soon(rebuild)
+        except RuntimeError:
+            rebuild()
+
+    async def _sweep_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.registry_sweep)
+            for gone in self.registry.expire():
+                log.warning("workload %s missed its heartbeats: removed", gone.uid)
