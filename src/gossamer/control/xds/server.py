@@ -16,7 +16,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from gossamer.control.xds.debounce import Debouncer
-from gossamer.control.xds.resources import SnapshotSource, short_name
+from gossamer.control.xds.resources import SnapshotSource, XdsResource, short_name
 from gossamer.control.xds.status import ProxyStatusView
 from gossamer.control.xds.stream import PeerProtocolError, StreamState, Verdict
 from gossamer.control.xds.wire import ResponseCache
@@ -72,7 +72,8 @@ class AdsServer:
         self._streams: dict[int, _Stream] = {}
         self._server: grpc.aio.Server | None = None
         self._pusher: asyncio.Task[None] | None = None
-        self.revision = 0
+        self.port = 0  # bound port, once started
+        self.revision = 0  # latest revision pushed
         self.pushes = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -102,10 +103,10 @@ class AdsServer:
         if not bound:
             raise OSError(f"cannot bind ADS server to {address}")
         await server.start()
-        self._server = server
+        self._server, self.port = server, int(bound)
         self._pusher = asyncio.create_task(self._debounce_loop(), name="ads-debounce")
         log.info("ADS server %s listening on %s", self.control_plane_id, bound)
-        return int(bound)
+        return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; streams get `grace` seconds (None: none) before they are cancelled."""
@@ -130,6 +131,13 @@ class AdsServer:
             for s in self._streams.values()
             if s.state.node is not None
         ]
+
+    def sent_resources(self, stream_id: int) -> dict[str, tuple[XdsResource, ...]]:
+        """What was last sent on a stream, per type URL; empty if the stream is gone."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return {}
+        return {t: ts.sent_resources for t, ts in stream.state.types.items() if ts.sent_nonce}
 
     async def _debounce_loop(self) -> None:
         while True:

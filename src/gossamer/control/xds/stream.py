@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gossamer.control.xds.node import ProxyNode
-from gossamer.control.xds.resources import WILDCARD_TYPES, Selection, Snapshot, push_rank
+from gossamer.control.xds.resources import (
+    WILDCARD_TYPES,
+    Selection,
+    Snapshot,
+    XdsResource,
+    push_rank,
+)
 
 
 class PeerProtocolError(Exception):
@@ -110,6 +116,7 @@ class TypeState:
     sent_nonce: str = ""
     sent_at: float | None = None
     sent_revision: int | None = None
+    sent_resources: tuple[XdsResource, ...] = ()
     sent_count: int = 0
     acked_version: str = ""
     acked_nonce: str = ""
@@ -192,7 +199,7 @@ class StreamState:
             ts.state = transition(ts.state, Verdict.SEND)
             ts.owed = False
             ts.sent_version, ts.sent_nonce, ts.sent_at = selection.version, nonce, now
-            ts.sent_revision = snapshot.revision
+            ts.sent_revision, ts.sent_resources = snapshot.revision, selection.resources
             ts.sent_count += 1
             sends.append(Send(type_url, selection.version, nonce, selection))
         return sends
