@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path:
-    """The workplace's shared/ folder: beside the repo (CI lays a copy there), or $GOSSAMER_SHARED."""
+    """shared/ beside the repo (CI lays a copy there), or $GOSSAMER_SHARED."""
     env = os.environ.get("GOSSAMER_SHARED")
     if env:
         return Path(env)

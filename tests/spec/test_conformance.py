@@ -1,15 +1,14 @@
-"""Every file of the shared conformance corpus is accepted or rejected as the original systems do."""
+"""Every file of the conformance corpus is accepted or rejected as the original systems do."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from tests.spec.conformance_cases import ACCEPT, CASES, CRD_ERR, NOT_CONFIG
 
 from gossamer.spec import Parsed, parse_document
 from gossamer.spec.loader import Document, load_text
-
-from tests.spec.conformance_cases import ACCEPT, CASES, CRD_ERR, NOT_CONFIG
 
 
 def _parse(path: Path, strip_err: bool) -> tuple[list[Parsed], list[str | None]]:

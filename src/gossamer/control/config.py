@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gossamer.control.store.base import Store, Write
+from gossamer.control.store.base import NotFound, Store, StoredObject, Write
 from gossamer.spec.base import ResourceKey
 from gossamer.spec.findings import ConfigError, Finding, Level
 from gossamer.spec.kinds import KINDS, split_api_version
@@ -73,7 +73,13 @@ def stored_manifest(document: Document) -> dict[str, Any]:
     body.pop("status", None)
     meta = body.setdefault("metadata", {})
     meta.setdefault("namespace", "default")
-    for server_field in ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields"):
+    for server_field in (
+        "resourceVersion",
+        "uid",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+    ):
         meta.pop(server_field, None)
     return body
 
@@ -86,7 +92,12 @@ def _expected_revision(document: Document) -> int | None:
         return int(str(version))
     except ValueError as exc:
         raise ConfigError(
-            [Finding(f"resourceVersion {version!r} is not one this store issued", field="metadata.resourceVersion")]
+            [
+                Finding(
+                    f"resourceVersion {version!r} is not one this store issued",
+                    field="metadata.resourceVersion",
+                )
+            ]
         ) from exc
 
 
@@ -105,7 +116,7 @@ async def apply_text(
         assert p.resource is not None
         key = p.resource.key
         manifest = stored_manifest(p.document)
-        current = await store.get(key)
+        current = await get_or_none(store, key)
         if current is None:
             action = "created"
         elif _same(current.manifest, manifest):
@@ -118,6 +129,13 @@ async def apply_text(
         return ApplyResult(await store.revision(), outcomes, notes)
     revision, _ = await store.commit(writes)
     return ApplyResult(revision, outcomes, notes)
+
+
+async def get_or_none(store: Store, key: ResourceKey) -> StoredObject | None:
+    try:
+        return await store.get(key)
+    except NotFound:
+        return None
 
 
 def _same(stored: dict[str, Any], manifest: dict[str, Any]) -> bool:
@@ -142,7 +160,7 @@ async def delete_keys(store: Store, keys: Sequence[ResourceKey]) -> ApplyResult:
     writes: list[Write] = []
     outcomes: list[Outcome] = []
     for key in keys:
-        if await store.get(key) is None:
+        if await get_or_none(store, key) is None:
             outcomes.append(Outcome(key, "not found"))
         else:
             outcomes.append(Outcome(key, "deleted"))

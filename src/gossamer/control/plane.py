@@ -96,7 +96,11 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(self._sweep_registry(), name="sweep-registry"))
         log.info(
             "control plane ready: xDS %s:%d, API http://%s:%d, store revision %d",
-            cfg.xds_host, self.xds_port, cfg.api_host, self.api_port, revision,
+            cfg.xds_host,
+            self.xds_port,
+            cfg.api_host,
+            self.api_port,
+            revision,
         )
 
     async def stop(self) -> None:

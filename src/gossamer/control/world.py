@@ -57,8 +57,10 @@ class MeshService:
         return next((p for p in self.ports if p.number == number), None)
 
     def visible_from(self, namespace: str) -> bool:
-        return "*" in self.export_to or namespace in self.export_to or (
-            "." in self.export_to and namespace == self.namespace
+        return (
+            "*" in self.export_to
+            or namespace in self.export_to
+            or ("." in self.export_to and namespace == self.namespace)
         )
 
     def __repr__(self) -> str:

@@ -4,7 +4,6 @@ from gossamer.spec import core, linkerd, workload  # noqa: F401
 from gossamer.spec.gatewayapi import gateway, grpcroute, httproute  # noqa: F401
 from gossamer.spec.networking import (  # noqa: F401
     destinationrule,
-    gateway as istio_gateway,
     serviceentry,
     sidecar,
     virtualservice,

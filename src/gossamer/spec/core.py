@@ -94,11 +94,15 @@ class ServiceSpec(SpecModel):
         seen_ports: set[tuple[int, str]] = set()
         for index, port in enumerate(self.ports):
             if len(self.ports) > 1 and not port.name:
-                yield problem((*at, "ports", index, "name"), "a Service with several ports must name each")
+                yield problem(
+                    (*at, "ports", index, "name"), "a Service with several ports must name each"
+                )
             if port.name and port.name in seen_names:
                 yield problem((*at, "ports", index, "name"), f"duplicate port name {port.name!r}")
             if (port.port, port.protocol) in seen_ports:
-                yield problem((*at, "ports", index, "port"), f"duplicate port {port.port}/{port.protocol}")
+                yield problem(
+                    (*at, "ports", index, "port"), f"duplicate port {port.port}/{port.protocol}"
+                )
             if port.name:
                 seen_names.add(port.name)
             seen_ports.add((port.port, port.protocol))

@@ -79,7 +79,9 @@ class Finding:
     def __str__(self) -> str:
         where = []
         if self.source is not None:
-            where.append(self.source if self.document is None else f"{self.source}[{self.document}]")
+            where.append(
+                self.source if self.document is None else f"{self.source}[{self.document}]"
+            )
         if self.resource:
             where.append(self.resource)
         if self.field:

@@ -13,7 +13,7 @@ import yaml
 from gossamer.spec.findings import Finding
 
 try:  # the C loader is ~10x faster on large manifests; fall back where libyaml is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
@@ -57,7 +57,7 @@ def load_text(text: str, source: str = "<input>") -> Loaded:
         return Loaded(documents, findings)
     index = 0
     try:
-        for index, item in enumerate(yaml.load_all(text, Loader=_Loader)):  # noqa: B007
+        for index, item in enumerate(yaml.load_all(text, Loader=_Loader)):
             _accept(item, source, index, documents, findings)
     except yaml.YAMLError as exc:
         where = ""

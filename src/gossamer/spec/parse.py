@@ -44,7 +44,8 @@ def parse_document(document: Document) -> Parsed:
     body = document.body
     api_version = body.get("apiVersion")
     kind = body.get("kind")
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    raw_meta = body.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else "default"
     kind_text = kind if isinstance(kind, str) else None
@@ -133,7 +134,7 @@ def _shape_reason(error: ErrorDetails, loc: list[str | int]) -> str:
     if kind in ("value_error", "assertion_error"):
         message = str(error["msg"])
         return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "enum" or kind == "literal_error":
+    if kind in {"enum", "literal_error"}:
         expected = (error.get("ctx") or {}).get("expected", "")
         return f"invalid value {error.get('input')!r}: expected {expected}"
     return f"{error['msg']} (got {_short(error.get('input'))})"
@@ -154,9 +155,7 @@ def parse_text(text: str, source: str = "<input>") -> list[Parsed]:
     attached to a synthetic empty Parsed so none is lost)."""
     parsed, file_findings = parse_loaded(load_text(text, source))
     if file_findings:
-        parsed.append(
-            Parsed(Document(source, len(parsed), {}), None, file_findings, skipped=True)
-        )
+        parsed.append(Parsed(Document(source, len(parsed), {}), None, file_findings, skipped=True))
     return parsed
 
 

@@ -24,9 +24,7 @@ class WorkloadSelector(SpecModel):
     def rules(self, at: Loc) -> Iterator[Finding]:
         for key, value in self.match_labels.items():
             if "*" in key or "*" in value:
-                yield problem(
-                    (*at, "matchLabels", key), "wildcard is not supported in selector"
-                )
+                yield problem((*at, "matchLabels", key), "wildcard is not supported in selector")
 
 
 class PolicyTargetReference(SpecModel):

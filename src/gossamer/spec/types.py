@@ -42,7 +42,9 @@ def parse_duration(text: str) -> timedelta:
         total_ns += float(match.group(1)) * _UNITS_NS[match.group(2)]
         pos = match.end()
     if pos != len(value) or pos == 0:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit, e.g. 250ms, 1.5s, 1m")
+        raise ValueError(
+            f"invalid duration {text!r}: use a number and a unit, e.g. 250ms, 1.5s, 1m"
+        )
     return timedelta(microseconds=round(total_ns / 1000))
 
 

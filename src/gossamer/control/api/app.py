@@ -69,14 +69,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(503, "store", str(exc))
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error_response(exc.status, exc.reason.lower().replace(" ", "-"), exc.text or exc.reason)
+            return error_response(
+                exc.status, exc.reason.lower().replace(" ", "-"), exc.text or exc.reason
+            )
         raise
     except Exception:
         log.exception("API handler failed: %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error (see the control plane's log)")
 
 
-def auth(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth(token: str) -> Any:
     expected = f"Bearer {token}".encode()
 
     @web.middleware
@@ -119,8 +121,7 @@ async def start_api(plane: ControlPlane, host: str, port: int) -> tuple[web.AppR
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    server = site._server  # the bound socket tells the real port when 0 was asked
     bound = port
-    if server is not None and getattr(server, "sockets", None):
-        bound = server.sockets[0].getsockname()[1]
+    for address in runner.addresses:  # the bound socket tells the real port when 0 was asked
+        bound = int(address[1])
     return runner, bound

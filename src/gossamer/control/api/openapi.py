@@ -20,20 +20,34 @@ _YAML_BODY = {
 
 def _op(summary: str, ok: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": ok or {"type": "object"}}}},
-        "401": {"description": "missing or wrong token", "content": {"application/json": {"schema": _ERROR}}},
+        "200": {
+            "description": "OK",
+            "content": {"application/json": {"schema": ok or {"type": "object"}}},
+        },
+        "401": {
+            "description": "missing or wrong token",
+            "content": {"application/json": {"schema": _ERROR}},
+        },
     }
     responses.update(extra.pop("responses", {}))
     return {"summary": summary, "responses": responses, **extra}
 
 
 def _path_params(*names: str) -> list[dict[str, Any]]:
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]
+    return [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    ]
 
 
 _INVALID = {
-    "422": {"description": "invalid config; nothing changed", "content": {"application/json": {"schema": _ERROR}}},
-    "409": {"description": "stale resourceVersion", "content": {"application/json": {"schema": _ERROR}}},
+    "422": {
+        "description": "invalid config; nothing changed",
+        "content": {"application/json": {"schema": _ERROR}},
+    },
+    "409": {
+        "description": "stale resourceVersion",
+        "content": {"application/json": {"schema": _ERROR}},
+    },
 }
 
 SPEC: dict[str, Any] = {
@@ -75,7 +89,9 @@ SPEC: dict[str, Any] = {
                 responses=_INVALID,
             )
         },
-        "/api/v1/delete": {"post": _op("delete every resource a file names", requestBody=_YAML_BODY)},
+        "/api/v1/delete": {
+            "post": _op("delete every resource a file names", requestBody=_YAML_BODY)
+        },
         "/api/v1/resources": {
             "get": _op(
                 "list resources",
@@ -88,14 +104,18 @@ SPEC: dict[str, Any] = {
         "/api/v1/resources/{kind}": {"get": _op("list one kind", parameters=_path_params("kind"))},
         "/api/v1/resources/{kind}/{namespace}/{name}": {
             "get": _op("one resource", parameters=_path_params("kind", "namespace", "name")),
-            "delete": _op("delete one resource", parameters=_path_params("kind", "namespace", "name")),
+            "delete": _op(
+                "delete one resource", parameters=_path_params("kind", "namespace", "name")
+            ),
         },
         "/api/v1/proxies": {"get": _op("connected proxies and their sync status per xDS type")},
         "/api/v1/proxies/{proxy}/config": {
             "get": _op("what the proxy was sent, as JSON", parameters=_path_params("proxy"))
         },
         "/api/v1/registry": {"get": _op("services, endpoints and workloads")},
-        "/api/v1/workloads": {"post": _op("register a workload with a lease", requestBody=_YAML_BODY)},
+        "/api/v1/workloads": {
+            "post": _op("register a workload with a lease", requestBody=_YAML_BODY)
+        },
         "/api/v1/workloads/{namespace}/{name}/heartbeat": {
             "post": _op("renew a workload's lease", parameters=_path_params("namespace", "name"))
         },

@@ -5,7 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from gossamer.control.api.app import PLANE, ApiError, json_ok
-from gossamer.control.config import ApplyResult, apply_text, delete_keys, delete_text
+from gossamer.control.config import (
+    ApplyResult,
+    apply_text,
+    delete_keys,
+    delete_text,
+    get_or_none,
+)
 from gossamer.control.store.base import Store
 from gossamer.spec.base import ResourceKey
 from gossamer.spec.kinds import KINDS, KindInfo, lookup_name
@@ -86,8 +92,10 @@ async def list_resources(request: web.Request) -> web.Response:
 
 async def get_resource(request: web.Request) -> web.Response:
     info = kind_info(request.match_info["kind"])
-    key = ResourceKey(info.group, info.kind, request.match_info["namespace"], request.match_info["name"])
-    obj = await _store(request).get(key)
+    key = ResourceKey(
+        info.group, info.kind, request.match_info["namespace"], request.match_info["name"]
+    )
+    obj = await get_or_none(_store(request), key)
     if obj is None:
         raise ApiError(404, "not-found", f"{key} not found")
     return json_ok(obj.manifest)
@@ -95,7 +103,9 @@ async def get_resource(request: web.Request) -> web.Response:
 
 async def delete_resource(request: web.Request) -> web.Response:
     info = kind_info(request.match_info["kind"])
-    key = ResourceKey(info.group, info.kind, request.match_info["namespace"], request.match_info["name"])
+    key = ResourceKey(
+        info.group, info.kind, request.match_info["namespace"], request.match_info["name"]
+    )
     result = await delete_keys(_store(request), [key])
     if result.outcomes[0].action == "not found":
         raise ApiError(404, "not-found", f"{key} not found")
