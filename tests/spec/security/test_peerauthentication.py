@@ -26,7 +26,9 @@ def test_namespace_strict_is_accepted_with_its_mode() -> None:
     parsed = parse("  mtls: {mode: STRICT}\n")
     assert isinstance(parsed.resource, PeerAuthentication)
     assert parsed.resource.mode == "STRICT"
-    assert parsed.resource.scope().level is ScopeLevel.NAMESPACE
+    scope = parsed.resource.scope()
+    assert scope is not None
+    assert scope.level is ScopeLevel.NAMESPACE
 
 
 def test_mode_defaults_to_unset() -> None:
