@@ -253,6 +253,7 @@ class Child:
     """A child process speaking one JSON line per command."""
 
     def __init__(self, *args: str) -> None:
+        self.role = args[0]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         self.proc = subprocess.Popen(
             [sys.executable, __file__, *args],
@@ -266,7 +267,7 @@ class Child:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"child {self.proc.args[2:]} exited ({self.proc.poll()})")
+            raise RuntimeError(f"child {self.role} exited ({self.proc.poll()})")
         reply: dict[str, Any] = json.loads(line)
         return reply
 

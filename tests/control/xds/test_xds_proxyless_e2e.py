@@ -6,13 +6,12 @@ import asyncio
 import json
 import os
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
+from tests.control.xds.xds_backends import start_backend, until
 from tests.control.xds.xds_world import HOST, StaticSource, world
 
 from gossamer.control.xds import AdsServer, SyncState
@@ -21,22 +20,6 @@ pytestmark = pytest.mark.e2e
 CLIENT = Path(__file__).with_name("xds_proxyless_client.py")
 NODE_ID = "proxyless~127.0.0.1~e2e-client.default~default.svc.cluster.local"
 SVC_PORT = 8080
-
-
-async def start_backend(name: str) -> tuple[grpc.aio.Server, int]:
-    """A gRPC server on 127.0.0.1 whose one method answers with its own name."""
-
-    async def who(request: bytes, context: Any) -> bytes:
-        return name.encode()
-
-    server = grpc.aio.server()
-    handler = grpc.unary_unary_rpc_method_handler(who)  # no serializers: raw bytes
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("gossamer.test.Who", {"Name": handler}),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return server, port
 
 
 class Child:
@@ -64,13 +47,6 @@ class Child:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-
-
-async def until(check: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def rds_synced_at(server: AdsServer, revision: int) -> bool:

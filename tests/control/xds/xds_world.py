@@ -154,11 +154,18 @@ def world(
     *,
     svc_port: int = 8080,
     envoy_port: int | None = None,
+    api: bool = True,
     revision: int = 1,
 ) -> Snapshot:
-    """The service `HOST:svc_port` split by `weights` over `backends` (cluster name → port)."""
+    """The service `HOST:svc_port` split by `weights` over `backends` (cluster name → port).
+
+    `api` adds the proxyless client's API listener; `envoy_port` a socket listener for Envoy
+    (Envoy's wildcard LDS must not see API listeners).
+    """
     domains = [f"{HOST}:{svc_port}", HOST]
-    messages: list[Message] = [api_listener(svc_port), route([*domains, "*"], weights)]
+    messages: list[Message] = [route([*domains, "*"], weights)]
+    if api:
+        messages.append(api_listener(svc_port))
     if envoy_port is not None:
         messages.append(socket_listener(envoy_port))
     for name, port in backends.items():
