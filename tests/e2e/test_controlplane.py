@@ -92,9 +92,11 @@ def cp(tmp_path: Path) -> Iterator[ControlPlaneProcess]:
         plane.stop()
 
 
-def gossamer(cp: ControlPlaneProcess, *args: str) -> tuple[int, str]:
+def gossamer(cp: ControlPlaneProcess, *args: str, expect: int = 0) -> str:
+    """Run the CLI against this control plane; assert its exit code; return its output."""
     result = runner.invoke(app, list(args), env=cp.env)
-    return result.exit_code, result.output
+    assert result.exit_code == expect, result.output
+    return result.output
 
 
 def weights(response: object) -> dict[str, int]:
@@ -127,20 +129,18 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 async def test_an_invalid_apply_is_refused_changes_nothing_and_pushes_nothing(
     cp: ControlPlaneProcess, tmp_path: Path
 ) -> None:
-    code, out = gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
-    assert code == 0, out
+    gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
     client = AdsTestClient.connect(cp.xds_port)
     try:
         before = weights(await synced_route(client))
         assert sorted(before.values()) == [10, 90]
-        code, out = gossamer(cp, "apply", "-f", write(tmp_path, "bad.yaml", INVALID))
-        assert code == 1
+        out = gossamer(cp, "apply", "-f", write(tmp_path, "bad.yaml", INVALID), expect=1)
         assert "spec.trafficPolicy" in out and "nothing was applied" in out
         # Server-side too: the API refuses the file even when the CLI's check is bypassed.
         status, body = cp.call("POST", "/api/v1/apply", INVALID)
         assert status == 422 and body["error"]["findings"]
         assert await client.silent(0.5)
-        code, out = gossamer(cp, "get", "vs", "reviews", "-o", "json")
+        out = gossamer(cp, "get", "vs", "reviews", "-o", "json")
         assert [r["weight"] for r in json.loads(out)["spec"]["http"][0]["route"]] == [90, 10]
     finally:
         await client.close()
@@ -153,7 +153,7 @@ async def test_a_nack_shows_in_proxy_status_with_the_proxys_reason(
     client = AdsTestClient.connect(cp.xds_port)
     try:
         await synced_route(client)
-        code, out = gossamer(cp, "proxy-status", "-o", "json")
+        out = gossamer(cp, "proxy-status", "-o", "json")
         (proxy,) = json.loads(out)
         assert proxy["row"]["RDS"] == "SYNCED" and proxy["row"]["LDS"] == "SYNCED"
         gossamer(cp, "apply", "-f", write(tmp_path, "shift.yaml", CONFIG.replace("90}", "50}")))
@@ -163,13 +163,13 @@ async def test_a_nack_shows_in_proxy_status_with_the_proxys_reason(
             update, "route: weighted_clusters refused by this client", [LISTENER_NAME]
         )
         await client.silent(0.3)  # the NACK is recorded, not answered by a resend
-        code, out = gossamer(cp, "proxy-status", "-o", "json")
+        out = gossamer(cp, "proxy-status", "-o", "json")
         (proxy,) = json.loads(out)
         assert proxy["row"]["RDS"] == "NACKED"
         assert proxy["types"]["rds"]["last_nack"]["message"] == (
             "route: weighted_clusters refused by this client"
         )
-        code, table = gossamer(cp, "proxy-status")
+        table = gossamer(cp, "proxy-status")
         assert "NACKED" in table and "refused by this client" in table
     finally:
         await client.close()
@@ -178,9 +178,8 @@ async def test_a_nack_shows_in_proxy_status_with_the_proxys_reason(
 async def test_kill_9_loses_no_applied_resource_and_clients_resync(
     cp: ControlPlaneProcess, tmp_path: Path
 ) -> None:
-    code, out = gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
-    assert code == 0, out
-    _, before = gossamer(cp, "get", "all", "-o", "json")
+    gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
+    before = gossamer(cp, "get", "all", "-o", "json")
     client = AdsTestClient.connect(cp.xds_port)
     try:
         first = await synced_route(client)
@@ -190,7 +189,7 @@ async def test_kill_9_loses_no_applied_resource_and_clients_resync(
     finally:
         await client.close()
     cp.start()
-    _, after = gossamer(cp, "get", "all", "-o", "json")
+    after = gossamer(cp, "get", "all", "-o", "json")
     assert json.loads(after) == json.loads(before)
     again = AdsTestClient.connect(cp.xds_port)
     try:
