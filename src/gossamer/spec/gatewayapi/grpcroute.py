@@ -15,18 +15,16 @@ from gossamer.spec.gatewayapi.gateway import (
     BackendRef,
     HeaderName,
     Hostname,
-    LocalObjectReference,
-    ParentReference,
-    duplicates,
-    enum,
-    parent_ref_rules,
-)
-from gossamer.spec.gatewayapi.httproute import (
     HTTPHeaderFilter,
     HTTPRequestMirrorFilter,
+    LocalObjectReference,
+    ParentReference,
     SessionPersistence,
+    duplicates,
+    enum,
     filter_field_rules,
     filter_list_rules,
+    parent_ref_rules,
     regex_problem,
 )
 from gossamer.spec.kinds import served

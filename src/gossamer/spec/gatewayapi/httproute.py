@@ -22,18 +22,23 @@ from gossamer.spec.base import Loc, Resource, SpecModel, problem
 from gossamer.spec.findings import Finding
 from gossamer.spec.gatewayapi.gateway import (
     GROUP,
-    BackendObjectReference,
     BackendRef,
     GatewayDuration,
     HeaderName,
     Hostname,
+    HTTPHeaderFilter,
+    HTTPRequestMirrorFilter,
     LocalObjectReference,
     ParentReference,
     PortNumber,
     PreciseHostname,
+    SessionPersistence,
     duplicates,
     enum,
+    filter_field_rules,
+    filter_list_rules,
     parent_ref_rules,
+    regex_problem,
 )
 from gossamer.spec.kinds import served
 
@@ -44,15 +49,6 @@ MatchTypeName = Literal["Exact", "RegularExpression"]
 MatchType = Annotated[MatchTypeName, enum(*get_args(MatchTypeName))]
 _PATH_CHARS = r"^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$"
 _PATH_VALID = re2.compile(_PATH_CHARS)
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why `pattern` is not an RE2 regular expression Envoy can run, or None."""
-    try:
-        re2.compile(pattern)
-    except re2.error as exc:
-        return f"invalid regular expression {pattern!r}: {exc}"
-    return None
 
 
 class HTTPPathMatch(SpecModel):
@@ -122,26 +118,6 @@ class HTTPRouteMatch(SpecModel):
         yield from duplicates((*at, "queryParams"), (q.name for q in self.query_params))
 
 
-class HTTPHeader(SpecModel):
-    name: HeaderName
-    value: str = Field(min_length=1, max_length=4096)
-
-
-class HTTPHeaderFilter(SpecModel):
-    """`set` overwrites, `add` appends, `remove` deletes (header names case-insensitive)."""
-
-    set: list[HTTPHeader] = Field(default_factory=list, max_length=16)
-    add: list[HTTPHeader] = Field(default_factory=list, max_length=16)
-    remove: list[str] = Field(default_factory=list, max_length=16)
-
-    def rules(self, at: Loc) -> Iterator[Finding]:
-        yield from duplicates((*at, "set"), (h.name for h in self.set))
-        yield from duplicates((*at, "add"), (h.name for h in self.add))
-        for index, name in enumerate(self.remove):
-            if name in self.remove[:index]:
-                yield problem((*at, "remove", index), f"Duplicate value: {name!r}")
-
-
 class HTTPPathModifier(SpecModel):
     type: Annotated[
         Literal["ReplaceFullPath", "ReplacePrefixMatch"],
@@ -182,36 +158,6 @@ class HTTPRequestRedirectFilter(SpecModel):
 class HTTPURLRewriteFilter(SpecModel):
     hostname: PreciseHostname | None = None
     path: HTTPPathModifier | None = None
-
-
-class Fraction(SpecModel):
-    numerator: int = Field(ge=0)
-    denominator: int = Field(default=100, ge=1)
-
-    def rules(self, at: Loc) -> Iterator[Finding]:
-        if self.numerator > self.denominator:
-            yield problem(at, "numerator must be less than or equal to denominator")
-
-
-class HTTPRequestMirrorFilter(SpecModel):
-    """Copy requests to `backendRef`, fire-and-forget; all of them unless percent/fraction."""
-
-    backend_ref: BackendObjectReference
-    percent: int | None = Field(default=None, ge=0, le=100)
-    fraction: Fraction | None = None
-
-    def rules(self, at: Loc) -> Iterator[Finding]:
-        if self.percent is not None and self.fraction is not None:
-            yield problem(
-                at, "Only one of percent or fraction may be specified in HTTPRequestMirrorFilter"
-            )
-
-    @property
-    def share(self) -> float:
-        """The mirrored share of requests, 0.0 to 1.0."""
-        if self.fraction is not None:
-            return self.fraction.numerator / self.fraction.denominator
-        return 1.0 if self.percent is None else self.percent / 100
 
 
 _WILDCARD_METHOD = Annotated[Literal[MethodName, "*"], enum(*get_args(MethodName), "*")]
@@ -273,34 +219,6 @@ class HTTPRouteFilter(SpecModel):
         yield from filter_field_rules(at, self, _FILTER_FIELDS)
 
 
-def filter_field_rules(at: Loc, flt: SpecModel, fields: dict[str, str]) -> Iterator[Finding]:
-    """CEL: `filter.<field>` is set exactly when `type` names it."""
-    kind = getattr(flt, "type")  # noqa: B009  (every filter model has `type`)
-    by_alias = {info.alias or name: name for name, info in type(flt).model_fields.items()}
-    for filter_type, field in fields.items():
-        present = getattr(flt, by_alias[field]) is not None
-        if present and kind != filter_type:
-            yield problem(at, f"filter.{field} must be nil if the filter.type is not {filter_type}")
-        if not present and kind == filter_type:
-            yield problem(at, f"filter.{field} must be specified for {filter_type} filter.type")
-
-
-def filter_list_rules(
-    at: Loc, filters: Sequence[SpecModel], unique: Sequence[str]
-) -> Iterator[Finding]:
-    """CEL on a filter list: no type of `unique` twice; not both redirect and rewrite."""
-    kinds = [getattr(f, "type") for f in filters]  # noqa: B009
-    if "RequestRedirect" in kinds and "URLRewrite" in kinds:
-        yield problem(
-            at,
-            "May specify either httpRouteFilterRequestRedirect or httpRouteFilterRequestRewrite, "
-            "but not both",
-        )
-    for kind in unique:
-        if kinds.count(kind) > 1:
-            yield problem(at, f"{kind} filter cannot be repeated")
-
-
 _HTTP_UNIQUE = (
     "CORS",
     "RequestHeaderModifier",
@@ -341,43 +259,6 @@ class HTTPRouteRetry(SpecModel):
         for index, code in enumerate(self.codes):
             if code in self.codes[:index]:
                 yield problem((*at, "codes", index), f"Duplicate value: {code}")
-
-
-class CookieConfig(SpecModel):
-    name: HeaderName | None = None
-    path: str | None = Field(default=None, max_length=1024)
-    lifetime_type: Annotated[Literal["Permanent", "Session"], enum("Permanent", "Session")] = (
-        "Session"
-    )
-
-
-class HeaderConfig(SpecModel):
-    name: HeaderName
-
-
-class SessionPersistence(SpecModel):
-    """Sticky sessions by cookie (default) or header (`sessionName`/`cookieConfig`: older form)."""
-
-    type: Annotated[Literal["Cookie", "Header"], enum("Cookie", "Header")] = "Cookie"
-    absolute_timeout: GatewayDuration | None = None
-    idle_timeout: GatewayDuration | None = None
-    cookie: CookieConfig | None = None
-    header: HeaderConfig | None = None
-    session_name: str | None = Field(default=None, max_length=128)
-    cookie_config: CookieConfig | None = None
-
-    def rules(self, at: Loc) -> Iterator[Finding]:
-        cookie = self.cookie or self.cookie_config
-        if cookie and cookie.lifetime_type == "Permanent" and self.absolute_timeout is None:
-            yield problem(
-                at, "AbsoluteTimeout must be specified when cookie lifetimeType is Permanent"
-            )
-        if self.cookie is not None and self.type != "Cookie":
-            yield problem(at, "cookie must be nil if type is not Cookie")
-        if self.header is not None and self.type != "Header":
-            yield problem(at, "header must be nil if type is not Header")
-        if self.header is None and self.type == "Header":
-            yield problem(at, "header must be specified for Header type")
 
 
 def _default_matches() -> list[HTTPRouteMatch]:
