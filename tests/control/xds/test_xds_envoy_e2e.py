@@ -13,10 +13,10 @@ from typing import Any
 
 import grpc
 import pytest
-from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend, until
-from tests.control.xds.xds_world import StaticSource, world
 
 from gossamer.control.xds import AdsServer, SyncState
+from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend, until
+from tests.control.xds.xds_world import StaticSource, world
 
 REPO = Path(__file__).resolve().parents[3]
 ENVOY = Path(os.environ.get("GOSSAMER_ENVOY", REPO / ".envoy/envoy/_bin/envoy"))

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.control.xds.xds_backends import start_backend, until
-from tests.control.xds.xds_world import HOST, StaticSource, world
 
 from gossamer.control.xds import AdsServer, SyncState
+from tests.control.xds.xds_backends import start_backend, until
+from tests.control.xds.xds_world import HOST, StaticSource, world
 
 pytestmark = pytest.mark.e2e
 CLIENT = Path(__file__).with_name("xds_proxyless_client.py")

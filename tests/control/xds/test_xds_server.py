@@ -8,12 +8,21 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from gossamer.control.xds import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    AdsServer,
+    Snapshot,
+    SyncState,
+)
 from tests.control.xds.xds_client import AdsTestClient
 from tests.control.xds.xds_world import HOST, ROUTE_NAME, StaticSource, cluster, world
-
-from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, AdsServer, SyncState
 
 BACKENDS = {"a": 9001, "b": 9002}
 LISTENER_NAME = f"{HOST}:8080"
@@ -226,3 +235,56 @@ async def test_protocol_errors_end_the_stream(server: AdsServer) -> None:
             await delta.read()
         assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
     assert server.connections() == []
+
+
+def padded_clusters(revision: int, count: int = 100, kib: int = 64) -> Snapshot:
+    """~6 MiB of clusters: more than the transport buffers for a client that does not read."""
+    messages = []
+    for i in range(count):
+        c = cluster(f"c{i}")
+        c.metadata.filter_metadata["pad"].update({"x": "y" * (kib * 1024), "rev": revision})
+        messages.append(c)
+    return Snapshot.build(messages, revision=revision)
+
+
+async def test_slow_stream_delays_nobody_and_coalesces() -> None:
+    source = StaticSource(padded_clusters(1))
+    srv = AdsServer(source, debounce=0.01)
+    port = await srv.start()
+    big = [("grpc.max_receive_message_length", -1)]
+    slow_channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=big)
+    fast = AdsTestClient(
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=big), base_pb2.Node(id="fast")
+    )
+    try:
+        slow = ads_pb2_grpc.AggregatedDiscoveryServiceStub(slow_channel).StreamAggregatedResources()
+        await slow.write(
+            discovery_pb2.DiscoveryRequest(type_url=CLUSTER, node=base_pb2.Node(id="slow"))
+        )
+        await fast.request(CLUSTER)
+        await fast.ack(await fast.recv())
+        for revision in range(2, 6):  # the slow client reads nothing meanwhile
+            source.current = padded_clusters(revision)
+            srv.notify(revision)
+            r = await fast.recv()
+            await fast.ack(r)
+        latest = r.version_info
+        sent = {v.node_id: v.types["cds"].sent_count for v in srv.connections()}
+        assert sent["fast"] == 5 and sent["slow"] < 5  # the slow one is stuck in a write
+        # Once it reads, it gets what was in flight and then only the latest version.
+        versions = []
+        for _ in range(5):
+            m = await asyncio.wait_for(slow.read(), 5)
+            versions.append(m.version_info)
+            await slow.write(
+                discovery_pb2.DiscoveryRequest(
+                    type_url=CLUSTER, version_info=m.version_info, response_nonce=m.nonce
+                )
+            )
+            if m.version_info == latest:
+                break
+        assert versions[-1] == latest and len(versions) <= 3, versions
+    finally:
+        await fast.close()
+        await slow_channel.close()
+        await srv.stop(None)

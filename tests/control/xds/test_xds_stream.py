@@ -9,7 +9,6 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
-from tests.control.xds.xds_world import HOST, ROUTE_NAME, cluster, world
 
 from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot, SyncState
 from gossamer.control.xds.stream import (
@@ -21,6 +20,7 @@ from gossamer.control.xds.stream import (
     Verdict,
     transition,
 )
+from tests.control.xds.xds_world import HOST, ROUTE_NAME, cluster, world
 
 NODE = base_pb2.Node(id="sidecar~10.0.0.1~a-1.default~default.svc.cluster.local")
 SNAP = world({"a": 9001, "b": 9002}, {"a": 50, "b": 50}, envoy_port=15001)
