@@ -1,0 +1,1 @@
+"""Local pods: process supervision, network plumbing and launching real Envoy data planes."""
