@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.conftest import shared_dir
 
 from gossamer.spec import Parsed, parse_document, parse_text
 from gossamer.spec.loader import Document, load_text
@@ -17,6 +16,7 @@ from gossamer.spec.networking.gateway import (
     TLSProtocol,
     server_host_matches,
 )
+from tests.conftest import shared_dir
 
 
 def parse(spec: str, name: str = "gw") -> Parsed:

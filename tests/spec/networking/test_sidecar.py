@@ -5,11 +5,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from tests.conftest import shared_dir
 
 from gossamer.spec import Parsed, parse_document, parse_text
 from gossamer.spec.loader import Document, load_text
 from gossamer.spec.networking.sidecar import CaptureMode, OutboundMode, Sidecar
+from tests.conftest import shared_dir
 
 
 def parse(spec: str | None) -> Parsed:
