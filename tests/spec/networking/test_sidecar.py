@@ -125,7 +125,8 @@ def test_ingress_listener() -> None:
         )
     )
     assert sc.spec.ingress[0].capture_mode is CaptureMode.IPTABLES
-    assert sc.spec.ingress[0].connection_pool == {"tcp": {"maxConnections": 10}}
+    pool = sc.spec.ingress[0].connection_pool
+    assert pool is not None and pool.tcp is not None and pool.tcp.max_connections == 10
 
 
 @pytest.mark.parametrize(
@@ -204,6 +205,10 @@ def test_connection_pools() -> None:
         empty, "spec.inboundConnectionPool", "connection pool must have at least one field"
     )
     assert parse("inboundConnectionPool: {http: {http1MaxPendingRequests: 10}}\n").ok
+    negative = parse("inboundConnectionPool: {tcp: {maxConnections: -1}}\n")
+    assert_rejected(
+        negative, "spec.inboundConnectionPool.tcp.maxConnections", "must be non-negative"
+    )
     tcp_port = parse(
         "ingress:\n"
         "- {port: {number: 5432, protocol: TCP}, connectionPool: {http: {maxRetries: 1}}}\n"

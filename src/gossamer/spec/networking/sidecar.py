@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from typing import Any
 
 from pydantic import Field
 
@@ -20,6 +19,7 @@ from gossamer.spec.networking.gateway import (
     protocol_problem,
     split_host,
 )
+from gossamer.spec.networking.trafficpolicy import ConnectionPoolSettings
 from gossamer.spec.networking.workloadentry import (
     UNIX_PREFIX,
     LabelSelector,
@@ -27,9 +27,6 @@ from gossamer.spec.networking.workloadentry import (
     port_name_problem,
     unix_address_problem,
 )
-
-# TODO: use destinationrule.ConnectionPoolSettings once DestinationRule's models land.
-ConnectionPool = dict[str, Any]
 
 _LOOPBACK_HOSTS = ("", "127.0.0.1", "0.0.0.0", "::1", "::")
 
@@ -61,11 +58,6 @@ class SidecarPort(SpecModel):
             yield problem((*at, "name"), reason)
         if reason := protocol_problem(self.protocol):
             yield problem((*at, "protocol"), reason)
-
-
-def _connection_pool_findings(at: Loc, pool: ConnectionPool | None) -> Iterator[Finding]:
-    if pool is not None and pool.get("http") is None and pool.get("tcp") is None:
-        yield problem(at, "connection pool must have at least one field")
 
 
 def _default_endpoint_problem(endpoint: str) -> str | None:
@@ -101,7 +93,7 @@ class IstioIngressListener(SpecModel):
     capture_mode: CaptureMode = CaptureMode.DEFAULT
     default_endpoint: str = ""
     tls: ServerTLSSettings | None = None
-    connection_pool: ConnectionPool | None = None
+    connection_pool: ConnectionPoolSettings | None = None
 
     def rules(self, at: Loc) -> Iterator[Finding]:
         if self.port is None:
@@ -115,11 +107,10 @@ class IstioIngressListener(SpecModel):
             yield problem((*at, "defaultEndpoint"), reason)
         if self.tls is not None:
             yield from self._tls_rules((*at, "tls"), self.tls)
-        yield from _connection_pool_findings((*at, "connectionPool"), self.connection_pool)
         protocol = Protocol.parse(self.port.protocol)
         if (
-            self.connection_pool
-            and self.connection_pool.get("http") is not None
+            self.connection_pool is not None
+            and self.connection_pool.http is not None
             and not protocol.is_http
         ):
             yield warning(
@@ -237,7 +228,7 @@ class SidecarSpec(SpecModel):
     workload_selector: LabelSelector | None = None
     ingress: list[IstioIngressListener] = Field(default_factory=list)
     egress: list[IstioEgressListener] = Field(default_factory=list)
-    inbound_connection_pool: ConnectionPool | None = None
+    inbound_connection_pool: ConnectionPoolSettings | None = None
     outbound_traffic_policy: OutboundTrafficPolicy | None = None
 
     @property
@@ -273,9 +264,6 @@ class SidecarSpec(SpecModel):
                         "sidecar: ports on IP bound listeners must be unique",
                     )
                 ports.add(listener.port.number)
-        yield from _connection_pool_findings(
-            (*at, "inboundConnectionPool"), self.inbound_connection_pool
-        )
         yield from self._egress_rules(at)
 
     def _egress_rules(self, at: Loc) -> Iterator[Finding]:
