@@ -77,7 +77,11 @@ class AdsServer:
         self.pushes = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Bind (port 0 = ephemeral) and serve; returns the bound port. OSError if bind fails."""
+        """Bind (port 0 = ephemeral) and serve; returns the bound port.
+
+        Raises OSError if the address cannot be bound (SO_REUSEPORT is off, so a port held by
+        another control plane fails here) and RuntimeError if already started.
+        """
         if self._server is not None:
             raise RuntimeError("AdsServer already started")
         # No SO_REUSEPORT: a second control plane on the same port must fail, not share it.
@@ -109,7 +113,8 @@ class AdsServer:
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop serving; streams get `grace` seconds (None: none) before they are cancelled."""
+        """Stop serving and release the port; never raises. Streams get `grace` seconds
+        (None: none) before they are cancelled; the same object may be started again."""
         server, self._server = self._server, None
         pusher, self._pusher = self._pusher, None
         if pusher is not None:
@@ -120,7 +125,11 @@ class AdsServer:
             await server.stop(grace)
 
     def notify(self, revision: int) -> None:
-        """Config changed (store or registry) at `revision`: push after the debounce."""
+        """Config changed (store or registry) at `revision`: push after the debounce.
+
+        Call it on the server's event loop (it is not thread-safe); it never raises or blocks.
+        Before `start` the change is remembered and pushed once the server runs.
+        """
         self._debouncer.note(time.monotonic(), revision)
         self._changed.set()
 
@@ -204,9 +213,9 @@ class AdsServer:
             await stream.wake.wait()
             stream.wake.clear()
             node = stream.state.node
-            if stream.closed or node is None:
-                if stream.closed:
-                    return
+            if stream.closed:
+                return
+            if node is None:  # cannot happen: only a request with a node wakes a new stream
                 continue
             try:
                 snapshot = self._source.snapshot(node)
