@@ -22,19 +22,18 @@ import sys
 import time
 from typing import Any
 
+# The extension messages must be imported for ParseDict to resolve their "@type".
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2 as epc
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import api_listener_pb2, listener_pb2
-from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm,
+    http_connection_manager_pb2,
 )
-from google.protobuf import any_pb2, wrappers_pb2
+from google.protobuf.json_format import ParseDict
 
+_ = (router_pb2, http_connection_manager_pb2)
 SERVICES = 50
 CHILD_LIFETIME = 600.0  # seconds: a child that lost its parent still exits
 
@@ -50,70 +49,67 @@ def service_names(i: int) -> dict[str, Any]:
 
 def build_messages(weight: int) -> list[Any]:
     """50 services: API listener → route (v1/v2 split at `weight`%) → 2 EDS clusters each."""
-    ads = config_source_pb2.ConfigSource(
-        ads=config_source_pb2.AggregatedConfigSource(),
-        resource_api_version=config_source_pb2.V3,
-    )
-
-    def packed(msg: Any) -> Any:
-        a = any_pb2.Any()
-        a.Pack(msg)
-        return a
-
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    router = {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
     out: list[Any] = []
     for i in range(SERVICES):
         n = service_names(i)
-        manager = hcm.HttpConnectionManager(
-            rds=hcm.Rds(config_source=ads, route_config_name=n["route"]),
-            http_filters=[
-                hcm.HttpFilter(
-                    name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())
-                )
-            ],
-        )
+        manager = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network."
+            "http_connection_manager.v3.HttpConnectionManager",
+            "rds": {"config_source": ads, "route_config_name": n["route"]},
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": router}],
+        }
         out.append(
-            listener_pb2.Listener(
-                name=n["listener"],
-                api_listener=api_listener_pb2.ApiListener(api_listener=packed(manager)),
+            ParseDict(
+                {"name": n["listener"], "api_listener": {"api_listener": manager}},
+                listener_pb2.Listener(),
             )
         )
         split = [
-            rc.WeightedCluster.ClusterWeight(name=c, weight=wrappers_pb2.UInt32Value(value=w))
+            {"name": c, "weight": w}
             for c, w in zip(n["clusters"], (weight, 100 - weight), strict=True)
         ]
-        action = rc.RouteAction(weighted_clusters=rc.WeightedCluster(clusters=split))
-        vhost = rc.VirtualHost(
-            name=n["listener"],
-            domains=[n["listener"]],
-            routes=[rc.Route(match=rc.RouteMatch(prefix="/"), route=action)],
+        vhost = {
+            "name": n["listener"],
+            "domains": [n["listener"]],
+            "routes": [
+                {"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": split}}}
+            ],
+        }
+        out.append(
+            ParseDict(
+                {"name": n["route"], "virtual_hosts": [vhost]}, route_pb2.RouteConfiguration()
+            )
         )
-        out.append(route_pb2.RouteConfiguration(name=n["route"], virtual_hosts=[vhost]))
         for k, c in enumerate(n["clusters"]):
             out.append(
-                cluster_pb2.Cluster(
-                    name=c,
-                    type=cluster_pb2.Cluster.EDS,
-                    eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads),
+                ParseDict(
+                    {"name": c, "type": "EDS", "eds_cluster_config": {"eds_config": ads}},
+                    cluster_pb2.Cluster(),
                 )
             )
             eps = [
-                epc.LbEndpoint(
-                    endpoint=epc.Endpoint(
-                        address=address_pb2.Address(
-                            socket_address=address_pb2.SocketAddress(
-                                address=f"10.{i}.{k}.{e}", port_value=8080
-                            )
-                        )
-                    )
-                )
+                {
+                    "endpoint": {
+                        "address": {
+                            "socket_address": {"address": f"10.{i}.{k}.{e}", "port_value": 8080}
+                        }
+                    }
+                }
                 for e in range(3)
             ]
-            locality = epc.LocalityLbEndpoints(
-                locality=base_pb2.Locality(region="r1", zone="z1"),
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
-                lb_endpoints=eps,
+            locality = {
+                "locality": {"region": "r1", "zone": "z1"},
+                "load_balancing_weight": 1,
+                "lb_endpoints": eps,
+            }
+            out.append(
+                ParseDict(
+                    {"cluster_name": c, "endpoints": [locality]},
+                    endpoint_pb2.ClusterLoadAssignment(),
+                )
             )
-            out.append(endpoint_pb2.ClusterLoadAssignment(cluster_name=c, endpoints=[locality]))
     return out
 
 
@@ -177,6 +173,7 @@ async def serve(debounce: float, cache_size: int) -> None:
 
 async def clients(port: int, count: int, first: int) -> None:
     import grpc
+    from envoy.config.core.v3 import base_pb2
     from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
     prefix = "type.googleapis.com/envoy.config."
