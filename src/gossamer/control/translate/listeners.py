@@ -1,0 +1,137 @@
+"""Socket listeners and their network filters: HTTP connection managers and TCP proxies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from gossamer.control.translate.clusters import ads, socket_address
+from gossamer.control.translate.policies import (
+    CORS_FILTER,
+    FAULT_FILTER,
+    ROUTER_FILTER,
+    packed,
+)
+
+HCM = "envoy.filters.network.http_connection_manager"
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
+OUTBOUND = base_pb2.OUTBOUND
+INBOUND = base_pb2.INBOUND
+
+
+def http_filters() -> list[hcm_pb2.HttpFilter]:
+    """fault → cors → router (router last). Filters with no per-route config do nothing."""
+    return [
+        hcm_pb2.HttpFilter(name=FAULT_FILTER, typed_config=packed(fault_pb2.HTTPFault())),
+        hcm_pb2.HttpFilter(name=CORS_FILTER, typed_config=packed(cors_pb2.Cors())),
+        hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=packed(router_pb2.Router())),
+    ]
+
+
+def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
+    return hcm_pb2.HttpConnectionManager(
+        stat_prefix=stat_prefix,
+        http_filters=http_filters(),
+        upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
+    )
+
+
+def rds_filter(route_name: str) -> lc.Filter:
+    hcm = _hcm(route_name)
+    hcm.rds.CopyFrom(hcm_pb2.Rds(config_source=ads(), route_config_name=route_name))
+    return lc.Filter(name=HCM, typed_config=packed(hcm))
+
+
+def inline_routes_filter(stat_prefix: str, config: route_pb2.RouteConfiguration) -> lc.Filter:
+    hcm = _hcm(stat_prefix)
+    hcm.route_config.CopyFrom(config)
+    return lc.Filter(name=HCM, typed_config=packed(hcm))
+
+
+def tcp_proxy_filter(stat_prefix: str, weighted: Sequence[tuple[str, int]]) -> lc.Filter:
+    """To one cluster, or split by relative weight among several."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    if len(weighted) == 1:
+        proxy.cluster = weighted[0][0]
+    else:
+        for cluster, weight in weighted:
+            proxy.weighted_clusters.clusters.add(name=cluster, weight=weight)
+    return lc.Filter(name=TCP_PROXY, typed_config=packed(proxy))
+
+
+def socket_listener(
+    name: str,
+    address: str,
+    port: int,
+    filters: Sequence[lc.Filter],
+    *,
+    bind: bool,
+    direction: int = OUTBOUND,
+) -> listener_pb2.Listener:
+    """A listener on address:port; `bind` False means it only receives connections handed over
+    by the capture listener (virtualOutbound) for that original destination."""
+    out = listener_pb2.Listener(
+        name=name,
+        address=socket_address(address, port),
+        filter_chains=[lc.FilterChain(filters=list(filters))],
+        traffic_direction=direction,
+    )
+    if not bind:
+        out.bind_to_port.value = False
+    return out
+
+
+def virtual_outbound(port: int, passthrough: str) -> listener_pb2.Listener:
+    """0.0.0.0:15001: iptables sends all outbound TCP here; each connection goes to the listener
+    of its original destination, else to the passthrough cluster (ALLOW_ANY)."""
+    out = socket_listener(
+        "virtualOutbound",
+        "0.0.0.0",
+        port,
+        [tcp_proxy_filter(passthrough, [(passthrough, 1)])],
+        bind=True,
+    )
+    out.use_original_dst.value = True
+    out.filter_chains[0].name = "PassthroughFilterChain"
+    return out
+
+
+def virtual_inbound(
+    port: int, chains: Sequence[lc.FilterChain], passthrough: str
+) -> listener_pb2.Listener:
+    """0.0.0.0:15006: inbound traffic, one filter chain per application port; others pass."""
+    default = lc.FilterChain(
+        name="InboundPassthroughFilterChain",
+        filters=[tcp_proxy_filter(passthrough, [(passthrough, 1)])],
+    )
+    out = listener_pb2.Listener(
+        name="virtualInbound",
+        address=socket_address("0.0.0.0", port),
+        filter_chains=[*chains, default],
+        traffic_direction=INBOUND,
+        listener_filters=[
+            lc.ListenerFilter(
+                name=ORIGINAL_DST, typed_config=packed(original_dst_pb2.OriginalDst())
+            )
+        ],
+    )
+    return out
+
+
+def port_chain(name: str, target: int, filters: Sequence[lc.Filter]) -> lc.FilterChain:
+    chain = lc.FilterChain(name=name, filters=list(filters))
+    chain.filter_chain_match.destination_port.value = target
+    return chain
