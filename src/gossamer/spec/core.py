@@ -48,7 +48,7 @@ class ServicePort(SpecModel):
     port: int = Field(ge=1, le=65535)
     name: str | None = None
     target_port: int | str | None = None
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    protocol: str = "TCP"  # TCP, UDP or SCTP: checked in rules so analyzers still see the port
     app_protocol: str | None = None
     node_port: int | None = None
 
@@ -61,6 +61,11 @@ class ServicePort(SpecModel):
         return self.target_port if isinstance(self.target_port, int) else self.port
 
     def rules(self, at: Loc) -> Iterator[Finding]:
+        if self.protocol not in ("TCP", "UDP", "SCTP"):
+            yield problem(
+                (*at, "protocol"),
+                f'Unsupported value: "{self.protocol}": supported values: "SCTP", "TCP", "UDP"',
+            )
         if self.name is not None and not DNS1123_LABEL.match(self.name):
             yield problem((*at, "name"), "port name must be a lowercase RFC 1123 label")
         if isinstance(self.target_port, int) and not 1 <= self.target_port <= 65535:

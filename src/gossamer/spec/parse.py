@@ -32,6 +32,9 @@ class Parsed:
     document: Document
     resource: Resource | None = None
     findings: list[Finding] = field(default_factory=list)
+    # The typed object even when its rules refused it: analyzers look at it, as `istioctl
+    # analyze` looks at objects that fail validation. Never stored or served.
+    candidate: Resource | None = None
     skipped: bool = False  # a kind Gossamer knowingly does not serve (Deployment, EnvoyFilter)
 
     @property
@@ -97,7 +100,7 @@ def parse_document(document: Document) -> Parsed:
     except ValidationError as exc:
         parsed.findings.extend(locate(f) for f in _shape_findings(exc.errors()))
         return parsed
-    parsed.resource = resource
+    parsed.resource = parsed.candidate = resource
     parsed.findings.extend(locate(f) for f in resource.check())
     if not parsed.ok:
         parsed.resource = None

@@ -77,9 +77,10 @@ def corpus_of(parsed: Iterable[Parsed]) -> Corpus:
     others: list[Document] = []
     origin: dict[int, Document] = {}
     for p in parsed:
-        if p.resource is not None:
-            resources.append(p.resource)
-            origin[id(p.resource)] = p.document
+        seen = p.resource or p.candidate
+        if seen is not None:
+            resources.append(seen)
+            origin[id(seen)] = p.document
         elif p.skipped:
             others.append(p.document)
     return Corpus(resources, others, origin)
