@@ -120,10 +120,15 @@ CASES: dict[str, Expectation] = {
     "istio/analyzers/virtualservice_destinationhosts.yaml": [
         (1, "spec.ports[0].protocol"),
         (4, "hostname cannot be wildcard"),
+        (8, "destination is required"),
     ],
     "istio/analyzers/virtualservice_gateways.yaml": [
         (0, "gateway must have at least one server"),
         (1, "gateway must have at least one server"),
+        (2, "http, tcp or tls must be provided in virtual service"),
+        (3, "http, tcp or tls must be provided in virtual service"),
+        (4, "wildcard host * is not allowed for virtual services bound to the mesh gateway"),
+        (5, "http, tcp or tls must be provided in virtual service"),
     ],
     # Istio: AuthorizationPolicy builder inputs (the -out files are Envoy RBAC, not config).
     **{

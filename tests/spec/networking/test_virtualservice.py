@@ -396,20 +396,21 @@ def test_shape_errors_for_removed_and_unknown_fields() -> None:
     assert ("spec.http[0].fault.abort.percent", "unknown field 'percent'") in errors(parsed)
 
 
-def test_inert_virtual_services_only_warn() -> None:
-    # Istio's webhook refuses these; its analyzer test data (which the corpus keeps) has them.
+def test_virtual_services_that_route_nothing_are_refused() -> None:
+    # Istio's webhook refuses these (its analyzer test data has them: the corpus test expects
+    # those documents rejected).
     for spec, field, reason in (
         ("hosts: [reviews]", "spec", "http, tcp or tls must be provided in virtual service"),
         ("hosts: ['*']", "spec.hosts[0]", "wildcard host * is not allowed"),
         (
             "hosts: [a]\nhttp: [{route: [{}, {destination: {host: a}}]}]",
             "spec.http[0].route[0].destination",
-            "destination is required: this entry is ignored",
+            "destination is required",
         ),
     ):
         parsed = parse_vs(spec)
-        assert parsed.ok
-        assert any(f.field == field and reason in f.reason for f in parsed.findings)
+        assert not parsed.ok
+        assert any(f.field == field and reason in f.reason and f.is_error for f in parsed.findings)
 
 
 def test_uppercase_header_match_names_warn() -> None:
@@ -543,11 +544,15 @@ CORPUS_DIRS = (
     "analyzers",
 )
 # (file, document index) → reason substring; every other VirtualService must be accepted.
+NO_ROUTES = "http, tcp or tls must be provided in virtual service"
 VS_REJECTED = {
     ("validation-legacy/networking-v1alpha3-VirtualService-regexp-invalid.yaml", 0): (
         "error parsing regexp: invalid or unsupported Perl syntax"
     ),
     ("analyzers/deprecation.yaml", 1): "HTTP route, redirect or direct_response is required",
+    # Analyzer fixtures that route nothing: Istio's webhook refuses them too.
+    ("analyzers/virtualservice_destinationhosts.yaml", 8): "destination is required",
+    **{("analyzers/virtualservice_gateways.yaml", i): NO_ROUTES for i in (2, 3, 4, 5)},
 }
 
 

@@ -1,1 +1,1 @@
-"""networking.istio.io kinds: VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar, WorkloadEntry."""
+"""networking.istio.io kinds: VirtualService, DestinationRule, Gateway, ServiceEntry, ..."""

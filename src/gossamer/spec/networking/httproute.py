@@ -313,10 +313,7 @@ class HTTPRoute(SpecModel):
         yield from self._authority_findings(at)
         for index, entry in enumerate(self.route):
             if entry.destination is None:
-                yield warning(
-                    (*at, "route", index, "destination"),
-                    "destination is required: this entry is ignored (Istio's webhook refuses it)",
-                )
+                yield problem((*at, "route", index, "destination"), "destination is required")
         weights = [d.weight if d.destination is not None else None for d in self.route]
         yield from weight_findings((*at, "route"), weights)
         yield from duration_findings((*at, "timeout"), self.timeout)

@@ -204,8 +204,7 @@ class VirtualServiceSpec(SpecModel):
             yield from self._jwt_claim_findings(at)
         yield from self._host_findings(at)
         if not self.routes_anything:
-            # Istio's webhook refuses this; Istio's analyzer test data relies on it being read.
-            yield warning(at, "http, tcp or tls must be provided in virtual service")
+            yield problem(at, "http, tcp or tls must be provided in virtual service")
         for index, route in enumerate(self.http):
             yield from route.action_findings((*at, "http", index), in_delegate=self.is_delegate)
         for r_index, tls in enumerate(self.tls):
@@ -243,9 +242,7 @@ class VirtualServiceSpec(SpecModel):
                     yield problem((*at, "hosts", index), reason)
                     all_valid = False
             elif not self.gateway_only and host == "*":
-                # Only a VirtualService that routes something would capture all mesh traffic.
-                report = problem if self.routes_anything else warning
-                yield report(
+                yield problem(
                     (*at, "hosts", index),
                     "wildcard host * is not allowed for virtual services bound to the mesh gateway",
                 )
