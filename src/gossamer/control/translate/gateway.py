@@ -34,7 +34,7 @@ GATEWAY_NAME_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gatew
 
 
 def gateway_resources(world: World, node: ProxyNode) -> list[Message]:
-    rules = DestinationRules(world, node.namespace)
+    rules = DestinationRules(world, node.namespace, node.labels)
     configs: dict[int, route_pb2.RouteConfiguration] = {}
     used: dict[int, set[str]] = {}
 

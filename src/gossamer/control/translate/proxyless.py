@@ -43,7 +43,7 @@ def api_hcm(route_name: str) -> hcm_pb2.HttpConnectionManager:
 
 
 def proxyless_resources(world: World, node: ProxyNode) -> list[Message]:
-    rules = DestinationRules(world, node.namespace)
+    rules = DestinationRules(world, node.namespace, node.labels)
     services = [s for s in visible_services(world, node.namespace) if s.resolution != "NONE"]
     vss = mesh_virtual_services(world, node.namespace)
     mesh_routes = world.of(GatewayHTTPRoute)

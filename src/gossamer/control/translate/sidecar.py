@@ -52,7 +52,7 @@ def domains(svc: MeshService, port: int, namespace: str) -> list[str]:
 
 
 def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
-    rules = DestinationRules(world, node.namespace)
+    rules = DestinationRules(world, node.namespace, node.labels)
     services = visible_services(world, node.namespace)
     vss = mesh_virtual_services(world, node.namespace)
     mesh_routes = world.of(GatewayHTTPRoute)
