@@ -282,8 +282,6 @@ def outcome(route: rc.Route, vhost: str, path: str, authority: str) -> Outcome:
     elif ra.prefix_rewrite and route.match.WhichOneof("path_specifier") == "path":
         plain = ra.prefix_rewrite
     elif ra.HasField("regex_rewrite"):
-        plain = re2.sub(
-            ra.regex_rewrite.pattern.regex, _re2_sub(ra.regex_rewrite.substitution), plain
-        )
+        plain = re2.sub(ra.regex_rewrite.pattern.regex, ra.regex_rewrite.substitution, plain)
     out.path = plain + sep + query
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from tests.control.translate.worlds import (
     bookinfo_pods,
     cluster,

@@ -6,15 +6,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import shared_dir
-from tests.control.translate.simulate import Simulator
-
 from gossamer.control.registry import Workload
 from gossamer.control.translate import build_snapshot
 from gossamer.control.world import World, build_world
 from gossamer.control.xds.node import ProxyNode
 from gossamer.spec import parse_text
 from gossamer.spec.base import Resource
+from tests.conftest import shared_dir
+from tests.control.translate.simulate import Simulator
 
 BOOKINFO = shared_dir() / "conformance" / "istio" / "bookinfo"
 
@@ -23,10 +22,10 @@ def resources(*texts: str) -> list[Resource]:
     """Parse YAML texts (or Bookinfo file names ending in .yaml); every document must be valid."""
     out: list[Resource] = []
     for text in texts:
-        source = "inline"
+        source, body = "inline", text
         if text.endswith(".yaml") and "\n" not in text:
-            source, text = text, (BOOKINFO / text).read_text()
-        for parsed in parse_text(text, source=source):
+            source, body = text, (BOOKINFO / text).read_text()
+        for parsed in parse_text(body, source=source):
             errors = [f for f in parsed.findings if f.is_error]
             assert not errors, errors
             if parsed.resource is not None:
@@ -79,7 +78,7 @@ def simulate(w: World, n: ProxyNode | None = None) -> Simulator:
 
 
 def bookinfo_pods() -> tuple[Workload, ...]:
-    """One pod per Bookinfo deployment (reviews v1–v3, ratings v1, details v1, productpage v1)."""
+    """One pod per Bookinfo deployment (reviews v1-v3, ratings v1, details v1, productpage v1)."""
     pods = []
     address = 10
     for app, versions in (
