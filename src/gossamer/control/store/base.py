@@ -88,7 +88,7 @@ class StoreError(Exception):
     """Base of every error a store raises on purpose (bad state, refused write, I/O failure)."""
 
 
-class Conflict(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
+class Conflict(StoreError):
     """A write's `expected_revision` did not hold: the object exists, or was changed meanwhile.
 
     `actual` is the object's current mod_revision. Maps to HTTP 409.
@@ -108,7 +108,7 @@ class Conflict(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
         super().__init__(message)
 
 
-class NotFound(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
+class NotFound(StoreError):
     """The object does not exist (get, delete, or update with a resourceVersion). Maps to 404."""
 
     def __init__(self, key: ResourceKey, expected: int | None = None) -> None:
@@ -118,7 +118,7 @@ class NotFound(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
         super().__init__(f"{key} not found{sent}")
 
 
-class Compacted(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
+class Compacted(StoreError):
     """A watch asked for history that the store no longer keeps: list again, then watch."""
 
     def __init__(self, requested: int, compacted: int) -> None:
@@ -130,7 +130,7 @@ class Compacted(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
         )
 
 
-class StoreLocked(StoreError):  # noqa: N818 (etcd's and Kubernetes' names)
+class StoreLocked(StoreError):
     """Another control plane holds this store; `pid` is its process id when known."""
 
     def __init__(self, path: str, pid: int | None) -> None:
