@@ -48,28 +48,48 @@ def strings(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
+# Controllers whose `spec.template` describes the Pods they will run.
+CONTROLLERS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+def _pod(namespace: str, name: str, meta: Mapping[str, Any], spec: object) -> Pod:
+    spec = spec if isinstance(spec, dict) else {}
+    containers = [
+        (str(c.get("name", "")), str(c.get("image") or ""))
+        for key in ("containers", "initContainers")
+        for c in spec.get(key) or []
+        if isinstance(c, dict)
+    ]
+    return Pod(
+        namespace,
+        name,
+        strings(meta.get("labels")),
+        strings(meta.get("annotations")),
+        tuple(containers),
+    )
+
+
 def pods(corpus: Corpus) -> list[Pod]:
-    """Pods of the corpus, plus istioctl's default ingress gateway Pod."""
+    """Pods of the corpus, the Pods its Deployments (and other controllers) will run, named
+    after the controller, plus istioctl's default ingress gateway Pod.
+
+    istioctl reads Pod objects only; files rarely hold Pods, and a Deployment's template says
+    exactly which labels its Pods will carry, so Gossamer counts them too.
+    """
     found: list[Pod] = []
     for body in corpus.others_of("Pod"):
         meta = meta_of(body)
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-        assert isinstance(spec, dict)
-        containers = [
-            (str(c.get("name", "")), str(c.get("image") or ""))
-            for key in ("containers", "initContainers")
-            for c in spec.get(key) or []
-            if isinstance(c, dict)
-        ]
-        found.append(
-            Pod(
-                str(meta.get("namespace") or "default"),
-                str(meta.get("name") or ""),
-                strings(meta.get("labels")),
-                strings(meta.get("annotations")),
-                tuple(containers),
-            )
-        )
+        namespace = str(meta.get("namespace") or "default")
+        found.append(_pod(namespace, str(meta.get("name") or ""), meta, body.get("spec")))
+    for kind in CONTROLLERS:
+        for body in corpus.others_of(kind):
+            meta = meta_of(body)
+            spec = body.get("spec")
+            template = spec.get("template") if isinstance(spec, dict) else None
+            if isinstance(template, dict):
+                namespace = str(meta.get("namespace") or "default")
+                name = str(meta.get("name") or "")
+                found.append(_pod(namespace, name, meta_of(template), template.get("spec")))
     if not any(p.namespace == ROOT_NAMESPACE and p.name == DEFAULT_INGRESS_POD.name for p in found):
         found.append(DEFAULT_INGRESS_POD)
     return found
