@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gossamer.spec.analyzers import analyze
-from gossamer.spec.analyzers.world import analysis_corpus
 from gossamer.spec.findings import Finding
 from gossamer.spec.parse import Parsed, parse_text
+from gossamer.spec.validate import corpus_of
 
 # files → (code, "namespace/name") expected, with repeats; a name without namespace in Istio's
 # table is in `default` here. Only these codes are compared: other analyzers legitimately add
@@ -119,7 +119,7 @@ def _findings(directory: Path, files: tuple[str, ...]) -> list[Finding]:
     for name in files:
         parsed.extend(parse_text((directory / name).read_text(encoding="utf-8"), name))
     from_models = [f for p in parsed for f in p.findings if f.code]
-    return from_models + analyze(analysis_corpus(parsed))
+    return from_models + analyze(corpus_of(parsed))
 
 
 @pytest.mark.parametrize("files", sorted(CASES), ids="+".join)
@@ -140,4 +140,4 @@ def test_analyzers_run_on_the_whole_corpus_without_crashing(conformance: Path) -
     parsed: list[Parsed] = []
     for path in sorted((conformance / "istio").rglob("*.yaml")):
         parsed.extend(parse_text(path.read_text(encoding="utf-8"), path.name))
-    assert all(f.code for f in analyze(analysis_corpus(parsed)))
+    assert all(f.code for f in analyze(corpus_of(parsed)))

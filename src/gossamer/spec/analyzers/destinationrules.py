@@ -4,7 +4,8 @@ origination without server verification.
 1. As Istio's SubsetSelectPodAnalyzer, the host must resolve (like a VirtualService destination,
    with the rule's exportTo) to a Service or ServiceEntry, else IST0174; then each subset's
    labels, merged with a ServiceEntry's workloadSelector, must select some Pod (any namespace,
-   as Istio does), else IST0173 ("would give 503 UH"). Files-only rule (see `world`): with no
+   as Istio does), else IST0173 ("would give 503 UH"). Unlike Istio, a wildcard host is found
+   when it matches some visible service. Files-only rule (see `world`): with no
    Service or ServiceEntry in the files, neither is checked. Pods include the Pods that
    Deployments will run (see `workloads`).
 2. `tls.mode` SIMPLE or MUTUAL without `caCertificates` does not verify the server: IST0128 at
@@ -32,6 +33,8 @@ def subsets_select_pods(corpus: Corpus) -> Iterator[tuple[Resource, Finding]]:
         return
     workloads = pods(corpus)
     for dr in corpus.of(DestinationRule):
+        if not dr.spec.host:
+            continue  # refused by validation already
         entry = registry.lookup(dr.namespace, dr.spec.export_to, dr.spec.host)
         if entry is None:
             yield (

@@ -8,9 +8,9 @@ Theory of operation (files-only analysis, like `istioctl analyze --use-kube=fals
    several files never make a reference "missing". Conflict checks use `latest()`: one resource
    per namespace/name, the last one read, as applying the files in order would leave it.
 3. A reference is only checked against a kind the files actually contain: with no Service or
-   ServiceEntry at all, hosts cannot be resolved and are not reported; with no DestinationRule,
-   subsets are not. istioctl reports every such reference; for a VirtualService checked alone
-   that is noise, not a finding (see `Registry.known` and `has_kind`).
+   ServiceEntry at all, hosts are not checked (`Registry.known`); with no DestinationRule,
+   subsets are not; with no Gateway, gateway references are not. istioctl reports every such
+   reference as missing; for a VirtualService checked alone that is noise, not a finding.
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gossamer.spec.analyzers.base import Corpus
-from gossamer.spec.analyzers.workloads import ROOT_NAMESPACE, meta_of, strings
+from gossamer.spec.analyzers.workloads import ROOT_NAMESPACE
 from gossamer.spec.base import Loc, Resource, problem
 from gossamer.spec.core import Service
 from gossamer.spec.findings import Finding, Level
-from gossamer.spec.kinds import KINDS, split_api_version
-from gossamer.spec.loader import Document
+from gossamer.spec.networking.names import host_matches
 from gossamer.spec.networking.serviceentry import ServiceEntry
-from gossamer.spec.parse import Parsed
 
 R = TypeVar("R", bound=Resource)
 
@@ -82,42 +80,6 @@ def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-# --- building the corpus --------------------------------------------------------------------------
-
-
-def analysis_corpus(parsed: Iterable[Parsed]) -> Corpus:
-    """The corpus istioctl would analyse: a document refused by a webhook rule is still analysed
-    when its shape is valid (istioctl reports the rule separately); documents whose shape is
-    wrong are kept as raw documents (a Service with a bad port protocol still names a host)."""
-    resources: list[Resource] = []
-    others: list[Document] = []
-    origin: dict[int, Document] = {}
-    for p in parsed:
-        resource = p.resource if p.resource is not None else _shape_only(p)
-        if resource is not None:
-            resources.append(resource)
-            origin[id(resource)] = p.document
-        elif p.document.body:
-            others.append(p.document)
-    return Corpus(resources, others, origin)
-
-
-def _shape_only(p: Parsed) -> Resource | None:
-    if p.skipped:
-        return None
-    body = p.document.body
-    api_version, kind = body.get("apiVersion"), body.get("kind")
-    if not isinstance(api_version, str) or not isinstance(kind, str):
-        return None
-    info = KINDS.get((split_api_version(api_version)[0], kind))
-    if info is None:
-        return None
-    try:
-        return info.model.model_validate(body)
-    except ValueError:
-        return None
-
-
 def latest(corpus: Corpus, kind: type[R]) -> list[R]:
     """One resource per namespace/name (the last read), in the order they were first read."""
     found: dict[tuple[str, str], R] = {}
@@ -125,10 +87,6 @@ def latest(corpus: Corpus, kind: type[R]) -> list[R]:
         found.pop((r.namespace, r.name), None)
         found[(r.namespace, r.name)] = r
     return list(found.values())
-
-
-def has_kind(corpus: Corpus, kind: type[Resource], raw_kind: str | None = None) -> bool:
-    return bool(corpus.of(kind)) or (raw_kind is not None and bool(corpus.others_of(raw_kind)))
 
 
 # --- hosts ----------------------------------------------------------------------------------------
@@ -169,10 +127,6 @@ class Registry:
             self.known = True
             ports = tuple(p.port for p in svc.spec.ports)
             self._add_service(svc.namespace, svc.name, svc.metadata.annotations, ports)
-        for body in corpus.others_of("Service"):
-            if body.get("apiVersion") == "v1":
-                self.known = True
-                self._add_raw_service(body)
         # istioctl's default ingress gateway Service.
         self._add_service(ROOT_NAMESPACE, "istio-ingressgateway", {}, (80, 443, 31400, 15443))
 
@@ -196,20 +150,6 @@ class Registry:
         for scope in scopes:
             self.entries[(namespace if scope == "." else scope, to_fqdn(namespace, name))] = entry
 
-    def _add_raw_service(self, body: Mapping[str, Any]) -> None:
-        meta = meta_of(body)
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-        assert isinstance(spec, dict)
-        ports = tuple(
-            p["port"] for p in spec.get("ports") or [] if isinstance(p, dict) and "port" in p
-        )
-        self._add_service(
-            str(meta.get("namespace") or "default"),
-            str(meta.get("name") or ""),
-            strings(meta.get("annotations")),
-            tuple(int(p) for p in ports if isinstance(p, int)),
-        )
-
     def lookup(self, namespace: str, export_to: Iterable[str], host: str) -> Entry | None:
         """Istio's GetDestinationHost: what `host`, written in `namespace` by a resource exported
         to `export_to`, refers to; None when nothing visible there has that name."""
@@ -220,6 +160,12 @@ class Registry:
         for scope in scopes:
             if (found := self.entries.get((scope, fqdn))) is not None:
                 return found
+        if host.startswith("*"):
+            # Gossamer, not Istio: a wildcard (a DestinationRule's `*.example.com`) refers to
+            # every visible service it matches, so it is found when one of them is.
+            for (scope, known), entry in self.entries.items():
+                if scope in ("*", namespace) and host_matches(host, known):
+                    return entry
         bare = host.removeprefix("*")
         for (scope, se_host), entry in self.entries.items():
             visible = scope in ("*", namespace)
