@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
 import re2
@@ -69,7 +70,7 @@ class Outcome:
         if self.fault is None or not self.fault.HasField("abort"):
             return None
         abort = self.fault.abort
-        return abort.grpc_status if abort.HasField("grpc_status") else abort.http_status
+        return int(abort.grpc_status if abort.HasField("grpc_status") else abort.http_status)
 
     @property
     def abort_percent(self) -> float:
@@ -86,10 +87,9 @@ class ClusterView:
     cluster: cluster_pb2.Cluster
 
 
-def _percent(fp: object) -> float:
-    numerator = getattr(fp, "numerator")  # noqa: B009
-    denominator = {0: 100, 1: 10_000, 2: 1_000_000}[getattr(fp, "denominator")]  # noqa: B009
-    return 100.0 * numerator / denominator
+def _percent(fp: Any) -> float:
+    denominator = {0: 100, 1: 10_000, 2: 1_000_000}[fp.denominator]
+    return 100.0 * float(fp.numerator) / denominator
 
 
 class Simulator:
@@ -160,9 +160,9 @@ class Simulator:
         )
 
 
-def _unpack(packed: object, cls: type) -> object:  # type: ignore[type-arg]
+def _unpack(packed: Any, cls: Any) -> Any:
     message = cls()
-    packed.Unpack(message)  # type: ignore[attr-defined]
+    packed.Unpack(message)
     return message
 
 
@@ -186,15 +186,16 @@ def string_matches(sm: string_pb2.StringMatcher, value: str) -> bool:
     kind = sm.WhichOneof("match_pattern")
     if kind == "safe_regex":
         return re2.fullmatch(sm.safe_regex.regex, value) is not None
-    want = getattr(sm, kind)
+    want: str = getattr(sm, kind)
     if sm.ignore_case:
         value, want = value.lower(), want.lower()
-    return {
+    matched: bool = {
         "exact": value == want,
         "prefix": value.startswith(want),
         "suffix": value.endswith(want),
         "contains": want in value,
     }[kind]
+    return matched
 
 
 def header_matches(hm: rc.HeaderMatcher, request: Mapping[str, str]) -> bool:
@@ -207,7 +208,7 @@ def header_matches(hm: rc.HeaderMatcher, request: Mapping[str, str]) -> bool:
         result = False
     else:
         result = string_matches(hm.string_match, value)
-    return result != hm.invert_match
+    return bool(result != hm.invert_match)
 
 
 def route_matches(match: rc.RouteMatch, full_path: str, request: Mapping[str, str]) -> bool:

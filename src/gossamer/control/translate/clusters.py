@@ -22,12 +22,15 @@ from gossamer.control.world import MeshService, ServicePort
 Cluster = cluster_pb2.Cluster
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 H2_PROTOCOLS = frozenset({"HTTP2", "GRPC", "GRPC-WEB"})
-# Which balancer a proxyless gRPC client gets. grpcio 1.85 NACKs MAGLEV (and any LB it does not
-# implement); it has ROUND_ROBIN, RING_HASH and LEAST_REQUEST (xds-notes; checked by the e2e
-# test), so Istio's default LEAST_REQUEST stays LEAST_REQUEST, RANDOM (which gRPC lacks)
-# becomes ROUND_ROBIN, the closest uniform spread, and MAGLEV the other consistent hash.
+# Which balancer a proxyless gRPC client gets. grpcio 1.85 implements ROUND_ROBIN and RING_HASH
+# from the `lb_policy` enum and NACKs the rest ("LB policy is not supported": LEAST_REQUEST,
+# RANDOM, MAGLEV; checked with the real client by tests/e2e/test_proxyless_grpc.py). Istio's
+# default LEAST_REQUEST therefore becomes ROUND_ROBIN: with one channel per client and unary
+# calls of similar cost, least-request and round-robin spread load alike, and it is what Istio's
+# own gRPC generator sends. RANDOM is also a uniform spread; MAGLEV keeps consistent hashing
+# as RING_HASH (same hash policy on the route, different table).
 PROXYLESS_LB = {
-    Cluster.LEAST_REQUEST: Cluster.LEAST_REQUEST,
+    Cluster.LEAST_REQUEST: Cluster.ROUND_ROBIN,
     Cluster.ROUND_ROBIN: Cluster.ROUND_ROBIN,
     Cluster.RANDOM: Cluster.ROUND_ROBIN,
     Cluster.RING_HASH: Cluster.RING_HASH,

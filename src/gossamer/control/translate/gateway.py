@@ -59,13 +59,13 @@ def gateway_resources(world: World, node: ProxyNode) -> list[Message]:
         ctx = RouteContext(world, scope, rules)
         for host, bound in _bound_hosts(world, servers).items():
             redirect = any(s.https_redirect for _, _, s in servers)
-            vhost(port, host, virtual_service_routes(ctx, bound), tls_redirect=redirect)  # type: ignore[arg-type]
+            vhost(port, host, virtual_service_routes(ctx, bound), tls_redirect=redirect)
         configs.setdefault(port, route_pb2.RouteConfiguration(name=names.gateway_route(port)))
     for port, by_host in _api_routes(world, node).items():
         scope = MatchScope(node.namespace, node.labels, frozenset(), port)
         ctx = RouteContext(world, scope, rules)
         for host, routes in by_host.items():
-            vhost(port, host, gatewayapi.http_routes(ctx, routes))  # type: ignore[arg-type]
+            vhost(port, host, gatewayapi.http_routes(ctx, routes))
         configs.setdefault(port, route_pb2.RouteConfiguration(name=names.gateway_route(port)))
     out: list[Message] = []
     for port, config in sorted(configs.items()):
@@ -77,7 +77,7 @@ def gateway_resources(world: World, node: ProxyNode) -> list[Message]:
             )
         )
     backends = outbound_backends(world, visible_services(world, node.namespace), rules)
-    return out + backends.clusters + backends.assignments  # type: ignore[operator]
+    return out + backends.clusters + backends.assignments
 
 
 ServerRef = tuple[str, Gateway, Server]
