@@ -94,7 +94,8 @@ class ControlPlane:
         self.token = ""
 
     def start(self, within: float = 60.0) -> None:
-        """Start it and wait until controlplane.json names our PID and /healthz answers."""
+        """Start it; return once controlplane.json names our PID (the plane writes it after its
+        xDS server and API are listening). AssertionError with the log if it exits first."""
         self.home.mkdir(parents=True, exist_ok=True)
         state = self.home / "controlplane.json"
         state.unlink(missing_ok=True)

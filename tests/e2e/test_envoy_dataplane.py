@@ -97,9 +97,7 @@ class Mesh:
         def tagged() -> bool:
             reply = self.get(service, {"x-fail-key": uuid.uuid4().hex})
             seen[:] = [reply]
-            return reply.headers.get("x-config") == tag or (
-                reply.status == 418 and tag.startswith("abort")
-            )
+            return reply.headers.get("x-config") == tag
 
         try:
             until(tagged, within, f"a reply tagged {tag}")
@@ -280,6 +278,7 @@ def test_fault_abort_never_reaches_backend(mesh: Mesh) -> None:
     replies = mesh.send("ratings", 100)
     assert len(replies) == 100
     assert tally(replies) == {"status 418": 100}
+    assert {r.headers.get("x-config") for r in replies} == {"abort-418"}  # local replies too
     assert mesh.backends.hits("ratings-v1")["total"] == before
 
 
