@@ -1,5 +1,4 @@
-"""DestinationRules: IST0174 unknown host, IST0173 subset selecting no Pod, IST0128/IST0129 TLS
-origination without server verification.
+"""DestinationRules: IST0174 unknown host, IST0173 subset without Pods, IST0128/0129 no CA.
 
 1. As Istio's SubsetSelectPodAnalyzer, the host must resolve (like a VirtualService destination,
    with the rule's exportTo) to a Service or ServiceEntry, else IST0174; then each subset's

@@ -1,5 +1,4 @@
-"""Gateways: IST0101 gateway not found, IST0132 VirtualService host not on its gateway, IST0145
-conflicting gateways.
+"""Gateways: IST0101 gateway not found, IST0132 host not on the gateway, IST0145 conflicts.
 
 1. Each gateway a VirtualService names (`name` is in the VirtualService's namespace, `ns/name`
    elsewhere; `mesh` is reserved) must exist, as an Istio Gateway or a Gateway API Gateway.

@@ -1,5 +1,4 @@
-"""Sidecar selection: IST0101 selector matches no Pod, IST0110 several Sidecars select one Pod,
-IST0111 several selector-less Sidecars in a namespace, IST0167 Sidecar in ambient mode.
+"""Sidecar selection: IST0101 no Pod, IST0110/IST0111 conflicts, IST0167 ambient (no effect).
 
 As Istio's sidecar SelectorAnalyzer: a Sidecar with workload-selector labels must select a Pod
 of its own namespace; a Pod selected by two Sidecars gets IST0110 on each of them (once per
