@@ -141,9 +141,8 @@ class Simulator:
         eps: list[tuple[str, int, str, int]] = []
         weights: dict[str, int] = {}
         for group in cla.endpoints if cla is not None else []:
-            loc = "/".join(
-                x for x in (group.locality.region, group.locality.zone, group.locality.sub_zone)
-            )
+            where = group.locality
+            loc = "/".join((where.region, where.zone, where.sub_zone)).rstrip("/")
             weights[loc] = (
                 group.load_balancing_weight.value if group.HasField("load_balancing_weight") else 0
             )

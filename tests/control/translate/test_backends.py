@@ -142,11 +142,13 @@ def test_lookup_order_client_namespace_then_service_then_root_and_merge() -> Non
             "istio-system",
         )
         + dr(
-            "  host: web\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets: [{name: s1, labels: {v: '1'}}]",
+            "  host: web\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+            "  subsets: [{name: s1, labels: {v: '1'}}]",
             "d1",
         )
         + dr(
-            "  host: web\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n  subsets: [{name: s2, labels: {v: '2'}}]",
+            "  host: web\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n"
+            "  subsets: [{name: s2, labels: {v: '2'}}]",
             "d2",
         )
         + dr(
@@ -203,9 +205,9 @@ spec: {address: 10.1.0.3, labels: {app: web, version: v2}, locality: eu/west}
     assert sorted(all_.endpoints) == [
         ("10.1.0.1", 80, "us/east/a", 3),
         ("10.1.0.2", 8080, "us/east/a", 1),
-        ("10.1.0.3", 80, "eu/west/", 1),
+        ("10.1.0.3", 80, "eu/west", 1),
     ]
-    assert all_.locality_weights == {"us/east/a": 4, "eu/west/": 1}
+    assert all_.locality_weights == {"us/east/a": 4, "eu/west": 1}
     v2 = sim.cluster(cluster("web", 80, "v2"))
     assert sorted(e[0] for e in v2.endpoints) == ["10.1.0.2", "10.1.0.3"]
     assert all(w > 0 for w in v2.locality_weights.values())

@@ -1,4 +1,4 @@
-"""VirtualService HTTP routes, pinned by calls: matches, actions, rewrites and per-route policies."""
+"""VirtualService HTTP routes pinned by calls: matches, actions, rewrites, per-route policies."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def call(s: Simulator, path: str = "/", **kw: object) -> Outcome:
     return s.call("80", "web", path, **kw)  # type: ignore[arg-type]
 
 
-def web_routes(s: Simulator) -> list[object]:
+def web_routes(s: Simulator) -> list[Any]:
     vhost = next(v for v in s.routes["80"].virtual_hosts if v.name.startswith("web."))
     return list(vhost.routes)
 
@@ -144,7 +144,7 @@ def test_port_and_source_selectors_are_config_time() -> None:
     assert call(sim(http, labels={"app": "sleep"})).cluster == B
     plain = sim(http)
     assert call(plain).cluster == WEB
-    assert [r.name for r in web_routes(plain)]  # type: ignore[attr-defined] == ["default/web/3"]
+    assert [r.name for r in web_routes(plain)] == ["default/web/3"]
 
 
 def test_redirect_direct_response_and_rewrites() -> None:
