@@ -26,6 +26,7 @@ class ProxyShape:
     labels: tuple[tuple[str, str], ...]
     service_account: str
     workload: str
+    interception: str  # INTERCEPTION_MODE: REDIRECT (iptables) or NONE (listeners bind)
 
     @classmethod
     def of(cls, node: ProxyNode) -> ProxyShape:
@@ -38,6 +39,7 @@ class ProxyShape:
             labels=tuple(sorted(node.labels.items())),
             service_account=node.service_account,
             workload=node.workload if inbound else "",
+            interception=str(node.metadata.get("INTERCEPTION_MODE", "REDIRECT")),
         )
 
 
