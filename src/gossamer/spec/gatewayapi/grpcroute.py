@@ -13,7 +13,6 @@ from gossamer.spec.findings import Finding
 from gossamer.spec.gatewayapi.gateway import (
     GROUP,
     BackendRef,
-    HeaderName,
     Hostname,
     HTTPHeaderFilter,
     HTTPRequestMirrorFilter,
@@ -27,10 +26,9 @@ from gossamer.spec.gatewayapi.gateway import (
     parent_ref_rules,
     regex_problem,
 )
+from gossamer.spec.gatewayapi.httproute import HTTPHeaderMatch, MatchType
 from gossamer.spec.kinds import served
 
-MatchTypeName = Literal["Exact", "RegularExpression"]
-MatchType = Annotated[MatchTypeName, enum(*get_args(MatchTypeName))]
 _SERVICE = r"^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$"
 _METHOD = r"^[A-Za-z_][A-Za-z_0-9]*$"
 
@@ -59,14 +57,8 @@ class GRPCMethodMatch(SpecModel):
                 yield problem((*at, field), reason)
 
 
-class GRPCHeaderMatch(SpecModel):
-    type: MatchType = "Exact"
-    name: HeaderName
-    value: str = Field(min_length=1, max_length=4096)
-
-    def rules(self, at: Loc) -> Iterator[Finding]:
-        if self.type == "RegularExpression" and (reason := regex_problem(self.value)):
-            yield problem((*at, "value"), reason)
+# GRPCRoute's header match has HTTPRoute's schema and rules exactly.
+GRPCHeaderMatch = HTTPHeaderMatch
 
 
 class GRPCRouteMatch(SpecModel):
