@@ -1,8 +1,8 @@
 """Helpers for end-to-end tests: child processes that die with us, and a real control plane.
 
 Children are started without `preexec_fn` (it can crash children of a process that runs gRPC,
-see xds-notes): a tiny launcher sets PR_SET_PDEATHSIG and then execs the real command, so a
-child never outlives the test run. Only processes started here are ever stopped, by their pid.
+see xds-notes) through `gossamer.runtime.envoy.with_parent_death_signal`, so a child never
+outlives the test run. Only processes started here are ever stopped, by their pid.
 """
 
 from __future__ import annotations
@@ -10,23 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-GOSSAMER = REPO / ".venv" / "bin" / "gossamer"
-_LAUNCHER = (
-    "import ctypes, os, signal, sys;"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL);"  # PR_SET_PDEATHSIG
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
+from gossamer.runtime.envoy import with_parent_death_signal
+from tests.e2e.harness import ControlPlane
 
 
 def launch(
@@ -39,7 +30,7 @@ def launch(
 ) -> subprocess.Popen[str]:
     """Start `argv` (argv[0] an absolute path) as a child that is killed if we die."""
     return subprocess.Popen(
-        [sys.executable, "-c", _LAUNCHER, *argv],
+        with_parent_death_signal(argv),
         env={**os.environ, **(env or {})},
         stdin=stdin,
         stdout=stdout,
@@ -80,88 +71,15 @@ class JsonChild:
         return reply
 
 
-@dataclass
-class RunningControlPlane:
-    """`gossamer controlplane` in a temporary home: its xDS address and its REST API."""
-
-    proc: subprocess.Popen[str]
-    home: Path
-    xds: str
-    api: str
-    token: str
-
-    def apply(self, text: str) -> dict[str, Any]:
-        """POST YAML to /api/v1/apply; returns the decoded answer (fails on HTTP errors)."""
-        request = urllib.request.Request(
-            f"{self.api}/api/v1/apply",
-            data=text.encode(),
-            method="POST",
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/yaml"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-
-    def get(self, path: str) -> Any:
-        request = urllib.request.Request(
-            f"{self.api}{path}", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-
-def start_control_plane(
-    home: Path, *, debounce_ms: int = 20, within: float = 30
-) -> RunningControlPlane:
-    """Start the control plane on free ports (port 0) and wait for its controlplane.json."""
-    home.mkdir(parents=True, exist_ok=True)
-    state = home / "controlplane.json"
-    log = (home / "controlplane.log").open("w")
-    proc = launch(
-        [
-            str(GOSSAMER),
-            "controlplane",
-            "--home",
-            str(home),
-            "--xds-port",
-            "0",
-            "--api-port",
-            "0",
-            "--debounce-ms",
-            str(debounce_ms),
-            "--log-level",
-            "warning",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + within
-    while not state.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            raise AssertionError(
-                f"control plane did not start: {(home / 'controlplane.log').read_text()}"
-            )
-        time.sleep(0.05)
-    info = json.loads(state.read_text())
-    return RunningControlPlane(
-        proc=proc,
-        home=home,
-        xds=str(info["xds"]),
-        api=str(info["api"]),
-        token=(home / "token").read_text().strip(),
-    )
-
-
 @pytest.fixture
-def control_plane(tmp_path: Path) -> Iterator[RunningControlPlane]:
-    plane = start_control_plane(tmp_path / "home")
+def control_plane(tmp_path: Path) -> Iterator[ControlPlane]:
+    """A real `gossamer controlplane` on free ports, stopped (by its PID) after the test."""
+    plane = ControlPlane(tmp_path / "home", log_level="warning")
+    plane.start()
     try:
         yield plane
     finally:
-        plane.proc.terminate()
-        stop(plane.proc)
+        plane.stop()
 
 
 def grpc_bootstrap(

@@ -79,7 +79,11 @@ class ApiError(AssertionError):
 
 
 class ControlPlane:
-    """`gossamer controlplane` as a child process with its own --home; owner calls `stop()`."""
+    """`gossamer controlplane` as a child process with its own --home; owner calls `stop()`.
+
+    The first `start()` binds free ports (port 0); a later `start()` (after `stop()` or
+    `kill()`) binds the same ports again, as a restarted control plane would.
+    """
 
     def __init__(self, home: Path, *, debounce_ms: int = 20, log_level: str = "info") -> None:
         self.home = home
@@ -100,7 +104,9 @@ class ControlPlane:
         state = self.home / "controlplane.json"
         state.unlink(missing_ok=True)
         argv = [*gossamer_argv(), "controlplane", "--home", str(self.home)]
-        argv += ["--xds-port", "0", "--api-port", "0", "--debounce-ms", str(self.debounce_ms)]
+        api_port = self.api.rpartition(":")[2] if self.api else "0"
+        argv += ["--xds-port", str(self.xds_port), "--api-port", api_port]
+        argv += ["--debounce-ms", str(self.debounce_ms)]
         argv += ["--log-level", self.log_level]
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -129,6 +135,15 @@ class ControlPlane:
         host, _, port = str(info["xds"]).rpartition(":")
         self.xds_host, self.xds_port = host, int(port)
         self.token = (self.home / "token").read_text().strip()
+
+    @property
+    def xds(self) -> str:
+        return f"{self.xds_host}:{self.xds_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for the `gossamer` CLI to talk to this control plane."""
+        return {**os.environ, "GOSSAMER_HOME": str(self.home), "GOSSAMER_SERVER": self.api}
 
     def request(self, method: str, path: str, body: str | None = None) -> Any:
         """One authenticated API call; the decoded JSON answer. ApiError on a 4xx/5xx."""
@@ -207,10 +222,20 @@ class ControlPlane:
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop the PID we started (SIGTERM, SIGKILL after `grace`). Idempotent."""
         code = _stop_pid(self.proc, grace) if self.proc is not None else None
+        self._close_log()
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the PID we started, as a crash would: nothing runs in the child after it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
-        return code
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gossamer.cli.main import app
 from gossamer.control.xds.resources import LISTENER, ROUTE
 from tests.control.xds.xds_client import AdsTestClient
-from tests.e2e.controlplane_process import ControlPlaneProcess
+from tests.e2e.harness import ApiError, ControlPlane
 
 pytestmark = pytest.mark.e2e
 
@@ -84,15 +84,16 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def cp(tmp_path: Path) -> Iterator[ControlPlaneProcess]:
-    plane = ControlPlaneProcess(tmp_path).start()
+def cp(tmp_path: Path) -> Iterator[ControlPlane]:
+    plane = ControlPlane(tmp_path)
+    plane.start()
     try:
         yield plane
     finally:
         plane.stop()
 
 
-def gossamer(cp: ControlPlaneProcess, *args: str, expect: int = 0) -> str:
+def gossamer(cp: ControlPlane, *args: str, expect: int = 0) -> str:
     """Run the CLI against this control plane; assert its exit code; return its output."""
     result = runner.invoke(app, list(args), env=cp.env)
     assert result.exit_code == expect, result.output
@@ -127,7 +128,7 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 
 
 async def test_an_invalid_apply_is_refused_changes_nothing_and_pushes_nothing(
-    cp: ControlPlaneProcess, tmp_path: Path
+    cp: ControlPlane, tmp_path: Path
 ) -> None:
     gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
     client = AdsTestClient.connect(cp.xds_port)
@@ -137,8 +138,8 @@ async def test_an_invalid_apply_is_refused_changes_nothing_and_pushes_nothing(
         out = gossamer(cp, "apply", "-f", write(tmp_path, "bad.yaml", INVALID), expect=1)
         assert "spec.trafficPolicy" in out and "nothing was applied" in out
         # Server-side too: the API refuses the file even when the CLI's check is bypassed.
-        status, body = cp.call("POST", "/api/v1/apply", INVALID)
-        assert status == 422 and body["error"]["findings"]
+        with pytest.raises(ApiError, match=r": 422 .*findings"):
+            cp.request("POST", "/api/v1/apply", INVALID)
         assert await client.silent(0.5)
         out = gossamer(cp, "get", "vs", "reviews", "-o", "json")
         assert [r["weight"] for r in json.loads(out)["spec"]["http"][0]["route"]] == [90, 10]
@@ -147,7 +148,7 @@ async def test_an_invalid_apply_is_refused_changes_nothing_and_pushes_nothing(
 
 
 async def test_a_nack_shows_in_proxy_status_with_the_proxys_reason(
-    cp: ControlPlaneProcess, tmp_path: Path
+    cp: ControlPlane, tmp_path: Path
 ) -> None:
     gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
     client = AdsTestClient.connect(cp.xds_port)
@@ -176,7 +177,7 @@ async def test_a_nack_shows_in_proxy_status_with_the_proxys_reason(
 
 
 async def test_kill_9_loses_no_applied_resource_and_clients_resync(
-    cp: ControlPlaneProcess, tmp_path: Path
+    cp: ControlPlane, tmp_path: Path
 ) -> None:
     gossamer(cp, "apply", "-f", write(tmp_path, "good.yaml", CONFIG))
     before = gossamer(cp, "get", "all", "-o", "json")

@@ -15,13 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
-    JsonChild,
-    RunningControlPlane,
-    grpc_bootstrap,
-    launch,
-    stop,
-)
+from tests.e2e.conftest import JsonChild, grpc_bootstrap, launch, stop
+from tests.e2e.harness import ControlPlane
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
@@ -102,13 +97,13 @@ def backends() -> Iterator[dict[str, int]]:
 
 
 @pytest.fixture
-def mesh(control_plane: RunningControlPlane, backends: dict[str, int]) -> RunningControlPlane:
+def mesh(control_plane: ControlPlane, backends: dict[str, int]) -> ControlPlane:
     control_plane.apply(SERVICE + entries(backends))
     return control_plane
 
 
 @pytest.fixture
-def client(mesh: RunningControlPlane, tmp_path: Path) -> Iterator[JsonChild]:
+def client(mesh: ControlPlane, tmp_path: Path) -> Iterator[JsonChild]:
     bootstrap = grpc_bootstrap(tmp_path / "bootstrap.json", mesh.xds, NODE_ID)
     proc = launch(
         [_python(), str(HERE / "grpc_xds_client.py"), f"xds:///{HOST}:{PORT}"],
@@ -126,18 +121,16 @@ def _python() -> str:
     return sys.executable
 
 
-def no_nacks(plane: RunningControlPlane) -> None:
+def no_nacks(plane: ControlPlane) -> None:
     """The client is connected and NACKed nothing it was sent (any type, ever)."""
-    views = [v for v in plane.get("/api/v1/proxies") if v["node_id"] == NODE_ID]
+    views = [v for v in plane.proxies() if v["node_id"] == NODE_ID]
     assert views, "the client is not connected"
     for view in views:
         for short, state in view["types"].items():
             assert state["last_nack"] is None, (short, state["last_nack"])
 
 
-def test_weighted_split_95_5_then_live_shift_to_v2(
-    mesh: RunningControlPlane, client: JsonChild
-) -> None:
+def test_weighted_split_95_5_then_live_shift_to_v2(mesh: ControlPlane, client: JsonChild) -> None:
     mesh.apply(split(95, 5))
     assert client.ask(cmd="until", want="v1", streak=5)["ok"]
     n = 2000
@@ -166,9 +159,7 @@ def test_weighted_split_95_5_then_live_shift_to_v2(
     no_nacks(mesh)
 
 
-def test_header_match_routes_metadata_to_a_subset(
-    mesh: RunningControlPlane, client: JsonChild
-) -> None:
+def test_header_match_routes_metadata_to_a_subset(mesh: ControlPlane, client: JsonChild) -> None:
     mesh.apply(
         with_http(
             """  - match: [{headers: {x-version: {exact: v2}}}]
@@ -192,7 +183,7 @@ def test_header_match_routes_metadata_to_a_subset(
     ],
 )
 def test_fault_abort_at_100_percent(
-    mesh: RunningControlPlane, client: JsonChild, abort: str, code: str
+    mesh: ControlPlane, client: JsonChild, abort: str, code: str
 ) -> None:
     mesh.apply(split(100, 0))
     assert client.ask(cmd="until", want="v1", streak=3)["ok"]
