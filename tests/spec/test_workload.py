@@ -9,6 +9,7 @@ import pytest
 from gossamer.spec import Parsed, parse_text
 from gossamer.spec.kinds import lookup_name
 from gossamer.spec.workload import Workload
+from tests.spec.support import errors
 
 
 def parse(spec: str, labels: str = "{app: reviews, version: v1}") -> Parsed:
@@ -19,10 +20,6 @@ def parse(spec: str, labels: str = "{app: reviews, version: v1}") -> Parsed:
     )
     [parsed] = parse_text(text)
     return parsed
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
 
 
 def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gossamer.spec import Parsed, parse_document, parse_text
-from gossamer.spec.loader import Document, load_text
+from gossamer.spec.loader import Document
 from gossamer.spec.networking.gateway import (
     Gateway,
     Protocol,
@@ -16,7 +16,7 @@ from gossamer.spec.networking.gateway import (
     TLSProtocol,
     server_host_matches,
 )
-from tests.conftest import shared_dir
+from tests.spec.support import CORPUS, corpus_documents, errors, warnings
 
 
 def parse(spec: str, name: str = "gw") -> Parsed:
@@ -26,14 +26,6 @@ def parse(spec: str, name: str = "gw") -> Parsed:
     )
     [parsed] = parse_text(textwrap.dedent(text))
     return parsed
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
-
-
-def warnings(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if not f.is_error]
 
 
 def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
@@ -354,7 +346,6 @@ def test_server_binds() -> None:
 
 # --- the shared conformance corpus ---------------------------------------------------------------
 
-CORPUS = shared_dir() / "conformance" / "istio"
 # Analyzer test data that Istio's webhook refuses: its analyzer tests run one analyzer and never
 # validate their input (`istioctl analyze` would report IST0106 for these).
 REFUSED = {
@@ -365,17 +356,6 @@ REFUSED = {
         0,
     ): "gateway must have at least one server",
 }
-
-
-def corpus_documents(kind: str) -> list[tuple[str, int, dict[str, object]]]:
-    found = []
-    for path in sorted(CORPUS.rglob("*.yaml")):
-        for doc in load_text(path.read_text(encoding="utf-8"), str(path)).documents:
-            if doc.body.get("kind") == kind and str(doc.body.get("apiVersion", "")).startswith(
-                "networking.istio.io/"
-            ):
-                found.append((str(path.relative_to(CORPUS)), doc.index, doc.body))
-    return found
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from gossamer.spec import Parsed, parse_document, parse_text
 from gossamer.spec.loader import Document, load_text
 from gossamer.spec.networking.gateway import Protocol
 from gossamer.spec.networking.serviceentry import Location, Resolution, ServiceEntry
-from tests.conftest import shared_dir
+from tests.spec.support import CORPUS, corpus_documents, errors, warnings
 
 
 def parse(spec: str, *, labels: str = "{}") -> Parsed:
@@ -21,14 +21,6 @@ def parse(spec: str, *, labels: str = "{}") -> Parsed:
     )
     [parsed] = parse_text(text)
     return parsed
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
-
-
-def warnings(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if not f.is_error]
 
 
 def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
@@ -293,7 +285,6 @@ def test_mesh_internal_with_subject_alt_names() -> None:
 
 # --- the shared conformance corpus ---------------------------------------------------------------
 
-CORPUS = shared_dir() / "conformance" / "istio"
 # Analyzer test data that Istio's CRD/webhook refuses: its analyzer tests run one analyzer on
 # unvalidated input (`istioctl analyze` would report IST0106 for these).
 REFUSED = {
@@ -307,16 +298,6 @@ REFUSED = {
         0,
     ): "service entry must have at least one host",
 }
-
-
-def corpus_documents(kind: str) -> list[tuple[str, int, dict[str, object]]]:
-    found = []
-    for path in sorted(CORPUS.rglob("*.yaml")):
-        for doc in load_text(path.read_text(encoding="utf-8"), str(path)).documents:
-            api = str(doc.body.get("apiVersion", ""))
-            if doc.body.get("kind") == kind and api.startswith("networking.istio.io/"):
-                found.append((str(path.relative_to(CORPUS)), doc.index, doc.body))
-    return found
 
 
 @pytest.mark.parametrize(("relpath", "index", "body"), corpus_documents("ServiceEntry"))

@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from gossamer.spec import Parsed, parse_document, parse_text
-from gossamer.spec.loader import Document, load_text
+from gossamer.spec.loader import Document
 from gossamer.spec.networking.sidecar import CaptureMode, OutboundMode, Sidecar
-from tests.conftest import shared_dir
+from tests.spec.support import corpus_documents, errors, warnings
 
 
 def parse(spec: str | None) -> Parsed:
@@ -20,14 +20,6 @@ def parse(spec: str | None) -> Parsed:
         text += "spec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
     [parsed] = parse_text(text)
     return parsed
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
-
-
-def warnings(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if not f.is_error]
 
 
 def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
@@ -300,7 +292,6 @@ def test_duplicate_egress_ports() -> None:
 
 # --- the shared conformance corpus ---------------------------------------------------------------
 
-CORPUS = shared_dir() / "conformance" / "istio"
 # Analyzer test data that Istio's webhook refuses (Sidecars with nothing but a selector, kept
 # only to test IST0167 in ambient namespaces); `istioctl analyze` would report IST0106 for them.
 REFUSED = {
@@ -312,16 +303,6 @@ REFUSED = {
         0,
     ): "sidecar: empty configuration provided"
 }
-
-
-def corpus_documents(kind: str) -> list[tuple[str, int, dict[str, object]]]:
-    found = []
-    for path in sorted(CORPUS.rglob("*.yaml")):
-        for doc in load_text(path.read_text(encoding="utf-8"), str(path)).documents:
-            api = str(doc.body.get("apiVersion", ""))
-            if doc.body.get("kind") == kind and api.startswith("networking.istio.io/"):
-                found.append((str(path.relative_to(CORPUS)), doc.index, doc.body))
-    return found
 
 
 @pytest.mark.parametrize(("relpath", "index", "body"), corpus_documents("Sidecar"))

@@ -13,6 +13,7 @@ from gossamer.spec import Parsed, parse_text
 from gossamer.spec.findings import Level
 from gossamer.spec.networking.httppolicy import DEFAULT_RETRY_ON
 from gossamer.spec.networking.virtualservice import VirtualService
+from tests.spec.support import errors
 
 ROUTE = "route: [{destination: {host: reviews}}]"
 
@@ -33,10 +34,6 @@ def vs(spec: str) -> VirtualService:
     assert parsed.ok, [str(f) for f in parsed.findings]
     assert isinstance(parsed.resource, VirtualService)
     return parsed.resource
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
 
 
 def http(route: str, hosts: str = "[reviews]") -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from gossamer.spec import Parsed, parse_text
 from gossamer.spec.networking.workloadentry import LabelSelector, WorkloadEntry
+from tests.spec.support import errors
 
 
 def parse(spec: str | None) -> Parsed:
@@ -17,10 +18,6 @@ def parse(spec: str | None) -> Parsed:
         text += "spec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
     [parsed] = parse_text(text)
     return parsed
-
-
-def errors(parsed: Parsed) -> list[tuple[str, str]]:
-    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
 
 
 def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:

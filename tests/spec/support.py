@@ -1,0 +1,28 @@
+"""What the spec tests share: findings as (field, reason) pairs, and corpus documents by kind."""
+
+from __future__ import annotations
+
+from gossamer.spec import Parsed
+from gossamer.spec.loader import load_text
+from tests.conftest import shared_dir
+
+CORPUS = shared_dir() / "conformance" / "istio"
+
+
+def errors(parsed: Parsed) -> list[tuple[str, str]]:
+    return [(f.field, f.reason) for f in parsed.findings if f.is_error]
+
+
+def warnings(parsed: Parsed) -> list[tuple[str, str]]:
+    return [(f.field, f.reason) for f in parsed.findings if not f.is_error]
+
+
+def corpus_documents(kind: str) -> list[tuple[str, int, dict[str, object]]]:
+    """(path under istio/, document index, body) of every networking.istio.io `kind` document."""
+    found = []
+    for path in sorted(CORPUS.rglob("*.yaml")):
+        for doc in load_text(path.read_text(encoding="utf-8"), str(path)).documents:
+            api = str(doc.body.get("apiVersion", ""))
+            if doc.body.get("kind") == kind and api.startswith("networking.istio.io/"):
+                found.append((str(path.relative_to(CORPUS)), doc.index, doc.body))
+    return found
