@@ -16,6 +16,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
 from gossamer.control.registry import Registry
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.store import open_store
@@ -75,7 +77,7 @@ class ControlPlane:
         self.xds_port = 0
         self.api_port = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._api_runner: object | None = None
+        self._api_runner: web.AppRunner | None = None
         self._rebuild_pending = False
 
     async def start(self) -> None:
@@ -111,9 +113,6 @@ class ControlPlane:
                 await task
         self._tasks.clear()
         if self._api_runner is not None:
-            from aiohttp import web
-
-            assert isinstance(self._api_runner, web.AppRunner)
             await self._api_runner.cleanup()
         await self.xds.stop(0.5)
         if self.store is not None:
