@@ -6,6 +6,7 @@ Shared by the REST API and the control plane's startup; no HTTP here.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +54,8 @@ def parse_for_apply(text: str, source: str) -> tuple[list[Parsed], list[Finding]
     if any(f.is_error for f in findings):
         raise ConfigError(findings)
     served = [p for p in parsed if p.resource is not None]
-    keys = [p.resource.key for p in served if p.resource is not None]
-    duplicates = {k for k in keys if keys.count(k) > 1}
+    counts = Counter(p.resource.key for p in served if p.resource is not None)
+    duplicates = {k for k, n in counts.items() if n > 1}
     if duplicates:
         raise ConfigError(
             [
