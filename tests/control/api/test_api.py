@@ -196,3 +196,11 @@ async def test_registered_workloads_become_endpoints_of_the_services_that_select
     assert reviews["ports"][0]["endpoints"][0]["ready"] is False
     status, _ = await api.call("DELETE", "/api/v1/workloads/default/reviews-v1-0")
     assert status == 200
+
+
+async def test_one_resource_twice_in_a_file_is_refused(api: Api) -> None:
+    status, body = await api.call("POST", "/api/v1/apply", SERVICE + "---" + SERVICE)
+    assert status == 422
+    assert "appears more than once" in body["error"]["findings"][0]["reason"]
+    status, _ = await api.call("GET", "/api/v1/resources/svc/default/reviews")
+    assert status == 404
