@@ -1,0 +1,1 @@
+"""The Gossamer sidecar: xDS client → compiled snapshot → listeners → routing → upstream."""

@@ -1,0 +1,1 @@
+"""Route tables compiled from RouteConfiguration; pure request → route decisions."""

@@ -1,0 +1,1 @@
+"""Backends (Envoy's clusters): endpoints, balancers, circuit breakers, outlier detection, pools."""
