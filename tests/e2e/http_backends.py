@@ -7,6 +7,13 @@ name, version, the request path and headers. A backend with `fail_first: N` answ
 to the first N requests of each distinct `x-fail-key` header value (retries of one request carry
 the same key), then 200. `GET /__hits` reports how many requests (other than /__ paths) arrived,
 in total and per x-fail-key.
+
+Behaviours a request can ask for (for the parity scenarios), none of which changes the above:
+`x-fail-first: N` / `x-fail-status: S` override the spec's values for that request;
+`x-delay-ms: N` waits N ms before answering; `x-chunked: 1` sends the body chunked. Every answer
+also names its server in the response headers `x-backend` and `x-backend-version`, and the body
+carries the method. Requests with an `x-parity-run` header are remembered (the most recent
+20000): `GET /__log?run=<id>` lists the method, path and headers of each, oldest first.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections import Counter
+import time
+import urllib.parse
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,6 +45,7 @@ class Backend(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.total = 0
         self.by_key: Counter[str] = Counter()
+        self.log: deque[tuple[str, dict[str, Any]]] = deque(maxlen=20000)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -48,13 +58,30 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
+    def _answer(self, status: int, body: dict[str, Any], *, chunked: bool = False) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("x-backend", self.server.name)
+        self.send_header("x-backend-version", self.server.version)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = len(data) // 2
+            for part in (data[:half], data[half:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _log(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        run = query.get("run", [""])[0]
+        with self.server.lock:
+            entries = [entry for r, entry in self.server.log if r == run]
+        self._answer(200, {"requests": entries})
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -65,25 +92,44 @@ class Handler(BaseHTTPRequestHandler):
             with srv.lock:
                 self._answer(200, {"total": srv.total, "keys": dict(srv.by_key)})
             return
+        if self.path.startswith("/__log"):
+            self._log()
+            return
         key = self.headers.get("x-fail-key", "")
+        headers = {k.lower(): v for k, v in self.headers.items()}
         with srv.lock:
             srv.total += 1
             srv.by_key[key] += 1
             seen = srv.by_key[key]
-        status = srv.fail_status if key and seen <= srv.fail_first else 200
+            run = headers.get("x-parity-run")
+            if run:
+                srv.log.append(
+                    (run, {"method": self.command, "path": self.path, "headers": headers})
+                )
+        fail_first = int(self.headers.get("x-fail-first") or srv.fail_first)
+        fail_status = int(self.headers.get("x-fail-status") or srv.fail_status)
+        delay_ms = int(self.headers.get("x-delay-ms") or 0)
+        if delay_ms:
+            time.sleep(delay_ms / 1000)
+        status = fail_status if key and seen <= fail_first else 200
         self._answer(
             status,
             {
                 "name": srv.name,
                 "version": srv.version,
+                "method": self.command,
                 "path": self.path,
                 "attempt": seen,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "headers": headers,
             },
+            chunked=self.headers.get("x-chunked") == "1",
         )
 
     do_GET = _handle  # noqa: N815 (http.server's dispatch names)
     do_POST = _handle  # noqa: N815
+    do_PUT = _handle  # noqa: N815
+    do_DELETE = _handle  # noqa: N815
+    do_PATCH = _handle  # noqa: N815
 
 
 def main() -> None:
