@@ -1,0 +1,320 @@
+"""LDS: a Listener proto compiled into a ListenerConfig the dataplane binds and serves.
+
+Rules (what Envoy does with the same resource; anything else is NACKed, never half-applied):
+ 1. Only socket listeners: an `api_listener`, a pipe or internal address, UDP, `fcds_config` or a
+    `filter_chain_matcher` is rejected.
+ 2. Filter chains match on `destination_port` only (the field the translator uses); a chain with
+    any other match field, or two chains with the same match, is rejected.
+    `default_filter_chain` is kept as the fallback.
+ 3. Each chain has exactly one network filter: an HTTP connection manager or a TCP proxy.
+ 4. HCM: routes from RDS over ADS (or `self`) or inline; http filters fault, cors and router,
+    router present and last; optional unknown filters are skipped; HTTP/2 and HTTP/3 codecs
+    are rejected (the downstream codec is HTTP/1.1).
+ 5. Listener filters: original_dst sets `original_dst_filter`; tls_inspector and
+    http_inspector only feed chain-match fields rule 2 refuses, so they are no-ops; anything
+    else is rejected.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from gossamer.proxy.config import compilers
+from gossamer.proxy.config.compilers import RouteTable
+from gossamer.proxy.config.rejected import ConfigRejected
+
+Direction = Literal["INBOUND", "OUTBOUND", "UNSPECIFIED"]
+_DIRECTIONS: dict[int, Direction] = {
+    base_pb2.UNSPECIFIED: "UNSPECIFIED",
+    base_pb2.INBOUND: "INBOUND",
+    base_pb2.OUTBOUND: "OUTBOUND",
+}
+_PREFIX = "type.googleapis.com/"
+_HCM = _PREFIX + hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+_TCP_PROXY = _PREFIX + tcp_proxy_pb2.TcpProxy.DESCRIPTOR.full_name
+_FAULT = _PREFIX + fault_pb2.HTTPFault.DESCRIPTOR.full_name
+_CORS = _PREFIX + cors_pb2.Cors.DESCRIPTOR.full_name
+_ROUTER = _PREFIX + router_pb2.Router.DESCRIPTOR.full_name
+_ORIGINAL_DST = _PREFIX + original_dst_pb2.OriginalDst.DESCRIPTOR.full_name
+_INSPECTORS = frozenset(
+    _PREFIX + m.DESCRIPTOR.full_name
+    for m in (tls_inspector_pb2.TlsInspector, http_inspector_pb2.HttpInspector)
+)
+_UNSUPPORTED_MATCH = tuple(
+    f.name for f in lc.FilterChainMatch.DESCRIPTOR.fields if f.name != "destination_port"
+)
+_HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpChain:
+    """HTTP/1.1 connection manager: routes by RDS name (`routes` None) or inline (`route_name`
+    None). `upgrades`: lowercase Upgrade tokens the HCM allows (e.g. b"websocket")."""
+
+    route_name: str | None
+    routes: RouteTable | None
+    upgrades: frozenset[bytes]
+    stat_prefix: str
+    fault_filter: bool = False  # the fault filter is in the chain (route faults apply)
+    cors_filter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TcpChain:
+    """TCP proxy to one cluster, or split by weight (`clusters` as (name, weight), weight > 0)."""
+
+    clusters: tuple[tuple[str, int], ...]
+    stat_prefix: str
+    _cumulative: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        running, totals = 0, []
+        for _name, weight in self.clusters:
+            running += weight
+            totals.append(running)
+        object.__setattr__(self, "_cumulative", tuple(totals))
+
+    def pick_cluster(self, rand: float) -> str:
+        """The cluster for one connection; `rand` uniform in [0, 1)."""
+        if len(self.clusters) == 1:
+            return self.clusters[0][0]
+        point = int(rand * self._cumulative[-1])
+        return self.clusters[bisect.bisect_right(self._cumulative, point)][0]
+
+
+@dataclass(frozen=True, slots=True)
+class FilterChain:
+    """One filter chain: `destination_port` None matches any port."""
+
+    name: str
+    destination_port: int | None
+    handler: HttpChain | TcpChain
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """A socket listener. `bind` False: it only receives connections the capture listener hands
+    over for its address:port (`use_original_dst` on the capture listener)."""
+
+    name: str
+    address: str
+    port: int
+    bind: bool
+    use_original_dst: bool
+    direction: Direction
+    chains: tuple[FilterChain, ...]
+    default_chain: FilterChain | None = None
+    original_dst_filter: bool = False
+    _by_port: dict[int | None, FilterChain] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_port", {c.destination_port: c for c in self.chains})
+
+    def chain_for(self, destination_port: int) -> FilterChain | None:
+        """Envoy's choice: the chain for this port, else the port-less chain, else the default
+        chain; None means Envoy closes the connection."""
+        by_port = self._by_port
+        return by_port.get(destination_port) or by_port.get(None) or self.default_chain
+
+
+def compile_listener(pb: Any) -> ListenerConfig:
+    """Listener proto → ListenerConfig; raises ConfigRejected naming the listener and field."""
+    name = str(pb.name)
+    where = f'listener "{name}"'
+    if not name:
+        raise ConfigRejected("listener: name is required")
+    if pb.HasField("api_listener"):
+        raise ConfigRejected(f"{where}: api_listener is not supported (socket listeners only)")
+    for unsupported in ("fcds_config", "filter_chain_matcher", "internal_listener"):
+        if pb.HasField(unsupported):
+            raise ConfigRejected(f"{where}: {unsupported} is not supported")
+    address, port = _socket_address(where, pb.address)
+    chains = tuple(
+        _filter_chain(f"{where} filter_chains[{i}]", c) for i, c in enumerate(pb.filter_chains)
+    )
+    seen: set[int | None] = set()
+    for chain in chains:
+        if chain.destination_port in seen:
+            raise ConfigRejected(
+                f"{where}: multiple filter chains with the same matching rules "
+                f"(destination_port {chain.destination_port})"
+            )
+        seen.add(chain.destination_port)
+    default = None
+    if pb.HasField("default_filter_chain"):
+        default = _filter_chain(f"{where} default_filter_chain", pb.default_filter_chain)
+    if not chains and default is None:
+        raise ConfigRejected(f"{where}: no filter chains")
+    return ListenerConfig(
+        name=name,
+        address=address,
+        port=port,
+        bind=pb.bind_to_port.value if pb.HasField("bind_to_port") else True,
+        use_original_dst=bool(pb.use_original_dst.value),
+        direction=_DIRECTIONS.get(int(pb.traffic_direction), "UNSPECIFIED"),
+        chains=chains,
+        default_chain=default,
+        original_dst_filter=_listener_filters(where, pb.listener_filters),
+    )
+
+
+def _socket_address(where: str, address: Any) -> tuple[str, int]:
+    if not address.HasField("socket_address"):
+        raise ConfigRejected(f"{where}: address must be a socket_address")
+    sa = address.socket_address
+    if sa.protocol != address_pb2.SocketAddress.TCP:
+        raise ConfigRejected(f"{where}: address.socket_address.protocol must be TCP")
+    if sa.WhichOneof("port_specifier") != "port_value":
+        raise ConfigRejected(f"{where}: address.socket_address needs a port_value")
+    if not sa.address:
+        raise ConfigRejected(f"{where}: address.socket_address.address is required")
+    return str(sa.address), int(sa.port_value)
+
+
+def _listener_filters(where: str, filters: Sequence[Any]) -> bool:
+    original_dst = False
+    for i, f in enumerate(filters):
+        type_url = str(f.typed_config.type_url)
+        if type_url == _ORIGINAL_DST:
+            original_dst = True
+        elif type_url not in _INSPECTORS:
+            raise ConfigRejected(
+                f"{where} listener_filters[{i}] {f.name!r}: unsupported listener filter "
+                f"{type_url or '(no typed_config)'}"
+            )
+    return original_dst
+
+
+def _filter_chain(where: str, pb: Any) -> FilterChain:
+    if pb.name:
+        where = f'{where} "{pb.name}"'
+    match = pb.filter_chain_match
+    for unsupported in _UNSUPPORTED_MATCH:
+        if _is_set(match, unsupported):
+            raise ConfigRejected(f"{where}: filter_chain_match.{unsupported} is not supported")
+    if pb.HasField("transport_socket"):
+        raise ConfigRejected(f"{where}: transport_socket (TLS) is not supported")
+    port = int(match.destination_port.value) if match.HasField("destination_port") else None
+    if len(pb.filters) != 1:
+        raise ConfigRejected(
+            f"{where}: exactly one network filter (http_connection_manager or tcp_proxy) "
+            f"is supported, got {len(pb.filters)}"
+        )
+    net = pb.filters[0]
+    type_url = str(net.typed_config.type_url)
+    handler: HttpChain | TcpChain
+    if type_url == _HCM:
+        handler = _http_chain(f"{where} filters[0]", _unpack(net, hcm_pb2.HttpConnectionManager))
+    elif type_url == _TCP_PROXY:
+        handler = _tcp_chain(f"{where} filters[0]", _unpack(net, tcp_proxy_pb2.TcpProxy))
+    else:
+        raise ConfigRejected(
+            f"{where} filters[0] {net.name!r}: unsupported network filter "
+            f"{type_url or '(no typed_config)'}"
+        )
+    return FilterChain(name=str(pb.name), destination_port=port, handler=handler)
+
+
+def _is_set(message: Any, field_name: str) -> bool:
+    descriptor = message.DESCRIPTOR.fields_by_name[field_name]
+    if descriptor.label == descriptor.LABEL_REPEATED:
+        return len(getattr(message, field_name)) > 0
+    if descriptor.message_type is not None:
+        return bool(message.HasField(field_name))
+    return bool(getattr(message, field_name))
+
+
+def _unpack(filter_pb: Any, message_type: Any) -> Any:
+    out = message_type()
+    if not filter_pb.typed_config.Unpack(out):
+        raise ConfigRejected(f"filter {filter_pb.name!r}: cannot unpack typed_config")
+    return out
+
+
+def _http_chain(where: str, hcm: Any) -> HttpChain:
+    if hcm.codec_type not in _HTTP1_CODECS:
+        raise ConfigRejected(f"{where}: codec_type {hcm.codec_type} is not supported (HTTP/1.1)")
+    specifier = hcm.WhichOneof("route_specifier")
+    route_name: str | None = None
+    routes: RouteTable | None = None
+    if specifier == "rds":
+        source = hcm.rds.config_source.WhichOneof("config_source_specifier")
+        if source not in ("ads", "self"):
+            raise ConfigRejected(
+                f"{where}: rds.config_source must be ads (got {source or 'nothing'})"
+            )
+        if not hcm.rds.route_config_name:
+            raise ConfigRejected(f"{where}: rds.route_config_name is required")
+        route_name = str(hcm.rds.route_config_name)
+    elif specifier == "route_config":
+        routes = compilers.compile_route_config(hcm.route_config)
+    else:
+        raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
+    fault, cors = _http_filters(where, hcm.http_filters)
+    upgrades = frozenset(
+        str(u.upgrade_type).lower().encode()
+        for u in hcm.upgrade_configs
+        if not u.HasField("enabled") or u.enabled.value
+    )
+    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors)
+
+
+def _http_filters(where: str, filters: Sequence[Any]) -> tuple[bool, bool]:
+    """(fault present, cors present); the router must be present and last."""
+    fault = cors = router = False
+    for i, f in enumerate(filters):
+        here = f"{where} http_filters[{i}] {f.name!r}"
+        if router:
+            raise ConfigRejected(f"{here}: the router filter must be the last http filter")
+        type_url = str(f.typed_config.type_url)
+        if f.disabled:
+            continue
+        if type_url == _ROUTER:
+            router = True
+        elif type_url == _FAULT:
+            config = _unpack(f, fault_pb2.HTTPFault)
+            if config.HasField("delay") or config.HasField("abort"):
+                raise ConfigRejected(f"{here}: listener-level fault is not supported (per route)")
+            fault = True
+        elif type_url == _CORS:
+            cors = True
+        elif not f.is_optional:
+            raise ConfigRejected(
+                f"{here}: unsupported http filter {type_url or '(no typed_config)'}"
+            )
+    if not router:
+        raise ConfigRejected(f"{where}: the router filter is required (last http filter)")
+    return fault, cors
+
+
+def _tcp_chain(where: str, proxy: Any) -> TcpChain:
+    specifier = proxy.WhichOneof("cluster_specifier")
+    if specifier == "cluster":
+        if not proxy.cluster:
+            raise ConfigRejected(f"{where}: tcp_proxy.cluster is empty")
+        clusters: tuple[tuple[str, int], ...] = ((str(proxy.cluster), 1),)
+    elif specifier == "weighted_clusters":
+        clusters = tuple(
+            (str(c.name), int(c.weight)) for c in proxy.weighted_clusters.clusters if c.weight
+        )
+        if not clusters:
+            raise ConfigRejected(f"{where}: tcp_proxy.weighted_clusters weights sum to 0")
+    else:
+        raise ConfigRejected(f"{where}: tcp_proxy needs cluster or weighted_clusters")
+    return TcpChain(clusters, str(proxy.stat_prefix))
