@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envoy.config.core.v3 import address_pb2, base_pb2
-from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -55,9 +54,6 @@ _ORIGINAL_DST = _PREFIX + original_dst_pb2.OriginalDst.DESCRIPTOR.full_name
 _INSPECTORS = frozenset(
     _PREFIX + m.DESCRIPTOR.full_name
     for m in (tls_inspector_pb2.TlsInspector, http_inspector_pb2.HttpInspector)
-)
-_UNSUPPORTED_MATCH = tuple(
-    f.name for f in lc.FilterChainMatch.DESCRIPTOR.fields if f.name != "destination_port"
 )
 _HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
 
@@ -205,9 +201,9 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
     if pb.name:
         where = f'{where} "{pb.name}"'
     match = pb.filter_chain_match
-    for unsupported in _UNSUPPORTED_MATCH:
-        if _is_set(match, unsupported):
-            raise ConfigRejected(f"{where}: filter_chain_match.{unsupported} is not supported")
+    for descriptor, _value in match.ListFields():
+        if descriptor.name != "destination_port":
+            raise ConfigRejected(f"{where}: filter_chain_match.{descriptor.name} is not supported")
     if pb.HasField("transport_socket"):
         raise ConfigRejected(f"{where}: transport_socket (TLS) is not supported")
     port = int(match.destination_port.value) if match.HasField("destination_port") else None
@@ -229,15 +225,6 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
             f"{type_url or '(no typed_config)'}"
         )
     return FilterChain(name=str(pb.name), destination_port=port, handler=handler)
-
-
-def _is_set(message: Any, field_name: str) -> bool:
-    descriptor = message.DESCRIPTOR.fields_by_name[field_name]
-    if descriptor.label == descriptor.LABEL_REPEATED:
-        return len(getattr(message, field_name)) > 0
-    if descriptor.message_type is not None:
-        return bool(message.HasField(field_name))
-    return bool(getattr(message, field_name))
 
 
 def _unpack(filter_pb: Any, message_type: Any) -> Any:

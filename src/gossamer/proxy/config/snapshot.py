@@ -121,6 +121,14 @@ _MESSAGES: dict[str, tuple[Any, Callable[[Any], str], Callable[[Any], Any]]] = {
 TYPE_URLS: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE)  # the order Envoy applies
 
 
+def message_type(type_url: str) -> Any:
+    """The proto class of an xDS type we consume; ConfigRejected for any other type."""
+    spec = _MESSAGES.get(type_url)
+    if spec is None:
+        raise ConfigRejected(f"type {type_url} is not supported")
+    return spec[0]
+
+
 class SnapshotBuilder:
     """Accepted xDS state, one response at a time. Not thread-safe: one xDS stream feeds it."""
 
