@@ -1,0 +1,206 @@
+"""A call's `expect` block checked against what the client (and the backends) observed.
+
+Keys (all optional), each a statement about what a user of the mesh would notice:
+- `count` (default the call's count): how many replies must have arrived.
+- `status`, `versions`, `backends`: {value: fraction}. Status over all replies; versions and
+  backends over the 2xx replies. A fraction of 0 or 1 is exact; anything between must lie within
+  `sd` (default 4) standard deviations of Binomial(n, fraction). Values not listed must not occur.
+- `at_least` / `at_most`: {status: n} bounds on how many replies had that status.
+- `headers`: {name: value | null} on every reply (null: present, any value); `absent_headers`.
+- `body_contains`: a substring of every reply body; `body`: {field: value} of the backend's echo.
+- `upstream`: what the backend received: `path`, `method`, `headers` {name: value | null},
+  `absent_headers`; checked on every reply that came from a backend (at least one must).
+- `elapsed`: {min: s, max: s} for every reply.
+- `sticky`: {by: request header, min_backends: n}: requests with the same value of that header
+  reach one backend; across values at least n backends are used.
+- `mirror`: {backend: name, count: n, host_suffix: s}: the named backend saw n requests of this
+  run (the client never sees its replies), each with a Host ending in s (ports aside).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tests.e2e.parity.client import Observed
+
+EXPECT_KEYS = frozenset(
+    {
+        "count", "status", "versions", "backends", "sd", "at_least", "at_most", "headers",
+        "absent_headers", "body_contains", "body", "upstream", "elapsed", "sticky", "mirror",
+    }
+)  # fmt: skip
+
+MirrorLog = Callable[[str], list[dict[str, Any]]]  # backend name -> requests of this run
+
+
+def within_binomial(k: int, n: int, p: float, sd: float) -> bool:
+    if p <= 0.0 or p >= 1.0 or n == 0:
+        return k == round(n * p)
+    return abs(k - n * p) <= sd * math.sqrt(n * p * (1 - p))
+
+
+def _fractions(what: str, seen: Counter[str], want: Mapping[Any, float], sd: float) -> list[str]:
+    n = sum(seen.values())
+    problems = []
+    wanted = {str(k): float(v) for k, v in want.items()}
+    for value, p in wanted.items():
+        if not within_binomial(seen[value], n, p, sd):
+            problems.append(f"{what} {value}: {seen[value]} of {n}, expected fraction {p:g}")
+    extra = {v: c for v, c in seen.items() if v not in wanted}
+    if extra:
+        problems.append(f"{what} not expected at all: {extra}")
+    return problems
+
+
+def _host_without_port(host: str) -> str:
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check(
+    expect: Mapping[str, Any], replies: Sequence[Observed], count: int, mirror_log: MirrorLog
+) -> list[str]:
+    """Every way `replies` fall short of `expect`, as sentences (empty: all held)."""
+    unknown = set(expect) - EXPECT_KEYS
+    if unknown:
+        return [f"unknown expect keys {sorted(unknown)}"]
+    problems: list[str] = []
+    sd = float(expect.get("sd", 4))
+    want_count = int(expect.get("count", count))
+    if len(replies) != want_count:
+        problems.append(f"{len(replies)} replies, expected {want_count}")
+    statuses = Counter(str(r.status) for r in replies)
+    ok = [r for r in replies if 200 <= r.status < 300]
+    if "status" in expect:
+        problems += _fractions("status", statuses, expect["status"], sd)
+    if "versions" in expect:
+        problems += _fractions("version", Counter(r.version for r in ok), expect["versions"], sd)
+    if "backends" in expect:
+        problems += _fractions("backend", Counter(r.backend for r in ok), expect["backends"], sd)
+    for code, least in (expect.get("at_least") or {}).items():
+        if statuses[str(code)] < int(least):
+            problems.append(f"status {code}: {statuses[str(code)]} replies, expected >= {least}")
+    for code, most in (expect.get("at_most") or {}).items():
+        if statuses[str(code)] > int(most):
+            problems.append(f"status {code}: {statuses[str(code)]} replies, expected <= {most}")
+    problems += _reply_checks(expect, replies)
+    if "upstream" in expect:
+        problems += _upstream(expect["upstream"], replies)
+    if "sticky" in expect:
+        problems += _sticky(expect["sticky"], ok)
+    if "mirror" in expect:
+        problems += _mirror(expect["mirror"], mirror_log)
+    return problems
+
+
+def _first(problems: list[str], what: str, bad: list[Any]) -> None:
+    if bad:
+        problems.append(f"{len(bad)} replies {what}; first: {bad[0]}")
+
+
+def _reply_checks(expect: Mapping[str, Any], replies: Sequence[Observed]) -> list[str]:
+    problems: list[str] = []
+    for name, value in (expect.get("headers") or {}).items():
+        bad = [
+            (r.status, r.header(name))
+            for r in replies
+            if r.header(name) is None or (value is not None and r.header(name) != str(value))
+        ]
+        _first(problems, f"without header {name}: {value}", bad)
+    for name in expect.get("absent_headers") or ():
+        _first(problems, f"with header {name}", [r.header(name) for r in replies if r.header(name)])
+    if "body_contains" in expect:
+        needle = str(expect["body_contains"])
+        _first(
+            problems,
+            f"without {needle!r} in the body",
+            [r.text for r in replies if needle not in r.text],
+        )
+    for key, value in (expect.get("body") or {}).items():
+        bad = [(r.status, r.text[:200]) for r in replies if (r.echo or {}).get(key) != value]
+        _first(problems, f"whose backend echo lacks {key}={value!r}", bad)
+    bounds = expect.get("elapsed") or {}
+    if "min" in bounds:
+        _first(
+            problems,
+            f"faster than {bounds['min']}s",
+            [r.elapsed for r in replies if r.elapsed < float(bounds["min"])],
+        )
+    if "max" in bounds:
+        _first(
+            problems,
+            f"slower than {bounds['max']}s",
+            [r.elapsed for r in replies if r.elapsed > float(bounds["max"])],
+        )
+    return problems
+
+
+def _upstream(want: Mapping[str, Any], replies: Sequence[Observed]) -> list[str]:
+    echoes = [e for e in (r.echo for r in replies) if e is not None]
+    if not echoes:
+        return ["no reply came from a backend, so the upstream request cannot be checked"]
+    problems: list[str] = []
+    for key in ("path", "method"):
+        if key in want:
+            _first(
+                problems,
+                f"upstream {key} != {want[key]!r}",
+                [e[key] for e in echoes if e[key] != want[key]],
+            )
+    for name, value in (want.get("headers") or {}).items():
+        bad = [
+            e["headers"].get(name)
+            for e in echoes
+            if name not in e["headers"] or (value is not None and e["headers"][name] != str(value))
+        ]
+        _first(problems, f"upstream header {name} != {value!r}", bad)
+    for name in want.get("absent_headers") or ():
+        _first(
+            problems,
+            f"upstream header {name} present",
+            [e["headers"][name] for e in echoes if name in e["headers"]],
+        )
+    return problems
+
+
+def _sticky(want: Mapping[str, Any], ok: Sequence[Observed]) -> list[str]:
+    by = str(want["by"]).lower()
+    groups: dict[str, set[str]] = defaultdict(set)
+    for r in ok:
+        groups[r.sent.get(by, "")].add(r.backend)
+    problems = [f"{by}={k!r} reached {sorted(v)}" for k, v in groups.items() if len(v) != 1]
+    used = set().union(*groups.values()) if groups else set()
+    if len(used) < int(want.get("min_backends", 1)):
+        problems.append(f"only backends {sorted(used)} used across {len(groups)} {by} values")
+    return problems
+
+
+def _mirror(want: Mapping[str, Any], mirror_log: MirrorLog) -> list[str]:
+    seen = mirror_log(str(want["backend"]))
+    problems = []
+    if "count" in want and len(seen) != int(want["count"]):
+        problems.append(
+            f"mirror {want['backend']} saw {len(seen)} requests, expected {want['count']}"
+        )
+    suffix = want.get("host_suffix")
+    if suffix is not None:
+        hosts = [_host_without_port(e["headers"].get("host", "")) for e in seen]
+        _first(
+            problems,
+            f"mirrored without Host suffix {suffix!r}",
+            [h for h in hosts if not h.endswith(suffix)],
+        )
+    return problems
+
+
+def summary(replies: Sequence[Observed], compare: Sequence[str]) -> dict[str, list[str]]:
+    """What two data planes must agree on for one call, beyond each meeting `expect`: the set of
+    statuses seen, and the set of backends that answered 2xx."""
+    out: dict[str, list[str]] = {}
+    if "status" in compare:
+        out["status"] = sorted({str(r.status) for r in replies})
+    if "backends" in compare:
+        out["backends"] = sorted({r.backend for r in replies if 200 <= r.status < 300})
+    return out

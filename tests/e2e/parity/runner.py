@@ -1,0 +1,148 @@
+"""Run one scenario on one data plane: apply its config once, wait until the plane shows it,
+send its calls, check each call's expectation, and keep a summary to compare the planes by.
+
+Theory of operation:
+1. A scenario's config is applied once (the previous scenario's config deleted first) and tagged:
+   every VirtualService route answers `x-parity-config: <scenario>-<nonce>`.
+2. Per data plane: wait until the control plane shows the RDS push of that revision ACKed and
+   every other type SYNCED, then until the probe comes back tagged (an ACK can precede the
+   switch).
+3. Calls run in order; every request carries `x-parity-run: <plane>-<scenario>-<nonce>` so the
+   backends' logs (mirrors) are read per run and per plane.
+4. A call's replies must meet its `expect`; its summary (statuses seen, 2xx backends) is kept so
+   the planes can be compared with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.e2e.harness import until
+from tests.e2e.parity import expectations
+from tests.e2e.parity.client import Observed, fail_keys, send
+from tests.e2e.parity.dataplanes import DataPlane
+from tests.e2e.parity.scenario import TAG_HEADER, Call, Scenario
+from tests.e2e.parity.world import World
+
+RUN_HEADER = "x-parity-run"
+
+
+@dataclass
+class CallResult:
+    call: Call
+    replies: list[Observed]
+    problems: list[str]
+    summary: dict[str, list[str]]
+
+    def describe(self) -> str:
+        statuses = Counter(r.status for r in self.replies)
+        backends = Counter(r.backend or "-" for r in self.replies)
+        errors = {r.error for r in self.replies if r.error}
+        head = f"call {self.call.name}: statuses {dict(statuses)} backends {dict(backends)}"
+        if errors:
+            head += f" errors {sorted(errors)[:3]}"
+        return head + "".join(f"\n  - {p}" for p in self.problems)
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    plane: str
+    calls: list[CallResult] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for c in self.calls for p in c.problems]
+
+    @property
+    def summary(self) -> dict[str, dict[str, list[str]]]:
+        return {c.call.name: c.summary for c in self.calls}
+
+    def describe(self) -> str:
+        return f"{self.scenario} on {self.plane}:\n" + "\n".join(c.describe() for c in self.calls)
+
+
+class Parity:
+    """The module's world, the data planes started so far, and what each scenario gave."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.outcomes: dict[tuple[str, str], Outcome] = {}
+        self._applied: Scenario | None = None
+        self._tag = ""
+        self._revision = 0
+
+    def use(self, scenario: Scenario) -> None:
+        """Make `scenario`'s config the only scenario config in the store (idempotent)."""
+        if self._applied is not None and self._applied.name == scenario.name:
+            return
+        if self._applied is not None and self._applied.config:
+            self.world.cp.delete(self._applied.untagged_config())
+        self._applied = None
+        self._tag = f"{scenario.name}-{uuid.uuid4().hex[:8]}"
+        self._revision = self.world.cp.apply(scenario.tagged_config(self._tag))
+        self._applied = scenario
+
+    def request(self, plane: DataPlane, call: Call, run: str, count: int) -> list[Observed]:
+        authority = call.authority or self.world.authority(call.service)
+        base = {**call.headers, "host": authority, RUN_HEADER: run}
+        return send(
+            plane.port_for(call.service),
+            call.method,
+            call.path,
+            fail_keys(base, call.fail_key),
+            count,
+            concurrency=call.concurrency,
+            within=call.within,
+        )
+
+    def wait_applied(self, plane: DataPlane, scenario: Scenario, run: str) -> None:
+        # The tag changes every VirtualService, so RDS is always pushed at this revision; other
+        # types are pushed (in ADS order, before RDS) only when they changed, so for them SYNCED
+        # at any revision is what "applied" means.
+        cp = self.world.cp
+        cp.wait_synced(plane.node_id, ("rds",), revision=self._revision, within=20)
+        cp.wait_synced(plane.node_id, within=20)
+        last: list[Observed] = []
+
+        def tagged() -> bool:
+            last[:] = self.request(plane, scenario.probe, run + "-probe", 1)
+            return bool(last) and last[0].header(TAG_HEADER) == self._tag
+
+        try:
+            until(tagged, 15, f"{plane.name} to answer the probe tagged {self._tag}", step=0.05)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last reply {last}\n{plane.diagnostics()}") from None
+
+    def run(self, scenario: Scenario, plane: DataPlane) -> Outcome:
+        self.use(scenario)
+        run = f"{plane.name}-{scenario.name}-{uuid.uuid4().hex[:8]}"
+        self.wait_applied(plane, scenario, run)
+        outcome = Outcome(scenario.name, plane.name)
+        for call in scenario.calls:
+            replies = self.request(plane, call, run, call.count)
+            problems = expectations.check(call.expect, replies, call.count, self._mirror_log(run))
+            summary = expectations.summary(replies, call.compare)
+            outcome.calls.append(CallResult(call, replies, problems, summary))
+        self.outcomes[(scenario.name, plane.name)] = outcome
+        return outcome
+
+    def _mirror_log(self, run: str) -> Callable[[str], list[dict[str, Any]]]:
+        def log(backend: str) -> list[dict[str, Any]]:
+            port = self.world.backends.ports[backend]
+            url = f"http://127.0.0.1:{port}/__log?run={run}"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return list(json.loads(resp.read())["requests"])
+
+        return log
+
+    def finish(self) -> None:
+        if self._applied is not None and self._applied.config:
+            self.world.cp.delete(self._applied.untagged_config())
+            self._applied = None

@@ -1,0 +1,123 @@
+"""Parity scenarios: one YAML file per feature, loaded into frozen values.
+
+A scenario file has `summary` (what feature, which rule of Istio/Envoy), `config` (a list of
+Istio documents applied on top of the base world in `world.py`), optional `probe` (the request
+that shows the config is in force; default: the first call), and `calls`, each with its own
+`expect` block (see `expectations.py` for the keys). Every scenario has a VirtualService (for a
+DestinationRule-only feature, a plain route to the service): the harness tags every HTTP route
+of every VirtualService in `config` with the response header `x-parity-config: <tag>`, so a data
+plane is measured only once a reply shows that tag.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+TAG_HEADER = "x-parity-config"
+FAIL_KEY_MODES = ("", "unique", "fixed")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that the harness cannot run (unknown key, missing field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """`count` requests sent over `concurrency` keep-alive connections to one service."""
+
+    name: str
+    service: str
+    path: str = "/"
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    count: int = 1
+    concurrency: int = 1
+    fail_key: str = ""  # "unique": a fresh x-fail-key per request; "fixed": one per call
+    authority: str = ""  # Host header override; default <service fqdn>:<service port>
+    expect: Mapping[str, Any] = field(default_factory=dict)
+    compare: tuple[str, ...] = ("status", "backends")
+    within: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    summary: str
+    config: tuple[Mapping[str, Any], ...]
+    probe: Call
+    calls: tuple[Call, ...]
+
+    def tagged_config(self, tag: str) -> str:
+        """The config as YAML with every VirtualService HTTP route answering `TAG_HEADER: tag`
+        (merged into any response `set` the route already has)."""
+        docs = [copy.deepcopy(dict(d)) for d in self.config]
+        for doc in docs:
+            if doc.get("kind") != "VirtualService":
+                continue
+            for route in doc.get("spec", {}).get("http", []):
+                response = route.setdefault("headers", {}).setdefault("response", {})
+                response.setdefault("set", {})[TAG_HEADER] = tag
+        return yaml.safe_dump_all(docs, sort_keys=False)
+
+    def untagged_config(self) -> str:
+        return yaml.safe_dump_all([dict(d) for d in self.config], sort_keys=False)
+
+
+_CALL_KEYS = {f for f in Call.__dataclass_fields__}
+
+
+def _call(raw: Mapping[str, Any], where: str, index: int) -> Call:
+    unknown = set(raw) - _CALL_KEYS
+    if unknown:
+        raise ScenarioError(f"{where}: unknown call keys {sorted(unknown)}")
+    if "service" not in raw:
+        raise ScenarioError(f"{where}: a call needs `service`")
+    fields: dict[str, Any] = dict(raw)
+    fields.setdefault("name", f"call{index}")
+    fields["headers"] = {str(k).lower(): str(v) for k, v in (raw.get("headers") or {}).items()}
+    if "compare" in fields:
+        fields["compare"] = tuple(fields["compare"])
+    if fields.get("fail_key", "") not in FAIL_KEY_MODES:
+        raise ScenarioError(f"{where}: fail_key must be one of {FAIL_KEY_MODES}")
+    return Call(**fields)
+
+
+def load(path: Path) -> Scenario:
+    raw = yaml.safe_load(path.read_text())
+    where = path.name
+    unknown = set(raw) - {"summary", "config", "probe", "calls"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
+    calls = tuple(_call(c, where, i) for i, c in enumerate(raw.get("calls") or ()))
+    if not calls:
+        raise ScenarioError(f"{where}: no calls")
+    config = tuple(raw.get("config") or ())
+    if not any(d.get("kind") == "VirtualService" for d in config):
+        raise ScenarioError(f"{where}: needs a VirtualService (its tag shows the config applied)")
+    probe_raw = raw.get("probe")
+    if probe_raw is None:
+        first = calls[0]
+        probe = Call(
+            "probe", first.service, first.path, first.method, first.headers,
+            fail_key="unique" if first.fail_key else "", authority=first.authority,
+        )  # fmt: skip
+    else:
+        probe = _call({"name": "probe", **probe_raw}, where, 0)
+    return Scenario(
+        name=path.stem,
+        summary=str(raw.get("summary", "")),
+        config=config,
+        probe=probe,
+        calls=calls,
+    )
+
+
+def load_all(directory: Path = SCENARIO_DIR) -> list[Scenario]:
+    return [load(p) for p in sorted(directory.glob("*.yaml"))]
