@@ -1,0 +1,146 @@
+"""SnapshotBuilder: xDS responses folded into ProxyConfigs with Envoy's state-of-the-world rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from gossamer.control.translate import listeners as translate
+from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from gossamer.proxy import routing
+from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.proxy.config.snapshot import SnapshotBuilder
+from tests.control.xds.xds_world import cluster, endpoints, route
+from tests.proxy.config.meshes import protos, snapshot
+
+needs_routing = pytest.mark.skipif(
+    not hasattr(routing, "compile_route_config"), reason="proxy/routing has not landed yet"
+)
+
+
+def packed(*messages: Message) -> list[Any]:
+    out = []
+    for m in messages:
+        a = any_pb2.Any()
+        a.Pack(m, deterministic=True)
+        out.append(a)
+    return out
+
+
+def tcp_listener(name: str, port: int, to: str) -> Any:
+    tcp = translate.tcp_proxy_filter(name, [(to, 1)])
+    return translate.socket_listener(name, "127.0.0.1", port, [tcp], bind=True)
+
+
+def http_listener(name: str, port: int, route_name: str) -> Any:
+    return translate.socket_listener(
+        name, "127.0.0.1", port, [translate.rds_filter(route_name)], bind=True
+    )
+
+
+def test_ready_once_clusters_listeners_and_their_endpoints_are_here() -> None:
+    b = SnapshotBuilder()
+    config = b.apply(CLUSTER, "c1", packed(cluster("db")))
+    assert not config.complete and config.missing == {"eds/db", "lds"}
+    assert b.eds_names() == {"db"}
+    config = b.apply(ENDPOINT, "e1", packed(endpoints("db", 17000)))
+    assert not config.complete and config.missing == {"lds"}
+    config = b.apply(LISTENER, "l1", packed(tcp_listener("db", 7000, "db")))
+    assert config.complete and not config.missing
+    assert config.versions == {CLUSTER: "c1", ENDPOINT: "e1", LISTENER: "l1"}
+    assert set(config.resources[LISTENER]) == {"db"}
+    assert config.listener_at("127.0.0.1", 7000) is config.listeners["db"]
+    assert [(e.host, e.port) for e in config.endpoints_for("db").endpoints] == [
+        ("127.0.0.1", 17000)
+    ]
+
+
+def test_listener_waits_for_its_route_configuration() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", [])
+    config = b.apply(LISTENER, "l1", packed(http_listener("web", 9080, "svc-route")))
+    assert b.route_names() == {"svc-route"}
+    assert not config.complete and config.missing == {"rds/svc-route"}
+    chain = config.listeners["web"].chain_for(9080)
+    assert chain is not None and config.route_table(chain.handler) is None  # type: ignore[arg-type]
+
+
+@needs_routing
+def test_route_configuration_completes_the_listener() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", [])
+    b.apply(LISTENER, "l1", packed(http_listener("web", 9080, "svc-route")))
+    config = b.apply(ROUTE, "r1", packed(route(["*"], {"a": 1})))
+    assert config.complete
+    chain = config.listeners["web"].chain_for(9080)
+    assert chain is not None and config.route_table(chain.handler) is not None  # type: ignore[arg-type]
+
+
+def test_a_listener_left_out_of_lds_is_deleted_with_its_endpoints_unneeded() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", packed(cluster("a"), cluster("b")))
+    b.apply(ENDPOINT, "e1", packed(endpoints("a", 1), endpoints("b", 2)))
+    b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a"), tcp_listener("b", 7002, "b")))
+    config = b.apply(LISTENER, "l2", packed(tcp_listener("a", 7001, "a")))
+    assert set(config.listeners) == {"a"}
+    config = b.apply(CLUSTER, "c2", packed(cluster("a")))
+    assert set(config.clusters) == {"a"} and set(config.endpoints) == {"a"}
+    assert b.eds_names() == {"a"} and config.complete
+
+
+def test_eds_updates_only_what_it_carries_and_ignores_unsubscribed_names() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", packed(cluster("a"), cluster("b")))
+    b.apply(ENDPOINT, "e1", packed(endpoints("a", 1), endpoints("b", 2)))
+    config = b.apply(ENDPOINT, "e2", packed(endpoints("a", 11), endpoints("zzz", 3)))
+    assert set(config.endpoints) == {"a", "b"}
+    assert [e.port for e in config.endpoints_for("a").endpoints] == [11]
+    assert [e.port for e in config.endpoints_for("b").endpoints] == [2]
+
+
+def test_unchanged_resources_keep_their_compiled_objects() -> None:
+    b = SnapshotBuilder()
+    first = b.apply(CLUSTER, "c1", packed(cluster("a"), cluster("b")))
+    b.apply(ENDPOINT, "e1", packed(endpoints("a", 1), endpoints("b", 2)))
+    changed = cluster("b")
+    changed.connect_timeout.seconds = 7
+    second = b.apply(CLUSTER, "c2", packed(cluster("a"), changed))
+    assert second.clusters["a"] is first.clusters["a"]
+    assert second.clusters["b"] is not first.clusters["b"]
+    assert second.clusters["b"].connect_timeout == 7
+
+
+def test_a_rejected_response_changes_nothing() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", packed(cluster("a")))
+    good = b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a")))
+    broken = tcp_listener("bad", 7002, "a")
+    broken.filter_chains[0].filters[0].typed_config.type_url = "type.googleapis.com/x.Nope"
+    with pytest.raises(ConfigRejected, match=r'listener "bad".*unsupported network filter'):
+        b.apply(LISTENER, "l2", packed(tcp_listener("a2", 7003, "a"), broken))
+    assert b.config is good and b.version(LISTENER) == "l1"
+
+
+def test_duplicate_names_and_foreign_types_are_rejected() -> None:
+    b = SnapshotBuilder()
+    with pytest.raises(ConfigRejected, match='"a" appears twice'):
+        b.apply(CLUSTER, "c1", packed(cluster("a"), cluster("a")))
+    with pytest.raises(ConfigRejected, match=r"in a type\.googleapis\.com/envoy\.config\.cluster"):
+        b.apply(CLUSTER, "c1", packed(endpoints("a", 1)))
+    with pytest.raises(ConfigRejected, match="not supported"):
+        b.apply("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", "s", [])
+
+
+@needs_routing
+def test_the_translated_sidecar_snapshot_is_accepted_whole() -> None:
+    snap = snapshot()
+    b = SnapshotBuilder()
+    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
+        b.apply(type_url, "v1", [r.any for r in snap.resources.get(type_url, {}).values()])
+    config = b.config
+    assert config.complete, config.missing
+    assert set(config.listeners) == set(protos(snap, LISTENER))
+    assert set(config.routes) == set(protos(snap, ROUTE))
