@@ -134,6 +134,10 @@ class XdsClient:
                 EOFError,
             ) as exc:
                 self._last_error = _describe(exc)
+            except asyncio.CancelledError:
+                if not (self._stopping.is_set() and _not_cancelling()):
+                    raise
+                break  # stop() cancelled the call under a read or write, not our task
             finally:
                 self._connected = False
                 self._call = None
@@ -164,12 +168,7 @@ class XdsClient:
                 await self._request(call, type_url, names, first=first)
                 first = False
             while not self._stopping.is_set():
-                try:
-                    response = await call.read()
-                except asyncio.CancelledError:
-                    if self._stopping.is_set() and _not_cancelling():
-                        return  # stop() cancelled the call, not our task
-                    raise
+                response = await call.read()
                 if response is grpc.aio.EOF:
                     raise EOFError("control plane closed the stream")
                 if not self._connected:
@@ -203,8 +202,8 @@ class XdsClient:
             error = status_pb2.Status(code=INVALID_ARGUMENT, message=str(rejected))
             await self._request(call, type_url, names, nonce=nonce, error=error)
             return
+        self.on_config(config)  # in force before the ACK says so, as Envoy
         await self._request(call, type_url, names, nonce=nonce)
-        self.on_config(config)
         follow = {LISTENER: ROUTE, CLUSTER: ENDPOINT}.get(type_url)
         if follow is not None:
             wanted = self.builder.route_names() if follow == ROUTE else self.builder.eds_names()
