@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gossamer.cli import config, controlplane, proxies, up, validate
+from gossamer.cli import config, controlplane, proxies, proxy, up, validate
 
 app = typer.Typer(
     name="gossamer",
@@ -24,6 +24,7 @@ validate.register(app)
 config.register(app)
 controlplane.register(app)
 proxies.register(app)
+proxy.register(app)
 up.register(app)
 
 

@@ -1,0 +1,148 @@
+"""`gossamer proxy`: run the Gossamer sidecar (xDS client, data plane, admin/stats/health)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import socket
+import sys
+from typing import Annotated
+
+import typer
+
+from gossamer.proxy.supervisor import ProxyOptions, run_proxy
+
+# Kubernetes label keys: optional DNS-subdomain prefix and '/', then a name of [-._a-zA-Z0-9]
+# that starts and ends alphanumeric (at most 63 characters). Values: the same name rule or empty.
+_LABEL_NAME = r"[A-Za-z0-9](?:[-._A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"(?:[a-z0-9](?:[-.a-z0-9]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+_LABEL_VALUE = re.compile(rf"(?:{_LABEL_NAME})?")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("proxy")(proxy)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`app=reviews,version=v1` → a dict; BadParameter naming the offending item for anything
+    else (no `=`, empty or invalid key, invalid value, a key given twice)."""
+    labels: dict[str, str] = {}
+    if not text.strip():
+        return labels
+    for item in text.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} is not key=value")
+        if not _LABEL_KEY.fullmatch(key):
+            raise typer.BadParameter(f"{key!r} in {item!r} is not a valid label key")
+        if not _LABEL_VALUE.fullmatch(value):
+            raise typer.BadParameter(f"{value!r} in {item!r} is not a valid label value")
+        if key in labels:
+            raise typer.BadParameter(f"label {key!r} given twice")
+        labels[key] = value
+    return labels
+
+
+def parse_target(text: str) -> str:
+    """`HOST:PORT` (IPv6 as `[::1]:15010`) with a port in 1..65535; returned unchanged."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{text!r} is not HOST:PORT")
+    return text
+
+
+def _check_ip(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an IP address") from None
+    return text
+
+
+def proxy(
+    controlplane: Annotated[
+        str,
+        typer.Option(
+            "--controlplane", callback=parse_target, help="Control plane xDS address HOST:PORT."
+        ),
+    ],
+    namespace: Annotated[str, typer.Option("--namespace", help="Workload namespace.")] = "default",
+    service_account: Annotated[
+        str, typer.Option("--service-account", help="Workload service account.")
+    ] = "default",
+    labels: Annotated[str, typer.Option("--labels", help="Workload labels: k=v,k2=v2.")] = "",
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload", help="Workload (pod) name; default: the app label or host name."
+        ),
+    ] = None,
+    ip: Annotated[
+        str, typer.Option("--ip", callback=_check_ip, help="The workload's IP address.")
+    ] = "127.0.0.1",
+    explicit: Annotated[
+        bool,
+        typer.Option("--explicit", help="No iptables (no root): clients send to the capture port."),
+    ] = False,
+    outbound_port: Annotated[
+        int, typer.Option("--outbound-port", min=0, max=65535, help="Outbound capture port.")
+    ] = 15001,
+    inbound_port: Annotated[
+        int, typer.Option("--inbound-port", min=0, max=65535, help="Inbound capture port.")
+    ] = 15006,
+    admin_port: Annotated[
+        int, typer.Option("--admin-port", min=0, max=65535, help="Admin (127.0.0.1).")
+    ] = 15000,
+    stats_port: Annotated[
+        int, typer.Option("--stats-port", min=0, max=65535, help="/stats/prometheus.")
+    ] = 15020,
+    health_port: Annotated[
+        int, typer.Option("--health-port", min=0, max=65535, help="/healthz/ready.")
+    ] = 15021,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=256, help="Worker processes.")
+    ] = 2,
+    drain_timeout: Annotated[
+        float,
+        typer.Option("--drain-timeout", min=0.0, help="Seconds in-flight requests get on exit."),
+    ] = 5.0,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Run the sidecar: take config from the control plane, proxy traffic, serve admin.
+
+    SIGTERM/SIGINT (or POST /quitquitquit) drain: listeners close, in-flight requests get up to
+    --drain-timeout seconds, exit 0.
+    """
+    try:
+        parsed_labels = parse_labels(labels)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--labels'") from None
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"{log_level!r} is not a log level", param_hint="--log-level")
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    options = ProxyOptions(
+        controlplane=controlplane,
+        namespace=namespace,
+        service_account=service_account,
+        labels=parsed_labels,
+        workload=workload or parsed_labels.get("app") or socket.gethostname(),
+        ip=ip,
+        explicit=explicit,
+        outbound_port=outbound_port,
+        inbound_port=inbound_port,
+        admin_port=admin_port,
+        stats_port=stats_port,
+        health_port=health_port,
+        concurrency=concurrency,
+        drain_timeout=drain_timeout,
+        log_level=log_level.lower(),
+    )
+    raise typer.Exit(run_proxy(options))

@@ -1,0 +1,288 @@
+"""The `gossamer proxy` process: xDS client, admin/stats/health servers, and the data plane.
+
+Theory of operation:
+
+1. One XdsClient keeps the ADS stream; every accepted push becomes a ProxyConfig and a new
+   *generation*. With --concurrency 1 the Dataplane runs here and applies it; with N > 1 each
+   of N worker processes (worker.py) runs its own Dataplane on SO_REUSEPORT listeners and
+   gets the accepted resources, serialized, over its link (supervisor_workers.py). A push that
+   arrives while an older one is still being applied replaces it: only the latest generation
+   is ever applied.
+2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, the config is `complete`, and the
+   latest generation is applied everywhere.
+3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, listeners close, in-flight
+   requests get `drain_timeout` seconds, then the xDS stream and the admin servers stop and
+   `run()` returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gossamer.proxy import admin_render
+from gossamer.proxy.admin import AdminServers, Endpoint
+from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.supervisor_workers import WorkerPool
+from gossamer.proxy.worker import apply_config, drain_dataplane, new_dataplane
+from gossamer.runtime.envoy import node_id, node_metadata
+
+log = logging.getLogger("gossamer.proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    """Everything `gossamer proxy` was told on its command line (see docs/sidecar.md)."""
+
+    controlplane: str
+    namespace: str = "default"
+    service_account: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    workload: str = "workload"
+    ip: str = "127.0.0.1"
+    explicit: bool = False
+    outbound_port: int = 15001
+    inbound_port: int = 15006
+    admin_port: int = 15000
+    stats_port: int = 15020
+    health_port: int = 15021
+    concurrency: int = 2
+    drain_timeout: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def node_id(self) -> str:
+        return node_id("sidecar", self.ip, self.workload, self.namespace)
+
+    @property
+    def cluster(self) -> str:
+        return f"{self.workload}.{self.namespace}"
+
+    def metadata(self) -> dict[str, Any]:
+        # REDIRECT even in explicit mode: the sidecar wants the capture listeners; explicit
+        # (no iptables) is handled by the data plane.
+        return node_metadata(
+            namespace=self.namespace,
+            labels=self.labels,
+            interception_mode="REDIRECT",
+            workload_name=self.workload,
+            pod_name=self.workload,
+            service_account=self.service_account,
+            instance_ips=(self.ip,),
+        )
+
+    def node(self) -> Any:
+        """The Envoy `Node` proto sent on the ADS stream."""
+        from gossamer.proxy.xds_client import make_node
+
+        return make_node(self.node_id, self.cluster, self.metadata())
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "labels": dict(self.labels)}
+
+
+def run_proxy(options: ProxyOptions) -> int:
+    """Run until drained; the exit code. uvloop is installed before any grpc.aio object."""
+    import uvloop
+
+    try:
+        return uvloop.run(Supervisor(options).run())
+    except KeyboardInterrupt:  # a second Ctrl-C while draining
+        return 130
+
+
+class Supervisor:
+    """Owns the xDS client, the admin servers and the data plane (here or in workers)."""
+
+    def __init__(self, options: ProxyOptions) -> None:
+        self.options = options
+        self._started = time.monotonic()
+        self._stopping = asyncio.Event()
+        self._state = "PRE_INITIALIZING"
+        self._config: Any = None  # ProxyConfig
+        self._generation = 0
+        self._updated: dict[str, float] = {}  # type URL → when its version last changed
+        self._dataplane: Any = None  # in-process (concurrency 1)
+        self._applied = 0  # generation the in-process dataplane applied
+        self._config_changed = asyncio.Event()
+        self._workers: WorkerPool | None = None
+        self._xds: Any = None
+        self._admin: AdminServers | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        from gossamer.proxy.xds_client import XdsClient
+
+        opts = self.options
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.quit)
+        stats_host = "127.0.0.1" if opts.explicit else "0.0.0.0"  # the pod IP, as Istio
+        self._admin = AdminServers(
+            self,
+            admin=Endpoint("127.0.0.1", opts.admin_port),
+            stats=Endpoint(stats_host, opts.stats_port),
+            health=Endpoint(stats_host, opts.health_port),
+        )
+        await self._admin.start()
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            if opts.concurrency == 1:
+                self._dataplane = new_dataplane(opts.as_json(), reuse_port=False)
+                tasks.append(asyncio.create_task(self._apply_in_process()))
+            else:
+                self._workers = WorkerPool(opts.concurrency, opts.as_json(), self._stopping)
+                tasks.append(asyncio.create_task(self._workers.run()))
+            self._xds = XdsClient(opts.controlplane, opts.node(), self._on_config)
+            tasks.append(asyncio.create_task(self._xds.run()))
+            tasks.append(asyncio.create_task(self._watch_xds()))
+            ports = self._admin.ports
+            log.info(
+                "gossamer proxy %s: pid %d, xDS %s, concurrency %d%s, admin 127.0.0.1:%d, "
+                "stats %s:%d, health %s:%d",
+                opts.node_id, os.getpid(), opts.controlplane, opts.concurrency,
+                " (explicit)" if opts.explicit else "", ports["admin"], stats_host,
+                ports["stats"], stats_host, ports["health"],
+            )  # fmt: skip
+            await self._stopping.wait()
+            await self._drain()
+        finally:
+            if self._xds is not None:
+                await self._xds.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._admin.stop()
+        log.info("gossamer proxy: drained, exiting")
+        return 0
+
+    def quit(self) -> None:
+        """Begin a graceful drain (signal handlers, /quitquitquit); returns at once."""
+        if not self._stopping.is_set():
+            log.info("gossamer proxy: draining (up to %gs)", self.options.drain_timeout)
+            self._state = "DRAINING"
+            self._stopping.set()
+
+    async def _drain(self) -> None:
+        timeout = self.options.drain_timeout
+        if self._dataplane is not None:
+            await drain_dataplane(self._dataplane, timeout)
+        if self._workers is not None:
+            await self._workers.drain(timeout)
+
+    # --- config ---------------------------------------------------------------------------
+
+    def _on_config(self, config: Any) -> None:
+        """Called by the XdsClient with every accepted ProxyConfig."""
+        now = time.time()
+        old = self._config.versions if self._config is not None else {}
+        for type_url, version in config.versions.items():
+            if old.get(type_url) != version:
+                self._updated[type_url] = now
+        self._config = config
+        self._generation += 1
+        versions = " ".join(
+            f"{t.rsplit('.', 1)[-1]}={v}" for t, v in sorted(config.versions.items())
+        )
+        missing = f" missing={','.join(sorted(config.missing))}" if config.missing else ""
+        log.info(
+            "config accepted: generation %d %s complete=%s%s",
+            self._generation, versions, config.complete, missing,
+        )  # fmt: skip
+        if self._workers is not None:
+            self._workers.push(self._generation, config)
+        self._config_changed.set()
+
+    async def _apply_in_process(self) -> None:
+        while True:
+            await self._config_changed.wait()
+            self._config_changed.clear()
+            generation, config = self._generation, self._config
+            try:
+                await apply_config(self._dataplane, config)
+            except Exception:
+                log.exception("applying generation %d failed; keeping the last one", generation)
+                continue
+            self._applied = generation
+            log.info("config applied: generation %d", generation)
+
+    def _applied_everywhere(self) -> bool:
+        if self._workers is not None:
+            return self._workers.all_applied(self._generation)
+        return self._applied == self._generation
+
+    async def _watch_xds(self) -> None:
+        """One log line when the control plane connection is lost or comes back (the client
+        itself logs NACKs and retries)."""
+        connected: bool | None = None
+        while True:
+            now = bool(self._xds_status().get("connected"))
+            if connected is not None and now != connected:
+                if now:
+                    log.info("control plane %s: reconnected", self.options.controlplane)
+                else:
+                    log.warning("control plane %s: connection lost", self.options.controlplane)
+            if connected is None and now:
+                log.info("control plane %s: connected", self.options.controlplane)
+            connected = now if (connected is not None or now) else None
+            await asyncio.sleep(0.1)
+
+    def _xds_status(self) -> dict[str, Any]:
+        if self._xds is None:
+            return {}
+        status = self._xds.status()
+        return {**asdict(status), "versions": dict(status.versions)}
+
+    # --- AdminSource ----------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        if self._stopping.is_set() or self._config is None or not self._config.complete:
+            return False
+        ready = self._applied_everywhere()
+        if ready and self._state == "PRE_INITIALIZING":
+            self._state = "LIVE"
+        return ready
+
+    def server_info(self) -> dict[str, Any]:
+        self.ready()  # moves PRE_INITIALIZING → LIVE once
+        uptime = int(time.monotonic() - self._started)
+        opts = self.options
+        config = self._config
+        return {
+            "version": "gossamer/0.1.0",
+            "state": self._state,
+            "ready": self.ready(),
+            "uptime_current_epoch": f"{uptime}s",
+            "uptime_all_epochs": f"{uptime}s",
+            "node": {"id": opts.node_id, "cluster": opts.cluster, "metadata": opts.metadata()},
+            "command_line_options": opts.as_json(),
+            "pid": os.getpid(),
+            "xds": self._xds_status(),
+            "config": {
+                "generation": self._generation,
+                "complete": bool(config is not None and config.complete),
+                "missing": sorted(config.missing) if config is not None else [],
+                "versions": dict(config.versions) if config is not None else {},
+            },
+            "workers": self._workers.describe() if self._workers is not None else [],
+        }
+
+    def config_dump(self) -> dict[str, Any]:
+        config = self._config
+        if config is None:
+            return admin_render.config_dump({}, {}, {})
+        return admin_render.config_dump(config.resources, config.versions, self._updated)
+
+    async def stats(self) -> Snapshot:
+        if self._workers is not None:
+            return merge_snapshots(await self._workers.stats())
+        if self._dataplane is None:
+            return {}
+        return snapshot_backends(self._dataplane)
