@@ -10,7 +10,8 @@ in total and per x-fail-key.
 
 Behaviours a request can ask for (for the parity scenarios), none of which changes the above:
 `x-fail-first: N` / `x-fail-status: S` override the spec's values for that request;
-`x-delay-ms: N` waits N ms before answering; `x-chunked: 1` sends the body chunked. Every answer
+`x-delay-ms: N` waits N ms before answering (with `x-delay-first: K`, only
+the first K requests per x-fail-key); `x-chunked: 1` sends the body chunked. Every answer
 also names its server in the response headers `x-backend` and `x-backend-version`, and the body
 carries the method. Requests with an `x-parity-run` header are remembered (the most recent
 20000): `GET /__log?run=<id>` lists the method, path and headers of each, oldest first.
@@ -109,7 +110,8 @@ class Handler(BaseHTTPRequestHandler):
         fail_first = int(self.headers.get("x-fail-first") or srv.fail_first)
         fail_status = int(self.headers.get("x-fail-status") or srv.fail_status)
         delay_ms = int(self.headers.get("x-delay-ms") or 0)
-        if delay_ms:
+        delay_first = self.headers.get("x-delay-first")  # only the first N attempts per key
+        if delay_ms and (delay_first is None or seen <= int(delay_first)):
             time.sleep(delay_ms / 1000)
         status = fail_status if key and seen <= fail_first else 200
         self._answer(

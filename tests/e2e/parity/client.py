@@ -95,15 +95,23 @@ class Connection:
 HeaderSource = Callable[[int], Mapping[str, str]]
 
 
-def fail_keys(base: Mapping[str, str], mode: str) -> HeaderSource:
-    """Per-request headers: `base`, plus an `x-fail-key` that is fresh per request ("unique"),
-    shared by the whole call ("fixed") or absent ("")."""
-    if mode == "unique":
-        return lambda i: {**base, "x-fail-key": uuid.uuid4().hex}
-    if mode == "fixed":
-        fixed = {**base, "x-fail-key": uuid.uuid4().hex}
-        return lambda i: fixed
-    return lambda i: base
+def per_request_headers(
+    base: Mapping[str, str], fail_key: str, vary: Mapping[str, int]
+) -> HeaderSource:
+    """Headers for request i: `base`; an `x-fail-key` fresh per request (`fail_key` "unique"),
+    shared by the whole call ("fixed") or absent (""); and for each `vary` header h: n, the
+    value `v<i % n>` (n distinct values, each sent equally often)."""
+    fixed = {**base, "x-fail-key": uuid.uuid4().hex} if fail_key == "fixed" else dict(base)
+
+    def headers(i: int) -> Mapping[str, str]:
+        out = dict(fixed)
+        if fail_key == "unique":
+            out["x-fail-key"] = uuid.uuid4().hex
+        for name, n in vary.items():
+            out[name] = f"v{i % n}"
+        return out
+
+    return headers
 
 
 def send(

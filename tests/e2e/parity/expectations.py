@@ -20,6 +20,7 @@ Keys (all optional), each a statement about what a user of the mesh would notice
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -177,8 +178,14 @@ def _sticky(want: Mapping[str, Any], ok: Sequence[Observed]) -> list[str]:
     return problems
 
 
-def _mirror(want: Mapping[str, Any], mirror_log: MirrorLog) -> list[str]:
+def _mirror(want: Mapping[str, Any], mirror_log: MirrorLog, within: float = 5.0) -> list[str]:
+    """Mirrors are fire-and-forget: the client's reply can come before the mirror request
+    arrives, so the backend's log is read until the count is reached or `within` passes."""
+    deadline = time.monotonic() + within
     seen = mirror_log(str(want["backend"]))
+    while "count" in want and len(seen) < int(want["count"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = mirror_log(str(want["backend"]))
     problems = []
     if "count" in want and len(seen) != int(want["count"]):
         problems.append(

@@ -25,7 +25,7 @@ from typing import Any
 
 from tests.e2e.harness import until
 from tests.e2e.parity import expectations
-from tests.e2e.parity.client import Observed, fail_keys, send
+from tests.e2e.parity.client import Observed, per_request_headers, send
 from tests.e2e.parity.dataplanes import DataPlane
 from tests.e2e.parity.scenario import TAG_HEADER, Call, Scenario
 from tests.e2e.parity.world import World
@@ -96,7 +96,7 @@ class Parity:
             plane.port_for(call.service),
             call.method,
             call.path,
-            fail_keys(base, call.fail_key),
+            per_request_headers(base, call.fail_key, call.vary),
             count,
             concurrency=call.concurrency,
             within=call.within,

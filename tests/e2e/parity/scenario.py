@@ -40,6 +40,7 @@ class Call:
     count: int = 1
     concurrency: int = 1
     fail_key: str = ""  # "unique": a fresh x-fail-key per request; "fixed": one per call
+    vary: Mapping[str, int] = field(default_factory=dict)  # header -> request i sends "v<i % n>"
     authority: str = ""  # Host header override; default <service fqdn>:<service port>
     expect: Mapping[str, Any] = field(default_factory=dict)
     compare: tuple[str, ...] = ("status", "backends")
@@ -82,6 +83,7 @@ def _call(raw: Mapping[str, Any], where: str, index: int) -> Call:
     fields: dict[str, Any] = dict(raw)
     fields.setdefault("name", f"call{index}")
     fields["headers"] = {str(k).lower(): str(v) for k, v in (raw.get("headers") or {}).items()}
+    fields["vary"] = {str(k).lower(): int(v) for k, v in (raw.get("vary") or {}).items()}
     if "compare" in fields:
         fields["compare"] = tuple(fields["compare"])
     if fields.get("fail_key", "") not in FAIL_KEY_MODES:
