@@ -1,0 +1,67 @@
+"""What routing reads from a request head, and the path/query split every matcher shares.
+
+A `Protocol` rather than the codec's class: routing is pure and only needs three attributes
+(`gossamer.codec.http1.RequestHead` satisfies it). `target` is assigned by path rewrites.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+from urllib.parse import unquote_to_bytes
+
+from gossamer.codec.headers import Headers
+
+
+class RequestView(Protocol):
+    """The request head as routing sees it (origin-form `target`, lowercase header names)."""
+
+    method: bytes
+    target: bytes
+    headers: Headers
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(path, rest): the path Envoy matches on (no query, no fragment) and what follows it,
+    starting at `?` or `#` (kept by rewrites)."""
+    end = len(target)
+    q = target.find(b"?")
+    if q >= 0:
+        end = q
+    h = target.find(b"#", 0, end)
+    if h >= 0:
+        end = h
+    return target[:end], target[end:]
+
+
+def match_path(target: bytes) -> bytes:
+    """The path part of `target`; absolute-form (`http://host/p`) is reduced to its path."""
+    if target[:1] != b"/" and b"://" in target:
+        start = target.find(b"/", target.find(b"://") + 3)
+        target = target[start:] if start >= 0 else b"/"
+    end = len(target)
+    for sep in (b"?", b"#"):
+        i = target.find(sep, 0, end)
+        if i >= 0:
+            end = i
+    return target[:end] if end != len(target) else target
+
+
+def query_params(target: bytes) -> dict[bytes, bytes]:
+    """First value of each query parameter, percent-decoded (Envoy keeps the first of repeated
+    keys for route matching; a key without `=` has the empty value)."""
+    q = target.find(b"?")
+    if q < 0:
+        return {}
+    query = target[q + 1 :]
+    h = query.find(b"#")
+    if h >= 0:
+        query = query[:h]
+    out: dict[bytes, bytes] = {}
+    for part in query.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        key = unquote_to_bytes(name)
+        if key not in out:
+            out[key] = unquote_to_bytes(value)
+    return out

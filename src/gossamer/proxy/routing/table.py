@@ -1,0 +1,132 @@
+"""A compiled RouteConfiguration: virtual host by authority, then the first matching route.
+
+Theory of operation (Envoy's `RouteMatcher::findVirtualHost`, then `VirtualHostImpl`):
+1. The authority is lowercased; with `ignore_port_in_host_matching` its port is dropped.
+2. Exact domains first (a domain with a port matches only that port), then suffix wildcards
+   (`*.foo.com`, longest first), then prefix wildcards (`foo.*`, longest first), then `*`.
+   A wildcard stands for at least one character.
+3. Routes are tried in order; the first whose path and conditions hold is the route.
+   No virtual host or no route: None (Envoy's 404 with response flag NR).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gossamer.codec.headers import Headers
+from gossamer.proxy.routing.actions import Action, Forward
+from gossamer.proxy.routing.fault import Fault
+from gossamer.proxy.routing.matchers import RouteMatcher
+from gossamer.proxy.routing.mutation import HeaderMutation
+from gossamer.proxy.routing.request import RequestView, match_path
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A matched route: what to do, the fault to inject, and the header mutations of every
+    level in Envoy's order (`request_mutations[0]` applies first)."""
+
+    name: str
+    vhost: str
+    action: Action
+    fault: Fault | None
+    request_mutations: tuple[HeaderMutation, ...]
+    response_mutations: tuple[HeaderMutation, ...]
+
+    def mutate_request(self, headers: Headers, cluster: str | None = None) -> None:
+        """Apply request header mutations; `cluster` (the picked weighted cluster) applies its
+        own mutations and host rewrite first, as Envoy's weighted cluster entry does."""
+        if cluster is not None and isinstance(self.action, Forward) and self.action.weighted:
+            target = self.action.target(cluster)
+            if target is not None:
+                target.request.apply(headers)
+                if target.host_rewrite is not None:
+                    headers.set(b"host", target.host_rewrite)
+        for mutation in self.request_mutations:
+            mutation.apply(headers)
+
+    def mutate_response(self, headers: Headers, cluster: str | None = None) -> None:
+        if cluster is not None and isinstance(self.action, Forward) and self.action.weighted:
+            target = self.action.target(cluster)
+            if target is not None:
+                target.response.apply(headers)
+        for mutation in self.response_mutations:
+            mutation.apply(headers)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    entries: tuple[tuple[RouteMatcher, Route], ...]
+
+    def select(self, head: RequestView, authority: bytes) -> Route | None:
+        path = match_path(head.target)
+        folded: bytes | None = None
+        for matcher, route in self.entries:
+            if matcher.fold_case:
+                if folded is None:
+                    folded = path.lower()
+                if not matcher.path_test(folded):
+                    continue
+            elif not matcher.path_test(path):
+                continue
+            if matcher.has_conditions and not matcher.conditions_hold(head, authority):
+                continue
+            return route
+        return None
+
+
+WildcardTable = tuple[tuple[int, dict[bytes, VirtualHost]], ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RouteTable:
+    """`select(head, authority)` is the hot path: one dict lookup for the usual exact host."""
+
+    name: str
+    virtual_hosts: tuple[VirtualHost, ...]
+    exact: dict[bytes, VirtualHost]
+    suffixes: WildcardTable
+    prefixes: WildcardTable
+    default: VirtualHost | None
+    ignore_port: bool = False
+
+    def virtual_host(self, authority: bytes) -> VirtualHost | None:
+        vhost = self.exact.get(authority)
+        if vhost is not None and not self.ignore_port:
+            return vhost
+        host = authority.lower()
+        if self.ignore_port:
+            host = strip_port(host)
+        vhost = self.exact.get(host)
+        if vhost is not None:
+            return vhost
+        size = len(host)
+        for length, table in self.suffixes:
+            if length < size:
+                vhost = table.get(host[size - length :])
+                if vhost is not None:
+                    return vhost
+        for length, table in self.prefixes:
+            if length < size:
+                vhost = table.get(host[:length])
+                if vhost is not None:
+                    return vhost
+        return self.default
+
+    def select(self, head: RequestView, authority: bytes) -> Route | None:
+        """The route for this request, or None (404, no route)."""
+        vhost = self.virtual_host(authority)
+        return None if vhost is None else vhost.select(head, authority)
+
+    def __repr__(self) -> str:
+        return f"<RouteTable {self.name} vhosts={len(self.virtual_hosts)}>"
+
+
+def strip_port(host: bytes) -> bytes:
+    """`host:port` → `host` (IPv6 literals keep their brackets); anything else unchanged."""
+    colon = host.rfind(b":")
+    if colon < 0 or (host.startswith(b"[") and host.rfind(b"]") > colon):
+        return host
+    return host[:colon] if host[colon + 1 :].isdigit() else host
