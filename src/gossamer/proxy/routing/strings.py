@@ -10,12 +10,14 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from gossamer.proxy.config.rejected import ConfigRejected
 
 BytesTest = Callable[[bytes], bool]
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a refused pattern is reported in the NACK, not on stderr
 
 
 def compile_regex(pb: regex_pb2.RegexMatcher, where: str) -> re2._Regexp:
     """An RE2 program over bytes; a pattern RE2 refuses is a NACK, as in Envoy."""
     try:
-        return re2.compile(pb.regex.encode())
+        return re2.compile(pb.regex.encode(), options=_OPTIONS)
     except re2.error as exc:
         raise ConfigRejected(f"{where}: invalid regex {pb.regex!r}: {exc}") from None
 
