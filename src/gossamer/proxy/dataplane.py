@@ -1,0 +1,287 @@
+"""The Dataplane: binds the listeners of a ProxyConfig and keeps one Backend per cluster.
+
+Theory of operation:
+1. `apply(config)` swaps `config` and `backends` together, with no await in between: a request
+   sees one generation. Clusters whose ClusterConfig and endpoints did not change keep their
+   Backend untouched; changed ones are `reconfigure`d (state of remaining hosts survives);
+   removed ones are dropped and their idle pooled connections closed.
+2. Then listeners are bound to match: bind_to_port listeners on address:port, the capture
+   listeners (`use_original_dst` → outbound, INBOUND with the original_dst listener filter →
+   inbound) on the options' capture address and flag ports. A listener whose bound address did
+   not change keeps its socket (its chains are looked up per connection); a removed one stops
+   accepting while its open connections finish.
+3. Each accepted connection picks its chain once (see `_protocol_for`), then reads the current
+   config per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+from gossamer.codec.http1 import Limits
+from gossamer.proxy.config.listeners import HttpChain, ListenerConfig, TcpChain
+from gossamer.proxy.config.snapshot import ProxyConfig
+from gossamer.proxy.server.context import ChainRoutes, ExplicitProxyRoutes
+from gossamer.proxy.server.downstream import HttpConnection
+from gossamer.proxy.server.tcp_proxy import TcpProxy
+from gossamer.proxy.upstream.backend import Backend
+from gossamer.proxy.upstream.endpoints import EndpointSet
+from gossamer.proxy.upstream.pool import ConnectionPool
+from gossamer.transport.listen import listening_socket
+from gossamer.transport.original_dst import original_destination
+
+log = logging.getLogger(__name__)
+
+OUTBOUND_CAPTURE = "outbound"
+INBOUND_CAPTURE = "inbound"
+PLAIN = "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class DataplaneOptions:
+    """How the sidecar listens. `explicit`: no iptables redirect; capture listeners still bind
+    (on 127.0.0.1) and behave as an HTTP proxy (outbound) / the single inbound chain (inbound).
+    `bind_address` overrides where capture listeners bind (default: 127.0.0.1 when explicit,
+    else 0.0.0.0). Port 0 lets the kernel choose (tests read `Dataplane.address_of`)."""
+
+    explicit: bool = True
+    ip: str = "127.0.0.1"
+    outbound_port: int = 15001
+    inbound_port: int = 15006
+    bind_address: str | None = None
+    reuse_port: bool = False
+    limits: Limits = field(default_factory=Limits)
+    head_timeout: float = 10.0
+
+    @property
+    def capture_address(self) -> str:
+        if self.bind_address is not None:
+            return self.bind_address
+        return "127.0.0.1" if self.explicit else "0.0.0.0"
+
+
+@dataclass(slots=True)
+class _Bound:
+    key: tuple[str, int, str]  # (host, port asked, kind)
+    server: asyncio.AbstractServer
+    address: tuple[str, int]
+
+
+class Dataplane:
+    """See the module docstring. Use from one event loop; `apply` and `drain` are coroutines."""
+
+    def __init__(self, options: DataplaneOptions | None = None) -> None:
+        self.options = options if options is not None else DataplaneOptions()
+        self.pool = ConnectionPool(self.options.limits)
+        self._config: ProxyConfig | None = None
+        self._backends: Mapping[str, Backend] = MappingProxyType({})
+        self._endpoint_sets: dict[str, EndpointSet | None] = {}
+        self._bound: dict[str, _Bound] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[object] = set()
+        self._idle: asyncio.Event | None = None  # set when the last connection closes (drain)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Dataplane listeners={sorted(self._bound)} backends={len(self._backends)} "
+            f"connections={len(self._connections)}>"
+        )
+
+    @property
+    def config(self) -> ProxyConfig | None:
+        return self._config
+
+    @property
+    def backends(self) -> Mapping[str, Backend]:
+        return self._backends
+
+    def address_of(self, listener: str) -> tuple[str, int] | None:
+        """Where a bound listener actually listens (its port when it asked for 0)."""
+        bound = self._bound.get(listener)
+        return bound.address if bound is not None else None
+
+    # --- configuration ------------------------------------------------------------------
+
+    async def apply(self, config: ProxyConfig) -> None:
+        """Adopt `config` (rules 1 and 2). Listeners that fail to bind are logged and skipped
+        (the config was already accepted); everything else still applies."""
+        self._swap(config)
+        await self._bind(config)
+
+    def _swap(self, config: ProxyConfig) -> None:
+        backends: dict[str, Backend] = {}
+        for name, cluster in config.clusters.items():
+            endpoints = config.endpoints_for(name)
+            old = self._backends.get(name)
+            if old is None:
+                backends[name] = Backend(cluster, endpoints)
+            else:
+                if old.config != cluster or self._endpoint_sets.get(name) != endpoints:
+                    old.reconfigure(cluster, endpoints)
+                backends[name] = old
+            self._endpoint_sets[name] = endpoints
+        for name in self._backends:
+            if name not in backends:
+                self._endpoint_sets.pop(name, None)
+                self.pool.close_backend(name)
+        self._config = config
+        self._backends = MappingProxyType(backends)
+
+    def _bind_key(self, listener: ListenerConfig) -> tuple[str, int, str] | None:
+        options = self.options
+        if listener.use_original_dst:
+            return options.capture_address, options.outbound_port, OUTBOUND_CAPTURE
+        if listener.direction == "INBOUND" and listener.original_dst_filter:
+            return options.capture_address, options.inbound_port, INBOUND_CAPTURE
+        if listener.bind:
+            return listener.address, listener.port, PLAIN
+        return None
+
+    async def _bind(self, config: ProxyConfig) -> None:
+        wanted: dict[str, tuple[str, int, str]] = {}
+        for name, listener in config.listeners.items():
+            key = self._bind_key(listener)
+            if key is not None:
+                wanted[name] = key
+        for name in [n for n, b in self._bound.items() if wanted.get(n) != b.key]:
+            self._bound.pop(name).server.close()  # open connections carry on (rule 2)
+        loop = asyncio.get_running_loop()
+        for name, key in wanted.items():
+            if name in self._bound:
+                continue
+            host, port, kind = key
+            try:
+                sock = listening_socket(host, port, reuse_port=self.options.reuse_port)
+            except OSError as exc:
+                log.error("listener %s: cannot bind %s:%d: %s", name, host, port, exc)
+                continue
+            server = await loop.create_server(partial(_Dispatch, self, name, kind), sock=sock)
+            address = sock.getsockname()
+            self._bound[name] = _Bound(key, server, (str(address[0]), int(address[1])))
+
+    # --- connections --------------------------------------------------------------------
+
+    def _protocol_for(
+        self, name: str, kind: str, transport: asyncio.BaseTransport
+    ) -> asyncio.Protocol | None:
+        """The protocol for a connection accepted on listener `name`; None closes it
+        (Envoy closes connections no filter chain matches)."""
+        config = self._config
+        listener = config.listeners.get(name) if config is not None else None
+        if config is None or listener is None:
+            return None
+        local = _address(transport.get_extra_info("sockname"))
+        if kind == PLAIN:
+            chain = listener.chain_for(local[1]) if local else listener.chain_for(listener.port)
+            return self._handler(chain.handler if chain else None, local, local)
+        sock = transport.get_extra_info("socket")
+        dst = original_destination(sock) if sock is not None else None
+        redirected = dst is not None and dst != local
+        if kind == OUTBOUND_CAPTURE:
+            if not redirected:
+                return HttpConnection(self, ExplicitProxyRoutes(), None)
+            assert dst is not None
+            target = config.listener_at(dst[0], dst[1]) or config.listener_at("0.0.0.0", dst[1])
+            if target is not None and not target.use_original_dst:
+                chain = target.chain_for(dst[1])
+            else:
+                chain = listener.chain_for(dst[1])
+            return self._handler(chain.handler if chain else None, dst, local)
+        # inbound capture
+        if redirected:
+            assert dst is not None
+            chain = listener.chain_for(dst[1])
+            return self._handler(chain.handler if chain else None, dst, local)
+        ported = [c for c in listener.chains if c.destination_port is not None]
+        if len(ported) != 1:
+            return None
+        return self._handler(ported[0].handler, None, local)
+
+    def _handler(
+        self,
+        handler: HttpChain | TcpChain | None,
+        original_dst: tuple[str, int] | None,
+        local: tuple[str, int] | None,
+    ) -> asyncio.Protocol | None:
+        if isinstance(handler, HttpChain):
+            return HttpConnection(self, ChainRoutes(handler), original_dst)
+        if isinstance(handler, TcpChain):
+            return TcpProxy(self, handler, original_dst, local)
+        return None
+
+    def connection_opened(self, conn: object) -> None:
+        self._connections.add(conn)
+
+    def connection_closed(self, conn: object) -> None:
+        self._connections.discard(conn)
+        if not self._connections and self._idle is not None:
+            self._idle.set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    async def drain(self, grace: float) -> None:
+        """Stop accepting; wait up to `grace` s for open connections to close; close the rest."""
+        for bound in self._bound.values():
+            bound.server.close()
+        self._bound.clear()
+        if self._connections:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+        await self.close()
+
+    async def close(self) -> None:
+        for bound in self._bound.values():
+            bound.server.close()
+        self._bound.clear()
+        for conn in list(self._connections):
+            close = getattr(conn, "close", None)
+            if close is not None:
+                close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pool.close()
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+class _Dispatch(asyncio.Protocol):
+    """Accepts on a listener, then hands the transport to the protocol its chain needs."""
+
+    __slots__ = ("dataplane", "kind", "name")
+
+    def __init__(self, dataplane: Dataplane, name: str, kind: str) -> None:
+        self.dataplane = dataplane
+        self.name = name
+        self.kind = kind
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        try:
+            protocol = self.dataplane._protocol_for(self.name, self.kind, transport)
+        except Exception:
+            log.exception("listener %s: choosing a filter chain failed", self.name)
+            protocol = None
+        if protocol is None:
+            transport.close()
+            return
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)

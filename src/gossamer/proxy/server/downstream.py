@@ -1,0 +1,290 @@
+"""One downstream HTTP/1.1 connection: parse requests, answer them in order, keep alive.
+
+Theory of operation:
+1. `data_received` feeds the codec; each RequestHead becomes a `Request` with its own body
+   channel, queued in arrival order (pipelining). Body events go to the request still receiving.
+2. One task per connection (not per request) answers the queue head first: `exchange.handle`.
+   Responses therefore leave in request order, and a connection with no request in flight owns
+   no task at all.
+3. A codec ProtocolError is answered with its status and `connection: close` once every earlier
+   request is answered; nothing after the bad bytes is read.
+4. A request head must complete within `head_timeout` of its first byte (slowloris), else 408.
+5. After an upgrade (101), bytes are spliced by `exchange`; this object only forwards them.
+The transport is closed here and only here (`close`); errors never escape to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gossamer.codec.http1 import (
+    END_OF_MESSAGE,
+    Body,
+    EndOfMessage,
+    ProtocolError,
+    RequestHead,
+    RequestParser,
+    Upgraded,
+)
+from gossamer.proxy.server import local_reply
+from gossamer.proxy.server.channel import ChannelClosed, EventChannel
+
+if TYPE_CHECKING:
+    from gossamer.proxy.server.context import RouteResolver, ServerContext
+
+log = logging.getLogger(__name__)
+_MAX_PIPELINED = 32
+
+
+class Request:
+    """A request as the exchange sees it: its head and its (streamed) body events."""
+
+    __slots__ = ("answered", "body", "ended", "head")
+
+    def __init__(self, head: RequestHead, body: EventChannel) -> None:
+        self.head = head
+        self.body = body
+        self.ended = False  # EndOfMessage seen
+        self.answered = False  # a response head was written for it
+
+
+class HttpConnection(asyncio.Protocol):
+    """See the module docstring. `original_dst` is where the client meant to connect."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        resolver: RouteResolver,
+        original_dst: tuple[str, int] | None,
+    ) -> None:
+        self.ctx = ctx
+        self.resolver = resolver
+        self.original_dst = original_dst
+        self.parser = RequestParser(ctx.options.limits)
+        self.transport: asyncio.Transport | None = None
+        self.peer_ip = ""
+        self.closed = False
+        self._queue: deque[Request] = deque()
+        self._receiving: Request | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._error: ProtocolError | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._eof = False
+        # After an upgrade: where downstream bytes go (set by the exchange).
+        self.splice_to: Callable[[bytes | None], None] | None = None
+        self._upgrade_buffer: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"<HttpConnection peer={self.peer_ip} queued={len(self._queue)}>"
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = str(peer[0]) if peer else ""
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.ctx.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.splice_to is not None:
+            self.splice_to(data)
+            return
+        if self._error is not None or self.closed:
+            return
+        if self._upgrade_buffer or (self._receiving is None and self._queue_upgraded()):
+            self._upgrade_buffer.append(data)
+            return
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        for event in events:
+            self._event(event)
+        if not events and self._receiving is None and self._error is None:
+            self._arm_head_timer()  # bytes of a head that is not complete yet
+
+    def eof_received(self) -> bool | None:
+        if self.splice_to is not None:
+            self.splice_to(None)
+            return True  # half-close: keep sending the upstream's bytes
+        self._eof = True
+        receiving = self._receiving
+        if receiving is not None:
+            receiving.body.fail(ChannelClosed("downstream closed mid-request"))
+        if not self._queue:
+            return None
+        return True  # answer what was asked, then close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_head_timer()
+        for request in self._queue:
+            if not request.ended:
+                request.body.fail(ChannelClosed("downstream connection lost"))
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        if self.splice_to is not None:
+            self.splice_to(None)
+        if self._task is not None and not self._queue:
+            self._task.cancel()
+        self.ctx.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    # --- used by the exchange -----------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    async def drain(self) -> None:
+        if self._write_paused and not self.closed:
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def take_upgrade_bytes(self) -> bytes:
+        """Bytes that arrived after an upgrade request, before the splice was set up."""
+        data = b"".join(self._upgrade_buffer)
+        self._upgrade_buffer.clear()
+        return data
+
+    def upgrade_refused(self) -> None:
+        """The upgrade did not happen: nothing after that request can be parsed, so close."""
+        self._error = ProtocolError(400, "upgrade refused")
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _queue_upgraded(self) -> bool:
+        return bool(self._queue) and self._queue[-1].head.upgrade and self._queue[-1].ended
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, RequestHead):
+            self._cancel_head_timer()
+            request = Request(event, EventChannel(self.pause_reading, self.resume_reading))
+            self._queue.append(request)
+            self._receiving = request
+            if len(self._queue) > _MAX_PIPELINED:
+                self.pause_reading()
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._serve())
+        elif isinstance(event, Body):
+            if self._receiving is not None:
+                self._receiving.body.put(event, len(event.data))
+        elif isinstance(event, EndOfMessage):
+            if self._receiving is not None:
+                self._receiving.ended = True
+                self._receiving.body.put(event)
+                self._receiving = None
+        elif isinstance(event, Upgraded):
+            upgrading = self._receiving
+            if upgrading is not None:
+                upgrading.ended = True
+                upgrading.body.put(END_OF_MESSAGE)
+                self._receiving = None
+            if event.rest:
+                self._upgrade_buffer.append(event.rest)
+            else:
+                self._upgrade_buffer.append(b"")
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        self._error = exc
+        self._cancel_head_timer()
+        if self._receiving is not None:
+            self._receiving.body.fail(ChannelClosed(f"bad request: {exc}"))
+            self._receiving = None
+        self.pause_reading()
+        if self._task is None:
+            self._answer_error()
+
+    def _answer_error(self) -> None:
+        error = self._error
+        status = getattr(error, "status", 400)
+        self.write(local_reply.local_reply(int(status), b"", close=True))
+        self.close()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            loop = asyncio.get_running_loop()
+            self._head_timer = loop.call_later(self.ctx.options.head_timeout, self._head_timeout)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self._receiving is None and not self.closed and self._error is None:
+            self._error = ProtocolError(408, "request head timeout")
+            if self._task is None:
+                self._answer_error()
+
+    async def _serve(self) -> None:
+        from gossamer.proxy.server.exchange import handle
+
+        try:
+            while self._queue and not self.closed:
+                request = self._queue[0]
+                keep_alive = await handle(self, request)
+                request.body.release()
+                self._queue.popleft()
+                if not keep_alive:
+                    if self._error is not None and not request.answered:
+                        self._answer_error()
+                    self.close()
+                    return
+                if self._read_paused and len(self._queue) <= _MAX_PIPELINED:
+                    self.resume_reading()
+            if self._error is not None and not self.closed:
+                self._answer_error()
+            elif self._eof:
+                self.close()
+        except asyncio.CancelledError:
+            self.close()
+        except Exception:
+            log.exception("request handling failed; closing the connection")
+            self.close()
+        finally:
+            self._task = None

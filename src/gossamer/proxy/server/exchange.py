@@ -1,0 +1,83 @@
+"""The life of one HTTP request: route, then a local reply or a forward to a Backend.
+
+Order (Envoy's HCM with fault → router): route selection (404 NR), direct responses and
+redirects, the route's fault (delay, then abort), upgrade admission (403), cluster choice
+(503 NC), then `forward.forward` (breaker, endpoint, tries, retries, timeouts, mirrors).
+`handle` returns whether the downstream connection may serve another request; it never raises
+for anything a peer can cause."""
+
+from __future__ import annotations
+
+import asyncio
+from random import random
+from typing import TYPE_CHECKING, Any
+
+from gossamer.codec.headers import Headers
+from gossamer.proxy.routing.actions import DirectResponse, Forward, Redirect
+from gossamer.proxy.server import local_reply as replies
+from gossamer.proxy.server.forward import forward
+
+if TYPE_CHECKING:
+    from gossamer.proxy.server.downstream import HttpConnection, Request
+
+
+async def handle(conn: HttpConnection, request: Request) -> bool:
+    head = request.head
+    resolved = conn.resolver.resolve(conn.ctx.config, head)
+    table = resolved.table
+    route = table.select(head, resolved.authority) if table is not None else None
+    if route is None:
+        return reply(conn, request, 404, b"")
+    action: Any = route.action
+    if isinstance(action, Forward):
+        fault = route.fault
+        if fault is not None:
+            delay, abort = fault.decide(random(), random())
+            if delay:
+                await asyncio.sleep(delay)
+                if conn.closed:
+                    return False
+            if abort is not None:
+                return reply(conn, request, abort, replies.FAULT_ABORT, route)
+        if head.upgrade:
+            token = head.headers.get(b"upgrade") or b""
+            if not action.allows_upgrade(token, resolved.upgrades):
+                conn.upgrade_refused()
+                return reply(conn, request, 403, b"", route, close=True)
+        return await forward(conn, request, route, action, resolved)
+    if isinstance(action, Redirect):
+        status, location = action.response(head, resolved.authority)
+        return reply(conn, request, status, b"", route, Headers([(b"location", location)]))
+    if isinstance(action, DirectResponse):
+        return reply(conn, request, action.status, action.body, route)
+    raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
+
+
+def reply(
+    conn: HttpConnection,
+    request: Request,
+    status: int,
+    body: bytes,
+    route: Any = None,
+    headers: Headers | None = None,
+    *,
+    close: bool = False,
+    cluster: str | None = None,
+) -> bool:
+    """Answer locally. A request whose body has not been read to its end closes the connection
+    afterwards: the unread bytes cannot be told apart from the next request."""
+    keep_alive = request.head.keep_alive and request.ended and not close and not conn.closed
+    if route is not None:
+        headers = headers.copy() if headers is not None else Headers()
+        route.mutate_response(headers, cluster)
+    request.answered = True
+    conn.write(
+        replies.local_reply(
+            status,
+            body,
+            close=not keep_alive,
+            head_only=request.head.method == b"HEAD",
+            headers=headers,
+        )
+    )
+    return keep_alive

@@ -1,0 +1,290 @@
+"""Forwarding one request to its Backend: breaker, endpoint choice, tries and retries.
+
+Rules (Envoy's router):
+1. `breaker.try_request()` once per request (503 UO when refused); each try picks an endpoint
+   (503 UH when none), avoiding earlier hosts when the retry policy asks.
+2. A try fails by connect failure (UF), reset before the head (UC), per-try timeout, or a
+   retriable status. It is retried while `retriable_after` allows, retries remain, the body is
+   replayable and `breaker.try_retry()` agrees, after `backoff`.
+3. A reused pooled connection that closes before any response byte is tried once more on a
+   fresh connection, uncounted: the server closed an idle connection as we sent on it.
+4. The route timeout runs from the first try to the response head: 504 UT, no retry.
+5. Every try is reported with `backend.started` / `backend.finished(endpoint, status|None, s)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from random import random
+from typing import TYPE_CHECKING, Any
+
+from gossamer.proxy.server import local_reply as replies
+from gossamer.proxy.server import wire
+from gossamer.proxy.server.attempt import (
+    RequestBody,
+    UpstreamCall,
+    UpstreamReset,
+    await_head,
+    cancel_quietly,
+    pump_body,
+    send_ready_body,
+)
+from gossamer.proxy.server.context import authority_address
+from gossamer.proxy.server.mirror import send_mirrors
+from gossamer.proxy.server.relay import relay_response, splice_upgrade
+from gossamer.proxy.upstream.endpoints import Endpoint
+from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
+
+if TYPE_CHECKING:
+    from gossamer.codec.http1 import RequestHead, ResponseHead
+    from gossamer.proxy.server.context import Resolved
+    from gossamer.proxy.server.downstream import HttpConnection, Request
+
+
+class _TryFailed(Exception):
+    def __init__(self, reset: str, body: bytes, status: int = 503) -> None:
+        super().__init__(reset)
+        self.reset = reset
+        self.body = body
+        self.status = status
+
+
+def upstream_head(
+    request: Request, route: Any, action: Any, resolved: Resolved, cluster: str
+) -> RequestHead:
+    """The head sent upstream: end-to-end headers, rewrites, route mutations, Envoy's headers."""
+    head = request.head
+    headers = wire.end_to_end(head.headers)
+    up = dataclasses.replace(head, target=resolved.target, headers=headers)
+    action.rewrite(up)
+    route.mutate_request(up.headers, cluster)
+    if b"x-forwarded-proto" not in up.headers:
+        up.headers.add(b"x-forwarded-proto", b"http")
+    if b"x-request-id" not in up.headers:
+        up.headers.add(b"x-request-id", str(uuid.uuid4()).encode())
+    if action.timeout:
+        up.headers.set(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(action.timeout * 1000))
+    if head.upgrade:
+        up.headers.set(b"connection", b"upgrade")
+        up.headers.set(b"upgrade", head.headers.get(b"upgrade") or b"")
+    elif head.chunked:
+        up.headers.set(b"transfer-encoding", b"chunked")
+    elif head.content_length is not None:
+        up.headers.set(b"content-length", b"%d" % head.content_length)
+    return up
+
+
+def _original_dst(conn: HttpConnection, resolved: Resolved) -> Endpoint | None:
+    dst = conn.original_dst or authority_address(resolved.authority)
+    return Endpoint(dst[0], dst[1]) if dst is not None else None
+
+
+async def forward(
+    conn: HttpConnection, request: Request, route: Any, action: Any, resolved: Resolved
+) -> bool:
+    from gossamer.proxy.server.exchange import reply
+
+    ctx = conn.ctx
+    cluster = action.pick_cluster(random())
+    backend = ctx.backends.get(cluster)
+    if backend is None:
+        return reply(conn, request, 503, b"", route, cluster=cluster)  # NC
+    breaker = backend.breaker
+    if not breaker.try_request():
+        return reply(conn, request, 503, replies.OVERFLOW, route, cluster=cluster)  # UO
+    try:
+        up = upstream_head(request, route, action, resolved, cluster)
+        if action.mirrors:
+            send_mirrors(ctx, request, up, action.mirrors)
+        return await _tries(conn, request, route, action, resolved, backend, up, cluster)
+    finally:
+        breaker.end_request()
+
+
+async def _tries(
+    conn: HttpConnection,
+    request: Request,
+    route: Any,
+    action: Any,
+    resolved: Resolved,
+    backend: Any,
+    up: RequestHead,
+    cluster: str,
+) -> bool:
+    from gossamer.proxy.server.exchange import reply
+
+    loop = asyncio.get_running_loop()
+    config = backend.config
+    retry = action.retry
+    timeout = action.timeout
+    start = loop.time()
+    deadline = start + timeout if timeout else None
+    head_bytes = wire.request_head(up.method, up.target, up.headers)
+    body = RequestBody(request.head.chunked)
+    hash_key = (
+        action.hash_key(request.head, conn.peer_ip)
+        if backend.config.lb
+        in (
+            "RING_HASH",
+            "MAGLEV",
+        )
+        else None
+    )
+    original_dst = config.kind == "ORIGINAL_DST"
+    tried: list[Endpoint] = []
+    retries = 0
+    fresh_retry_left = True
+    body_sent = False
+    pool = conn.ctx.pool
+    while True:
+        if original_dst:
+            endpoint = _original_dst(conn, resolved)
+        else:
+            avoid = tried if retry is not None and retry.avoid_previous_hosts else ()
+            endpoint = backend.pick(hash_key, avoid)
+        if endpoint is None:
+            return reply(
+                conn, request, 503, replies.NO_HEALTHY_UPSTREAM, route, cluster=cluster
+            )  # UH
+        tried.append(endpoint)
+        try_deadline = deadline
+        if retry is not None and retry.per_try_timeout:
+            per_try = loop.time() + retry.per_try_timeout
+            try_deadline = per_try if deadline is None else min(per_try, deadline)
+        backend.started(endpoint)
+        t0 = time.monotonic()
+        pump: asyncio.Task[None] | None = None
+        call: UpstreamCall | None = None
+        status: int | None = None
+        reset: str | None = None
+        reused = False
+        try:
+            try:
+                upstream, reused = await pool.acquire(
+                    cluster_key(backend), endpoint, breaker_of(backend), config.connect_timeout
+                )
+            except PoolOverflow:
+                raise _TryFailed("overflow", replies.OVERFLOW) from None
+            except ConnectFailure:
+                raise _TryFailed("connect-failure", replies.CONNECT_FAILURE) from None
+            call = UpstreamCall(upstream)
+            upstream.parser.expect(up.method)
+            upstream.write(head_bytes)
+            if body_sent:
+                upstream.write(body.replay())  # _replayable() held before this try
+            else:
+                body_sent = True
+                if not send_ready_body(request, body, upstream):
+                    pump = loop.create_task(pump_body(request, body, upstream))
+            try:
+                async with asyncio.timeout_at(try_deadline):
+                    resp = await await_head(call, conn, request.head.expect_continue)
+            except TimeoutError:
+                upstream.close()
+                if deadline is not None and loop.time() >= deadline:
+                    backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
+                    cancel_quietly(pump)
+                    return reply(
+                        conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
+                    )  # UT
+                raise _TryFailed("timeout", replies.UPSTREAM_TIMEOUT, 504) from None
+            except UpstreamReset as exc:
+                if reused and not exc.received and fresh_retry_left and _replayable(body, pump):
+                    fresh_retry_left = False
+                    tried.pop()
+                    backend.finished(endpoint, None, time.monotonic() - t0, "reset")
+                    cancel_quietly(pump)
+                    continue  # rule 3
+                raise _TryFailed("reset", replies.CONNECTION_TERMINATION) from None
+            status = resp.status
+            if (
+                retry is not None
+                and retries < retry.num_retries
+                and retry.retriable_after(status, None)
+                and _replayable(body, pump)
+            ) and backend.breaker.try_retry():
+                backend.finished(endpoint, status, time.monotonic() - t0)
+                upstream.close()
+                cancel_quietly(pump)
+                retries += 1
+                try:
+                    await asyncio.sleep(retry.backoff(retries, random()))
+                finally:
+                    backend.breaker.end_retry()
+                continue
+            return await _respond(
+                conn, request, route, cluster, backend, endpoint, call, resp, pump, t0
+            )
+        except _TryFailed as failed:
+            reset = failed.reset
+            backend.finished(endpoint, None, time.monotonic() - t0, reset)
+            cancel_quietly(pump)
+            if call is not None:
+                call.conn.close()
+            if (
+                retry is not None
+                and retries < retry.num_retries
+                and retry.retriable_after(None, reset)
+                and _replayable(body, pump)
+            ) and backend.breaker.try_retry():
+                retries += 1
+                try:
+                    await asyncio.sleep(retry.backoff(retries, random()))
+                finally:
+                    backend.breaker.end_retry()
+                if deadline is not None and loop.time() >= deadline:
+                    return reply(
+                        conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
+                    )
+                continue
+            return reply(conn, request, failed.status, failed.body, route, cluster=cluster)
+
+
+def _replayable(body: RequestBody, pump: asyncio.Task[None] | None) -> bool:
+    """A body can be sent again when it was read whole and kept (rule 2)."""
+    return body.done and body.replayable and not body.failed and (pump is None or pump.done())
+
+
+def cluster_key(backend: Any) -> str:
+    return str(backend.config.name)
+
+
+def breaker_of(backend: Any) -> Any:
+    return backend.breaker
+
+
+async def _respond(
+    conn: HttpConnection,
+    request: Request,
+    route: Any,
+    cluster: str,
+    backend: Any,
+    endpoint: Endpoint,
+    call: UpstreamCall,
+    resp: ResponseHead,
+    pump: asyncio.Task[None] | None,
+    t0: float,
+) -> bool:
+    upstream = call.conn
+    elapsed = time.monotonic() - t0
+    if resp.status == 101 and request.head.upgrade:
+        backend.finished(endpoint, 101, elapsed)
+        await splice_upgrade(conn, call, resp, route, cluster, elapsed)
+        return False
+    keep_alive, reusable = await relay_response(conn, request, call, resp, route, cluster, elapsed)
+    backend.finished(endpoint, resp.status, time.monotonic() - t0)
+    if pump is not None and not pump.done():
+        reusable = False  # the upstream answered before the whole body was sent
+        pump.cancel()
+        keep_alive = False
+    config = backend.config
+    conn.ctx.pool.release(
+        upstream,
+        reusable,
+        config.idle_timeout,
+        config.max_requests_per_connection,
+    )
+    return keep_alive

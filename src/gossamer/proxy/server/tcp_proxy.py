@@ -1,0 +1,166 @@
+"""L4 proxying for a TcpChain (Envoy's tcp_proxy): bytes both ways between two Protocols.
+
+Downstream reading is paused until the upstream connection is up (bytes are not buffered
+unboundedly), and each side pauses the other's reading while its own send buffer is full.
+PassthroughCluster / ORIGINAL_DST clusters connect to the connection's original destination.
+Either side's close half-closes the other (write_eof); the second close ends both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from random import random
+from typing import TYPE_CHECKING, Any
+
+from gossamer.proxy.upstream.endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from gossamer.proxy.config.listeners import TcpChain
+    from gossamer.proxy.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+
+class _Side(asyncio.Protocol):
+    """One socket of the pair; `peer` is the other side once both exist."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.closed = False
+        self.eof = False
+        self.pending: list[bytes] = []
+        self.on_close: Callable[[], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.closed:
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
+            if peer.eof:
+                self.close_both()
+                return None
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
+        peer = self.peer
+        if peer is not None and not peer.closed and peer.transport is not None:
+            if exc is not None or (self.eof and peer.eof):
+                peer.transport.abort() if exc is not None else peer.transport.close()
+            elif peer.transport.can_write_eof():
+                peer.transport.write_eof()
+                if peer.eof:
+                    peer.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
+            self.peer.transport.resume_reading()
+
+    def close_both(self) -> None:
+        for side in (self, self.peer):
+            if side is not None and side.transport is not None:
+                side.transport.close()
+
+
+class TcpProxy(_Side):
+    """The downstream side: accepted on a listener whose chosen chain is a TcpChain."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        chain: TcpChain,
+        original_dst: tuple[str, int] | None,
+        local: tuple[str, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.chain = chain
+        self.original_dst = original_dst
+        self.local = local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.ctx.spawn(self._connect())
+
+    async def _connect(self) -> None:
+        downstream = self.transport
+        assert downstream is not None
+        target = self._target()
+        if target is None:
+            downstream.close()
+            return
+        backend, endpoint = target
+        breaker = backend.breaker
+        if not breaker.try_connection():
+            downstream.close()
+            return
+        upstream = _Side()
+        try:
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(backend.config.connect_timeout):
+                await loop.create_connection(lambda: upstream, endpoint.host, endpoint.port)
+        except (OSError, TimeoutError) as exc:
+            breaker.end_connection()
+            backend.stats.upstream_cx_connect_fail += 1
+            log.debug("tcp proxy connect to %s failed: %r", endpoint, exc)
+            downstream.close()
+            return
+        except BaseException:
+            breaker.end_connection()
+            downstream.close()
+            raise
+        upstream.on_close = breaker.end_connection
+        if self.closed:
+            if upstream.transport is not None:
+                upstream.transport.close()
+            return
+        upstream.peer, self.peer = self, upstream
+        assert upstream.transport is not None
+        for data in self.pending:
+            upstream.transport.write(data)
+        self.pending.clear()
+        if self.eof and upstream.transport.can_write_eof():
+            upstream.transport.write_eof()
+        downstream.resume_reading()
+
+    def _target(self) -> tuple[Any, Endpoint] | None:
+        cluster = self.chain.pick_cluster(random())
+        backend = self.ctx.backends.get(cluster)
+        if backend is None:
+            return None
+        if backend.config.kind == "ORIGINAL_DST":
+            dst = self.original_dst
+            if dst is None or dst == self.local:
+                return None  # not redirected: connecting would loop back to us
+            return backend, Endpoint(dst[0], dst[1])
+        endpoint = backend.pick(None, ())
+        return (backend, endpoint) if endpoint is not None else None

@@ -1,0 +1,73 @@
+"""HTTP/1.1 bytes the proxy writes itself: heads whose framing headers we already chose.
+
+The codec's writers are not used here on purpose: the server decides framing (content-length,
+chunked, close-delimited) per hop, and these functions only serialise what they are given."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from gossamer.codec.headers import Headers
+
+_REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
+_REASONS[408] = b"Request Timeout"
+
+
+def reason(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
+def request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers.items():
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def response_head(status: int, headers: Headers, reason_phrase: bytes | None = None) -> bytes:
+    phrase = reason_phrase if reason_phrase else reason(status)
+    parts = [b"HTTP/1.1 ", str(status).encode(), b" ", phrase, b"\r\n"]
+    for name, value in headers.items():
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: Headers | None) -> bytes:
+    if not trailers:
+        return b"0\r\n\r\n"
+    parts = [b"0\r\n"]
+    for name, value in trailers.items():
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) that Envoy drops when it forwards in either direction.
+HOP_BY_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"te",
+        b"content-length",  # re-added by the proxy with the framing it chose
+    )
+)
+
+
+def end_to_end(headers: Headers) -> Headers:
+    """A copy without hop-by-hop headers nor any header named in `Connection`."""
+    named = headers.joined(b"connection")
+    drop: frozenset[bytes] | set[bytes] = HOP_BY_HOP
+    if named:
+        extra = {t.strip().lower() for t in named.split(b",")} - {b"close", b"keep-alive"}
+        if extra:
+            drop = HOP_BY_HOP | extra
+    return Headers([p for p in headers.items() if p[0] not in drop])

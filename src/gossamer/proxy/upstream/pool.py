@@ -1,0 +1,288 @@
+"""Per-endpoint keep-alive pools of upstream HTTP/1.1 connections (asyncio Protocols).
+
+Theory of operation:
+1. A connection is keyed by (backend name, endpoint host, port). `acquire` hands out an idle
+   one (newest first, so the oldest age out) or opens a new one within `connect_timeout`.
+2. Exactly one exchange holds a connection at a time; it sets `sink` to receive the parser's
+   events and calls `release(conn, reusable)` when the response was read to its end. Anything
+   else (a response not fully read, `connection: close`, an upgrade) means `reusable=False`
+   and the connection is closed.
+3. Idle connections that the server closes are noticed by `connection_lost` and leave the pool;
+   bytes arriving on an idle connection make it unusable too (RFC 9112 §9.8: a server may close
+   idle connections at any time, and stray bytes mean the framing is lost).
+4. `breaker.try_connection()` is asked before every connect and `end_connection()` is called
+   exactly once when the connection closes. A refusal raises `PoolOverflow` (503 UO upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from gossamer.codec.http1 import Limits, ResponseParser
+
+
+class ConnectionBreaker(Protocol):
+    def try_connection(self) -> bool: ...
+
+    def end_connection(self) -> None: ...
+
+
+class Target(Protocol):
+    """What the pool needs of an Endpoint: where to connect."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+class ConnectFailure(Exception):
+    """The upstream could not be reached (refused, unreachable, timed out): Envoy's UF."""
+
+
+class PoolOverflow(Exception):
+    """The cluster's max_connections breaker is open: Envoy's UO."""
+
+
+class ResponseSink(Protocol):
+    """The exchange currently using a connection."""
+
+    def on_events(self, events: Sequence[object]) -> None: ...
+
+    def on_lost(self, exc: Exception | None) -> None: ...
+
+
+PoolKey = tuple[str, str, int]
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One upstream connection: feeds bytes to its ResponseParser and the events to `sink`."""
+
+    __slots__ = (
+        "_drain",
+        "_idle_timer",
+        "_write_paused",
+        "breaker",
+        "closed",
+        "key",
+        "parser",
+        "pool",
+        "raw",
+        "requests",
+        "sink",
+        "transport",
+    )
+
+    def __init__(
+        self, pool: ConnectionPool, key: PoolKey, breaker: ConnectionBreaker, limits: Limits
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.breaker = breaker
+        self.parser = ResponseParser(limits)
+        self.transport: asyncio.Transport | None = None
+        self.sink: ResponseSink | None = None
+        # After an upgrade (101) the bytes are opaque: they go to `raw` (None for EOF).
+        self.raw: Callable[[bytes | None], None] | None = None
+        self.closed = False
+        self.requests = 0
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("busy" if self.sink else "idle")
+        return f"<UpstreamConnection {self.key[0]} {self.key[1]}:{self.key[2]} {state}>"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                import socket
+
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        if self.raw is not None:
+            self.raw(data)
+            return
+        sink = self.sink
+        if sink is None:
+            self.close()  # stray bytes on an idle connection: framing lost
+            return
+        try:
+            events = self.parser.feed(data)
+        except Exception as exc:  # a malformed response: the exchange answers 503
+            self.sink = None
+            self.close()
+            sink.on_lost(exc)
+            return
+        if events:
+            sink.on_events(events)
+
+    def eof_received(self) -> bool | None:
+        if self.raw is not None:
+            self.raw(None)
+            return True  # half-close: the other direction may still flow
+        sink = self.sink
+        if sink is not None:
+            try:
+                events = self.parser.feed_eof()
+            except Exception as exc:
+                self.sink = None
+                sink.on_lost(exc)
+                return None
+            if events:
+                sink.on_events(events)
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.breaker.end_connection()
+        self.pool._forget(self)
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.on_lost(exc)
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            raw(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        """Wait while the kernel send buffer is full (request bodies flow at upstream speed)."""
+        if self._write_paused and not self.closed:
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per (backend, endpoint); see the module docstring."""
+
+    def __init__(
+        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limits = limits if limits is not None else Limits()
+        self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
+        self._clock = clock
+        self.opened = 0  # connections ever opened (tests and /stats read it)
+
+    def __repr__(self) -> str:
+        idle = sum(len(v) for v in self._idle.values())
+        return f"<ConnectionPool keys={len(self._idle)} idle={idle} opened={self.opened}>"
+
+    def idle_count(self, name: str, target: Target) -> int:
+        return len(self._idle.get((name, target.host, target.port), ()))
+
+    async def acquire(
+        self, name: str, target: Target, breaker: ConnectionBreaker, connect_timeout: float
+    ) -> tuple[UpstreamConnection, bool]:
+        """(connection, reused). Raises ConnectFailure or PoolOverflow."""
+        key = (name, target.host, target.port)
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if conn._idle_timer is not None:
+                conn._idle_timer.cancel()
+                conn._idle_timer = None
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                return conn, True
+        if not breaker.try_connection():
+            raise PoolOverflow("max connections")
+        loop = asyncio.get_running_loop()
+        conn = UpstreamConnection(self, key, breaker, self._limits)
+        try:
+            async with asyncio.timeout(connect_timeout):
+                await loop.create_connection(lambda: conn, target.host, target.port)
+        except (OSError, TimeoutError) as exc:
+            breaker.end_connection()
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise ConnectFailure(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            breaker.end_connection()
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
+        self.opened += 1
+        return conn, False
+
+    def release(
+        self,
+        conn: UpstreamConnection,
+        reusable: bool,
+        idle_timeout: float | None = 3600.0,
+        max_requests: int | None = None,
+    ) -> None:
+        """Take a connection back after an exchange; close it unless it can serve another."""
+        conn.sink = None
+        conn.requests += 1
+        if (
+            not reusable
+            or conn.closed
+            or conn.transport is None
+            or conn.transport.is_closing()
+            or (max_requests is not None and conn.requests >= max_requests)
+        ):
+            conn.close()
+            return
+        conn.resume_reading()
+        self._idle.setdefault(conn.key, []).append(conn)
+        if idle_timeout is not None:
+            conn._idle_timer = asyncio.get_running_loop().call_later(idle_timeout, conn.close)
+
+    def close_backend(self, name: str) -> None:
+        """Close every idle connection of a removed backend (busy ones close on release)."""
+        for key in [k for k in self._idle if k[0] == name]:
+            for conn in self._idle.pop(key):
+                conn.close()
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+
+    def _forget(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+            if conn._idle_timer is not None:
+                conn._idle_timer.cancel()
