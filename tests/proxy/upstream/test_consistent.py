@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -36,9 +37,7 @@ def test_same_key_same_host_and_keys_spread_over_all_hosts(lb: str) -> None:
         assert share == pytest.approx(0.2, abs=tolerance)
 
 
-def picks_from(assignment: dict[int, str]) -> dict[str, int]:
-    from collections import Counter
-
+def picks_from(assignment: dict[int, str]) -> Counter[str]:
     return Counter(assignment.values())
 
 

@@ -69,7 +69,9 @@ def select(
     if not eligible:
         return Selection(NoHosts(), panic=panic, eligible=0)
     if config.locality_weighted and any(w for w in locality_weights.values()):
-        balancer = _by_locality(eligible, config, locality_weights, overprovisioning, random)
+        balancer = _by_locality(
+            eligible, level, config, locality_weights, overprovisioning, random
+        )
     else:
         balancer = build_balancer(eligible, [float(h.weight) for h in eligible], config, random)
     return Selection(balancer, panic=panic, eligible=len(eligible))
@@ -97,6 +99,7 @@ def build_balancer(
 
 def _by_locality(
     eligible: Sequence[HostState],
+    level: Sequence[HostState],
     config: ClusterConfig,
     locality_weights: dict[str, int | None],
     overprovisioning: int,
@@ -105,11 +108,14 @@ def _by_locality(
     groups: dict[str, list[HostState]] = {}
     for host in eligible:
         groups.setdefault(host.locality, []).append(host)
+    sizes: dict[str, int] = {}
+    for host in level:
+        sizes[host.locality] = sizes.get(host.locality, 0) + 1
     effective: dict[str, float] = {}
     for name, members in groups.items():
         weight = locality_weights.get(name) or 0
-        routable = sum(1 for h in members if h.routable)
-        fraction = routable / len(members) if routable else 1.0  # panic: all count
+        # In panic every host is eligible and the locality counts in full.
+        fraction = len(members) / sizes[name]
         effective[name] = weight * min(1.0, overprovisioning / 100.0 * fraction)
     chosen = [name for name in groups if effective[name] > 0]
     if not chosen:
