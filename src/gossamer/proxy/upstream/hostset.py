@@ -69,9 +69,7 @@ def select(
     if not eligible:
         return Selection(NoHosts(), panic=panic, eligible=0)
     if config.locality_weighted and any(w for w in locality_weights.values()):
-        balancer = _by_locality(
-            eligible, level, config, locality_weights, overprovisioning, random
-        )
+        balancer = _by_locality(eligible, level, config, locality_weights, overprovisioning, random)
     else:
         balancer = build_balancer(eligible, [float(h.weight) for h in eligible], config, random)
     return Selection(balancer, panic=panic, eligible=len(eligible))
