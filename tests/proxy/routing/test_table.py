@@ -72,7 +72,7 @@ def test_ignore_port_in_host_matching_strips_the_port() -> None:
 
 
 def test_duplicate_domains_across_vhosts_are_rejected() -> None:
-    with pytest.raises(ConfigRejected, match="only unique values for domains.*a.example.com"):
+    with pytest.raises(ConfigRejected, match=r"only unique values for domains.*a\.example\.com"):
         table(hosts(("one", ["a.example.com"]), ("two", ["b.example.com", "A.example.com"])))
 
 
