@@ -8,7 +8,6 @@ from typing import Any
 
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
 from tests.proxy.server.protos import free_port, http_listener, proxy_config, route, routes
-from tests.proxy.server.protos import static_cluster as static_cluster
 
 
 @asynccontextmanager

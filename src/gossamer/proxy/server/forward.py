@@ -192,7 +192,12 @@ async def _tries(
                     )  # UT
                 raise _TryFailed("timeout", replies.UPSTREAM_TIMEOUT, 504) from None
             except UpstreamReset as exc:
-                if reused and not exc.received and fresh_retry_left and _replayable(body, pump):
+                if (
+                    reused
+                    and not exc.received
+                    and fresh_retry_left
+                    and _replayable(body, pump, body_sent)
+                ):
                     fresh_retry_left = False
                     tried.pop()
                     backend.finished(endpoint, None, time.monotonic() - t0, "reset")
@@ -204,7 +209,7 @@ async def _tries(
                 retry is not None
                 and retries < retry.num_retries
                 and retry.retriable_after(status, None)
-                and _replayable(body, pump)
+                and _replayable(body, pump, body_sent)
             ) and backend.breaker.try_retry():
                 backend.finished(endpoint, status, time.monotonic() - t0)
                 upstream.close()
@@ -228,7 +233,7 @@ async def _tries(
                 retry is not None
                 and retries < retry.num_retries
                 and retry.retriable_after(None, reset)
-                and _replayable(body, pump)
+                and _replayable(body, pump, body_sent)
             ) and backend.breaker.try_retry():
                 retries += 1
                 try:
@@ -243,8 +248,10 @@ async def _tries(
             return reply(conn, request, failed.status, failed.body, route, cluster=cluster)
 
 
-def _replayable(body: RequestBody, pump: asyncio.Task[None] | None) -> bool:
-    """A body can be sent again when it was read whole and kept (rule 2)."""
+def _replayable(body: RequestBody, pump: asyncio.Task[None] | None, sent: bool) -> bool:
+    """A body can be sent (again) when no try took it yet, or it was read whole and kept."""
+    if not sent:
+        return True
     return body.done and body.replayable and not body.failed and (pump is None or pump.done())
 
 
