@@ -119,11 +119,6 @@ def _host_stat(name: str, value: int) -> dict[str, Any]:
     return {"name": name, "type": kind, "value": str(value)}
 
 
-def _host_stat(name: str, value: int) -> dict[str, Any]:
-    kind = "GAUGE" if name.endswith("active") else "COUNTER"
-    return {"name": name, "type": kind, "value": str(value)}
-
-
 def clusters_json(snapshot: Snapshot) -> dict[str, Any]:
     """Envoy's /clusters?format=json (cluster_statuses / host_statuses)."""
     statuses = []

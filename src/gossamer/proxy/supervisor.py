@@ -131,8 +131,13 @@ class Supervisor:
             stats=Endpoint(stats_host, opts.stats_port),
             health=Endpoint(stats_host, opts.health_port),
         )
-        await self._admin.start()
+        try:
+            await self._admin.start()
+        except OSError as exc:
+            log.error("gossamer proxy: cannot listen for admin/stats/health: %s", exc)
+            return 1
         tasks: list[asyncio.Task[Any]] = []
+        code = 0
         try:
             if opts.concurrency == 1:
                 self._dataplane = new_dataplane(opts.as_json(), reuse_port=False)
@@ -151,7 +156,15 @@ class Supervisor:
                 " (explicit)" if opts.explicit else "", ports["admin"], stats_host,
                 ports["stats"], stats_host, ports["health"],
             )  # fmt: skip
-            await self._stopping.wait()
+            stopping = asyncio.create_task(self._stopping.wait())
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            for task in done - {stopping}:
+                # Cannot happen: these tasks run until cancelled. Crash loudly, but drain first.
+                failure = task.exception() if not task.cancelled() else None
+                log.error("gossamer proxy: %s ended unexpectedly", task, exc_info=failure)
+                code = 1
+                self.quit()
             await self._drain()
         finally:
             if self._xds is not None:
@@ -161,7 +174,7 @@ class Supervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._admin.stop()
         log.info("gossamer proxy: drained, exiting")
-        return 0
+        return code
 
     def quit(self) -> None:
         """Begin a graceful drain (signal handlers, /quitquitquit); returns at once."""
