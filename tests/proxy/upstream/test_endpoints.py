@@ -51,7 +51,7 @@ def test_a_backend_built_from_translated_cds_and_eds_balances_by_endpoint_weight
 )
 def test_health_status(status: int, healthy: bool) -> None:
     pb = translated().assignments[HTTP]
-    pb.endpoints[0].lb_endpoints[0].health_status = status  # type: ignore[assignment]
+    pb.endpoints[0].lb_endpoints[0].health_status = status
     assert compile_assignment(pb).endpoints[0].healthy is healthy
 
 
