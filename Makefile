@@ -47,8 +47,21 @@ lint: deps
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: deps
+# The HTTP proxy bench compares against these (apt, installed only for `make bench`).
+BENCH_APT := wrk nginx haproxy util-linux
+.PHONY: bench-deps
+
+bench-deps:
+	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+			&& { systemctl stop nginx haproxy 2>/dev/null || true; }; \
+		else echo "please install:$$missing (as root: apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+bench: deps bench-deps
 	$(BIN)/python bench/push.py
+	$(BIN)/python bench/http_proxies.py
 
 clean:
 	rm -rf $(VENV) .envoy
