@@ -181,3 +181,21 @@ class PeakRss:
         self._stop.set()
         self._thread.join(5)
         self.peak = max(self.peak, rss_kib(self._pids()))
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all CPUs spent not idle since boot (user+nice+system+irq+softirq+steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def own_tree_seconds() -> float:
+    """CPU time of this process, its reaped children (wrk, load generators) and its live
+    descendants: what the bench itself spent, to tell other processes' load apart."""
+    total = 0.0
+    for pid in descendants(os.getpid()):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+    return total
