@@ -178,3 +178,30 @@ def test_host_status_flags_for_clusters_page() -> None:
     ok, bad = b.hosts()
     assert (ok.health_text, bad.health_text) == ("healthy", "/failed_eds_health")
     assert ok.locality == "us/east/a" and ok.address == "10.0.0.1:8080"
+
+
+def test_reconfigure_without_endpoints_keeps_the_eds_hosts() -> None:
+    from gossamer.proxy.upstream import ClusterConfig, Thresholds
+
+    b = backend(endpoint_set(group(hosts(2))), lb="ROUND_ROBIN")
+    b.reconfigure(ClusterConfig("web", lb="ROUND_ROBIN", thresholds=Thresholds(max_requests=1)))
+    assert set(picks(b, 10)) == {"10.0.0.1", "10.0.0.2"}
+    assert b.breaker.limits.max_requests == 1
+
+
+def test_a_host_back_from_ejection_gets_the_balancer_it_had() -> None:
+    clock = FakeClock()
+    eps = hosts(3)
+    b = backend(
+        endpoint_set(group(eps)),
+        clock=clock,
+        lb="MAGLEV",
+        outlier=OutlierConfig(max_ejection_percent=100),
+    )
+    before = {key: b.pick(key) for key in range(0, 10**6, 997)}
+    for _ in range(5):
+        b.started(eps[0])
+        b.finished(eps[0], 500, 0.001)
+    assert eps[0] not in {b.pick(key) for key in before}
+    clock.advance(30.0)
+    assert {key: b.pick(key) for key in before} == before
