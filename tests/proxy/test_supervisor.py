@@ -310,3 +310,24 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_control_plane_loss_keeps_config_and_is_logged(world: World) -> None:
+    cp = ControlPlane(world.root / "home-flaky", debounce_ms=20, log_level="warning")
+    cp.start()
+    proxy = Proxy(World(cp, world.backends, world.service_port, world.root), "lonely", 1)
+    try:
+        proxy.wait_ready()
+        generation = proxy.json("/server_info")["config"]["generation"]
+        cp.kill()
+        until(lambda: "connection lost" in proxy.log(), 20, "the loss logged")
+        info = proxy.json("/server_info")
+        assert info["xds"]["connected"] is False
+        assert proxy.ready(), "the last accepted config stays in force, as in Envoy"
+        cp.start()
+        until(lambda: "reconnected" in proxy.log(), 30, "the reconnect logged")
+        assert proxy.json("/server_info")["config"]["generation"] >= generation
+        proxy.wait_ready()
+    finally:
+        proxy.stop()
+        cp.stop()

@@ -106,6 +106,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._state = "PRE_INITIALIZING"
         self._config: Any = None  # ProxyConfig
+        self._pushed = False  # a push arrived since _watch_xds last looked
         self._generation = 0
         self._updated: dict[str, float] = {}  # type URL → when its version last changed
         self._dataplane: Any = None  # in-process (concurrency 1)
@@ -200,6 +201,7 @@ class Supervisor:
             if old.get(type_url) != version:
                 self._updated[type_url] = now
         self._config = config
+        self._pushed = True
         self._generation += 1
         versions = " ".join(
             f"{t.rsplit('.', 1)[-1]}={v}" for t, v in sorted(config.versions.items())
@@ -232,19 +234,22 @@ class Supervisor:
         return self._applied == self._generation
 
     async def _watch_xds(self) -> None:
-        """One log line when the control plane connection is lost or comes back (the client
-        itself logs NACKs and retries)."""
-        connected: bool | None = None
+        """One log line when the control plane connection is up, lost or back (the client
+        itself logs NACKs and retries). A push seen since the last look counts as up, so a
+        connection shorter than the polling interval is still reported."""
+        was_up: bool | None = None
         while True:
-            now = bool(self._xds_status().get("connected"))
-            if connected is not None and now != connected:
-                if now:
-                    log.info("control plane %s: reconnected", self.options.controlplane)
+            up = bool(self._xds_status().get("connected")) or self._pushed
+            self._pushed = False
+            if up != bool(was_up):
+                where = self.options.controlplane
+                if not up:
+                    log.warning("control plane %s: connection lost", where)
+                elif was_up is None:
+                    log.info("control plane %s: connected", where)
                 else:
-                    log.warning("control plane %s: connection lost", self.options.controlplane)
-            if connected is None and now:
-                log.info("control plane %s: connected", self.options.controlplane)
-            connected = now if (connected is not None or now) else None
+                    log.info("control plane %s: reconnected", where)
+                was_up = up
             await asyncio.sleep(0.1)
 
     def _xds_status(self) -> dict[str, Any]:
