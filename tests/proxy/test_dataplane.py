@@ -1,29 +1,168 @@
-"""The Dataplane end to end on loopback: listeners, routing, upstream pools, config swaps."""
+"""The Dataplane end to end on loopback: listeners, capture in explicit mode with real
+translator output, upstream pools, and config swaps under load."""
 
 from __future__ import annotations
 
 import asyncio
 
+from gossamer.control.translate import build_snapshot
+from gossamer.control.world import build_world
+from gossamer.control.xds.node import ProxyNode
+from gossamer.proxy.config.snapshot import SnapshotBuilder, message_type
+from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
+from gossamer.spec import parse_text
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
-from tests.proxy.server.protos import free_port, static_cluster
+from tests.proxy.server.protos import free_port, proxy_config, route, static_cluster
 from tests.proxy.server.upstreams import Upstream
 
+MESH = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: default}
+spec:
+  address: 127.0.0.1
+  labels: {app: reviews, version: v1}
+  ports: {http: REVIEWS_PORT}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: productpage, namespace: default}
+spec:
+  selector: {app: productpage}
+  ports: [{name: http, port: 9080, targetPort: APP_PORT}]
+"""
 
-async def test_forwards_and_reuses_upstream_connections() -> None:
+
+def translated(reviews_port: int, app_port: int) -> object:
+    """The ProxyConfig the real control plane sends productpage's sidecar."""
+    text = MESH.replace("REVIEWS_PORT", str(reviews_port)).replace("APP_PORT", str(app_port))
+    parsed = [p.resource for p in parse_text(text, source="inline") if p.resource is not None]
+    node = ProxyNode.parse(
+        "sidecar~10.0.0.9~productpage-1.default~default.svc.cluster.local",
+        metadata={"LABELS": {"app": "productpage"}},
+    )
+    snap = build_snapshot(build_world(1, parsed), node)
+    builder = SnapshotBuilder()
+    config = builder.config
+    for type_url in (
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+        "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+    ):
+        items = snap.resources.get(type_url, {})
+        config = builder.apply(type_url, "1", [r.any for r in items.values()])
+    assert message_type  # the snapshot decodes every type we feed it
+    return config
+
+
+async def test_explicit_outbound_routes_by_host_and_absolute_form() -> None:
+    reviews = await Upstream("reviews").start()
+    app = await Upstream("app").start()
+    options = DataplaneOptions(explicit=True, outbound_port=0, inbound_port=0)
+    dataplane = Dataplane(options)
+    try:
+        await dataplane.apply(translated(reviews.port, app.port))  # type: ignore[arg-type]
+        outbound = dataplane.address_of("virtualOutbound")
+        assert outbound is not None and outbound[0] == "127.0.0.1"
+        client = await Client.connect(outbound[1])
+        resp = await client.get("/by-host", "reviews:9080")
+        assert (resp.status, resp.headers["x-upstream"]) == (200, "reviews")
+        await client.send(b"GET http://reviews:9080/absolute?q=1 HTTP/1.1\r\nhost: x\r\n\r\n")
+        resp = await client.response()
+        assert resp.status == 200
+        assert reviews.requests[-1].target == "/absolute?q=1"  # origin-form upstream
+        resp = await client.get("/", "reviews")  # no port: 80, no such listener
+        assert resp.status == 404
+        await client.close()
+        inbound = dataplane.address_of("virtualInbound")
+        assert inbound is not None
+        client = await Client.connect(inbound[1])
+        resp = await client.get("/in", "productpage:9080")
+        assert (resp.status, resp.headers["x-upstream"]) == (200, "app")
+        await client.close()
+    finally:
+        await dataplane.close()
+        await reviews.stop()
+        await app.stop()
+
+
+async def test_unchanged_cluster_keeps_its_backend_and_pool() -> None:
     up = await Upstream("a").start()
     port = free_port()
     try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
+        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
+            backend = dataplane.backends["a"]
             client = await Client.connect(port)
-            for i in range(5):
-                resp = await client.get(f"/x/{i}", "svc")
-                assert resp.status == 200
-                assert resp.headers["x-upstream"] == "a"
-                assert "x-envoy-upstream-service-time" in resp.headers
-            await client.close()
+            assert (await client.get("/", "svc")).status == 200
+            other = static_cluster("b", up.port)
+            await dataplane.apply(
+                proxy_config(static_cluster("a", up.port), other, simple(port, "a"))
+            )
+            assert dataplane.backends["a"] is backend
+            assert (await client.get("/", "svc")).status == 200
             assert up.connections == 1
-            assert [r.target for r in up.requests] == [f"/x/{i}" for i in range(5)]
-            assert all("x-request-id" in r.headers for r in up.requests)
+            await client.close()
+    finally:
+        await up.stop()
+
+
+async def test_config_swap_with_50_requests_in_flight_fails_none() -> None:
+    first = await Upstream("first", delay=0.3).start()
+    second = await Upstream("second").start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", first.port), simple(port, "a")) as dataplane:
+            clients = [await Client.connect(port) for _ in range(50)]
+
+            async def one(client: Client) -> int:
+                return (await client.get("/", "svc")).status
+
+            pending = [asyncio.ensure_future(one(c)) for c in clients]
+            await first.wait_for_requests(50)
+            swapped = proxy_config(
+                static_cluster("a", second.port),
+                static_cluster("b", second.port),
+                simple(port, "b", route("b")),
+            )
+            await dataplane.apply(swapped)
+            statuses = await asyncio.gather(*pending)
+            assert statuses == [200] * 50
+            # new requests follow the new config
+            resp = await clients[0].get("/", "svc")
+            assert resp.headers["x-upstream"] == "second"
+            for client in clients:
+                await client.close()
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_removed_listener_stops_accepting_but_finishes_in_flight() -> None:
+    up = await Upstream("a", delay=0.3).start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
+            client = await Client.connect(port)
+            await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+            await up.wait_for_requests(1)
+            await dataplane.apply(proxy_config(static_cluster("a", up.port)))
+            assert (await client.response()).status == 200
+            try:
+                late = await Client.connect(port)
+            except ConnectionRefusedError:
+                pass
+            else:
+                await late.close()
+                raise AssertionError("the removed listener still accepts")
+            await client.close()
     finally:
         await up.stop()

@@ -50,6 +50,13 @@ class Upstream:
     server: asyncio.Server | None = None
     port: int = 0
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
+        async with asyncio.timeout(within):
+            while len(self.requests) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
 
     async def start(self) -> Upstream:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -72,6 +79,7 @@ class Upstream:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 self.requests.append(req)
+                self.arrived.set()
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 if len(self.requests) <= self.fail_first:
