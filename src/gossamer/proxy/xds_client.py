@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INVALID_ARGUMENT = 3  # google.rpc.Code: what Envoy puts in a NACK's error_detail
 USER_AGENT = "gossamer"
+_Outbox = asyncio.Queue[Any]  # DiscoveryRequests of one stream, in order
 
 
 def make_node(node_id: str, cluster: str, metadata: Mapping[str, Any]) -> Any:
@@ -159,13 +160,16 @@ class XdsClient:
     async def _stream(self) -> None:
         async with grpc.aio.insecure_channel(self.target) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-            call = self._call = stub.StreamAggregatedResources()
+            # Requests go through a queue grpc drains itself: a write never waits on a call
+            # that is still connecting (or already cancelled by stop()).
+            outbox: _Outbox = asyncio.Queue()
+            call = self._call = stub.StreamAggregatedResources(_drain(outbox))
             self._streams += 1
             self._nonces.clear()
             self._names.clear()
             first = True
             for type_url, names in self._initial_subscriptions():
-                await self._request(call, type_url, names, first=first)
+                self._request(outbox, type_url, names, first=first)
                 first = False
             while not self._stopping.is_set():
                 response = await call.read()
@@ -175,7 +179,7 @@ class XdsClient:
                     self._connected = True
                     self._last_error = None
                     self._backoff.reset()
-                await self._on_response(call, response)
+                self._on_response(outbox, response)
 
     def _initial_subscriptions(self) -> list[tuple[str, frozenset[str]]]:
         """CDS then LDS wildcards; RDS and EDS too when a previous stream already named some."""
@@ -186,7 +190,7 @@ class XdsClient:
             out.append((ROUTE, rds))
         return out
 
-    async def _on_response(self, call: Any, response: Any) -> None:
+    def _on_response(self, outbox: _Outbox, response: Any) -> None:
         type_url = str(response.type_url)
         nonce = str(response.nonce)
         self._nonces[type_url] = nonce
@@ -200,19 +204,19 @@ class XdsClient:
                 "xDS NACK %s version %s: %s", short_name(type_url), response.version_info, rejected
             )
             error = status_pb2.Status(code=INVALID_ARGUMENT, message=str(rejected))
-            await self._request(call, type_url, names, nonce=nonce, error=error)
+            self._request(outbox, type_url, names, nonce=nonce, error=error)
             return
         self.on_config(config)  # in force before the ACK says so, as Envoy
-        await self._request(call, type_url, names, nonce=nonce)
+        self._request(outbox, type_url, names, nonce=nonce)
         follow = {LISTENER: ROUTE, CLUSTER: ENDPOINT}.get(type_url)
         if follow is not None:
             wanted = self.builder.route_names() if follow == ROUTE else self.builder.eds_names()
             if wanted != self._names.get(follow, frozenset()):
-                await self._request(call, follow, wanted, nonce=self._nonces.get(follow, ""))
+                self._request(outbox, follow, wanted, nonce=self._nonces.get(follow, ""))
 
-    async def _request(
+    def _request(
         self,
-        call: Any,
+        outbox: _Outbox,
         type_url: str,
         names: frozenset[str],
         *,
@@ -233,7 +237,12 @@ class XdsClient:
         if error is not None:
             request.error_detail.CopyFrom(error)
         self._names[type_url] = names
-        await call.write(request)
+        outbox.put_nowait(request)
+
+
+async def _drain(outbox: _Outbox) -> AsyncIterator[Any]:
+    while True:
+        yield await outbox.get()
 
 
 def _not_cancelling() -> bool:
