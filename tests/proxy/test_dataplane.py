@@ -8,7 +8,8 @@ import asyncio
 from gossamer.control.translate import build_snapshot
 from gossamer.control.world import build_world
 from gossamer.control.xds.node import ProxyNode
-from gossamer.proxy.config.snapshot import SnapshotBuilder, message_type
+from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
 from gossamer.spec import parse_text
 from tests.proxy.server.harness import running, simple
@@ -41,7 +42,7 @@ spec:
 """
 
 
-def translated(reviews_port: int, app_port: int) -> object:
+def translated(reviews_port: int, app_port: int) -> ProxyConfig:
     """The ProxyConfig the real control plane sends productpage's sidecar."""
     text = MESH.replace("REVIEWS_PORT", str(reviews_port)).replace("APP_PORT", str(app_port))
     parsed = [p.resource for p in parse_text(text, source="inline") if p.resource is not None]
@@ -52,15 +53,9 @@ def translated(reviews_port: int, app_port: int) -> object:
     snap = build_snapshot(build_world(1, parsed), node)
     builder = SnapshotBuilder()
     config = builder.config
-    for type_url in (
-        "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
-        "type.googleapis.com/envoy.config.listener.v3.Listener",
-        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-    ):
+    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
         items = snap.resources.get(type_url, {})
         config = builder.apply(type_url, "1", [r.any for r in items.values()])
-    assert message_type  # the snapshot decodes every type we feed it
     return config
 
 
@@ -70,7 +65,7 @@ async def test_explicit_outbound_routes_by_host_and_absolute_form() -> None:
     options = DataplaneOptions(explicit=True, outbound_port=0, inbound_port=0)
     dataplane = Dataplane(options)
     try:
-        await dataplane.apply(translated(reviews.port, app.port))  # type: ignore[arg-type]
+        await dataplane.apply(translated(reviews.port, app.port))
         outbound = dataplane.address_of("virtualOutbound")
         assert outbound is not None and outbound[0] == "127.0.0.1"
         client = await Client.connect(outbound[1])
