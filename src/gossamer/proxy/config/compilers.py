@@ -1,61 +1,55 @@
-"""The per-type compile functions owned by routing and upstream, resolved on first use.
+"""The per-type compile functions owned by routing and upstream, behind one NACK rule.
 
-Why indirect: proxy/routing and proxy/upstream are written in parallel with this package; binding
-them at call time keeps LDS compilation and the snapshot importable (and testable) on their own.
+Every compiler raises ConfigRejected for what it cannot apply. One that fails with anything else
+has a bug, yet the push is still unusable: it is logged and NACKed with the resource named,
+instead of killing the xDS stream (Envoy NACKs whatever it cannot load).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.proxy.routing import RouteTable
+from gossamer.proxy.routing import compile_route_config as _compile_routes
+from gossamer.proxy.upstream.cluster import ClusterConfig
+from gossamer.proxy.upstream.cluster import compile_cluster as _compile_cluster
+from gossamer.proxy.upstream.endpoints import EndpointSet
+from gossamer.proxy.upstream.endpoints import compile_assignment as _compile_assignment
 
-# The compiled values (RouteTable, ClusterConfig, EndpointSet) are opaque to this package.
-RouteTable = Any
-ClusterConfig = Any
-EndpointSet = Any
+__all__ = [
+    "ClusterConfig",
+    "EndpointSet",
+    "RouteTable",
+    "compile_assignment",
+    "compile_cluster",
+    "compile_route_config",
+]
 
 log = logging.getLogger(__name__)
-
-_WHERE = {
-    "compile_route_config": "gossamer.proxy.routing",
-    "compile_cluster": "gossamer.proxy.upstream.cluster",
-    "compile_assignment": "gossamer.proxy.upstream.endpoints",
-}
-_resolved: dict[str, Callable[[Any], Any]] = {}
-
-
-def _compiler(name: str) -> Callable[[Any], Any]:
-    found = _resolved.get(name)
-    if found is None:
-        module = importlib.import_module(_WHERE[name])
-        found = _resolved[name] = getattr(module, name)
-    return found
+T = TypeVar("T")
 
 
 def compile_route_config(pb: Any) -> RouteTable:
     """RouteConfiguration → RouteTable (proxy/routing); raises ConfigRejected."""
-    return _checked("compile_route_config", f'route "{pb.name}"', pb)
+    return _checked(_compile_routes, f'route "{pb.name}"', pb)
 
 
 def compile_cluster(pb: Any) -> ClusterConfig:
     """Cluster → ClusterConfig (proxy/upstream/cluster.py); raises ConfigRejected."""
-    return _checked("compile_cluster", f'cluster "{pb.name}"', pb)
+    return _checked(_compile_cluster, f'cluster "{pb.name}"', pb)
 
 
 def compile_assignment(pb: Any) -> EndpointSet:
     """ClusterLoadAssignment → EndpointSet (proxy/upstream/endpoints.py); raises ConfigRejected."""
-    return _checked("compile_assignment", f'endpoints "{pb.cluster_name}"', pb)
+    return _checked(_compile_assignment, f'endpoints "{pb.cluster_name}"', pb)
 
 
-def _checked(name: str, what: str, pb: Any) -> Any:
-    """A compiler that fails with anything but ConfigRejected has a bug, yet the push is still
-    unusable: NACK it with the resource named rather than kill the xDS stream."""
+def _checked(compile_: Callable[[Any], T], what: str, pb: Any) -> T:
     try:
-        return _compiler(name)(pb)
+        return compile_(pb)
     except ConfigRejected:
         raise
     except Exception as exc:

@@ -77,7 +77,7 @@ class ProxyConfig:
         if eds is not None:
             return self.endpoints.get(eds)
         config = self.clusters.get(cluster)
-        return getattr(config, "static", None) if config is not None else None
+        return config.static if config is not None else None
 
     def listener_at(self, address: str, port: int) -> ListenerConfig | None:
         """The listener bound (or virtually bound) exactly at address:port."""
