@@ -146,7 +146,7 @@ def _virtual_host(
             request_mutations=requests,
             response_mutations=responses,
         )
-        entries.append((matcher, compiled))
+        entries.append((matcher.path_kind, matcher.path_value, matcher, compiled))
     domains = tuple(d.lower() for d in pb.domains)
     return VirtualHost(name=pb.name, domains=domains, entries=tuple(entries))
 

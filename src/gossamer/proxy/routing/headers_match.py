@@ -53,7 +53,14 @@ class HeaderCondition:
     missing_as_empty: bool
 
     def holds(self, head: RequestView, authority: bytes) -> bool:
-        value = header_value(head, authority, self.name)
+        name = self.name
+        value: bytes | None = None
+        if name[:1] == b":" or name == b"host":
+            value = header_value(head, authority, name)
+        else:
+            for n, v in head.headers.items():  # joined by ",", without building a list
+                if n == name:
+                    value = v if value is None else value + b"," + v
         if value is None:
             if not self.missing_as_empty:
                 presence = self.test is None

@@ -18,6 +18,7 @@ from gossamer.proxy.routing.request import RequestView, query_params
 from gossamer.proxy.routing.strings import BytesTest, regex_test, string_test
 
 GRPC_CONTENT_TYPE = b"application/grpc"
+PREFIX, EXACT, OTHER = 0, 1, 2  # path kinds VirtualHost.select tests inline
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +37,12 @@ class QueryCondition:
 
 @dataclass(frozen=True, slots=True)
 class RouteMatcher:
-    """`path_test` sees the path (lowercased first when `fold_case`); `matched_prefix` is the
+    """`path_test` sees the path (lowercased first when `fold_case`); `path_kind`/`path_value`
+    let the hot loop test prefix and exact paths without a call; `matched_prefix` is the
     length of path a prefix rewrite replaces (None: the whole path, for exact and regex)."""
 
+    path_kind: int
+    path_value: bytes
     path_test: BytesTest
     fold_case: bool
     matched_prefix: int | None
@@ -77,6 +81,9 @@ def compile_route_match(pb: rc.RouteMatch, where: str) -> RouteMatcher:
             raise ConfigRejected(f"{where}.{unsupported}: not supported by the gossamer sidecar")
     fold_case = pb.HasField("case_sensitive") and not pb.case_sensitive.value
     path_test, matched_prefix = _path_test(pb, where, fold_case)
+    kind = pb.WhichOneof("path_specifier")
+    path_kind = {"prefix": PREFIX, "path": EXACT}.get(kind or "", OTHER)
+    value: str = getattr(pb, kind) if path_kind != OTHER else ""
     headers = tuple(
         compile_header_matcher(h, f"{where}.headers[{i}]") for i, h in enumerate(pb.headers)
     )
@@ -86,6 +93,8 @@ def compile_route_match(pb: rc.RouteMatch, where: str) -> RouteMatcher:
     )
     grpc = pb.HasField("grpc")
     return RouteMatcher(
+        path_kind=path_kind,
+        path_value=value.lower().encode() if fold_case else value.encode(),
         path_test=path_test,
         fold_case=fold_case and pb.WhichOneof("path_specifier") != "safe_regex",
         matched_prefix=matched_prefix,

@@ -35,15 +35,15 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
 
 def match_path(target: bytes) -> bytes:
     """The path part of `target`; absolute-form (`http://host/p`) is reduced to its path."""
+    end = target.find(b"?")
+    if end >= 0:
+        target = target[:end]
+    if b"#" in target:
+        target = target[: target.find(b"#")]
     if target[:1] != b"/" and b"://" in target:
         start = target.find(b"/", target.find(b"://") + 3)
         target = target[start:] if start >= 0 else b"/"
-    end = len(target)
-    for sep in (b"?", b"#"):
-        i = target.find(sep, 0, end)
-        if i >= 0:
-            end = i
-    return target[:end] if end != len(target) else target
+    return target
 
 
 def query_params(target: bytes) -> dict[bytes, bytes]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gossamer.codec.headers import Headers
 from gossamer.proxy.routing.actions import Action, Forward
 from gossamer.proxy.routing.fault import Fault
-from gossamer.proxy.routing.matchers import RouteMatcher
+from gossamer.proxy.routing.matchers import EXACT, PREFIX, RouteMatcher
 from gossamer.proxy.routing.mutation import HeaderMutation
 from gossamer.proxy.routing.request import RequestView, match_path
 
@@ -58,18 +58,25 @@ class Route:
 class VirtualHost:
     name: str
     domains: tuple[str, ...]
-    entries: tuple[tuple[RouteMatcher, Route], ...]
+    entries: tuple[tuple[int, bytes, RouteMatcher, Route], ...]  # (path kind, value, ...)
 
     def select(self, head: RequestView, authority: bytes) -> Route | None:
         path = match_path(head.target)
         folded: bytes | None = None
-        for matcher, route in self.entries:
+        for kind, value, matcher, route in self.entries:
+            candidate = path
             if matcher.fold_case:
                 if folded is None:
                     folded = path.lower()
-                if not matcher.path_test(folded):
+                candidate = folded
+            # The common path kinds are tested inline: a call per route costs more than the test.
+            if kind == PREFIX:
+                if not candidate.startswith(value):
                     continue
-            elif not matcher.path_test(path):
+            elif kind == EXACT:
+                if candidate != value:
+                    continue
+            elif not matcher.path_test(candidate):
                 continue
             if matcher.has_conditions and not matcher.conditions_hold(head, authority):
                 continue
@@ -117,8 +124,12 @@ class RouteTable:
 
     def select(self, head: RequestView, authority: bytes) -> Route | None:
         """The route for this request, or None (404, no route)."""
-        vhost = self.virtual_host(authority)
-        return None if vhost is None else vhost.select(head, authority)
+        vhost = self.exact.get(authority)
+        if vhost is None or self.ignore_port:
+            vhost = self.virtual_host(authority)
+            if vhost is None:
+                return None
+        return vhost.select(head, authority)
 
     def __repr__(self) -> str:
         return f"<RouteTable {self.name} vhosts={len(self.virtual_hosts)}>"
