@@ -170,6 +170,9 @@ def test_refuses_what_it_cannot_serve() -> None:
     maglev.lb_policy = cluster_pb2.Cluster.MAGLEV
     maglev.maglev_lb_config.table_size.value = 1000
     assert "not prime" in rejected(maglev)
+    sweeps = variant()
+    sweeps.outlier_detection.interval.seconds = 0
+    assert "outlier_detection.interval: must be greater than 0" in rejected(sweeps)
     choices = variant()
     choices.least_request_lb_config.choice_count.value = 1
     assert "choice_count" in rejected(choices)

@@ -116,7 +116,7 @@ def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
         lb=POLICIES[pb.lb_policy],
         connect_timeout=_seconds(pb.connect_timeout) if pb.HasField("connect_timeout") else 5.0,
         thresholds=_thresholds(pb.circuit_breakers),
-        outlier=_outlier(pb.outlier_detection) if pb.HasField("outlier_detection") else None,
+        outlier=_outlier(pb.outlier_detection, where) if pb.HasField("outlier_detection") else None,
         http2=http2,
         idle_timeout=idle,
         max_requests_per_connection=per_connection,
@@ -156,8 +156,11 @@ def _thresholds(cb: circuit_breaker_pb2.CircuitBreakers) -> Thresholds:
     return Thresholds()
 
 
-def _outlier(od: outlier_detection_pb2.OutlierDetection) -> OutlierConfig:
+def _outlier(od: outlier_detection_pb2.OutlierDetection, where: str) -> OutlierConfig:
     d = OutlierConfig()
+    for name in ("interval", "base_ejection_time"):
+        if od.HasField(name) and _seconds(getattr(od, name)) <= 0:
+            raise ConfigRejected(f"{where} outlier_detection.{name}: must be greater than 0")
 
     def num(name: str, default: int) -> int:
         return int(getattr(od, name).value) if od.HasField(name) else default
