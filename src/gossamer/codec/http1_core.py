@@ -107,18 +107,15 @@ class ParserCore:
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # Hot: limits are checked once per head (`_check_head`); within one feed a head is
+        # bounded by the feed, across feeds by the raw count in `_run`.
         if not self._in_head:
             self._add_trailer(name, value)
             return
         lname = name.lower()
         value = value.rstrip(b" \t")
-        items = self._items
-        items.append((lname, value))
+        self._items.append((lname, value))
         self._head_bytes += len(name) + len(value)
-        if self._head_bytes > self._max_bytes:
-            raise self._error(431, "headers too large")
-        if len(items) > self._max_headers:
-            raise self._error(431, "too many headers")
         if lname in _FRAMING:
             framing = self._framing
             seen = framing.get(lname)
@@ -137,6 +134,12 @@ class ParserCore:
 
     # --- helpers for subclasses ------------------------------------------------------------
 
+    def _check_head(self) -> None:
+        if self._head_bytes > self._max_bytes:
+            raise self._error(431, "headers too large")
+        if len(self._items) > self._max_headers:
+            raise self._error(431, "too many headers")
+
     def _version(self) -> bytes:
         version = _VERSIONS.get(self._parser.get_http_version())
         if version is None:
@@ -147,6 +150,8 @@ class ParserCore:
         """(chunked, content_length) of the head just parsed; llhttp already refused CL + TE,
         duplicate or malformed Content-Length."""
         framing = self._framing
+        if not framing:
+            return False, None
         te = framing.get(b"transfer-encoding")
         if te is not None and te.lower() != b"chunked":
             raise self._error(501, "unsupported transfer-encoding")
@@ -155,13 +160,13 @@ class ParserCore:
 
     def _take_headers(self) -> Headers:
         """The head's headers; resets per-head state for the body that follows."""
-        headers = Headers(self._items)
-        self._items.clear()
+        items = self._items
+        self._items = []
         if self._framing:
             self._framing = {}
         self._head_bytes = 0
         self._in_head = False
-        return headers
+        return Headers(items)
 
     def _end_message(self) -> None:
         trailers = self._trailers

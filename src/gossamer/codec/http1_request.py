@@ -54,6 +54,7 @@ class RequestParser(ParserCore):
             raise self._error(414, "request target too long")
 
     def on_headers_complete(self) -> None:
+        self._check_head()
         parser = self._parser
         method: bytes = parser.get_method()
         version = self._version()

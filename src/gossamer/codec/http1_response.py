@@ -119,6 +119,7 @@ class ResponseParser(ParserCore):
             raise self._error(502, "reason phrase too long")
 
     def on_headers_complete(self) -> None:
+        self._check_head()
         parser = self._parser
         status: int = parser.get_status_code()
         version = self._version()
