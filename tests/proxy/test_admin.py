@@ -163,6 +163,23 @@ async def test_stats_prints_envoy_counter_names(running: Running) -> None:
     assert text.splitlines() == sorted(text.splitlines())
 
 
+async def test_stats_filter_and_json(running: Running) -> None:
+    serve(running.source.plane.backends[MYSQL], [200])
+    status, text = await running.get("admin", "/stats?filter=mysql.*rq_(total|200)$")
+    assert status == 200
+    assert text.splitlines() == [
+        f"cluster.{MYSQL}.upstream_rq_200: 1",
+        f"cluster.{MYSQL}.upstream_rq_total: 1",
+    ]
+    async with running.http.get(running.url("admin", "/stats?format=json&filter=mysql")) as resp:
+        body = await resp.json()
+    values = {s["name"]: s["value"] for s in body["stats"]}
+    assert values[f"cluster.{MYSQL}.upstream_rq_total"] == 1
+    assert all(name.startswith(f"cluster.{MYSQL}.") for name in values)
+    status, text = await running.get("admin", "/stats?filter=(")
+    assert status == 400 and "invalid regex" in text
+
+
 async def test_prometheus_on_the_stats_port_parses_strictly(running: Running) -> None:
     backend = running.source.plane.backends[REVIEWS]
     serve(backend, [200, 200, 503], latency=0.004)

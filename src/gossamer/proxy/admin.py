@@ -116,10 +116,18 @@ class AdminServers:
         return web.Response(text=admin_render.clusters_text(snapshot))
 
     async def _stats(self, request: web.Request) -> web.Response:
-        snapshot = await self._source.stats()
-        if request.query.get("format") == "prometheus":
+        form = request.query.get("format")
+        if form == "prometheus":
             return await self._prometheus(request)
-        return web.Response(text=admin_render.stats_text(snapshot))
+        try:
+            values = admin_render.stats_values(
+                await self._source.stats(), request.query.get("filter")
+            )
+        except ValueError as exc:
+            return web.Response(text=f"{exc}\n", status=400)
+        if form == "json":
+            return _json(admin_render.stats_json(values))
+        return web.Response(text=admin_render.stats_text(values))
 
     async def _prometheus(self, request: web.Request) -> web.Response:
         text = render(admin_render.prometheus_families(await self._source.stats()))

@@ -7,6 +7,7 @@ same for one process or N workers, and testable without a server.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -142,16 +143,34 @@ def clusters_json(snapshot: Snapshot) -> dict[str, Any]:
     return {"cluster_statuses": statuses}
 
 
-def stats_text(snapshot: Snapshot) -> str:
-    """Envoy's /stats: `cluster.<name>.<stat>: <value>` lines, sorted as Envoy sorts them."""
-    lines: list[str] = []
+def stats_values(snapshot: Snapshot, pattern: str | None = None) -> list[tuple[str, int]]:
+    """Envoy's /stats: (`cluster.<name>.<stat>`, value) sorted by name; `pattern` is Envoy's
+    `filter` (a regex searched in the name). ValueError names a bad regex."""
+    matcher = None
+    if pattern:
+        try:
+            matcher = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+    out: list[tuple[str, int]] = []
     for name, cluster in snapshot.items():
         values = {**cluster["counters"], **cluster["gauges"]}
         hosts = cluster["hosts"]
         values["membership_total"] = len(hosts)
         values["membership_healthy"] = sum(1 for h in hosts if h["health_flags"] == ["healthy"])
-        lines += [f"cluster.{name}.{stat}: {value}" for stat, value in values.items()]
-    return "".join(line + "\n" for line in sorted(lines))
+        for stat, value in values.items():
+            full = f"cluster.{name}.{stat}"
+            if matcher is None or matcher.search(full):
+                out.append((full, value))
+    return sorted(out)
+
+
+def stats_text(values: list[tuple[str, int]]) -> str:
+    return "".join(f"{name}: {value}\n" for name, value in values)
+
+
+def stats_json(values: list[tuple[str, int]]) -> dict[str, Any]:
+    return {"stats": [{"name": name, "value": value} for name, value in values]}
 
 
 def _prometheus_name(stat: str) -> str:
