@@ -144,3 +144,9 @@ def test_the_translated_sidecar_snapshot_is_accepted_whole() -> None:
     assert config.complete, config.missing
     assert set(config.listeners) == set(protos(snap, LISTENER))
     assert set(config.routes) == set(protos(snap, ROUTE))
+
+
+def test_two_listeners_on_one_address_are_rejected() -> None:
+    b = SnapshotBuilder()
+    with pytest.raises(ConfigRejected, match=r"duplicate address 127\.0\.0\.1:7001"):
+        b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a"), tcp_listener("b", 7001, "b")))

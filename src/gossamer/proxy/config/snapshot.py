@@ -6,11 +6,12 @@ Rules (Envoy's state-of-the-world semantics):
  2. RDS and EDS responses update the resources they carry; a route configuration or assignment
     leaves when nothing references it any more (no listener names it, no EDS cluster uses it).
     Resources nobody subscribed to are ignored.
- 3. A response is applied whole or not at all: any ConfigRejected leaves the builder unchanged
+ 3. Two listeners on one address:port are refused (Envoy: "duplicate address").
+ 4. A response is applied whole or not at all: any ConfigRejected leaves the builder unchanged
     (the client NACKs and keeps serving the last ProxyConfig).
- 4. A resource whose bytes did not change keeps its compiled value (the very same object), so
+ 5. A resource whose bytes did not change keeps its compiled value (the very same object), so
     the dataplane can keep per-backend state by identity or equality.
- 5. `complete` (Envoy's initial fetch, i.e. readiness): LDS and CDS were received, and every
+ 6. `complete` (Envoy's initial fetch, i.e. readiness): LDS and CDS were received, and every
     RDS name a listener references and every EDS cluster's assignment is present.
 """
 
@@ -151,7 +152,7 @@ class SnapshotBuilder:
 
     def apply(self, type_url: str, version: str, resources: Iterable[Any]) -> ProxyConfig:
         """Fold one response (packed Any resources) into the next ProxyConfig, or raise
-        ConfigRejected and change nothing (rule 3)."""
+        ConfigRejected and change nothing (rule 4)."""
         spec = _MESSAGES.get(type_url)
         if spec is None:
             raise ConfigRejected(f"type {type_url} is not supported")
@@ -177,10 +178,12 @@ class SnapshotBuilder:
             if wanted is not None and name not in wanted:
                 continue  # rule 2: not subscribed
             raw = bytes(packed.value)
-            # Rule 4: unchanged bytes keep the compiled object.
+            # Rule 5: unchanged bytes keep the compiled object.
             unchanged = current.raw.get(name) == raw
             compiled = current.compiled[name] if unchanged else compile_(pb)
             nxt.protos[name], nxt.raw[name], nxt.compiled[name] = pb, raw, compiled
+        if type_url == LISTENER:
+            _check_addresses(nxt.compiled)
         types = dict(self._types)
         types[type_url] = nxt
         _prune(types)
@@ -195,6 +198,20 @@ class SnapshotBuilder:
         if type_url == ENDPOINT:
             return self.eds_names()
         return None
+
+
+def _check_addresses(listeners: Mapping[str, ListenerConfig]) -> None:
+    """Envoy refuses two listeners on one address:port (bound or not): the second is NACKed."""
+    owners: dict[tuple[str, int], str] = {}
+    for name in sorted(listeners):
+        config = listeners[name]
+        key = (config.address, config.port)
+        if key in owners:
+            raise ConfigRejected(
+                f'listener "{name}": duplicate address {config.address}:{config.port} '
+                f'(listener "{owners[key]}")'
+            )
+        owners[key] = name
 
 
 def _route_names(listeners: _Accepted) -> frozenset[str]:
