@@ -199,6 +199,33 @@ class TestLimits:
                 parser.feed(b"z" * 1024)
         assert caught.value.status == 431
 
+    def test_endless_trailer_line_fails_before_it_ends(self) -> None:
+        parser = RequestParser(Limits(max_head_bytes=4096))
+        parser.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: ")
+        with pytest.raises(ProtocolError) as caught:
+            for _ in range(100):
+                parser.feed(b"z" * 1024)
+        assert caught.value.status == 431
+
+    def test_big_pipelined_feed_ending_in_a_partial_head_is_fine(self) -> None:
+        parser = RequestParser(Limits(max_head_bytes=4096))
+        body = b"b" * 100_000
+        first = parser.feed(
+            b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"
+            + body
+            + b"GET /next HTTP/1.1\r\nHo"
+        )
+        assert [type(e) for e in first] == [RequestHead, Body, EndOfMessage]
+        second = parser.feed(b"st: a\r\n\r\n")
+        assert isinstance(second[0], RequestHead) and second[0].target == b"/next"
+
+    def test_slow_body_is_not_mistaken_for_a_big_head(self) -> None:
+        parser = RequestParser(Limits(max_head_bytes=1024))
+        parser.feed(b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(50):
+            assert parser.feed(b"100\r\n" + b"c" * 256 + b"\r\n") == [Body(b"c" * 256)]
+        assert parser.feed(b"0\r\n\r\n") == [EndOfMessage(None)]
+
     def test_more_than_max_headers_is_431(self) -> None:
         lines = b"".join(b"h%d: v\r\n" % i for i in range(101))
         assert error_of(b"GET / HTTP/1.1\r\n" + lines + b"\r\n").status == 431

@@ -8,8 +8,9 @@ values); on top of it:
 
 1. Header names are lowercased once; values lose trailing whitespace (llhttp keeps it).
 2. Head size (target or reason + names + values, Envoy's accounting) and header count are checked
-   per header; bytes of a head still incomplete at the end of a feed are counted too, so one
-   endless header line cannot grow memory (httptools accumulates it until it ends).
+   once the head is complete; bytes of a head still incomplete at the end of a feed are counted
+   too (and those of trailers), so one endless header line cannot grow memory: httptools
+   accumulates a header until it ends.
 3. Transfer-Encoding other than exactly `chunked` is answered 501, as Envoy does. llhttp's own
    Transfer-Encoding leniency switch is turned on so that every such value reaches this one
    check instead of some failing inside llhttp with 400 and others being accepted
@@ -220,10 +221,19 @@ class ParserCore:
                 if self._phase is Phase.CLOSED:
                     break  # rule 5
                 raise self._error(400, str(exc) or "malformed message") from None
-        if self._in_head and not self._fresh_head and self._phase is Phase.OPEN:
-            self._raw_head += len(data)  # rule 2: the whole feed belongs to this head
-            if self._raw_head > self._max_bytes:
-                raise self._error(431, "headers too large")
         events = self._events
+        if self._phase is Phase.OPEN:
+            # Rule 2: a feed that leaves a head incomplete belonged wholly to that head (unless
+            # the head began inside it); a feed that yields nothing inside a body was framing,
+            # chunk extensions or trailers, which httptools also accumulates.
+            if self._in_head:
+                if not self._fresh_head:
+                    self._raw_head += len(data)
+            elif events:
+                self._raw_head = 0
+            else:
+                self._raw_head += len(data)
+            if self._raw_head > self._max_bytes:
+                raise self._error(431, "headers or trailers too large")
         self._events = []
         return events
