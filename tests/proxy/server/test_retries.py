@@ -31,9 +31,7 @@ async def test_retries_until_the_upstream_succeeds() -> None:
         entry = route("a", retry_policy=retry_policy("5xx", 3))
         async with running(static_cluster("a", up.port), simple(port, "a", entry)) as dp:
             client = await Client.connect(port)
-            resp = await client.send(
-                b"POST /p HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\nhello"
-            )
+            await client.send(b"POST /p HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\nhello")
             resp = await client.response()
             assert resp.status == 200
             assert len(up.requests) == 3
