@@ -205,3 +205,20 @@ def test_a_host_back_from_ejection_gets_the_balancer_it_had() -> None:
     assert eps[0] not in {b.pick(key) for key in before}
     clock.advance(30.0)
     assert {key: b.pick(key) for key in before} == before
+
+
+def test_reconfigure_to_another_policy_takes_effect() -> None:
+    b = backend(endpoint_set(group(hosts(4))), lb="ROUND_ROBIN")
+    assert len(picks(b, 4, hash_key=42)) == 4  # round robin ignores the key
+    b.reconfigure(b.config.__class__("web", lb="RING_HASH"), b.endpoints)
+    assert len(picks(b, 50, hash_key=42)) == 1  # the same key now sticks to one host
+
+
+def test_a_host_that_left_and_came_back_mid_request_never_goes_negative() -> None:
+    eps = hosts(2)
+    b = backend(endpoint_set(group(eps)), lb="LEAST_REQUEST")
+    b.started(eps[0])
+    b.reconfigure(b.config, endpoint_set(group(eps[1:])))
+    b.reconfigure(b.config, endpoint_set(group(eps)))
+    b.finished(eps[0], 200, 0.001)
+    assert [h.rq_active for h in b.hosts()] == [0, 0]

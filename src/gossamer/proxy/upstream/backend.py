@@ -186,7 +186,8 @@ class Backend:
         host = self._hosts.get(endpoint)
         if host is None:  # removed by an EDS push while the request was in flight
             return
-        host.active -= 1
+        if host.active:  # 0: the host left and came back while this request was in flight
+            host.active -= 1
         if status is None or status >= 500:
             host.rq_error += 1
         else:

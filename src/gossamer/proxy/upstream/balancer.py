@@ -142,10 +142,15 @@ class LeastRequest:
         else:
             random = self._random
             host = hosts[int(random() * n)]
-            for _ in range(self._choices - 1):
+            if self._choices == 2:  # the default, unrolled: this is the per-request hot path
                 other = hosts[int(random() * n)]
                 if other.active < host.active:
                     host = other
+            else:
+                for _ in range(self._choices - 1):
+                    other = hosts[int(random() * n)]
+                    if other.active < host.active:
+                        host = other
         if avoid and host.endpoint in avoid:
             return pick_avoiding(self, host, hosts, hash_key, avoid, self._random)
         return host
