@@ -235,6 +235,14 @@ def test_sigterm_drains_and_exits_0(proxy2: Proxy) -> None:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"worker {pid} outlived us"
 
 
+def test_workers_die_with_a_killed_supervisor(proxy2: Proxy) -> None:
+    proxy2.wait_ready()
+    workers = [w["pid"] for w in proxy2.workers()]
+    proxy2.proc.kill()  # the PID we started; its workers must not outlive it
+    proxy2.proc.wait(10)
+    until(lambda: all(_zombie(pid) for pid in workers), 10, "workers gone")
+
+
 def test_quitquitquit_drains_and_exits_0(world: World) -> None:
     proxy = Proxy(world, "solo", concurrency=1)
     try:
@@ -306,6 +314,7 @@ def test_sigterm_lets_an_in_flight_request_finish(world: World, proxy2: Proxy) -
 
 
 def _zombie(pid: int) -> bool:
+    """Gone, or exited and waiting to be reaped (by init, once its parent is gone)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except FileNotFoundError:
