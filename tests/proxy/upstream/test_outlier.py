@@ -191,3 +191,13 @@ def test_all_hosts_ejected_with_panic_threshold_routes_to_all() -> None:
         respond(b, ep, 500, 5)
     assert ejected(b) == {"10.0.0.1", "10.0.0.2"}
     assert set(picks(b, 20)) == {"10.0.0.1", "10.0.0.2"}  # panic: 0 % < 50 %
+
+
+def test_switching_outlier_detection_off_returns_ejected_hosts() -> None:
+    b, _, (a, _c) = setup()
+    respond(b, a, 500, 5)
+    assert ejected(b) == {"10.0.0.1"}
+    b.reconfigure(b.config.__class__("web", lb="ROUND_ROBIN"), b.endpoints)
+    assert ejected(b) == set()
+    assert set(picks(b, 10)) == {"10.0.0.1", "10.0.0.2"}
+    assert b.stats.gauges()["outlier_detection.ejections_active"] == 0

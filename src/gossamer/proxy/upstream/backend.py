@@ -23,8 +23,8 @@ from gossamer.proxy.upstream.outlier import OutlierDetector
 from gossamer.proxy.upstream.stats import ClusterStats
 
 Clock = Callable[[], float]
-# What a reset reason (the router's vocabulary, as RetryPolicy.retriable_after) is charged as.
 MAX_KEPT_SELECTIONS = 8
+# What a reset reason (the router's vocabulary, as RetryPolicy.retriable_after) is charged as.
 RESET_STATUS = {"timeout": 504, "connect-failure": 503, "reset": 503, "refused-stream": 503}
 
 
@@ -90,6 +90,12 @@ class Backend:
         self._hosts = hosts
         self.breaker.limits = config.thresholds
         if config.outlier is None:
+            if self._outlier is not None:  # detection switched off: every ejection ends now
+                for state in hosts.values():
+                    state.ejected_at = None
+                    state.ejections = 0
+                self.stats.od_ejections_active = 0
+                self._shape = None
             self._outlier = None
         elif self._outlier is None:
             self._outlier = OutlierDetector(config.outlier, self.stats, self._random, self._clock())
