@@ -222,3 +222,13 @@ def test_a_host_that_left_and_came_back_mid_request_never_goes_negative() -> Non
     b.reconfigure(b.config, endpoint_set(group(eps)))
     b.finished(eps[0], 200, 0.001)
     assert [h.rq_active for h in b.hosts()] == [0, 0]
+
+
+def test_ring_hash_with_locality_weights_gives_each_locality_its_share_of_keys() -> None:
+    east, west = hosts(3), hosts(1, base=7)
+    eps = endpoint_set(group(east, "us/east", 1), group(west, "us/west", 3))
+    b = backend(eps, lb="RING_HASH", locality_weighted=True)
+    keys = [k * 0x9E3779B97F4A7C15 & (2**64 - 1) for k in range(4000)]
+    owners = {k: b.pick(k) for k in keys}
+    west_share = sum(1 for ep in owners.values() if ep is not None and ep.host == "10.0.0.7")
+    assert west_share / len(keys) == pytest.approx(0.75, abs=0.05)

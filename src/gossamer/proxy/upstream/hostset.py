@@ -119,13 +119,16 @@ def _by_locality(
     if not chosen:
         return NoHosts()
     if config.lb in HASHING:
+        # Envoy's hash tables scale each host by its share of its locality times the locality's
+        # configured weight (not the health-adjusted one).
         hosts: list[HostState] = []
         weights: list[float] = []
         for name in chosen:
             members = groups[name]
             total = float(sum(h.weight for h in members))
+            share = float(locality_weights.get(name) or 0)
             hosts.extend(members)
-            weights.extend(effective[name] * h.weight / total for h in members)
+            weights.extend(share * h.weight / total for h in members)
         return build_balancer(hosts, weights, config, random)
     inner = [
         build_balancer(groups[n], [float(h.weight) for h in groups[n]], config, random)
