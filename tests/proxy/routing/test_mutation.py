@@ -117,8 +117,8 @@ def test_weighted_cluster_mutations_apply_first_and_only_for_that_cluster() -> N
     )
     assert mutated(config, [("host", "h")], "a") == [
         ("host", "a.internal"),
-        ("x", "route"),
         ("only-a", "1"),
+        ("x", "route"),  # an overwrite moves the header to the end, as Envoy's does
     ]
     assert mutated(config, [("host", "h")], "b") == [("host", "h"), ("x", "route")]
 

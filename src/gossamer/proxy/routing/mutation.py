@@ -2,8 +2,8 @@
 
 Within one level (Envoy's `HeaderParser::evaluateHeaders`): removals first; then every addition
 is decided against the headers as they are after the removals (ADD_IF_ABSENT, and
-OVERWRITE_IF_EXISTS, look before this level adds anything); overwrites are applied, then
-appends. Empty values are dropped unless `keep_empty_value`. Values are literal: Envoy's
+OVERWRITE_IF_EXISTS, look before this level adds anything); overwrites are applied (the old
+values removed, the new one appended at the end), then appends. Empty values are dropped unless `keep_empty_value`. Values are literal: Envoy's
 `%COMMAND%` substitutions are refused (only the `%%` escape is accepted).
 """
 
@@ -43,7 +43,8 @@ class HeaderMutation:
             elif (name in headers) == (action == OVERWRITE_IF_EXISTS):
                 (overwrite if action == OVERWRITE_IF_EXISTS else append).append((name, value))
         for name, value in overwrite:
-            headers.set(name, value)
+            headers.remove(name)  # Envoy's setReferenceKey: the new value goes to the end
+            headers.add(name, value)
         for name, value in append:
             headers.add(name, value)
 

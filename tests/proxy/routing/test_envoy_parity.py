@@ -1,0 +1,326 @@
+"""The same RouteConfiguration in a real Envoy and in RouteTable: every request must agree.
+
+Each route answers directly (its name as the body) or redirects, so Envoy's choice of virtual
+host and route, its Location header and its response header mutations are visible on the wire.
+Envoy runs on 127.0.0.1 with a static listener; only the process started here is stopped.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+
+from gossamer.codec.headers import Headers
+from gossamer.proxy.routing import DirectResponse, Redirect, RouteTable
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from tests.proxy.routing.requests import request, route_config, table
+
+try:
+    envoy_binary()
+    WHY_NO_ENVOY = ""
+except EnvoyNotFound as e:
+    WHY_NO_ENVOY = str(e)
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.envoy,
+    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
+]
+
+
+def answer(name: str, match: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": match,
+        "direct_response": {"status": 200, "body": {"inline_string": name}},
+        **extra,
+    }
+
+
+def redirect(name: str, match: dict[str, Any], **action: Any) -> dict[str, Any]:
+    return {"name": name, "match": match, "redirect": action}
+
+
+def header_option(name: str, value: str, action: str) -> dict[str, Any]:
+    return {"header": {"key": name, "value": value}, "append_action": action}
+
+
+CONFIG: dict[str, Any] = {
+    "name": "parity",
+    "response_headers_to_add": [
+        header_option("x-t-level", "config", "APPEND_IF_EXISTS_OR_ADD"),
+        header_option("x-t-set", "config", "OVERWRITE_IF_EXISTS_OR_ADD"),
+    ],
+    "virtual_hosts": [
+        {
+            "name": "api",
+            "domains": ["api.example.com", "api.example.com:8080"],
+            "response_headers_to_add": [
+                header_option("x-t-level", "vhost", "APPEND_IF_EXISTS_OR_ADD"),
+                header_option("x-t-absent", "vhost", "ADD_IF_ABSENT"),
+                header_option("x-t-set", "vhost", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            ],
+            "routes": [
+                answer(
+                    "jason",
+                    {
+                        "prefix": "/",
+                        "headers": [{"name": "end-user", "string_match": {"exact": "jason"}}],
+                    },
+                    response_headers_to_add=[
+                        header_option("x-t-level", "route", "APPEND_IF_EXISTS_OR_ADD"),
+                        header_option("x-t-absent", "route", "ADD_IF_ABSENT"),
+                        header_option("x-t-exists", "route", "OVERWRITE_IF_EXISTS"),
+                    ],
+                ),
+                answer(
+                    "not-beta",
+                    {
+                        "prefix": "/beta",
+                        "headers": [
+                            {"name": "x-beta", "string_match": {"exact": "1"}, "invert_match": True}
+                        ],
+                    },
+                ),
+                answer("exact", {"path": "/exact"}),
+                answer("case", {"prefix": "/Case", "case_sensitive": False}),
+                answer("regex", {"safe_regex": {"regex": "/v[0-9]+/[a-z]+"}}),
+                answer("sep", {"path_separated_prefix": "/sep"}),
+                answer(
+                    "query",
+                    {
+                        "prefix": "/q",
+                        "query_parameters": [{"name": "k", "string_match": {"prefix": "v"}}],
+                    },
+                ),
+                answer(
+                    "range",
+                    {
+                        "prefix": "/r",
+                        "headers": [{"name": "x-n", "range_match": {"start": "10", "end": "20"}}],
+                    },
+                ),
+                answer("grpc", {"prefix": "/g", "grpc": {}}),
+                answer(
+                    "method",
+                    {
+                        "prefix": "/m",
+                        "headers": [{"name": ":method", "string_match": {"exact": "POST"}}],
+                    },
+                ),
+                answer(
+                    "present", {"prefix": "/p", "headers": [{"name": "x-p", "present_match": True}]}
+                ),
+                answer(
+                    "contains",
+                    {
+                        "prefix": "/c",
+                        "headers": [
+                            {
+                                "name": "x-c",
+                                "string_match": {"contains": "MID", "ignore_case": True},
+                            }
+                        ],
+                    },
+                ),
+                redirect("old", {"prefix": "/old/"}, prefix_rewrite="/new/", response_code="FOUND"),
+                redirect("https", {"prefix": "/https"}, https_redirect=True, strip_query=True),
+                redirect("port", {"prefix": "/port"}, port_redirect=8443),
+                redirect("to-path", {"prefix": "/to-path"}, path_redirect="/there"),
+                redirect(
+                    "to-query",
+                    {"prefix": "/to-query"},
+                    path_redirect="/there?fixed=1",
+                    response_code="PERMANENT_REDIRECT",
+                ),
+                redirect(
+                    "regex-redirect",
+                    {"prefix": "/rx/"},
+                    regex_rewrite={
+                        "pattern": {"regex": "/rx/([a-z]+)/([0-9]+)"},
+                        "substitution": "/\\2/\\1",
+                    },
+                ),
+                redirect(
+                    "elsewhere",
+                    {"prefix": "/elsewhere"},
+                    host_redirect="other.org",
+                    scheme_redirect="https",
+                    response_code="TEMPORARY_REDIRECT",
+                ),
+                answer("api-default", {"prefix": "/"}),
+            ],
+        },
+        {
+            "name": "suffix",
+            "domains": ["*.example.com"],
+            "routes": [answer("suffix", {"prefix": "/"})],
+        },
+        {
+            "name": "short-suffix",
+            "domains": ["*.com"],
+            "routes": [answer("short-suffix", {"prefix": "/"})],
+        },
+        {"name": "prefix", "domains": ["api.*"], "routes": [answer("prefix", {"prefix": "/"})]},
+        {"name": "any", "domains": ["*"], "routes": [answer("any-only", {"path": "/only"})]},
+    ],
+}
+
+HOSTS = [
+    "api.example.com",
+    "API.Example.Com",
+    "api.example.com:8080",
+    "api.example.com:9999",
+    "www.example.com",
+    "www.example.com:80",
+    "x.com",
+    "api.other.net",
+    "unknown.net",
+]
+PATHS = [
+    "/",
+    "/exact",
+    "/exact?x=1",
+    "/exact/",
+    "/case/X",
+    "/CASE",
+    "/v12/abc",
+    "/v12/abc/",
+    "/v/abc",
+    "/sep",
+    "/sep/x",
+    "/separate",
+    "/q?k=value",
+    "/q?k=x&k=v",
+    "/q?k=v%41",
+    "/beta",
+    "/only",
+    "/old/a/b?x=1",
+    "/https?x=1",
+    "/port/x",
+    "/to-path?keep=1",
+    "/to-query?dropped=1",
+    "/rx/abc/123?z",
+    "/elsewhere/x",
+]
+EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
+    ("GET", "api.example.com", "/anything", {"end-user": "jason"}),
+    ("GET", "api.example.com", "/anything", {"end-user": "Jason"}),
+    ("GET", "api.example.com", "/beta", {"x-beta": "1"}),
+    ("GET", "api.example.com", "/beta", {"x-beta": "2"}),
+    ("GET", "api.example.com", "/r", {"x-n": "10"}),
+    ("GET", "api.example.com", "/r", {"x-n": "20"}),
+    ("GET", "api.example.com", "/r", {"x-n": "-3"}),
+    ("GET", "api.example.com", "/r", {"x-n": "15abc"}),
+    ("POST", "api.example.com", "/g", {"content-type": "application/grpc+proto"}),
+    ("POST", "api.example.com", "/g", {"content-type": "application/grpc-web"}),
+    ("POST", "api.example.com", "/m", {}),
+    ("GET", "api.example.com", "/m", {}),
+    ("GET", "api.example.com", "/p", {"x-p": ""}),
+    ("GET", "api.example.com", "/c", {"x-c": "aamidzz"}),
+    ("GET", "api.example.com:80", "/https", {}),
+    ("GET", "api.example.com:8080", "/https", {}),
+    ("GET", "api.example.com:8080", "/port", {}),
+]
+CASES = [("GET", h, p, {}) for h in HOSTS for p in PATHS] + EXTRA
+
+Outcome = tuple[int, str, str | None, list[tuple[str, str]]]
+
+
+def ours(t: RouteTable, method: str, host: str, path: str, headers: dict[str, str]) -> Outcome:
+    head = request(path, host, method, headers)
+    route = t.select(head, host.encode())
+    if route is None:
+        return 404, "", None, []
+    out = Headers()
+    location: str | None = None
+    body = b""
+    if isinstance(route.action, DirectResponse):
+        status, body = route.action.status, route.action.body
+    else:
+        assert isinstance(route.action, Redirect)
+        status, raw = route.action.response(head, host.encode())
+        location = raw.decode()
+    route.mutate_response(out)
+    mutated = [(n.decode(), v.decode()) for n, v in out.items()]
+    return status, body.decode(), location, mutated
+
+
+def envoys(port: int, method: str, host: str, path: str, headers: dict[str, str]) -> Outcome:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.getheader("grpc-status") is not None:
+            body = resp.getheader("grpc-message") or ""  # a gRPC local reply moves the body here
+        mutated = [(n.lower(), v) for n, v in resp.getheaders() if n.lower().startswith("x-t-")]
+        return resp.status, body, resp.getheader("location"), mutated
+    finally:
+        conn.close()
+
+
+def bootstrap() -> dict[str, Any]:
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+        ".v3.HttpConnectionManager",
+        "stat_prefix": "parity",
+        "route_config": json_format.MessageToDict(
+            route_config(CONFIG), preserving_proto_field_name=True
+        ),
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    listener = {
+        "name": "parity",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return {
+        "static_resources": {"listeners": [listener]},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+    }
+
+
+@pytest.fixture(scope="module")
+def envoy_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    workdir: Path = tmp_path_factory.mktemp("envoy-parity")
+    with EnvoyProcess(bootstrap(), workdir) as envoy:
+        envoy.wait_ready()
+        _, text = envoy.admin_get("/listeners?format=json")
+        address = json.loads(text)["listener_statuses"][0]["local_address"]["socket_address"]
+        yield int(address["port_value"])
+
+
+def test_every_request_routes_as_envoy_routes_it(envoy_port: int) -> None:
+    t = table(CONFIG)
+    differences = []
+    for method, host, path, headers in CASES:
+        expected = envoys(envoy_port, method, host, path, headers)
+        got = ours(t, method, host, path, headers)
+        if got != expected:
+            differences.append(f"{method} {host}{path} {headers}: envoy {expected} ours {got}")
+    assert not differences, "\n".join(differences)
+    assert len(CASES) > 200
