@@ -3,8 +3,9 @@
 Within one level (Envoy's `HeaderParser::evaluateHeaders`): removals first; then every addition
 is decided against the headers as they are after the removals (ADD_IF_ABSENT, and
 OVERWRITE_IF_EXISTS, look before this level adds anything); overwrites are applied (the old
-values removed, the new one appended at the end), then appends. Empty values are dropped unless `keep_empty_value`. Values are literal: Envoy's
-`%COMMAND%` substitutions are refused (only the `%%` escape is accepted).
+values removed, the new one appended at the end), then appends. Empty values are dropped
+unless `keep_empty_value`. Values are literal: Envoy's `%COMMAND%` substitutions are refused
+(only the `%%` escape is accepted).
 """
 
 from __future__ import annotations
