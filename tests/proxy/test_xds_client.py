@@ -349,3 +349,19 @@ async def test_real_control_plane_kill_and_restart(tmp_path: Path) -> None:
         if running is not None:
             await stop_client(running)
         await asyncio.to_thread(cp.stop)
+
+
+async def test_accepts_responses_larger_than_grpcs_default_limit(
+    static_plane: tuple[StaticSource, AdsServer],
+) -> None:
+    source, server = static_plane
+    big = cluster("big")
+    big.metadata.filter_metadata["note"].update({"text": "x" * (5 << 20)})  # 5 MiB
+    present = [r for of_type in source.current.resources.values() for r in of_type.values()]
+    source.current = Snapshot.build([big, endpoints("big", 1), *present], revision=9)
+    running = await start_client(server.port)
+    try:
+        config = await running.published.until(lambda c: c.complete and "big" in c.clusters)
+        assert {"big", "db"} <= set(config.clusters)
+    finally:
+        await stop_client(running)

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 INVALID_ARGUMENT = 3  # google.rpc.Code: what Envoy puts in a NACK's error_detail
 USER_AGENT = "gossamer"
+# gRPC caps received messages at 4 MiB by default; Envoy does not cap xDS responses, and a
+# mesh's CDS or EDS easily outgrows 4 MiB.
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
 _Outbox = asyncio.Queue[Any]  # DiscoveryRequests of one stream, in order
 
 
@@ -158,7 +161,7 @@ class XdsClient:
             call.cancel()
 
     async def _stream(self) -> None:
-        async with grpc.aio.insecure_channel(self.target) as channel:
+        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
             # Requests go through a queue grpc drains itself: a write never waits on a call
             # that is still connecting (or already cancelled by stop()).
