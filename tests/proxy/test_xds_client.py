@@ -26,16 +26,12 @@ from gossamer.control.xds import (
     AdsServer,
     Snapshot,
 )
-from gossamer.proxy import routing
 from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
 from gossamer.runtime.envoy import node_id, node_metadata
 from tests.control.xds.xds_world import StaticSource, cluster, endpoints
 from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, SERVICES, world
 
-needs_routing = pytest.mark.skipif(
-    not hasattr(routing, "compile_route_config"), reason="proxy/routing has not landed yet"
-)
 NODE_ID = node_id("sidecar", "10.0.0.9", "productpage-1")
 REVIEWS = "reviews.default.svc.cluster.local"
 
@@ -154,7 +150,6 @@ def cluster_for(config: ProxyConfig, authority: bytes, port: int = 9080) -> str:
     return str(route.action.pick_cluster(0.5))
 
 
-@needs_routing
 async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plane) -> None:
     running = await start_client(plane.server.port)
     try:
@@ -180,7 +175,6 @@ async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plan
         await stop_client(running)
 
 
-@needs_routing
 async def test_a_virtual_service_change_routes_differently(plane: Plane) -> None:
     running = await start_client(plane.server.port)
     try:
@@ -320,7 +314,6 @@ def test_backoff_doubles_to_the_cap_with_full_jitter() -> None:
 
 
 @pytest.mark.e2e
-@needs_routing
 async def test_real_control_plane_kill_and_restart(tmp_path: Path) -> None:
     from tests.e2e.harness import ControlPlane
 

@@ -16,16 +16,13 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2
 
+from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import LISTENER
-from gossamer.proxy import routing
 from gossamer.proxy.config.listeners import HttpChain, TcpChain, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
+from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.proxy.config.meshes import protos, sidecar, snapshot
-
-needs_routing = pytest.mark.skipif(
-    not hasattr(routing, "compile_route_config"), reason="proxy/routing has not landed yet"
-)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,6 @@ def test_capture_listener_hands_connections_over_by_original_destination(
     assert chain.handler.pick_cluster(0.5) == "PassthroughCluster"
 
 
-@needs_routing
 def test_inbound_listener_picks_a_chain_by_destination_port(sent: dict[str, Any]) -> None:
     out = compile_listener(sent["virtualInbound"])
     assert out.direction == "INBOUND" and out.original_dst_filter
@@ -194,3 +190,14 @@ def test_api_listeners_are_not_socket_listeners() -> None:
     listener = _rds_listener()
     listener.api_listener.api_listener.Pack(hcm_pb2.HttpConnectionManager())
     assert "api_listener" in _rejected(listener)
+
+
+def test_gateway_listener_binds_and_takes_routes_from_rds() -> None:
+    mesh = world("platform-kube-bookinfo.yaml", "bookinfo-gateway.yaml", workloads=bookinfo_pods())
+    gateway = node("router", labels={"istio": "ingressgateway"})
+    sent = protos(build_snapshot(mesh, gateway), LISTENER)
+    out = compile_listener(sent["0.0.0.0_8080"])
+    assert (out.address, out.port, out.bind, out.use_original_dst) == ("0.0.0.0", 8080, True, False)
+    chain = out.chain_for(8080)
+    assert chain is not None and isinstance(chain.handler, HttpChain)
+    assert chain.handler.route_name == "http.8080"

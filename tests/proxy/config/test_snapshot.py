@@ -11,16 +11,11 @@ from google.protobuf.message import Message
 from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from gossamer.proxy import routing
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.control.xds.xds_world import cluster, endpoints, route
 from tests.proxy.config.meshes import protos, snapshot
-
-needs_routing = pytest.mark.skipif(
-    not hasattr(routing, "compile_route_config"), reason="proxy/routing has not landed yet"
-)
 
 
 def packed(*messages: Message) -> list[Any]:
@@ -70,7 +65,6 @@ def test_listener_waits_for_its_route_configuration() -> None:
     assert chain is not None and config.route_table(chain.handler) is None  # type: ignore[arg-type]
 
 
-@needs_routing
 def test_route_configuration_completes_the_listener() -> None:
     b = SnapshotBuilder()
     b.apply(CLUSTER, "c1", [])
@@ -136,7 +130,6 @@ def test_duplicate_names_and_foreign_types_are_rejected() -> None:
         b.apply("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", "s", [])
 
 
-@needs_routing
 def test_the_translated_sidecar_snapshot_is_accepted_whole() -> None:
     snap = snapshot()
     b = SnapshotBuilder()
