@@ -199,3 +199,20 @@ def own_tree_seconds() -> float:
         if fields is not None:
             total += sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
     return total
+
+
+def others_load(window: float = 1.0) -> float:
+    """Share of one CPU that processes outside the bench used over the next `window` seconds."""
+    busy, own = machine_busy_seconds(), own_tree_seconds()
+    time.sleep(window)
+    return max(0.0, machine_busy_seconds() - busy - (own_tree_seconds() - own)) / window
+
+
+def wait_for_quiet(limit: float, threshold: float = 0.15) -> float:
+    """Wait (at most `limit` seconds) until other processes use under `threshold` of one CPU
+    for a second; returns the last share seen (the machine may be shared with other work)."""
+    deadline = time.monotonic() + limit
+    share = others_load()
+    while share > threshold and time.monotonic() < deadline:
+        share = others_load()
+    return share

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:  # for tests.e2e.harness (the control-plane launch
 
 def settings(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"reps": 1, "wrk_s": 3.0, "lat_s": 2.0, "warm_s": 1.0}
-    return {"reps": 3, "wrk_s": 10.0, "lat_s": 5.0, "warm_s": 1.0}
+        return {"reps": 1, "wrk_s": 3.0, "lat_s": 2.0, "warm_s": 1.0, "quiet_s": 10.0}
+    return {"reps": 3, "wrk_s": 10.0, "lat_s": 5.0, "warm_s": 1.0, "quiet_s": 60.0}
 
 
 WRK_CONNECTIONS, WRK_THREADS = 32, 2
@@ -117,13 +117,13 @@ def build_rows(work: Path, things: list[Any]) -> tuple[list[Any], dict[str, str]
         gossamer_row.roots = [side_a.proc]
         pair_rows[2].roots = [side_a.proc, side_b.proc]
         for side, rows_of in ((side_a, [gossamer_row]), (side_b, [pair_rows[2]])):
-            problem = mesh.wait_gossamer_ready(side, 60)
+            problem = mesh.wait_gossamer_ready(side, 30)
             for row in rows_of if not problem else [gossamer_row, pair_rows[2]]:
                 row.status = row.status or (f"not ready: {problem}" if problem else "")
 
     for row in rows:
         if not row.status:
-            problem = wait_serving(row.port, row.host, 30)
+            problem = wait_serving(row.port, row.host, 10)
             row.status = f"no 200 with the 1 KB body: {problem}" if problem else ""
     notes["ports"] = f"upstream 127.0.0.1:{ports.upstream}; services {ports.services}"
     return rows, notes
@@ -161,13 +161,15 @@ def main() -> None:
     cfg = settings(args.quick)
     import http_mesh as mesh
     import http_report as report
-    from http_procs import machine_busy_seconds, own_tree_seconds
+    from http_procs import machine_busy_seconds, own_tree_seconds, wait_for_quiet
 
     work = Path(tempfile.mkdtemp(prefix="gossamer-bench-http-"))
     things: list[Any] = []
     began = time.monotonic()
     try:
         rows, notes = build_rows(work, things)
+        quiet = wait_for_quiet(cfg["quiet_s"])
+        notes["before"] = f"other processes used {quiet:.0%} of one CPU just before measuring"
         busy, own, t0 = machine_busy_seconds(), own_tree_seconds(), time.monotonic()
         measure(rows, cfg)
         others = machine_busy_seconds() - busy - (own_tree_seconds() - own)
@@ -178,7 +180,9 @@ def main() -> None:
         )
     finally:
         mesh.stop_all(things)
-        if not args.keep:
+        if args.keep:
+            print(f"work directory (logs) kept: {work}", file=sys.stderr)
+        else:
             shutil.rmtree(work, ignore_errors=True)
     text = report.render(rows, cfg, notes, time.monotonic() - began)
     print(text)
