@@ -358,3 +358,50 @@ async def test_accepts_responses_larger_than_grpcs_default_limit(
         assert {"big", "db"} <= set(config.clusters)
     finally:
         await stop_client(running)
+
+
+RATINGS = """
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: default}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: default}
+spec:
+  address: 127.0.0.4
+  labels: {app: ratings}
+  ports: {http: 19004}
+"""
+
+
+def eds_names(server: AdsServer) -> set[str]:
+    view = next(v for v in server.connections() if v.node_id == NODE_ID)
+    return set(view.types["eds"].names)
+
+
+async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
+    ratings = "outbound|9080||ratings.default.svc.cluster.local"
+    running = await start_client(plane.server.port)
+    try:
+        await running.published.until(lambda c: c.complete)
+        await eventually(lambda: synced(plane.server))
+        assert ratings not in eds_names(plane.server)
+        plane.publish(world(REVIEWS_V1, RATINGS, revision=2))
+        config = await running.published.until(
+            lambda c: c.complete and c.endpoints_for(ratings) is not None
+        )
+        assert [(e.host, e.port) for e in config.endpoints_for(ratings).endpoints] == [
+            ("127.0.0.4", 19004)
+        ]
+        assert cluster_for(config, b"ratings:9080") == ratings
+        await eventually(lambda: ratings in eds_names(plane.server))
+        plane.publish(world(REVIEWS_V1, revision=3))
+        gone = await running.published.until(lambda c: ratings not in c.clusters)
+        assert ratings not in gone.endpoints and gone.complete
+        await eventually(lambda: ratings not in eds_names(plane.server) and synced(plane.server))
+    finally:
+        await stop_client(running)
