@@ -28,7 +28,11 @@ def _first_line(argv: Sequence[str]) -> str:
 
 def versions() -> str:
     envoy = _first_line([str(envoy_binary()), "--version"]).split("version:")[-1].strip()
-    git = _first_line(["git", "-C", os.path.dirname(__file__), "rev-parse", "--short", "HEAD"])
+    here = os.path.dirname(__file__)
+    git = _first_line(["git", "-C", here, "rev-parse", "--short", "HEAD"])
+    dirty = ["git", "-C", here, "status", "--porcelain", "--untracked-files=no", "../src"]
+    if _first_line(dirty) != "?":
+        git += " + uncommitted changes in src/"
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
