@@ -58,7 +58,8 @@ class DataplaneOptions:
     bind_address: str | None = None
     reuse_port: bool = False
     limits: Limits = field(default_factory=Limits)
-    head_timeout: float = 10.0
+    head_timeout: float = 10.0  # slowloris defence: a request head must complete within this
+    idle_timeout: float = 3600.0  # Envoy's downstream idle timeout
 
     @property
     def capture_address(self) -> str:

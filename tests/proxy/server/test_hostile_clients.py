@@ -103,3 +103,11 @@ async def test_client_vanishing_mid_body_does_not_disturb_others() -> None:
         await asyncio.sleep(0.05)
         rude.writer.transport.abort()
         await _good_client_works(port)
+
+
+async def test_idle_connection_is_closed_after_the_idle_timeout() -> None:
+    async with proxy(idle_timeout=0.3) as (port, _):
+        client = await Client.connect(port)
+        assert (await client.get("/", "svc")).status == 200
+        assert await client.at_eof(within=3)
+        await client.close()

@@ -26,6 +26,9 @@ class ServerOptions(Protocol):
     @property
     def head_timeout(self) -> float: ...
 
+    @property
+    def idle_timeout(self) -> float: ...
+
 
 class ServerContext(Protocol):
     """Implemented by Dataplane."""

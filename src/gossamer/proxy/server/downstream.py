@@ -9,6 +9,8 @@ Theory of operation:
 3. A codec ProtocolError is answered with its status and `connection: close` once every earlier
    request is answered; nothing after the bad bytes is read.
 4. A request head must complete within `head_timeout` of its first byte (slowloris), else 408.
+   A connection with no request in flight and no bytes for `idle_timeout` is closed (Envoy's
+   downstream idle timeout, 1 h by default): one timer per connection, re-armed lazily.
 5. After an upgrade (101), bytes are spliced by `exchange`; this object only forwards them.
 The transport is closed here and only here (`close`); errors never escape to the event loop.
 """
@@ -20,7 +22,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from gossamer.codec.http1 import (
     END_OF_MESSAGE,
@@ -74,6 +76,8 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._error: ProtocolError | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -88,8 +92,8 @@ class HttpConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else ""
         sock = transport.get_extra_info("socket")
@@ -99,8 +103,12 @@ class HttpConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ctx.connection_opened(self)
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        self._idle_timer = loop.call_later(self.ctx.options.idle_timeout, self._idle_check)
 
     def data_received(self, data: bytes) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
         if self.splice_to is not None:
             self.splice_to(data)
             return
@@ -134,6 +142,9 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_head_timer()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         for request in self._queue:
             if not request.ended:
                 request.body.fail(ChannelClosed("downstream connection lost"))
@@ -253,6 +264,18 @@ class HttpConnection(asyncio.Protocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _idle_check(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle_for = loop.time() - self._last_activity
+        limit = self.ctx.options.idle_timeout
+        busy = self._task is not None or self.splice_to is not None
+        if not busy and idle_for >= limit:
+            self._idle_timer = None
+            self.close()
+        else:
+            wait = limit if busy else limit - idle_for
+            self._idle_timer = loop.call_later(wait, self._idle_check)
 
     def _head_timeout(self) -> None:
         self._head_timer = None

@@ -15,12 +15,12 @@ Rules (Envoy's router):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from random import random
 from typing import TYPE_CHECKING, Any
 
+from gossamer.codec.http1 import RequestHead
 from gossamer.proxy.server import local_reply as replies
 from gossamer.proxy.server import wire
 from gossamer.proxy.server.attempt import (
@@ -39,7 +39,7 @@ from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
 
 if TYPE_CHECKING:
-    from gossamer.codec.http1 import RequestHead, ResponseHead
+    from gossamer.codec.http1 import ResponseHead
     from gossamer.proxy.server.context import Resolved
     from gossamer.proxy.server.downstream import HttpConnection, Request
 
@@ -58,7 +58,17 @@ def upstream_head(
     """The head sent upstream: end-to-end headers, rewrites, route mutations, Envoy's headers."""
     head = request.head
     headers = wire.end_to_end(head.headers)
-    up = dataclasses.replace(head, target=resolved.target, headers=headers)
+    up = RequestHead(
+        head.method,
+        resolved.target,
+        head.version,
+        headers,
+        head.keep_alive,
+        head.upgrade,
+        head.expect_continue,
+        head.chunked,
+        head.content_length,
+    )
     action.rewrite(up)
     route.mutate_request(up.headers, cluster)
     if b"x-forwarded-proto" not in up.headers:

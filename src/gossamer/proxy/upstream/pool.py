@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from gossamer.codec.http1 import Limits, ResponseParser
 
@@ -99,8 +99,8 @@ class UpstreamConnection(asyncio.Protocol):
         return f"<UpstreamConnection {self.key[0]} {self.key[1]}:{self.key[2]} {state}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:

@@ -1,0 +1,13 @@
+"""Server tests run on uvloop, the loop the sidecar runs on (its transports differ)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    return uvloop.EventLoopPolicy()
