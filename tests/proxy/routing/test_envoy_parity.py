@@ -47,6 +47,19 @@ def redirect(name: str, match: dict[str, Any], **action: Any) -> dict[str, Any]:
     return {"name": name, "match": match, "redirect": action}
 
 
+ALWAYS = {"numerator": 100}
+NEVER = {"numerator": 0}
+
+
+def fault(**spec: Any) -> dict[str, Any]:
+    return {
+        "envoy.filters.http.fault": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+            **spec,
+        }
+    }
+
+
 def header_option(name: str, value: str, action: str) -> dict[str, Any]:
     return {"header": {"key": name, "value": value}, "append_action": action}
 
@@ -154,7 +167,117 @@ CONFIG: dict[str, Any] = {
                     scheme_redirect="https",
                     response_code="TEMPORARY_REDIRECT",
                 ),
+                answer(
+                    "q-absent",
+                    {"prefix": "/qa", "query_parameters": [{"name": "k", "present_match": False}]},
+                ),
+                answer(
+                    "q-plus",
+                    {
+                        "prefix": "/qp",
+                        "query_parameters": [{"name": "k", "string_match": {"exact": "a b"}}],
+                    },
+                ),
+                answer(
+                    "h-missing-inverted",
+                    {
+                        "prefix": "/hi",
+                        "headers": [
+                            {"name": "x-h", "string_match": {"exact": "v"}, "invert_match": True}
+                        ],
+                    },
+                ),
+                answer(
+                    "h-missing-empty",
+                    {
+                        "prefix": "/he",
+                        "headers": [
+                            {
+                                "name": "x-h",
+                                "string_match": {"exact": "v"},
+                                "invert_match": True,
+                                "treat_missing_header_as_empty": True,
+                            }
+                        ],
+                    },
+                ),
+                answer(
+                    "h-absent",
+                    {"prefix": "/ha", "headers": [{"name": "x-h", "present_match": False}]},
+                ),
+                answer(
+                    "h-empty-exact",
+                    {
+                        "prefix": "/hx",
+                        "headers": [{"name": "x-h", "exact_match": "", "invert_match": True}],
+                    },
+                ),
+                answer(
+                    "h-host",
+                    {
+                        "prefix": "/hh",
+                        "headers": [{"name": "host", "string_match": {"prefix": "api."}}],
+                    },
+                ),
+                answer(
+                    "h-authority",
+                    {
+                        "prefix": "/zau",
+                        "headers": [{"name": ":authority", "string_match": {"suffix": ":8080"}}],
+                    },
+                ),
+                answer(
+                    "h-joined",
+                    {
+                        "prefix": "/hj",
+                        "headers": [{"name": "x-h", "safe_regex_match": {"regex": "a,b"}}],
+                    },
+                ),
+                answer(
+                    "h-suffix-ci",
+                    {
+                        "prefix": "/hs",
+                        "headers": [
+                            {"name": "X-H", "string_match": {"suffix": "END", "ignore_case": True}}
+                        ],
+                    },
+                ),
+                answer(
+                    "h-range",
+                    {
+                        "prefix": "/hr",
+                        "headers": [{"name": "x-h", "range_match": {"start": "-10", "end": "10"}}],
+                    },
+                ),
                 answer("api-default", {"prefix": "/"}),
+            ],
+        },
+        {
+            "name": "faulty",
+            "domains": ["faulty.test"],
+            "typed_per_filter_config": fault(abort={"http_status": 503, "percentage": ALWAYS}),
+            "routes": [
+                answer(
+                    "own-abort",
+                    {"prefix": "/own"},
+                    typed_per_filter_config=fault(abort={"http_status": 418, "percentage": ALWAYS}),
+                    response_headers_to_add=[
+                        header_option("x-t-route", "1", "APPEND_IF_EXISTS_OR_ADD")
+                    ],
+                ),
+                answer(
+                    "own-no-abort",
+                    {"prefix": "/never"},
+                    typed_per_filter_config=fault(abort={"http_status": 500, "percentage": NEVER}),
+                ),
+                answer(
+                    "delay-only",
+                    {"prefix": "/delay"},
+                    typed_per_filter_config=fault(
+                        delay={"fixed_delay": "0.001s", "percentage": ALWAYS}
+                    ),
+                ),
+                answer("vhost-abort", {"prefix": "/"}),
             ],
         },
         {
@@ -227,6 +350,31 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ("GET", "api.example.com:80", "/https", {}),
     ("GET", "api.example.com:8080", "/https", {}),
     ("GET", "api.example.com:8080", "/port", {}),
+    ("GET", "api.example.com", "/qa", {}),
+    ("GET", "api.example.com", "/qa?k", {}),
+    ("GET", "api.example.com", "/qa?j=1", {}),
+    ("GET", "api.example.com", "/qp?k=a+b", {}),
+    ("GET", "api.example.com", "/qp?k=a%20b", {}),
+    ("GET", "api.example.com", "/hi", {}),
+    ("GET", "api.example.com", "/hi", {"x-h": "w"}),
+    ("GET", "api.example.com", "/he", {}),
+    ("GET", "api.example.com", "/ha", {}),
+    ("GET", "api.example.com", "/ha", {"x-h": "1"}),
+    ("GET", "api.example.com", "/hx", {}),
+    ("GET", "api.example.com", "/hx", {"x-h": "1"}),
+    ("GET", "api.example.com", "/hh", {}),
+    ("GET", "api.example.com:8080", "/zau", {}),
+    ("GET", "api.example.com", "/zau", {}),
+    ("GET", "api.example.com", "/hs", {"x-h": "the-end"}),
+    ("GET", "api.example.com", "/hr", {"x-h": "+5"}),
+    ("GET", "api.example.com", "/hr", {"x-h": "-10"}),
+    ("GET", "api.example.com", "/hr", {"x-h": "10"}),
+    ("GET", "api.example.com", "/hr", {"x-h": "0x5"}),
+    ("GET", "api.example.com", "/hr", {"x-h": " 5 "}),
+    ("GET", "faulty.test", "/own", {}),
+    ("GET", "faulty.test", "/never", {}),
+    ("GET", "faulty.test", "/delay", {}),
+    ("GET", "faulty.test", "/x", {}),
 ]
 CASES = [("GET", h, p, {}) for h in HOSTS for p in PATHS] + EXTRA
 
@@ -241,6 +389,11 @@ def ours(t: RouteTable, method: str, host: str, path: str, headers: dict[str, st
     out = Headers()
     location: str | None = None
     body = b""
+    abort = route.fault.decide(0.0, 0.0)[1] if route.fault is not None else None
+    if abort is not None:
+        # Envoy finalizes response headers only through a forwarding route entry: a fault
+        # abort on a direct-response route carries no route header mutations.
+        return abort, "fault filter abort", None, []
     if isinstance(route.action, DirectResponse):
         status, body = route.action.status, route.action.body
     else:
@@ -280,11 +433,17 @@ def bootstrap() -> dict[str, Any]:
         ),
         "http_filters": [
             {
+                "name": "envoy.filters.http.fault",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+                },
+            },
+            {
                 "name": "envoy.filters.http.router",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
                 },
-            }
+            },
         ],
     }
     listener = {

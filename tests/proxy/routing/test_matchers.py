@@ -153,7 +153,10 @@ def test_pseudo_headers_come_from_the_request_line(
         ({"string_match": {"exact": "1"}}, "/?a=2", False),
         ({"string_match": {"exact": "1"}}, "/?a=1&a=2", True),  # the first value counts
         ({"string_match": {"exact": "1"}}, "/?a=2&a=1", False),
-        ({"string_match": {"exact": "x y"}}, "/?a=x%20y", True),  # values are decoded
+        ({"string_match": {"exact": "x%20y"}}, "/?a=x%20y", True),  # values are not decoded
+        ({"string_match": {"exact": "x y"}}, "/?a=x%20y", False),
+        ({"present_match": False}, "/?b=1", True),  # present_match false: must be absent
+        ({"present_match": False}, "/?a=1", False),
         ({"string_match": {"prefix": "ab"}}, "/?b=1&a=abc", True),
         ({"present_match": True}, "/?a", True),
         ({"present_match": True}, "/?b=1", False),

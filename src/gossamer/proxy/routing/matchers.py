@@ -23,16 +23,18 @@ PREFIX, EXACT, OTHER = 0, 1, 2  # path kinds VirtualHost.select tests inline
 
 @dataclass(frozen=True, slots=True)
 class QueryCondition:
-    """A QueryParameterMatcher: the first value of `name` must pass `test` (None: present)."""
+    """A QueryParameterMatcher: the first value of `name` must pass `test`; with no test, the
+    parameter must be present (`present`) or absent (`present_match: false`)."""
 
     name: bytes
     test: BytesTest | None
+    present: bool = True
 
     def holds(self, params: dict[bytes, bytes]) -> bool:
         value = params.get(self.name)
-        if value is None:
-            return False
-        return self.test is None or self.test(value)
+        if self.test is None:
+            return (value is not None) == self.present
+        return value is not None and self.test(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,9 @@ def _prefix(value: bytes) -> BytesTest:
 def _query_condition(pb: rc.QueryParameterMatcher, where: str) -> QueryCondition:
     if not pb.name:
         raise ConfigRejected(f"{where}.name: must not be empty")
-    test = None
-    if pb.WhichOneof("query_parameter_match_specifier") == "string_match":
+    kind = pb.WhichOneof("query_parameter_match_specifier")
+    if kind == "string_match":
         test = string_test(pb.string_match, f"{where}.string_match")
-    return QueryCondition(name=pb.name.encode(), test=test)
+        return QueryCondition(name=pb.name.encode(), test=test)
+    present = pb.present_match if kind == "present_match" else True
+    return QueryCondition(name=pb.name.encode(), test=None, present=present)

@@ -7,7 +7,6 @@ A `Protocol` rather than the codec's class: routing is pure and only needs three
 from __future__ import annotations
 
 from typing import Protocol
-from urllib.parse import unquote_to_bytes
 
 from gossamer.codec.headers import Headers
 
@@ -47,8 +46,8 @@ def match_path(target: bytes) -> bytes:
 
 
 def query_params(target: bytes) -> dict[bytes, bytes]:
-    """First value of each query parameter, percent-decoded (Envoy keeps the first of repeated
-    keys for route matching; a key without `=` has the empty value)."""
+    """First value of each query parameter, as sent (Envoy's route matching does not
+    percent-decode; a key without `=` has the empty value)."""
     q = target.find(b"?")
     if q < 0:
         return {}
@@ -58,10 +57,7 @@ def query_params(target: bytes) -> dict[bytes, bytes]:
         query = query[:h]
     out: dict[bytes, bytes] = {}
     for part in query.split(b"&"):
-        if not part:
-            continue
-        name, _, value = part.partition(b"=")
-        key = unquote_to_bytes(name)
-        if key not in out:
-            out[key] = unquote_to_bytes(value)
+        if part:
+            name, _, value = part.partition(b"=")
+            out.setdefault(name, value)
     return out
