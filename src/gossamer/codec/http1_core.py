@@ -17,7 +17,9 @@ values); on top of it:
    (`gzip, chunked`).
 4. Headers after the last chunk are trailers, reported with `EndOfMessage`.
 5. After a message that closes the connection, further bytes are ignored (RFC 9112 §9.6).
-6. Any other parse error is final: the parser refuses further input.
+6. Any other parse error is final: the parser refuses further input. Events completed before
+   the fault ride on `ProtocolError.events` (Envoy answers pipelined requests that preceded a
+   malformed one before it answers 400).
 """
 
 from __future__ import annotations
@@ -200,27 +202,31 @@ class ParserCore:
                 return []
             raise LocalProtocolError(f"parser is {phase.value}: nothing more can be fed")
         self._fresh_head = False
-        parser = self._parser
         chunk = data
-        while True:
-            try:
-                parser.feed_data(chunk)
-                break
-            except HttpParserUpgrade as upgrade:
-                more = self._after_upgrade(chunk[upgrade.args[0] :])
-                if more is None:
+        try:
+            while True:
+                try:
+                    self._parser.feed_data(chunk)
                     break
-                chunk = more
-            except HttpParserCallbackError as exc:
-                self._phase = Phase.FAILED
-                cause = exc.__context__
-                if isinstance(cause, ProtocolError):
-                    raise cause from None
-                raise  # our own bug: crash loudly
-            except HttpParserError as exc:
-                if self._phase is Phase.CLOSED:
-                    break  # rule 5
-                raise self._error(400, str(exc) or "malformed message") from None
+                except HttpParserUpgrade as upgrade:
+                    more = self._after_upgrade(chunk[upgrade.args[0] :])
+                    if more is None or self._phase is not Phase.OPEN:
+                        break
+                    chunk = more  # `_after_upgrade` may have replaced `_parser`
+                except HttpParserCallbackError as exc:
+                    self._phase = Phase.FAILED
+                    cause = exc.__context__
+                    if isinstance(cause, ProtocolError):
+                        raise cause from None
+                    raise  # our own bug: crash loudly
+                except HttpParserError as exc:
+                    if self._phase is Phase.CLOSED:
+                        break  # rule 5
+                    raise self._error(400, str(exc) or "malformed message") from None
+        except ProtocolError as exc:
+            exc.events = self._events  # what came before the fault is still owed an answer
+            self._events = []
+            raise
         events = self._events
         if self._phase is Phase.OPEN:
             # Rule 2: a feed that leaves a head incomplete belonged wholly to that head (unless
@@ -234,6 +240,9 @@ class ParserCore:
             else:
                 self._raw_head += len(data)
             if self._raw_head > self._max_bytes:
-                raise self._error(431, "headers or trailers too large")
+                too_large = self._error(431, "headers or trailers too large")
+                too_large.events = events
+                self._events = []
+                raise too_large
         self._events = []
         return events

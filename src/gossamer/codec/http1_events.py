@@ -87,13 +87,16 @@ END_OF_MESSAGE = EndOfMessage(None)
 
 class ProtocolError(Exception):
     """The peer sent something we will not parse. `status` is the answer owed downstream
-    (400, 414, 431, 501 for a request; 502 for a malformed upstream response). The parser that
-    raised it is finished: the connection must be answered (if downstream) and closed."""
+    (400, 431, 501 for a request; 502 for a malformed upstream response). The parser that
+    raised it is finished: the connection must be answered (if downstream) and closed.
+    `events` holds what the failing `feed` completed before the fault."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
+        # Events the same `feed` completed before the fault, in order: handle them first.
+        self.events: list[Event] = []
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}"

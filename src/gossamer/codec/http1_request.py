@@ -1,12 +1,14 @@
 """The downstream side of HTTP/1.1: bytes from a client in, request events out.
 
 Rules beyond the shared core (see `http1_core`):
-1. A request target longer than the head limit is 414; CONNECT is 501 (not supported yet).
-2. Chunked framing on an HTTP/1.0 request is refused (RFC 9112 §6.1: faulty framing).
-3. `Expect: 100-continue` is reported only for HTTP/1.1 (RFC 9110 §10.1.1: ignore it on 1.0).
-4. An upgrade request yields its head, then `Upgraded(rest)`; no `EndOfMessage` comes between,
-   and the parser takes no more input. `Upgrade: h2c` is not an upgrade: as Envoy, the
-   `Upgrade` and `HTTP2-Settings` headers are dropped and the request goes on as HTTP/1.1.
+1. The request target counts toward the head limit (431, as Envoy). Methods are the ones Envoy
+   accepts (llhttp also knows QUERY and M-SEARCH: 400); CONNECT is 501 (not supported yet).
+2. `Expect: 100-continue` is reported only for HTTP/1.1 (RFC 9110 §10.1.1: ignore it on 1.0).
+3. An upgrade request yields its head, then `Upgraded(rest)`; no `EndOfMessage` comes between,
+   and the parser takes no more input.
+4. `Upgrade: h2c` is not an upgrade: as Envoy, the `Upgrade` and `HTTP2-Settings` headers are
+   dropped and the request goes on as HTTP/1.1. llhttp has already skipped its body by then, so
+   a fresh llhttp parser is primed with a silent head of the same framing and reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from gossamer.codec.http1_core import ParserCore, Phase
 from gossamer.codec.http1_events import Event, Limits, RequestHead, Upgraded
 
 _H2C_ONLY = frozenset({b"upgrade", b"http2-settings"})
+# Envoy's HTTP/1 method list (what its codec accepts; measured against Envoy 1.40).
+_METHODS = frozenset(
+    b"ACL BIND CHECKOUT CONNECT COPY DELETE GET HEAD LINK LOCK MERGE MKACTIVITY MKCALENDAR MKCOL "
+    b"MOVE NOTIFY OPTIONS PATCH POST PROPFIND PROPPATCH PURGE PUT REBIND REPORT SEARCH SOURCE "
+    b"SUBSCRIBE TRACE UNBIND UNLINK UNLOCK UNSUBSCRIBE".split()
+)
 
 
 class RequestParser(ParserCore):
@@ -28,13 +36,14 @@ class RequestParser(ParserCore):
     closes the connection are ignored.
     """
 
-    __slots__ = ("_h2c", "_target", "_upgrading")
+    __slots__ = ("_h2c_framing", "_silent", "_target", "_upgrading")
 
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits or Limits())
         self._target = b""
         self._upgrading = False
-        self._h2c = False
+        self._h2c_framing: bytes | None = None  # the framing header of an h2c request's body
+        self._silent = False  # parsing the primer head of rule 4: no events
         self._parser = self._new_parser(HttpRequestParser, self)
 
     def __repr__(self) -> str:
@@ -51,32 +60,39 @@ class RequestParser(ParserCore):
         self._target = target
         self._head_bytes += len(fragment)
         if len(target) > self._max_bytes:
-            raise self._error(414, "request target too long")
+            raise self._error(431, "request target too long")
 
     def on_headers_complete(self) -> None:
+        if self._silent:
+            self._silent = False
+            self._target = b""
+            self._take_headers()
+            return
         self._check_head()
         parser = self._parser
         method: bytes = parser.get_method()
-        version = self._version()
+        if method not in _METHODS:
+            raise self._error(400, "unsupported method")
         if method == b"CONNECT":
             raise self._error(501, "CONNECT is not supported")
+        version = self._version()
         chunked, content_length = self._body_framing()
-        if chunked and version == b"1.0":
-            raise self._error(400, "transfer-encoding on an HTTP/1.0 request")
         framing = self._framing
         expect = framing.get(b"expect")
         expect_continue = (
             expect is not None and version == b"1.1" and expect.lower() == b"100-continue"
         )
         upgrade: bool = parser.should_upgrade()
+        self._upgrading = upgrade
         if upgrade and framing.get(b"upgrade", b"").lower() == b"h2c":
-            if chunked or content_length:
-                raise self._error(400, "h2c upgrade request with a body")
-            upgrade = False
-            self._h2c = True
+            upgrade = False  # rule 4
+            self._h2c_framing = (
+                b"transfer-encoding: chunked"
+                if chunked
+                else b"content-length: %d" % (content_length or 0)
+            )
             self._items[:] = [item for item in self._items if item[0] not in _H2C_ONLY]
         self._keep_alive = keep_alive = parser.should_keep_alive()
-        self._upgrading = upgrade
         target = self._target
         self._target = b""
         self._events.append(
@@ -98,9 +114,15 @@ class RequestParser(ParserCore):
             self._end_message()
 
     def _after_upgrade(self, rest: bytes) -> bytes | None:
-        if self._h2c:
-            self._h2c = False
-            return rest  # rule 4: go on parsing what follows as HTTP/1.1
+        framing = self._h2c_framing
+        if framing is not None:  # rule 4: the body and what follows are HTTP/1.1
+            self._h2c_framing = None
+            self._upgrading = False
+            self._parser = self._new_parser(HttpRequestParser, self)
+            self._silent = True
+            self._in_head = True
+            self._parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
+            return rest
         self._phase = Phase.UPGRADED
         self._events.append(Upgraded(rest))
         return None
