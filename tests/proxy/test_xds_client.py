@@ -89,9 +89,15 @@ class Running:
     task: asyncio.Task[None]
 
 
-async def start_client(port: int) -> Running:
+async def start_client(port: int, initial_fetch_timeout: float = 15.0) -> Running:
     published = Published()
-    client = XdsClient(f"127.0.0.1:{port}", sidecar_node(), published, backoff=Backoff(0.05, 0.2))
+    client = XdsClient(
+        f"127.0.0.1:{port}",
+        sidecar_node(),
+        published,
+        backoff=Backoff(0.05, 0.2),
+        initial_fetch_timeout=initial_fetch_timeout,
+    )
     return Running(client, published, asyncio.create_task(client.run()))
 
 
@@ -403,5 +409,26 @@ async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
         gone = await running.published.until(lambda c: ratings not in c.clusters)
         assert ratings not in gone.endpoints and gone.complete
         await eventually(lambda: ratings not in eds_names(plane.server) and synced(plane.server))
+    finally:
+        await stop_client(running)
+
+
+async def test_initial_fetch_timeout_initializes_without_a_missing_route(
+    static_plane: tuple[StaticSource, AdsServer],
+) -> None:
+    source, server = static_plane
+    hcm = translate.rds_filter("nowhere")  # the control plane never sends this RDS
+    web = translate.socket_listener("web", "127.0.0.1", 9080, [hcm], bind=True)
+    present = [r for of_type in source.current.resources.values() for r in of_type.values()]
+    source.current = Snapshot.build([web, *present], revision=4)
+    running = await start_client(server.port, initial_fetch_timeout=0.3)
+    try:
+        waiting = await running.published.until(lambda c: c.missing == {"rds/nowhere"})
+        assert not waiting.initialized
+        began = time.monotonic()
+        config = await running.published.until(lambda c: c.initialized)
+        assert time.monotonic() - began > 0.1
+        assert not config.complete and config.missing == {"rds/nowhere"}
+        assert running.client.status().initialized
     finally:
         await stop_client(running)

@@ -3,14 +3,16 @@
 Theory of operation. One stream at a time carries every type. It opens with CDS and LDS
 wildcard requests (plus RDS/EDS for names already known, after a reconnect), each with the last
 accepted version and no nonce. Every response is folded by the SnapshotBuilder:
- 1. Accepted: ACK (the response's version and nonce, the current names of that type), publish
-    the new ProxyConfig through `on_config`, then (after LDS or CDS) send RDS or EDS requests
+ 1. Accepted: publish the new ProxyConfig through `on_config`, ACK (the response's version
+    and nonce, the current names of that type), then (after LDS or CDS) send RDS or EDS requests
     whose names changed, carrying that type's last nonce so the server treats them as updates.
  2. Rejected (ConfigRejected): NACK (the response's nonce, the LAST ACCEPTED version,
     google.rpc.Status INVALID_ARGUMENT with the reason) and keep the last good config.
  3. Stream failure or unreachable control plane: retry after exponential backoff with full
     jitter (0.1 s doubling to 10 s; reset once a stream delivers a response). The published
     config stays in force meanwhile; a new stream resends subscriptions with nonces cleared.
+ 4. Initial fetch timeout (Envoy's 15 s default): once LDS and CDS are in, RDS/EDS still
+    missing after it no longer hold back `initialized` (readiness); a new config says so.
 `run()` returns after `stop()`; it raises only if `on_config` raises (a bug in the caller).
 """
 
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 INVALID_ARGUMENT = 3  # google.rpc.Code: what Envoy puts in a NACK's error_detail
 USER_AGENT = "gossamer"
+# Envoy's ConfigSource.initial_fetch_timeout default (0 = wait forever). LDS and CDS always
+# wait (Istio's bootstrap sets 0 for them); RDS and EDS give up after this during startup.
+INITIAL_FETCH_TIMEOUT = 15.0
 # gRPC caps received messages at 4 MiB by default; Envoy does not cap xDS responses, and a
 # mesh's CDS or EDS easily outgrows 4 MiB.
 CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
@@ -79,6 +84,7 @@ class XdsStatus:
     connected: bool
     versions: Mapping[str, str]
     complete: bool
+    initialized: bool  # Envoy's init done (LIVE): latched, see config/snapshot.py rule 7
     last_nack: str | None  # "<type>: <reason>" of the most recent NACK
     nacks: int
     streams: int  # streams opened so far (1 + reconnects)
@@ -96,6 +102,7 @@ class XdsClient:
         on_config: Callable[[ProxyConfig], None],
         *,
         backoff: Backoff | None = None,
+        initial_fetch_timeout: float = INITIAL_FETCH_TIMEOUT,
     ) -> None:
         self.target = target
         self.node = node
@@ -112,6 +119,8 @@ class XdsClient:
         # Per stream: names last requested and last nonce received, by type URL.
         self._names: dict[str, frozenset[str]] = {}
         self._nonces: dict[str, str] = {}
+        self._initial_fetch_timeout = initial_fetch_timeout
+        self._initial_fetch_timer: asyncio.TimerHandle | None = None
 
     def status(self) -> XdsStatus:
         config = self.builder.config
@@ -120,6 +129,7 @@ class XdsClient:
             connected=self._connected,
             versions=dict(config.versions),
             complete=config.complete,
+            initialized=config.initialized,
             last_nack=self._last_nack,
             nacks=self._nacks,
             streams=self._streams,
@@ -156,6 +166,9 @@ class XdsClient:
     async def stop(self) -> None:
         """End the stream and make `run()` return; idempotent, never raises."""
         self._stopping.set()
+        if self._initial_fetch_timer is not None:
+            self._initial_fetch_timer.cancel()
+            self._initial_fetch_timer = None
         call = self._call
         if call is not None:
             call.cancel()
@@ -210,12 +223,39 @@ class XdsClient:
             self._request(outbox, type_url, names, nonce=nonce, error=error)
             return
         self.on_config(config)  # in force before the ACK says so, as Envoy
+        self._watch_initial_fetch(config)
         self._request(outbox, type_url, names, nonce=nonce)
         follow = {LISTENER: ROUTE, CLUSTER: ENDPOINT}.get(type_url)
         if follow is not None:
             wanted = self.builder.route_names() if follow == ROUTE else self.builder.eds_names()
             if wanted != self._names.get(follow, frozenset()):
                 self._request(outbox, follow, wanted, nonce=self._nonces.get(follow, ""))
+
+    def _watch_initial_fetch(self, config: ProxyConfig) -> None:
+        """Arm Envoy's initial fetch timeout once LDS and CDS are in and RDS/EDS are awaited."""
+        timer = self._initial_fetch_timer
+        if config.initialized:
+            if timer is not None:
+                timer.cancel()
+                self._initial_fetch_timer = None
+            return
+        waiting = LISTENER in config.versions and CLUSTER in config.versions
+        if timer is None and waiting and self._initial_fetch_timeout > 0:
+            self._initial_fetch_timer = asyncio.get_running_loop().call_later(
+                self._initial_fetch_timeout, self._initial_fetch_expired
+            )
+
+    def _initial_fetch_expired(self) -> None:
+        self._initial_fetch_timer = None
+        config = self.builder.give_up_initial_fetch()
+        if config is not None:
+            missing = ", ".join(sorted(config.missing))
+            log.warning(
+                "xDS initial fetch timed out after %gs; initialized without %s",
+                self._initial_fetch_timeout,
+                missing,
+            )
+            self.on_config(config)
 
     def _request(
         self,

@@ -173,3 +173,26 @@ def test_translated_bookinfo_is_accepted_as_envoy_would(files: tuple[str, ...], 
         b.apply(type_url, "v1", [r.any for r in snap.resources.get(type_url, {}).values()])
     assert b.config.complete, b.config.missing
     assert set(b.config.routes) == set(protos(snap, ROUTE))
+
+
+def test_initialized_latches_while_complete_follows_warming() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", packed(cluster("a")))
+    b.apply(ENDPOINT, "e1", packed(endpoints("a", 1)))
+    ready = b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a")))
+    assert ready.complete and ready.initialized
+    warming = b.apply(CLUSTER, "c2", packed(cluster("a"), cluster("b")))
+    assert not warming.complete and warming.missing == {"eds/b"}
+    assert warming.initialized  # Envoy stays LIVE while a new cluster warms
+
+
+def test_giving_up_the_initial_fetch_needs_listeners_and_clusters() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", [])
+    assert b.give_up_initial_fetch() is None  # LDS not here yet: keep waiting
+    b.apply(LISTENER, "l1", packed(http_listener("web", 9080, "nowhere")))
+    assert not b.config.initialized
+    config = b.give_up_initial_fetch()
+    assert config is not None and config.initialized and not config.complete
+    assert config.missing == {"rds/nowhere"}
+    assert b.give_up_initial_fetch() is None

@@ -11,8 +11,11 @@ Rules (Envoy's state-of-the-world semantics):
     (the client NACKs and keeps serving the last ProxyConfig).
  5. A resource whose bytes did not change keeps its compiled value (the very same object), so
     the dataplane can keep per-backend state by identity or equality.
- 6. `complete` (Envoy's initial fetch, i.e. readiness): LDS and CDS were received, and every
-    RDS name a listener references and every EDS cluster's assignment is present.
+ 6. `complete`: LDS and CDS were received, and every RDS name a listener references and every
+    EDS cluster's assignment is present (it goes False while a new resource warms).
+ 7. `initialized` (Envoy's init manager; readiness, server state LIVE): latches True at the
+    first complete config, or when the client's initial fetch timeout gives up on missing
+    RDS/EDS after LDS and CDS arrived. It never goes back, as Envoy's LIVE.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ProxyConfig:
     resources: Mapping[str, Mapping[str, Any]] = field(default_factory=_empty)
     eds_names: Mapping[str, str] = field(default_factory=_empty)  # EDS cluster → assignment
     complete: bool = False
+    initialized: bool = False
     missing: frozenset[str] = frozenset()
     _by_address: dict[tuple[str, int], ListenerConfig] = field(
         init=False, repr=False, compare=False
@@ -136,6 +140,7 @@ class SnapshotBuilder:
     def __init__(self) -> None:
         self._types = {t: _Accepted() for t in TYPE_URLS}
         self.config = ProxyConfig()
+        self._initialized = False
 
     def route_names(self) -> frozenset[str]:
         """The RDS subscription: route configurations named by the accepted listeners."""
@@ -188,7 +193,18 @@ class SnapshotBuilder:
         types[type_url] = nxt
         _prune(types)
         self._types = types
-        self.config = _assemble(types)
+        self.config = _assemble(types, self._initialized)
+        self._initialized = self.config.initialized
+        return self.config
+
+    def give_up_initial_fetch(self) -> ProxyConfig | None:
+        """Envoy's initial_fetch_timeout for RDS and EDS: once LDS and CDS are here, stop waiting
+        for what is still missing (rule 7). The new config to publish, or None if no change."""
+        types = self._types
+        if self._initialized or not (types[LISTENER].received and types[CLUSTER].received):
+            return None
+        self._initialized = True
+        self.config = _assemble(types, True)
         return self.config
 
     def _wanted(self, type_url: str) -> frozenset[str] | None:
@@ -247,7 +263,7 @@ def _prune(types: dict[str, _Accepted]) -> None:
                 del accepted.protos[name], accepted.raw[name], accepted.compiled[name]
 
 
-def _assemble(types: dict[str, _Accepted]) -> ProxyConfig:
+def _assemble(types: dict[str, _Accepted], initialized: bool) -> ProxyConfig:
     routes, endpoints = types[ROUTE], types[ENDPOINT]
     eds = _eds_names(types[CLUSTER])
     missing = {f"rds/{n}" for n in _route_names(types[LISTENER]) if n not in routes.compiled}
@@ -270,5 +286,6 @@ def _assemble(types: dict[str, _Accepted]) -> ProxyConfig:
         resources=frozen({t: frozen(a.protos) for t, a in types.items() if a.received}),
         eds_names=frozen(eds),
         complete=received and not missing,
+        initialized=initialized or (received and not missing),
         missing=frozenset(missing),
     )
