@@ -115,6 +115,12 @@ RESPONSES_ALIKE: dict[str, bytes] = {
     "not-http": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
     "nul-in-value": b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok",
     "cut-in-head": b"HTTP/1.1 200 OK\r\nContent-Le",
+    # Envoy's upstream head limit is larger than the downstream one (80 KiB vs 60 KiB).
+    "70k-header": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    "90k-header": b"HTTP/1.1 200 OK\r\nX: " + b"a" * 90_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    "101-headers": b"HTTP/1.1 200 OK\r\n"
+    + b"".join(b"h%d: v\r\n" % i for i in range(100))
+    + b"Content-Length: 2\r\n\r\nok",
 }
 
 RESPONSES_DIFFERING: dict[str, tuple[bytes, int, int]] = {

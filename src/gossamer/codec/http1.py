@@ -3,6 +3,7 @@ turn heads and body pieces into bytes. The one import point for the rest of the 
 
 from gossamer.codec.http1_events import (
     END_OF_MESSAGE,
+    UPSTREAM_LIMITS,
     Body,
     EndOfMessage,
     Event,
@@ -26,6 +27,7 @@ from gossamer.codec.http1_writers import (
 
 __all__ = [
     "END_OF_MESSAGE",
+    "UPSTREAM_LIMITS",
     "Body",
     "EndOfMessage",
     "Event",

@@ -21,6 +21,11 @@ class Limits:
     max_headers: int = 100
 
 
+# What Envoy 1.40 accepts from upstreams by default (measured: an 80 KiB response head passes,
+# 81 KiB does not; 150 headers do not).
+UPSTREAM_LIMITS = Limits(max_head_bytes=80 * 1024)
+
+
 @dataclass(slots=True)
 class RequestHead:
     """A parsed (or to-be-written) request line and headers.

@@ -17,7 +17,7 @@ from __future__ import annotations
 from httptools import HttpResponseParser
 
 from gossamer.codec.http1_core import ParserCore, Phase
-from gossamer.codec.http1_events import Event, Limits, ResponseHead, Upgraded
+from gossamer.codec.http1_events import UPSTREAM_LIMITS, Event, Limits, ResponseHead, Upgraded
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -28,6 +28,7 @@ class ResponseParser(ParserCore):
     Call `expect(method)` before each response whose request was HEAD (other methods need not
     call it). `feed` returns `ResponseHead` (1xx ones too), `Body`*, `EndOfMessage`, or after
     a 101 `Upgraded`. `feed_eof` ends a close-delimited body. Raises `ProtocolError(502)`.
+    Without `limits`, Envoy's upstream ones (`UPSTREAM_LIMITS`: 80 KiB heads, 100 headers).
     """
 
     __slots__ = (
@@ -43,7 +44,7 @@ class ResponseParser(ParserCore):
     _UPSTREAM = True
 
     def __init__(self, limits: Limits | None = None) -> None:
-        super().__init__(limits or Limits())
+        super().__init__(limits or UPSTREAM_LIMITS)
         self._reason = b""
         self._head_only = False
         self._pending = b""  # head-only mode: bytes of a head not complete yet
