@@ -249,6 +249,19 @@ CONFIG: dict[str, Any] = {
                         "headers": [{"name": "x-h", "range_match": {"start": "-10", "end": "10"}}],
                     },
                 ),
+                answer(
+                    "h-any",
+                    {"prefix": "/hn", "headers": [{"name": "x-h", "string_match": {"exact": "b"}}]},
+                ),
+                answer(
+                    "h-none",
+                    {
+                        "prefix": "/hv",
+                        "headers": [
+                            {"name": "x-h", "string_match": {"exact": "a"}, "invert_match": True}
+                        ],
+                    },
+                ),
                 answer("api-default", {"prefix": "/"}),
             ],
         },
@@ -332,7 +345,15 @@ PATHS = [
     "/rx/abc/123?z",
     "/elsewhere/x",
 ]
-EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
+Sent = dict[str, str] | list[tuple[str, str]]
+EXTRA: list[tuple[str, str, str, Sent]] = [
+    ("GET", "api.example.com", "/hj", [("x-h", "a"), ("x-h", "b")]),  # matched as "a,b"
+    ("GET", "api.example.com", "/hj", [("x-h", "b"), ("x-h", "a")]),
+    ("GET", "api.example.com", "/hj", [("x-h", "a,b")]),
+    ("GET", "api.example.com", "/hn", [("x-h", "a"), ("x-h", "b")]),
+    ("GET", "api.example.com", "/hv", [("x-h", "a"), ("x-h", "b")]),
+    ("GET", "api.example.com", "/hv", [("x-h", "c"), ("x-h", "b")]),
+    ("GET", "api.example.com", "/hr", [("x-h", "99"), ("x-h", "3")]),
     ("GET", "api.example.com", "/anything", {"end-user": "jason"}),
     ("GET", "api.example.com", "/anything", {"end-user": "Jason"}),
     ("GET", "api.example.com", "/beta", {"x-beta": "1"}),
@@ -376,12 +397,13 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ("GET", "faulty.test", "/delay", {}),
     ("GET", "faulty.test", "/x", {}),
 ]
-CASES = [("GET", h, p, {}) for h in HOSTS for p in PATHS] + EXTRA
+NO_HEADERS: Sent = {}
+CASES = [("GET", h, p, NO_HEADERS) for h in HOSTS for p in PATHS] + EXTRA
 
 Outcome = tuple[int, str, str | None, list[tuple[str, str]]]
 
 
-def ours(t: RouteTable, method: str, host: str, path: str, headers: dict[str, str]) -> Outcome:
+def ours(t: RouteTable, method: str, host: str, path: str, headers: Sent) -> Outcome:
     head = request(path, host, method, headers)
     route = t.select(head, host.encode())
     if route is None:
@@ -405,12 +427,12 @@ def ours(t: RouteTable, method: str, host: str, path: str, headers: dict[str, st
     return status, body.decode(), location, mutated
 
 
-def envoys(port: int, method: str, host: str, path: str, headers: dict[str, str]) -> Outcome:
+def envoys(port: int, method: str, host: str, path: str, headers: Sent) -> Outcome:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)
-        for name, value in headers.items():
+        for name, value in headers.items() if isinstance(headers, dict) else headers:
             conn.putheader(name, value)
         conn.endheaders()
         resp = conn.getresponse()

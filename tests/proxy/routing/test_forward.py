@@ -65,13 +65,8 @@ def test_weights_summing_to_zero_are_rejected() -> None:
             },
             "only one of",
         ),
-        (
-            {"cluster": "a", "regex_rewrite": {"pattern": {"regex": "a"}, "substitution": "\\2"}},
-            "substitution",
-        ),
         ({"cluster": "a", "hash_policy": [{"filter_state": {"key": "k"}}]}, "hash_policy"),
         ({"cluster": "a", "request_mirror_policies": [{"cluster_header": "x"}]}, "mirror"),
-        ({"cluster": "a", "retry_policy": {"retry_on": "5xx,sometimes"}}, "retry_on"),
     ],
 )
 def test_unsupported_or_invalid_actions_are_rejected(action: dict[str, Any], field: str) -> None:
@@ -167,14 +162,14 @@ def test_mirrors_with_fractions() -> None:
 
 
 def test_route_mirrors_override_the_virtual_hosts() -> None:
-    vhost_mirrors = {"request_mirror_policies": [{"cluster": "vh-mirror"}]}
+    vhost_mirrors: dict[str, Any] = {"request_mirror_policies": [{"cluster": "vh-mirror"}]}
     assert [m.cluster for m in forward({"cluster": "a"}, **vhost_mirrors).mirrors] == ["vh-mirror"]
     own = {"cluster": "a", "request_mirror_policies": [{"cluster": "own"}]}
     assert [m.cluster for m in forward(own, **vhost_mirrors).mirrors] == ["own"]
 
 
 def test_retry_policy_of_the_route_else_of_the_virtual_host() -> None:
-    vhost_retry = {"retry_policy": {"retry_on": "5xx", "num_retries": 4}}
+    vhost_retry: dict[str, Any] = {"retry_policy": {"retry_on": "5xx", "num_retries": 4}}
     inherited = forward({"cluster": "a"}, **vhost_retry).retry
     assert inherited is not None and inherited.num_retries == 4
     own = forward({"cluster": "a", "retry_policy": {"retry_on": "reset"}}, **vhost_retry).retry
@@ -242,3 +237,13 @@ def test_route_upgrade_configs_override_the_listener() -> None:
     assert not f.allows_upgrade(b"H2C", frozenset({b"h2c"}))
     assert f.allows_upgrade(b"connect-udp", frozenset({b"connect-udp"}))
     assert not forward({"cluster": "a"}).allows_upgrade(b"websocket", frozenset())
+
+
+def test_what_envoy_accepts_but_cannot_use_is_inert() -> None:
+    bad_group = {"pattern": {"regex": "a"}, "substitution": "\\2"}  # RE2 refuses: no rewrite
+    f = forward({"cluster": "a", "regex_rewrite": bad_group}, {"prefix": "/"}, "/aaa")
+    head = request("/aaa")
+    f.rewrite(head)
+    assert head.target == b"/aaa"
+    retry = forward({"cluster": "a", "retry_policy": {"retry_on": "5xx,sometimes"}}).retry
+    assert retry is not None and retry.retriable_after(500, None)

@@ -130,7 +130,6 @@ def test_backoff_respects_a_configured_max() -> None:
 @pytest.mark.parametrize(
     ("retry", "field"),
     [
-        ({"retry_on": "5xx,bogus"}, "retry_on: unknown value"),
         ({"retry_on": "5xx", "retry_back_off": {"base_interval": "0s"}}, "base_interval"),
         (
             {"retry_on": "5xx", "retry_back_off": {"base_interval": "1s", "max_interval": "0.5s"}},

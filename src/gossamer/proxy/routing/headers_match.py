@@ -1,7 +1,8 @@
 """Envoy's HeaderMatcher: one condition on a request header (or pseudo-header) value.
 
 Theory of operation (Envoy's `HeaderUtility::matchHeaders`):
-1. Repeated headers are joined with "," and matched as one value.
+1. A repeated header matches when any one of its values does (Envoy 1.40, checked against
+   the binary: values are not joined with ",").
 2. A missing header fails every kind of match, except `present_match: false` (which holds) and,
    inverted, `present_match: true` (which holds); with `treat_missing_header_as_empty` the
    missing header is matched as the empty string instead.
@@ -54,20 +55,32 @@ class HeaderCondition:
 
     def holds(self, head: RequestView, authority: bytes) -> bool:
         name = self.name
-        value: bytes | None = None
+        test = self.test
         if name[:1] == b":" or name == b"host":
             value = header_value(head, authority, name)
-        else:
-            for n, v in head.headers.items():  # joined by ",", without building a list
-                if n == name:
-                    value = v if value is None else value + b"," + v
-        if value is None:
-            if not self.missing_as_empty:
-                presence = self.test is None
-                return presence and (self.present if self.invert else not self.present)
-            value = b""
-        matched = self.present if self.test is None else self.test(value)
+            if value is None:
+                return self._missing()
+            matched = self.present if test is None else test(value)
+            return matched != self.invert
+        found = matched = False
+        for n, v in head.headers.items():
+            if n == name:
+                found = True
+                if test is None or test(v):
+                    matched = True
+                    break
+        if not found:
+            return self._missing()
+        if test is None:
+            matched = self.present
         return matched != self.invert
+
+    def _missing(self) -> bool:
+        if self.missing_as_empty:
+            matched = self.present if self.test is None else self.test(b"")
+            return matched != self.invert
+        presence = self.test is None
+        return presence and (self.present if self.invert else not self.present)
 
 
 def _any_value(value: bytes) -> bool:
@@ -104,9 +117,7 @@ def compile_header_matcher(pb: rc.HeaderMatcher, where: str) -> HeaderCondition:
         test = string_test(pb.string_match, f"{where}.string_match")
     elif kind == "safe_regex_match":
         test = regex_test(pb.safe_regex_match, f"{where}.safe_regex_match")
-    elif kind == "range_match":
-        if pb.range_match.start >= pb.range_match.end:
-            raise ConfigRejected(f"{where}.range_match: start must be less than end")
+    elif kind == "range_match":  # an empty range is accepted and never matches, as in Envoy
         test = range_test(pb.range_match.start, pb.range_match.end)
     else:
         text: str = getattr(pb, kind)

@@ -19,13 +19,16 @@ from gossamer.proxy.routing.strings import compile_regex
 
 @dataclass(frozen=True, slots=True)
 class RegexRewrite:
-    """`parts` alternate literal bytes and group numbers, parsed once from the substitution."""
+    """`parts` alternate literal bytes and group numbers, parsed once from the substitution;
+    None when RE2 would refuse the substitution (Envoy accepts it and leaves paths as they are)."""
 
     pattern: Any
-    parts: tuple[bytes | int, ...]
+    parts: tuple[bytes | int, ...] | None
 
     def apply(self, path: bytes) -> bytes:
         parts = self.parts
+        if parts is None:
+            return path
         return bytes(self.pattern.sub(lambda m: _expand(m, parts), path))
 
 
@@ -60,7 +63,7 @@ def compile_regex_rewrite(pb: regex_pb2.RegexMatchAndSubstitute, where: str) -> 
                 literal.clear()
             parts.append(int(nxt))
         else:
-            raise ConfigRejected(f"{where}.substitution: invalid rewrite {pb.substitution!r}")
+            return RegexRewrite(pattern=pattern, parts=None)
         i += 2
     if literal:
         parts.append(bytes(literal))
