@@ -111,3 +111,28 @@ async def test_idle_connection_is_closed_after_the_idle_timeout() -> None:
         assert (await client.get("/", "svc")).status == 200
         assert await client.at_eof(within=3)
         await client.close()
+
+
+async def test_client_leaving_mid_request_resets_the_upstream_side() -> None:
+    up = await Upstream("slow", delay=2.0).start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
+            client = await Client.connect(port)
+            await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+            await up.wait_for_requests(1)
+            stats = dataplane.backends["a"].stats
+            assert (stats.rq_active, stats.cx_active) == (1, 1)
+            client.writer.transport.abort()
+            # well before the upstream would answer (polling counters: nothing to wait on)
+            async with asyncio.timeout(1):
+                while stats.rq_active or stats.cx_active:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            await _good_client_works_on(port, up)
+    finally:
+        await up.stop()
+
+
+async def _good_client_works_on(port: int, up: Upstream) -> None:
+    up.delay = 0.0
+    await _good_client_works(port)

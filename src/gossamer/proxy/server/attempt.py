@@ -88,21 +88,23 @@ class RequestBody:
         return b"".join(out)
 
 
-def send_ready_body(request: Request, body: RequestBody, conn: UpstreamConnection) -> bool:
-    """Write what the downstream already sent; True when the body is complete."""
+def ready_body(request: Request, body: RequestBody) -> tuple[bytes, bool]:
+    """(framed bytes the downstream already sent, whether the body is complete): written
+    together with the request head, one syscall for the common bodiless request."""
     channel = request.body
+    out: list[bytes] = []
     while channel.ready():
         event = channel.get_nowait()
         if isinstance(event, Body):
             if event.data:
                 body.keep(event.data)
-                conn.write(body.frame(event.data))
+                out.append(body.frame(event.data))
         elif isinstance(event, EndOfMessage):
             body.trailers = event.trailers
             body.done = True
-            conn.write(body.end_bytes())
-            return True
-    return False
+            out.append(body.end_bytes())
+            return b"".join(out), True
+    return b"".join(out), False
 
 
 async def pump_body(request: Request, body: RequestBody, conn: UpstreamConnection) -> None:

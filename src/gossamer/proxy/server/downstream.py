@@ -81,7 +81,6 @@ class HttpConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
-        self._eof = False
         # After an upgrade: where downstream bytes go (set by the exchange).
         self.splice_to: Callable[[bytes | None], None] | None = None
         self._upgrade_buffer: list[bytes] = []
@@ -131,13 +130,9 @@ class HttpConnection(asyncio.Protocol):
         if self.splice_to is not None:
             self.splice_to(None)
             return True  # half-close: keep sending the upstream's bytes
-        self._eof = True
-        receiving = self._receiving
-        if receiving is not None:
-            receiving.body.fail(ChannelClosed("downstream closed mid-request"))
-        if not self._queue:
-            return None
-        return True  # answer what was asked, then close
+        # As Envoy (no HTTP half-close): a client's FIN ends the connection, and requests still
+        # in flight are reset upstream (`downstream_cx_destroy_remote_active_rq`).
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -152,8 +147,8 @@ class HttpConnection(asyncio.Protocol):
             self._drain.set_result(None)
         if self.splice_to is not None:
             self.splice_to(None)
-        if self._task is not None and not self._queue:
-            self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()  # nobody to answer: stop waiting for the upstream
         self.ctx.connection_closed(self)
 
     def pause_writing(self) -> None:
@@ -302,8 +297,6 @@ class HttpConnection(asyncio.Protocol):
                     self.resume_reading()
             if self._error is not None and not self.closed:
                 self._answer_error()
-            elif self._eof:
-                self.close()
         except asyncio.CancelledError:
             self.close()
         except Exception:

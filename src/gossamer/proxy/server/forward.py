@@ -30,7 +30,7 @@ from gossamer.proxy.server.attempt import (
     await_head,
     cancel_quietly,
     pump_body,
-    send_ready_body,
+    ready_body,
 )
 from gossamer.proxy.server.context import authority_address
 from gossamer.proxy.server.mirror import send_mirrors
@@ -165,6 +165,7 @@ async def _tries(
             per_try = loop.time() + retry.per_try_timeout
             try_deadline = per_try if deadline is None else min(per_try, deadline)
         backend.started(endpoint)
+        reported = responding = False
         t0 = time.monotonic()
         pump: asyncio.Task[None] | None = None
         call: UpstreamCall | None = None
@@ -182,12 +183,13 @@ async def _tries(
                 raise _TryFailed("connect-failure", replies.CONNECT_FAILURE) from None
             call = UpstreamCall(upstream)
             upstream.parser.expect(up.method)
-            upstream.write(head_bytes)
             if body_sent:
-                upstream.write(body.replay())  # _replayable() held before this try
+                upstream.write(head_bytes + body.replay())  # _replayable() held before
             else:
                 body_sent = True
-                if not send_ready_body(request, body, upstream):
+                ready, complete = ready_body(request, body)
+                upstream.write(head_bytes + ready if ready else head_bytes)
+                if not complete:
                     pump = loop.create_task(pump_body(request, body, upstream))
             try:
                 async with asyncio.timeout_at(try_deadline):
@@ -195,6 +197,7 @@ async def _tries(
             except TimeoutError:
                 upstream.close()
                 if deadline is not None and loop.time() >= deadline:
+                    reported = True
                     backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
                     cancel_quietly(pump)
                     return reply(
@@ -210,6 +213,7 @@ async def _tries(
                 ):
                     fresh_retry_left = False
                     tried.pop()
+                    reported = True
                     backend.finished(endpoint, None, time.monotonic() - t0, "reset")
                     cancel_quietly(pump)
                     continue  # rule 3
@@ -221,6 +225,7 @@ async def _tries(
                 and retry.retriable_after(status, None)
                 and _replayable(body, pump, body_sent)
             ) and backend.breaker.try_retry():
+                reported = True
                 backend.finished(endpoint, status, time.monotonic() - t0)
                 upstream.close()
                 cancel_quietly(pump)
@@ -230,11 +235,21 @@ async def _tries(
                 finally:
                     backend.breaker.end_retry()
                 continue
+            responding = True  # from here _respond reports the try itself
             return await _respond(
                 conn, request, route, cluster, backend, endpoint, call, resp, pump, t0
             )
+        except asyncio.CancelledError:
+            # The downstream went away: reset the upstream side too, as Envoy does.
+            cancel_quietly(pump)
+            if call is not None:
+                call.conn.close()
+            if not reported and not responding:
+                backend.finished(endpoint, None, time.monotonic() - t0, "reset")
+            raise
         except _TryFailed as failed:
             reset = failed.reset
+            reported = True
             backend.finished(endpoint, None, time.monotonic() - t0, reset)
             cancel_quietly(pump)
             if call is not None:
@@ -291,7 +306,14 @@ async def _respond(
         backend.finished(endpoint, 101, elapsed)
         await splice_upgrade(conn, call, resp, route, cluster, elapsed)
         return False
-    keep_alive, reusable = await relay_response(conn, request, call, resp, route, cluster, elapsed)
+    try:
+        keep_alive, reusable = await relay_response(
+            conn, request, call, resp, route, cluster, elapsed
+        )
+    except asyncio.CancelledError:
+        upstream.close()  # the response was not read to its end
+        backend.finished(endpoint, None, time.monotonic() - t0, "reset")
+        raise
     backend.finished(endpoint, resp.status, time.monotonic() - t0)
     if pump is not None and not pump.done():
         reusable = False  # the upstream answered before the whole body was sent

@@ -56,24 +56,35 @@ async def relay_response(
     elif head.version != b"1.1":
         headers.set(b"connection", b"keep-alive")
     request.answered = True
-    conn.write(wire.response_head(resp.status, headers, resp.reason))
+    # What already arrived leaves with the head in one write (one syscall per small response).
+    out = [wire.response_head(resp.status, headers, resp.reason)]
     events = call.events
+    ended = False
     try:
         while True:
-            event = events.get_nowait() if events.ready() else await events.get()
-            if isinstance(event, Body):
-                if event.data:
-                    conn.write(wire.chunk(event.data) if chunked else event.data)
+            if events.ready():
+                event = events.get_nowait()
+            else:
+                if out:
+                    conn.write(b"".join(out))
+                    out.clear()
                     if conn.write_paused:
                         await conn.drain()
+                event = await events.get()
+            if isinstance(event, Body):
+                if event.data:
+                    out.append(wire.chunk(event.data) if chunked else event.data)
             elif isinstance(event, EndOfMessage):
                 if chunked:
-                    conn.write(wire.last_chunk(event.trailers))
+                    out.append(wire.last_chunk(event.trailers))
+                ended = True
                 break
     except UpstreamReset:
         # Headers are gone already: all we can do is cut the downstream connection too.
         return False, False
-    if conn.closed:
+    if out:
+        conn.write(b"".join(out))
+    if conn.closed or not ended:
         return False, False
     reusable = resp.keep_alive and not call.conn.closed
     return keep_alive and request.ended, reusable
