@@ -80,7 +80,7 @@ class Dataplane:
 
     def __init__(self, options: DataplaneOptions | None = None) -> None:
         self.options = options if options is not None else DataplaneOptions()
-        self.pool = ConnectionPool(self.options.limits)
+        self.pool = ConnectionPool()
         self._config: ProxyConfig | None = None
         self._backends: Mapping[str, Backend] = MappingProxyType({})
         self._endpoint_sets: dict[str, EndpointSet | None] = {}

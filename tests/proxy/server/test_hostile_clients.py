@@ -136,3 +136,18 @@ async def test_client_leaving_mid_request_resets_the_upstream_side() -> None:
 async def _good_client_works_on(port: int, up: Upstream) -> None:
     up.delay = 0.0
     await _good_client_works(port)
+
+
+async def test_pipelined_good_request_before_a_bad_one_is_answered_first() -> None:
+    async with proxy() as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"GET /good HTTP/1.1\r\nhost: svc\r\n\r\n"
+            b"GET /bad HTTP/1.1\r\nhost: svc\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"
+        )
+        first = await client.response()
+        assert first.status == 200 and b'"/good"' in first.body
+        second = await client.response()
+        assert second.status == 400 and second.headers["connection"] == "close"
+        assert await client.at_eof()
+        await client.close()

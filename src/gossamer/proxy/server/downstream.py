@@ -119,6 +119,8 @@ class HttpConnection(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except ProtocolError as exc:
+            for event in exc.events:  # requests before the fault are answered first (Envoy)
+                self._event(event)
             self._protocol_error(exc)
             return
         for event in events:

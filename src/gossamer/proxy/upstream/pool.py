@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
-from gossamer.codec.http1 import Limits, ResponseParser
+from gossamer.codec.http1 import UPSTREAM_LIMITS, Limits, ResponseParser
 
 
 class ConnectionBreaker(Protocol):
@@ -197,7 +197,8 @@ class ConnectionPool:
     def __init__(
         self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._limits = limits if limits is not None else Limits()
+        # Upstream heads may be larger than downstream ones (Envoy: 80 KiB vs 60 KiB).
+        self._limits = limits if limits is not None else UPSTREAM_LIMITS
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
         self._clock = clock
         self.opened = 0  # connections ever opened (tests and /stats read it)
