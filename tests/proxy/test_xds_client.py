@@ -432,3 +432,24 @@ async def test_initial_fetch_timeout_initializes_without_a_missing_route(
         assert running.client.status().initialized
     finally:
         await stop_client(running)
+
+
+def test_runs_on_uvloop() -> None:
+    """The process entry point runs the client on uvloop (grpc.aio created after the policy)."""
+    import uvloop
+
+    async def scenario() -> tuple[bool, set[str]]:
+        server = AdsServer(StaticSource(tcp_world(7000, 17000)), debounce=0.01, max_delay=0.1)
+        await server.start()
+        try:
+            running = await start_client(server.port)
+            try:
+                config = await running.published.until(lambda c: c.complete)
+                loop_is_uvloop = isinstance(asyncio.get_running_loop(), uvloop.Loop)
+                return loop_is_uvloop, set(config.listeners)
+            finally:
+                await stop_client(running)
+        finally:
+            await server.stop(None)
+
+    assert uvloop.run(scenario()) == (True, {"db"})
