@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envoy.config.route.v3 import route_pb2
@@ -20,9 +21,9 @@ def request(
     target: str = "/",
     host: str = "example.com",
     method: str = "GET",
-    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
 ) -> RequestHead:
-    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
     items = [(b"host", host.encode())] + [(n.lower().encode(), v.encode()) for n, v in pairs]
     return RequestHead(method.encode(), target.encode(), b"1.1", Headers(items))
 

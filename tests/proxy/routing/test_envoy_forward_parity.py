@@ -8,32 +8,25 @@ are compared. Only processes and threads started here are stopped.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 
 from gossamer.proxy.routing import Forward, RouteTable
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from tests.proxy.routing.requests import request, route_config, table
+from tests.proxy.routing.requests import request, table
+from tests.proxy.routing.static_envoy import (
+    NEEDS_ENVOY,
+    bootstrap,
+    send,
+    serving,
+    static_cluster,
+)
 
-try:
-    envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
-]
+pytestmark = NEEDS_ENVOY
 
 
 def option(name: str, value: str, action: str = "APPEND_IF_EXISTS_OR_ADD") -> dict[str, Any]:
@@ -172,85 +165,21 @@ def echo_port() -> Iterator[int]:
         thread.join(5)
 
 
-def bootstrap(echo: int) -> dict[str, Any]:
-    hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
-        ".v3.HttpConnectionManager",
-        "stat_prefix": "forward",
-        "route_config": json_format.MessageToDict(
-            route_config(CONFIG), preserving_proto_field_name=True
-        ),
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
-            }
-        ],
-    }
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": echo}}
-    return {
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "forward",
-                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": hcm,
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": "echo",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "echo",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-                    },
-                }
-            ],
-        },
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-    }
-
-
 @pytest.fixture(scope="module")
 def envoy_port(tmp_path_factory: pytest.TempPathFactory, echo_port: int) -> Iterator[int]:
-    workdir: Path = tmp_path_factory.mktemp("envoy-forward")
-    with EnvoyProcess(bootstrap(echo_port), workdir) as envoy:
-        envoy.wait_ready()
-        _, text = envoy.admin_get("/listeners?format=json")
-        address = json.loads(text)["listener_statuses"][0]["local_address"]["socket_address"]
-        yield int(address["port_value"])
+    config = bootstrap(CONFIG, [static_cluster("echo", echo_port)])
+    with serving(config, tmp_path_factory.mktemp("envoy-forward")) as port:
+        yield port
 
 
 Seen = tuple[str, list[tuple[str, str]]]
 
 
 def through_envoy(port: int, path: str, headers: list[tuple[str, str]]) -> Seen:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", "svc.example.com")
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders()
-        resp = conn.getresponse()
-        seen = json.loads(resp.read())
-        assert resp.status == 200, seen
-        return seen["path"], interesting(seen["headers"])
-    finally:
-        conn.close()
+    reply = send(port, "GET", "svc.example.com", path, headers)
+    seen = json.loads(reply.body)
+    assert reply.status == 200, seen
+    return seen["path"], interesting(seen["headers"])
 
 
 def interesting(headers: list[list[str]] | list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -11,24 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.routing import compile_route_config
-from gossamer.runtime.envoy import EnvoyNotFound, InvalidBootstrap, envoy_binary, validate
+from gossamer.runtime.envoy import InvalidBootstrap, validate
 from tests.proxy.routing.requests import route_config, table
+from tests.proxy.routing.static_envoy import NEEDS_ENVOY, bootstrap, static_cluster
 
-try:
-    envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
-]
+pytestmark = NEEDS_ENVOY
 
 
 def config(route: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
@@ -135,40 +125,9 @@ CASES: dict[str, tuple[dict[str, Any], bool]] = {
 }
 
 
-def bootstrap(rc: dict[str, Any]) -> dict[str, Any]:
-    routes = route_config(rc)
-    hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
-        ".v3.HttpConnectionManager",
-        "stat_prefix": "nack",
-        "route_config": json_format.MessageToDict(routes, preserving_proto_field_name=True),
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
-            }
-        ],
-    }
-    listener = {
-        "name": "nack",
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
-    }
-    cluster = {"name": "a", "type": "STATIC", "connect_timeout": "1s"}
-    return {"static_resources": {"listeners": [listener], "clusters": [cluster]}}
-
-
 def envoy_accepts(rc: dict[str, Any], workdir: Path) -> bool:
     try:
-        validate(bootstrap(rc), workdir)
+        validate(bootstrap(rc, [static_cluster("a")]), workdir)
     except InvalidBootstrap:
         return False
     return True

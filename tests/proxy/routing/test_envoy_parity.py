@@ -7,31 +7,17 @@ Envoy runs on 127.0.0.1 with a static listener; only the process started here is
 
 from __future__ import annotations
 
-import http.client
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.routing import DirectResponse, Redirect, RouteTable
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from tests.proxy.routing.requests import request, route_config, table
+from tests.proxy.routing.requests import request, table
+from tests.proxy.routing.static_envoy import NEEDS_ENVOY, Sent, bootstrap, send, serving
 
-try:
-    envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
-]
+pytestmark = NEEDS_ENVOY
 
 
 def answer(name: str, match: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -345,7 +331,6 @@ PATHS = [
     "/rx/abc/123?z",
     "/elsewhere/x",
 ]
-Sent = dict[str, str] | list[tuple[str, str]]
 EXTRA: list[tuple[str, str, str, Sent]] = [
     ("GET", "api.example.com", "/hj", [("x-h", "a"), ("x-h", "b")]),  # matched as "a,b"
     ("GET", "api.example.com", "/hj", [("x-h", "b"), ("x-h", "a")]),
@@ -428,71 +413,18 @@ def ours(t: RouteTable, method: str, host: str, path: str, headers: Sent) -> Out
 
 
 def envoys(port: int, method: str, host: str, path: str, headers: Sent) -> Outcome:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", host)
-        for name, value in headers.items() if isinstance(headers, dict) else headers:
-            conn.putheader(name, value)
-        conn.endheaders()
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        if resp.getheader("grpc-status") is not None:
-            body = resp.getheader("grpc-message") or ""  # a gRPC local reply moves the body here
-        mutated = [(n.lower(), v) for n, v in resp.getheaders() if n.lower().startswith("x-t-")]
-        return resp.status, body, resp.getheader("location"), mutated
-    finally:
-        conn.close()
-
-
-def bootstrap() -> dict[str, Any]:
-    hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
-        ".v3.HttpConnectionManager",
-        "stat_prefix": "parity",
-        "route_config": json_format.MessageToDict(
-            route_config(CONFIG), preserving_proto_field_name=True
-        ),
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.fault",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
-                },
-            },
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                },
-            },
-        ],
-    }
-    listener = {
-        "name": "parity",
-        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
-    }
-    return {
-        "static_resources": {"listeners": [listener]},
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-    }
+    reply = send(port, method, host, path, headers)
+    body = reply.body.decode()
+    if reply.header("grpc-status") is not None:
+        body = reply.header("grpc-message") or ""  # a gRPC local reply moves the body here
+    mutated = [(n, v) for n, v in reply.headers if n.startswith("x-t-")]
+    return reply.status, body, reply.header("location"), mutated
 
 
 @pytest.fixture(scope="module")
 def envoy_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    workdir: Path = tmp_path_factory.mktemp("envoy-parity")
-    with EnvoyProcess(bootstrap(), workdir) as envoy:
-        envoy.wait_ready()
-        _, text = envoy.admin_get("/listeners?format=json")
-        address = json.loads(text)["listener_statuses"][0]["local_address"]["socket_address"]
-        yield int(address["port_value"])
+    with serving(bootstrap(CONFIG), tmp_path_factory.mktemp("envoy-parity")) as port:
+        yield port
 
 
 def test_every_request_routes_as_envoy_routes_it(envoy_port: int) -> None:

@@ -1,0 +1,119 @@
+"""A real Envoy serving one static RouteConfiguration on 127.0.0.1, for parity tests.
+
+`bootstrap(route_config)` builds the JSON bootstrap (HCM with the fault filter and the router;
+optional static clusters); `serving(bootstrap, workdir)` starts Envoy, yields the listener's
+port, and stops only the process it started; `send` makes one HTTP/1.1 request to it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from tests.proxy.routing.requests import route_config
+
+try:
+    envoy_binary()
+    WHY_NO_ENVOY = ""
+except EnvoyNotFound as e:
+    WHY_NO_ENVOY = str(e)
+
+NEEDS_ENVOY = [
+    pytest.mark.e2e,
+    pytest.mark.envoy,
+    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
+]
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+LOOPBACK_ANY_PORT = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+
+Sent = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+def static_cluster(name: str, port: int = 1) -> dict[str, Any]:
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+    }
+
+
+def bootstrap(routes: Mapping[str, Any], clusters: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    hcm = {
+        "@type": f"{HCM}.HttpConnectionManager",
+        "stat_prefix": "parity",
+        "route_config": json_format.MessageToDict(
+            route_config(dict(routes)), preserving_proto_field_name=True
+        ),
+        "http_filters": [
+            {"name": "envoy.filters.http.fault", "typed_config": {"@type": FAULT}},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}},
+        ],
+    }
+    listener = {
+        "name": "parity",
+        "address": LOOPBACK_ANY_PORT,
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return {
+        "static_resources": {"listeners": [listener], "clusters": list(clusters)},
+        "admin": {"address": LOOPBACK_ANY_PORT},
+    }
+
+
+@contextmanager
+def serving(config: Mapping[str, Any], workdir: Path) -> Iterator[int]:
+    """Run Envoy until the block ends; yields the port its listener bound."""
+    with EnvoyProcess(config, workdir) as envoy:
+        envoy.wait_ready()
+        _, text = envoy.admin_get("/listeners?format=json")
+        status = json.loads(text)["listener_statuses"][0]
+        yield int(status["local_address"]["socket_address"]["port_value"])
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]  # names lowercased, in wire order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for n, v in self.headers if n == name), None)
+
+
+def send(port: int, method: str, host: str, path: str, headers: Sent = ()) -> Reply:
+    """One request with exactly these headers (Host first)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        body = resp.read()
+        return Reply(resp.status, [(n.lower(), v) for n, v in resp.getheaders()], body)
+    finally:
+        conn.close()
