@@ -40,6 +40,10 @@ class DataPlane(Protocol):
         """Where a client connects to reach `service` through this data plane."""
         ...
 
+    def settled(self) -> bool:
+        """True once everything this plane has ACKed is in force (nothing still warming)."""
+        ...
+
     def diagnostics(self) -> str: ...
 
     def stop(self) -> None: ...
@@ -118,6 +122,12 @@ class EnvoyPlane:
     def port_for(self, service: str) -> int:
         return self.world.ports[service]
 
+    def settled(self) -> bool:
+        """Envoy ACKs a changed cluster at once but keeps using the old one until the new one has
+        warmed (its endpoints arrived): only then is a DestinationRule change in force."""
+        status, text = self.envoy.admin_get("/stats?filter=^cluster_manager.warming_clusters$")
+        return status == 200 and text.strip() == "cluster_manager.warming_clusters: 0"
+
     def diagnostics(self) -> str:
         return f"--- envoy log ---\n{self.envoy.log_tail()}"
 
@@ -190,6 +200,10 @@ class GossamerPlane:
 
     def port_for(self, service: str) -> int:
         return self.outbound_port
+
+    def settled(self) -> bool:
+        """The sidecar publishes a config before ACKing it (docs/sidecar.md): an ACK is enough."""
+        return True
 
     def diagnostics(self) -> str:
         try:

@@ -4,7 +4,8 @@ Keys (all optional), each a statement about what a user of the mesh would notice
 - `count` (default the call's count): how many replies must have arrived.
 - `status`, `versions`, `backends`: {value: fraction}. Status over all replies; versions and
   backends over the 2xx replies. A fraction of 0 or 1 is exact; anything between must lie within
-  `sd` (default 4) standard deviations of Binomial(n, fraction). Values not listed must not occur.
+  `sd` (default 4) standard deviations of Binomial(n, fraction); null allows any share. Values
+  not listed must not occur.
 - `at_least` / `at_most`: {status: n} bounds on how many replies had that status.
 - `headers`: {name: value | null} on every reply (null: present, any value); `absent_headers`.
 - `body_contains`: a substring of every reply body; `body`: {field: value} of the backend's echo.
@@ -13,8 +14,12 @@ Keys (all optional), each a statement about what a user of the mesh would notice
 - `elapsed`: {min: s, max: s} for every reply.
 - `sticky`: {by: request header, min_backends: n}: requests with the same value of that header
   reach one backend; across values at least n backends are used.
-- `mirror`: {backend: name, count: n, host_suffix: s}: the named backend saw n requests of this
-  run (the client never sees its replies), each with a Host ending in s (ports aside).
+- `backend_saw`: {backend: name, count: n, host: h, host_suffix: s}: the named backend saw n
+  requests of this run (e.g. mirrored: the client never sees those replies), each with Host h /
+  a Host ending in s (ports aside).
+- `by_status`: {status: {headers, absent_headers, body_contains, body, elapsed}}: those checks on
+  the replies with that status only.
+Strings may name a service's address in the world: `{authority:ratings}`, `{port:ratings}`.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from tests.e2e.parity.client import Observed
 EXPECT_KEYS = frozenset(
     {
         "count", "status", "versions", "backends", "sd", "at_least", "at_most", "headers",
-        "absent_headers", "body_contains", "body", "upstream", "elapsed", "sticky", "mirror",
+        "absent_headers", "body_contains", "body", "upstream", "elapsed", "sticky", "backend_saw",
+        "by_status",
     }
 )  # fmt: skip
 
-MirrorLog = Callable[[str], list[dict[str, Any]]]  # backend name -> requests of this run
+BackendLog = Callable[[str], list[dict[str, Any]]]  # backend name -> requests of this run
 
 
 def within_binomial(k: int, n: int, p: float, sd: float) -> bool:
@@ -46,9 +52,9 @@ def within_binomial(k: int, n: int, p: float, sd: float) -> bool:
 def _fractions(what: str, seen: Counter[str], want: Mapping[Any, float], sd: float) -> list[str]:
     n = sum(seen.values())
     problems = []
-    wanted = {str(k): float(v) for k, v in want.items()}
+    wanted = {str(k): None if v is None else float(v) for k, v in want.items()}
     for value, p in wanted.items():
-        if not within_binomial(seen[value], n, p, sd):
+        if p is not None and not within_binomial(seen[value], n, p, sd):
             problems.append(f"{what} {value}: {seen[value]} of {n}, expected fraction {p:g}")
     extra = {v: c for v, c in seen.items() if v not in wanted}
     if extra:
@@ -61,7 +67,7 @@ def _host_without_port(host: str) -> str:
 
 
 def check(
-    expect: Mapping[str, Any], replies: Sequence[Observed], count: int, mirror_log: MirrorLog
+    expect: Mapping[str, Any], replies: Sequence[Observed], count: int, backend_log: BackendLog
 ) -> list[str]:
     """Every way `replies` fall short of `expect`, as sentences (empty: all held)."""
     unknown = set(expect) - EXPECT_KEYS
@@ -87,16 +93,19 @@ def check(
         if statuses[str(code)] > int(most):
             problems.append(f"status {code}: {statuses[str(code)]} replies, expected <= {most}")
     problems += _reply_checks(expect, replies)
+    for code, sub in (expect.get("by_status") or {}).items():
+        subset = [r for r in replies if r.status == int(code)]
+        problems += [f"status {code}: {p}" for p in _reply_checks(sub, subset)]
     if "upstream" in expect:
         problems += _upstream(expect["upstream"], replies)
     if "sticky" in expect:
         problems += _sticky(expect["sticky"], ok)
-    if "mirror" in expect:
-        problems += _mirror(expect["mirror"], mirror_log)
+    if "backend_saw" in expect:
+        problems += _backend_saw(expect["backend_saw"], backend_log)
     return problems
 
 
-def _first(problems: list[str], what: str, bad: list[Any]) -> None:
+def _report(problems: list[str], what: str, bad: list[Any]) -> None:
     if bad:
         problems.append(f"{len(bad)} replies {what}; first: {bad[0]}")
 
@@ -109,28 +118,30 @@ def _reply_checks(expect: Mapping[str, Any], replies: Sequence[Observed]) -> lis
             for r in replies
             if r.header(name) is None or (value is not None and r.header(name) != str(value))
         ]
-        _first(problems, f"without header {name}: {value}", bad)
+        _report(problems, f"without header {name}: {value}", bad)
     for name in expect.get("absent_headers") or ():
-        _first(problems, f"with header {name}", [r.header(name) for r in replies if r.header(name)])
+        _report(
+            problems, f"with header {name}", [r.header(name) for r in replies if r.header(name)]
+        )
     if "body_contains" in expect:
         needle = str(expect["body_contains"])
-        _first(
+        _report(
             problems,
             f"without {needle!r} in the body",
             [r.text for r in replies if needle not in r.text],
         )
     for key, value in (expect.get("body") or {}).items():
         bad = [(r.status, r.text[:200]) for r in replies if (r.echo or {}).get(key) != value]
-        _first(problems, f"whose backend echo lacks {key}={value!r}", bad)
+        _report(problems, f"whose backend echo lacks {key}={value!r}", bad)
     bounds = expect.get("elapsed") or {}
     if "min" in bounds:
-        _first(
+        _report(
             problems,
             f"faster than {bounds['min']}s",
             [r.elapsed for r in replies if r.elapsed < float(bounds["min"])],
         )
     if "max" in bounds:
-        _first(
+        _report(
             problems,
             f"slower than {bounds['max']}s",
             [r.elapsed for r in replies if r.elapsed > float(bounds["max"])],
@@ -145,7 +156,7 @@ def _upstream(want: Mapping[str, Any], replies: Sequence[Observed]) -> list[str]
     problems: list[str] = []
     for key in ("path", "method"):
         if key in want:
-            _first(
+            _report(
                 problems,
                 f"upstream {key} != {want[key]!r}",
                 [e[key] for e in echoes if e[key] != want[key]],
@@ -156,9 +167,9 @@ def _upstream(want: Mapping[str, Any], replies: Sequence[Observed]) -> list[str]
             for e in echoes
             if name not in e["headers"] or (value is not None and e["headers"][name] != str(value))
         ]
-        _first(problems, f"upstream header {name} != {value!r}", bad)
+        _report(problems, f"upstream header {name} != {value!r}", bad)
     for name in want.get("absent_headers") or ():
-        _first(
+        _report(
             problems,
             f"upstream header {name} present",
             [e["headers"][name] for e in echoes if name in e["headers"]],
@@ -178,25 +189,35 @@ def _sticky(want: Mapping[str, Any], ok: Sequence[Observed]) -> list[str]:
     return problems
 
 
-def _mirror(want: Mapping[str, Any], mirror_log: MirrorLog, within: float = 5.0) -> list[str]:
-    """Mirrors are fire-and-forget: the client's reply can come before the mirror request
-    arrives, so the backend's log is read until the count is reached or `within` passes."""
+def _backend_saw(
+    want: Mapping[str, Any], backend_log: BackendLog, within: float = 5.0
+) -> list[str]:
+    """What a backend saw in this run. Mirrors are fire-and-forget (the client's reply can come
+    before the mirrored request arrives), so the log is re-read until the count is reached or
+    `within` passes."""
     deadline = time.monotonic() + within
-    seen = mirror_log(str(want["backend"]))
+    seen = backend_log(str(want["backend"]))
     while "count" in want and len(seen) < int(want["count"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-        seen = mirror_log(str(want["backend"]))
+        seen = backend_log(str(want["backend"]))
     problems = []
     if "count" in want and len(seen) != int(want["count"]):
         problems.append(
-            f"mirror {want['backend']} saw {len(seen)} requests, expected {want['count']}"
+            f"backend {want['backend']} saw {len(seen)} requests, expected {want['count']}"
+        )
+    if "host" in want:
+        hosts = [e["headers"].get("host", "") for e in seen]
+        _report(
+            problems,
+            f"seen with Host != {want['host']!r}",
+            [h for h in hosts if h != want["host"]],
         )
     suffix = want.get("host_suffix")
     if suffix is not None:
         hosts = [_host_without_port(e["headers"].get("host", "")) for e in seen]
-        _first(
+        _report(
             problems,
-            f"mirrored without Host suffix {suffix!r}",
+            f"seen without Host suffix {suffix!r}",
             [h for h in hosts if not h.endswith(suffix)],
         )
     return problems

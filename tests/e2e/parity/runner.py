@@ -40,6 +40,16 @@ class CallResult:
     problems: list[str]
     summary: dict[str, list[str]]
 
+    def samples(self) -> str:
+        """One reply per status: headers and the start of the body (PARITY_VERBOSE=1 prints)."""
+        first: dict[int, Observed] = {}
+        for r in self.replies:
+            first.setdefault(r.status, r)
+        return "".join(
+            f"\n  [{self.call.name}] {r.status} {dict(r.headers)} body={r.text[:120]!r}"
+            for r in first.values()
+        )
+
     def describe(self) -> str:
         statuses = Counter(r.status for r in self.replies)
         backends = Counter(r.backend or "-" for r in self.replies)
@@ -116,7 +126,8 @@ class Parity:
             return bool(last) and last[0].header(TAG_HEADER) == self._tag
 
         try:
-            until(tagged, 15, f"{plane.name} to answer the probe tagged {self._tag}", step=0.05)
+            until(tagged, 30, f"{plane.name} to answer the probe tagged {self._tag}", step=0.05)
+            until(plane.settled, 30, f"{plane.name} to have no config still warming")
         except AssertionError as e:
             raise AssertionError(f"{e}; last reply {last}\n{plane.diagnostics()}") from None
 
@@ -127,13 +138,27 @@ class Parity:
         outcome = Outcome(scenario.name, plane.name)
         for call in scenario.calls:
             replies = self.request(plane, call, run, call.count)
-            problems = expectations.check(call.expect, replies, call.count, self._mirror_log(run))
+            expect = self._in_world(call.expect)
+            problems = expectations.check(expect, replies, call.count, self._backend_log(run))
             summary = expectations.summary(replies, call.compare)
             outcome.calls.append(CallResult(call, replies, problems, summary))
         self.outcomes[(scenario.name, plane.name)] = outcome
         return outcome
 
-    def _mirror_log(self, run: str) -> Callable[[str], list[dict[str, Any]]]:
+    def _in_world(self, value: Any) -> Any:
+        """`value` with `{authority:svc}` / `{port:svc}` in its strings filled in."""
+        if isinstance(value, str):
+            for service, port in self.world.ports.items():
+                value = value.replace(f"{{port:{service}}}", str(port))
+                value = value.replace(f"{{authority:{service}}}", self.world.authority(service))
+            return value
+        if isinstance(value, dict):
+            return {k: self._in_world(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._in_world(v) for v in value]
+        return value
+
+    def _backend_log(self, run: str) -> Callable[[str], list[dict[str, Any]]]:
         def log(backend: str) -> list[dict[str, Any]]:
             port = self.world.backends.ports[backend]
             url = f"http://127.0.0.1:{port}/__log?run={run}"

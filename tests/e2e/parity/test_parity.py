@@ -5,6 +5,7 @@ two must agree on what a user sees (statuses, which backends answered)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -27,6 +28,8 @@ def test_scenario(scenario: Scenario, plane_name: str, request: pytest.FixtureRe
     parity: Parity = request.getfixturevalue("parity")
     plane: DataPlane = request.getfixturevalue(f"{plane_name}_plane")
     outcome = parity.run(scenario, plane)
+    if os.environ.get("PARITY_VERBOSE") == "1":
+        print(f"\n{outcome.describe()}" + "".join(c.samples() for c in outcome.calls))
     assert not outcome.problems, f"{scenario.summary}\n{outcome.describe()}"
 
 
