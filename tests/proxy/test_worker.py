@@ -83,8 +83,14 @@ async def test_a_worker_rebuilds_the_supervisors_config_from_the_link() -> None:
         assert chains(rebuilt.listeners[name]) == chains(listener), name
     assert set(rebuilt.routes) == set(config.routes) == {"9080"}
 
-    # The next push with the same bytes keeps every compiled value (backends keep state).
-    again = replica.apply(decode_resources(message), message["versions"])  # type: ignore[arg-type]
+    # The next push of the same protos carries the same bytes, and the worker keeps every
+    # compiled value (so its backends keep their state).
+    pool.push(8, config)
+    _, frame8 = pool.latest_frame()
+    assert frame8 is not None
+    message8 = await through_link(frame8)
+    assert decode_resources(message8) == decode_resources(message)
+    again = replica.apply(decode_resources(message8), message8["versions"])  # type: ignore[arg-type]
     assert all(again.clusters[n] is rebuilt.clusters[n] for n in rebuilt.clusters)
 
 

@@ -45,6 +45,9 @@ class WorkerPool:
         self.generation = 0
         self._config: Any = None
         self._frame: bytes | None = None
+        # (type URL, name) → (proto, its bytes): the proto is kept so its id is not reused.
+        self._bytes: dict[tuple[str, str], tuple[Any, bytes]] = {}
+        self._bytes_next: dict[tuple[str, str], tuple[Any, bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
@@ -70,12 +73,28 @@ class WorkerPool:
             return 0, None
         if self._frame is None:
             raw = {
-                type_url: [(name, pb.SerializeToString()) for name, pb in protos.items()]
+                type_url: [
+                    (name, self._serialized(type_url, name, pb)) for name, pb in protos.items()
+                ]
                 for type_url, protos in self._config.resources.items()
             }
+            self._bytes = self._bytes_next
+            self._bytes_next = {}
             message = config_message(self.generation, self._config.versions, raw)
             self._frame = frame_bytes(message)
         return self.generation, self._frame
+
+    def _serialized(self, type_url: str, name: str, pb: Any) -> bytes:
+        """Bytes of a resource, reused while the config keeps the very same proto object (RDS
+        and EDS pushes keep the protos of the names they do not carry). Deterministic, so the
+        worker's builder sees unchanged bytes and keeps the compiled value."""
+        key = (type_url, name)
+        cached = self._bytes.get(key)
+        data = cached[1] if cached is not None and cached[0] is pb else None
+        if data is None:
+            data = pb.SerializeToString(deterministic=True)
+        self._bytes_next[key] = (pb, data)
+        return data
 
     def all_applied(self, generation: int) -> bool:
         return all(slot.applied == generation for slot in self.slots)
