@@ -75,7 +75,7 @@ async def test_reused_connection_closed_by_the_server_is_retried_once_for_free()
             await read_request(reader)  # ... but the next request is dropped unanswered
         writer.transport.abort()
 
-    server, up = await _server(one_each)
+    server, up = await _server(one_per_connection)
     port = free_port()
     try:
         async with running(static_cluster("a", up), simple(port, "a")):
