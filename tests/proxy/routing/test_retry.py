@@ -86,6 +86,7 @@ OUTCOMES: list[tuple[int | None, str | None]] = [
         ("gateway-error", {502, 503, 504, "connect-failure", "reset", "refused-stream", "timeout"}),
         ("reset", {"connect-failure", "reset", "refused-stream", "timeout"}),
         ("connect-failure", {"connect-failure"}),
+        ("reset-before-request", {"connect-failure"}),
         ("refused-stream", {"refused-stream"}),
         ("retriable-4xx", {409}),
         ("retriable-status-codes", {404}),

@@ -3,7 +3,8 @@
 Outcomes (Envoy's `RetryStateImpl`): a response status, or no response with a reset reason.
 - `5xx`: any status >= 500, and every reset (connect failure, reset, refused stream, per-try
   timeout). `gateway-error`: 502/503/504, and every reset. `reset`: every reset.
-- `connect-failure`, `refused-stream`: that reset only. `retriable-4xx`: 409.
+- `connect-failure`, `refused-stream`: that reset only; `reset-before-request`: a connect
+  failure (nothing was sent). `retriable-4xx`: 409.
 - `retriable-status-codes`: a status in `retriable_status_codes`.
 gRPC tokens (`cancelled`, `unavailable`, ...) and `retriable-headers` are kept in `retry_on`
 for the caller, which sees grpc-status and response headers; they match no status here.
@@ -46,8 +47,8 @@ class RetryPolicy:
                 return False
             if "5xx" in on or "gateway-error" in on or "reset" in on:
                 return True
-            if reset == "connect-failure":
-                return "connect-failure" in on
+            if reset == "connect-failure":  # the request never left: "before request" too
+                return "connect-failure" in on or "reset-before-request" in on
             return reset == "refused-stream" and "refused-stream" in on
         if status >= 500 and "5xx" in on:
             return True
