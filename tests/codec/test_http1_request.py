@@ -256,6 +256,21 @@ class TestLimits:
             assert parser.feed(b"100\r\n" + b"c" * 256 + b"\r\n") == [Body(b"c" * 256)]
         assert parser.feed(b"0\r\n\r\n") == [EndOfMessage(None)]
 
+    def test_head_split_across_feeds_is_measured_once(self) -> None:
+        parser = RequestParser(Limits(max_head_bytes=4096))
+        assert parser.feed(b"PUT / HTTP/1.1\r\nContent-Length: 3000\r\nX-V: " + b"v" * 2000) == []
+        events = parser.feed(b"v" * 1000 + b"\r\n\r\n" + b"b" * 3000)
+        head = events[0]
+        assert isinstance(head, RequestHead) and head.headers.get(b"x-v") == b"v" * 3000
+        assert events[1:] == [Body(b"b" * 3000), EndOfMessage(None)]
+
+    def test_head_over_the_limit_across_feeds_is_431(self) -> None:
+        parser = RequestParser(Limits(max_head_bytes=4096))
+        assert parser.feed(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 3000 + b"\r\nX-B: ") == []
+        with pytest.raises(ProtocolError) as caught:
+            parser.feed(b"b" * 1500 + b"\r\n\r\n")
+        assert caught.value.status == 431
+
     def test_more_than_max_headers_is_431(self) -> None:
         lines = b"".join(b"h%d: v\r\n" % i for i in range(101))
         assert error_of(b"GET / HTTP/1.1\r\n" + lines + b"\r\n").status == 431

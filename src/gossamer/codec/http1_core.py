@@ -8,9 +8,9 @@ values); on top of it:
 
 1. Header names are lowercased once; values lose trailing whitespace (llhttp keeps it).
 2. Head size (target or reason + names + values, Envoy's accounting) and header count are checked
-   once the head is complete; bytes of a head still incomplete at the end of a feed are counted
-   too (and those of trailers), so one endless header line cannot grow memory: httptools
-   accumulates a header until it ends.
+   once the head is complete; sizes are only summed in feeds big enough to matter. Bytes of a
+   head still incomplete at the end of a feed are counted too (and those of trailers), so one
+   endless header line cannot grow memory: httptools accumulates a header until it ends.
 3. Transfer-Encoding other than exactly `chunked` is answered 501, as Envoy does. llhttp's own
    Transfer-Encoding leniency switch is turned on so that every such value reaches this one
    check instead of some failing inside llhttp with 400 and others being accepted
@@ -62,6 +62,7 @@ class ParserCore:
     """
 
     __slots__ = (
+        "_counting",
         "_events",
         "_framing",
         "_fresh_head",
@@ -88,7 +89,10 @@ class ParserCore:
         self._events: list[Event] = []
         self._items: list[tuple[bytes, bytes]] = []
         self._framing: dict[bytes, bytes] = {}
-        self._head_bytes = 0  # start line + names + values of the head being parsed
+        self._head_bytes = 0  # start line + names + values of the head, while `_counting`
+        # A head can only outgrow the limit in a feed that, with the bytes of the head before
+        # it, is larger than the limit; only such feeds pay for per-header counting.
+        self._counting = False
         self._in_head = True  # between messages or inside a head
         self._raw_head = 0  # bytes fed while this head stayed incomplete across feeds
         self._fresh_head = False  # this head began inside the current feed
@@ -110,15 +114,14 @@ class ParserCore:
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Hot: limits are checked once per head (`_check_head`); within one feed a head is
-        # bounded by the feed, across feeds by the raw count in `_run`.
         if not self._in_head:
             self._add_trailer(name, value)
             return
         lname = name.lower()
         value = value.rstrip(b" \t")
         self._items.append((lname, value))
-        self._head_bytes += len(name) + len(value)
+        if self._counting:
+            self._head_bytes += len(name) + len(value)
         if lname in _FRAMING:
             framing = self._framing
             seen = framing.get(lname)
@@ -137,8 +140,19 @@ class ParserCore:
 
     # --- helpers for subclasses ------------------------------------------------------------
 
+    def _start_line_bytes(self) -> int:
+        """Bytes of the target (or reason) parsed so far for the current head."""
+        raise NotImplementedError
+
+    def _count_from_here(self) -> None:
+        """Turn per-header counting on for this feed, catching up on the head so far."""
+        self._counting = True
+        self._head_bytes = self._start_line_bytes() + sum(
+            len(name) + len(value) for name, value in self._items
+        )
+
     def _check_head(self) -> None:
-        if self._head_bytes > self._max_bytes:
+        if self._counting and self._head_bytes > self._max_bytes:
             raise self._error(431, "headers too large")
         if len(self._items) > self._max_headers:
             raise self._error(431, "too many headers")
@@ -202,6 +216,10 @@ class ParserCore:
                 return []
             raise LocalProtocolError(f"parser is {phase.value}: nothing more can be fed")
         self._fresh_head = False
+        if len(data) + self._raw_head > self._max_bytes:
+            self._count_from_here()
+        elif self._counting:
+            self._counting = False
         chunk = data
         try:
             while True:

@@ -53,6 +53,9 @@ class RequestParser(ParserCore):
         """Parse `data`; returns the events it completed, in order (possibly none)."""
         return self._run(data)
 
+    def _start_line_bytes(self) -> int:
+        return len(self._target)
+
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_url(self, fragment: bytes) -> None:

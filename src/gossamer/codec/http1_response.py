@@ -108,6 +108,9 @@ class ResponseParser(ParserCore):
             events += self._run(buffer)
         return events
 
+    def _start_line_bytes(self) -> int:
+        return len(self._reason)
+
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
