@@ -248,6 +248,16 @@ CONFIG: dict[str, Any] = {
                         ],
                     },
                 ),
+                {
+                    "name": "moved",
+                    "match": {"prefix": "/moved"},
+                    "direct_response": {"status": 302, "body": {"inline_string": "moved"}},
+                },
+                {
+                    "name": "created",
+                    "match": {"prefix": "/created"},
+                    "direct_response": {"status": 201},
+                },
                 answer("api-default", {"prefix": "/"}),
             ],
         },
@@ -330,6 +340,8 @@ PATHS = [
     "/to-query?dropped=1",
     "/rx/abc/123?z",
     "/elsewhere/x",
+    "/moved/a?b=c",
+    "/created",
 ]
 EXTRA: list[tuple[str, str, str, Sent]] = [
     ("GET", "api.example.com", "/hj", [("x-h", "a"), ("x-h", "b")]),  # matched as "a,b"
@@ -403,6 +415,8 @@ def ours(t: RouteTable, method: str, host: str, path: str, headers: Sent) -> Out
         return abort, "fault filter abort", None, []
     if isinstance(route.action, DirectResponse):
         status, body = route.action.status, route.action.body
+        moved = route.action.location(head, host.encode())
+        location = None if moved is None else moved.decode()
     else:
         assert isinstance(route.action, Redirect)
         status, raw = route.action.response(head, host.encode())

@@ -112,3 +112,12 @@ def test_direct_response_limits() -> None:
         direct({"status": 99})
     with pytest.raises(ConfigRejected, match=r"direct_response\.body\.filename"):
         direct({"status": 200, "body": {"filename": "/etc/hostname"}})
+
+
+def test_created_and_3xx_direct_responses_point_at_the_request_url() -> None:
+    head = request("/a?b", "example.com:8080")
+    assert direct({"status": 302}).location(head, b"example.com:8080") == (
+        b"http://example.com:8080/a?b"
+    )
+    assert direct({"status": 201}).location(head, b"example.com:8080") is not None
+    assert direct({"status": 200}).location(head, b"example.com:8080") is None

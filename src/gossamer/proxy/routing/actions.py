@@ -155,5 +155,14 @@ class DirectResponse:
     status: int
     body: bytes
 
+    def location(self, head: RequestView, authority: bytes) -> bytes | None:
+        """Envoy gives a 201 or 3xx direct response a Location: the request's own URL."""
+        if self.status != 201 and not 300 <= self.status < 400:
+            return None
+        return _SAME_URL.response(head, authority)[1]
+
 
 Action = Forward | Redirect | DirectResponse
+
+
+_SAME_URL = Redirect(301, None, None, b"", None, False, None, False)
