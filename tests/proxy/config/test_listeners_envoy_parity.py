@@ -8,17 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import any_pb2, empty_pb2, json_format
 
 from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import CLUSTER, LISTENER
-from gossamer.proxy.config.listeners import compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.runtime import envoy as rt
 from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.proxy.config.meshes import protos, sidecar, snapshot
@@ -49,13 +51,21 @@ def envoy_accepts(listeners: list[Any], workdir: Path, clusters: tuple[Any, ...]
     return True
 
 
-def we_accept(listeners: list[Any]) -> bool:
-    """All listeners compile (two on one address:port count as a refusal, as in the builder)."""
+def we_accept(listeners: list[Any], clusters: tuple[Any, ...] = ()) -> bool:
+    """CDS then LDS through the SnapshotBuilder, as the xDS client applies them."""
+    builder = SnapshotBuilder()
+    builder.apply(CLUSTER, "c", [packed(pb) for pb in clusters])
     try:
-        compiled = [compile_listener(pb) for pb in listeners]
+        builder.apply(LISTENER, "l", [packed(pb) for pb in listeners])
     except ConfigRejected:
         return False
-    return len({(c.address, c.port) for c in compiled}) == len(compiled)
+    return True
+
+
+def packed(message: Any) -> any_pb2.Any:
+    out = any_pb2.Any()
+    out.Pack(message)
+    return out
 
 
 def rds_listener(name: str = "l", port: int = 19080) -> Any:
@@ -121,6 +131,16 @@ def gateway_listeners() -> list[Any]:
     return list(protos(build_snapshot(mesh, gateway), LISTENER).values())
 
 
+def inline_route(cluster: str, validate: bool | None = None) -> Any:
+    config = route_pb2.RouteConfiguration(name="inline")
+    vhost = config.virtual_hosts.add(name="all", domains=["*"])
+    vhost.routes.add(match=rc.RouteMatch(prefix="/")).route.cluster = cluster
+    if validate is not None:
+        config.validate_clusters.value = validate
+    hcm = translate.inline_routes_filter("inline", config)
+    return translate.socket_listener("inline", "127.0.0.1", 19082, [hcm], bind=True)
+
+
 SAME_VERDICT: dict[str, Callable[[], list[Any]]] = {
     "translated sidecar listeners": lambda: list(protos(snapshot(), LISTENER).values()),
     "translated explicit-mode listeners": lambda: list(
@@ -136,6 +156,9 @@ SAME_VERDICT: dict[str, Callable[[], list[Any]]] = {
     "no filter chains": lambda: [no_chains()],
     "tcp split with zero weights": lambda: [zero_weight_split()],
     "two listeners, one address": lambda: [rds_listener("a"), rds_listener("b")],
+    "inline route to a known cluster": lambda: [inline_route("PassthroughCluster")],
+    "inline route to an unknown cluster": lambda: [inline_route("nowhere")],
+    "inline route, validate_clusters off": lambda: [inline_route("nowhere", validate=False)],
 }
 
 
@@ -143,7 +166,7 @@ SAME_VERDICT: dict[str, Callable[[], list[Any]]] = {
 def test_same_verdict_as_envoy(case: str, tmp_path: Path) -> None:
     listeners = SAME_VERDICT[case]()
     clusters = tuple(protos(snapshot(), CLUSTER).values())
-    assert we_accept(listeners) == envoy_accepts(listeners, tmp_path, clusters)
+    assert we_accept(listeners, clusters) == envoy_accepts(listeners, tmp_path, clusters)
 
 
 def listener_fault(hcm: Any) -> None:

@@ -196,3 +196,16 @@ def test_giving_up_the_initial_fetch_needs_listeners_and_clusters() -> None:
     assert config is not None and config.initialized and not config.complete
     assert config.missing == {"rds/nowhere"}
     assert b.give_up_initial_fetch() is None
+
+
+def test_inline_routes_must_name_clusters_cds_sent() -> None:
+    config = route(["*"], {"a": 1})
+    inline = translate.socket_listener(
+        "in", "127.0.0.1", 9080, [translate.inline_routes_filter("in", config)], bind=True
+    )
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", [])
+    with pytest.raises(ConfigRejected, match='listener "in": route: unknown cluster "a"'):
+        b.apply(LISTENER, "l1", packed(inline))
+    b.apply(CLUSTER, "c2", packed(cluster("a")))
+    assert "in" in b.apply(LISTENER, "l1", packed(inline)).listeners

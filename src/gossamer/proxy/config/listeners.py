@@ -69,6 +69,9 @@ class HttpChain:
     stat_prefix: str
     fault_filter: bool = False  # the fault filter is in the chain (route faults apply)
     cors_filter: bool = False
+    # Clusters the inline routes name that must exist when the listener is applied (Envoy's
+    # `validate_clusters`, on by default for inline route configurations, off for RDS).
+    required_clusters: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +243,7 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
     specifier = hcm.WhichOneof("route_specifier")
     route_name: str | None = None
     routes: RouteTable | None = None
+    required: frozenset[str] = frozenset()
     if specifier == "rds":
         source = hcm.rds.config_source.WhichOneof("config_source_specifier")
         if source not in ("ads", "self"):
@@ -251,6 +255,9 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
         route_name = str(hcm.rds.route_config_name)
     elif specifier == "route_config":
         routes = compilers.compile_route_config(hcm.route_config)
+        config = hcm.route_config
+        if config.validate_clusters.value or not config.HasField("validate_clusters"):
+            required = _named_clusters(config)
     else:
         raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
     fault, cors = _http_filters(where, hcm.http_filters)
@@ -259,7 +266,22 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
         for u in hcm.upgrade_configs
         if not u.HasField("enabled") or u.enabled.value
     )
-    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors)
+    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors, required)
+
+
+def _named_clusters(config: Any) -> frozenset[str]:
+    """Clusters a RouteConfiguration names literally (not via cluster_header)."""
+    names: set[str] = set()
+    for vhost in config.virtual_hosts:
+        for route in vhost.routes:
+            if not route.HasField("route"):
+                continue
+            action = route.route
+            if action.cluster:
+                names.add(str(action.cluster))
+            names.update(str(c.name) for c in action.weighted_clusters.clusters)
+            names.update(str(m.cluster) for m in action.request_mirror_policies if m.cluster)
+    return frozenset(names)
 
 
 def _http_filters(where: str, filters: Sequence[Any]) -> tuple[bool, bool]:

@@ -6,7 +6,8 @@ Rules (Envoy's state-of-the-world semantics):
  2. RDS and EDS responses update the resources they carry; a route configuration or assignment
     leaves when nothing references it any more (no listener names it, no EDS cluster uses it).
     Resources nobody subscribed to are ignored.
- 3. Two listeners on one address:port are refused (Envoy: "duplicate address").
+ 3. Two listeners on one address:port are refused (Envoy: "duplicate address"), and so is an
+    inline route configuration naming a cluster CDS has not sent (validate_clusters).
  4. A response is applied whole or not at all: any ConfigRejected leaves the builder unchanged
     (the client NACKs and keeps serving the last ProxyConfig).
  5. A resource whose bytes did not change keeps its compiled value (the very same object), so
@@ -189,6 +190,7 @@ class SnapshotBuilder:
             nxt.protos[name], nxt.raw[name], nxt.compiled[name] = pb, raw, compiled
         if type_url == LISTENER:
             _check_addresses(nxt.compiled)
+            _check_inline_clusters(nxt.compiled, self._types[CLUSTER].compiled)
         types = dict(self._types)
         types[type_url] = nxt
         _prune(types)
@@ -228,6 +230,23 @@ def _check_addresses(listeners: Mapping[str, ListenerConfig]) -> None:
                 f'(listener "{owners[key]}")'
             )
         owners[key] = name
+
+
+def _check_inline_clusters(
+    listeners: Mapping[str, ListenerConfig], clusters: Mapping[str, Any]
+) -> None:
+    """Envoy checks inline route configurations against the clusters it has when the listener
+    is applied ("route: unknown cluster"); RDS route configurations are not checked."""
+    for name in sorted(listeners):
+        config = listeners[name]
+        for chain in (*config.chains, config.default_chain):
+            handler = chain.handler if chain is not None else None
+            if isinstance(handler, HttpChain):
+                unknown = sorted(handler.required_clusters - clusters.keys())
+                if unknown:
+                    raise ConfigRejected(
+                        f'listener "{name}": route: unknown cluster "{unknown[0]}"'
+                    )
 
 
 def _route_names(listeners: _Accepted) -> frozenset[str]:
