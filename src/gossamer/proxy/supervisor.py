@@ -88,11 +88,13 @@ class ProxyOptions:
 
 
 def run_proxy(options: ProxyOptions) -> int:
-    """Run until drained; the exit code. uvloop is installed before any grpc.aio object."""
+    """Run until drained; the exit code. uvloop's policy is set before any grpc.aio object
+    exists (xds-notes), so every loop in this process, grpc's included, is uvloop's."""
     import uvloop
 
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
-        return uvloop.run(Supervisor(options).run())
+        return asyncio.run(Supervisor(options).run())
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         return 130
 

@@ -240,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     link = socket.socket(fileno=args.fd)
     import uvloop
 
-    return uvloop.run(Worker(link, options).serve())
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.run(Worker(link, options).serve())
 
 
 if __name__ == "__main__":
