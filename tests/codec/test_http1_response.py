@@ -217,6 +217,13 @@ class TestMalformed:
     def test_malformed_responses_are_502(self, data: bytes) -> None:
         assert error_of(data).status == 502
 
+    def test_informational_heads_before_a_bad_head_ride_on_the_error(self) -> None:
+        parser = ResponseParser()
+        parser.expect(b"HEAD")
+        with pytest.raises(ProtocolError) as caught:
+            parser.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: \x00\r\n\r\n")
+        assert statuses(caught.value.events) == [100]
+
     def test_oversized_head_is_502(self) -> None:
         parser = ResponseParser(Limits(max_head_bytes=2048))
         with pytest.raises(ProtocolError) as caught:

@@ -17,7 +17,14 @@ from __future__ import annotations
 from httptools import HttpResponseParser
 
 from gossamer.codec.http1_core import ParserCore, Phase
-from gossamer.codec.http1_events import UPSTREAM_LIMITS, Event, Limits, ResponseHead, Upgraded
+from gossamer.codec.http1_events import (
+    UPSTREAM_LIMITS,
+    Event,
+    Limits,
+    ProtocolError,
+    ResponseHead,
+    Upgraded,
+)
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -89,8 +96,16 @@ class ResponseParser(ParserCore):
         return events
 
     def _feed_head_only(self, data: bytes) -> list[Event]:
-        buffer = self._pending + data if self._pending else data
         events: list[Event] = []
+        try:
+            return self._cut_heads(data, events)
+        except ProtocolError as exc:
+            exc.events = events + exc.events
+            raise
+
+    def _cut_heads(self, data: bytes, events: list[Event]) -> list[Event]:
+        """Rule 1: feed each head alone until the final one, then hand over to a fresh parser."""
+        buffer = self._pending + data if self._pending else data
         while self._head_only:
             end = buffer.find(_HEAD_END)
             if end < 0:
