@@ -113,8 +113,8 @@ def proxy(
 ) -> None:
     """Run the sidecar: take config from the control plane, proxy traffic, serve admin.
 
-    SIGTERM/SIGINT (or POST /quitquitquit) drain: listeners close, in-flight requests get up to
-    --drain-timeout seconds, exit 0.
+    SIGTERM, SIGINT or POST /quitquitquit on the admin port drain it: listeners close, requests
+    in flight get up to the drain timeout to finish, then it exits 0.
     """
     try:
         parsed_labels = parse_labels(labels)
