@@ -33,6 +33,7 @@ from tests.e2e.harness import (
     gossamer_argv,
     until,
 )
+from tests.telemetry.prometheus_text import parse
 
 NS = "default"
 REVIEWS = f"reviews.{NS}.svc.cluster.local"
@@ -204,6 +205,18 @@ def test_ready_after_config_and_config_dump_lists_what_was_sent(
     assert world.cluster in clusters
     routes = by_kind["RoutesConfigDump"]["dynamic_route_configs"]
     assert [r["route_config"]["name"] for r in routes] == [str(world.service_port)]
+    # Both workers hold the backend; /clusters and Prometheus show it once (merged).
+    backend = f"127.0.0.1:{world.backends.ports['reviews-v1']}"
+    _, clusters_text = proxy2.get("admin", "/clusters")
+    flags = [line for line in clusters_text.splitlines() if line.startswith(f"{world.cluster}::")]
+    assert f"{world.cluster}::{backend}::health_flags::healthy" in flags
+    assert sum(1 for line in flags if "::health_flags::" in line) == 1
+    status, text = proxy2.get("stats", "/stats/prometheus")
+    assert status == 200
+    healthy = parse(text).value(
+        "envoy_cluster_membership_healthy", envoy_cluster_name=world.cluster
+    )
+    assert healthy == 1
     # The control plane agrees that what the proxy holds is what it sent (ACKed).
     view = world.cp.wait_synced(info["node"]["id"])
     sent = view["types"]["lds"]["sent"]
