@@ -87,6 +87,8 @@ CONFIG: dict[str, Any] = {
                 to_echo("exact", {"path": "/exact"}, prefix_rewrite="/e"),
                 to_echo("ci", {"prefix": "/CI/", "case_sensitive": False}, prefix_rewrite="/ci-"),
                 to_echo("sep", {"path_separated_prefix": "/sep"}, prefix_rewrite="/s"),
+                to_echo("rgx", {"safe_regex": {"regex": "/rgx/[0-9]+"}}, prefix_rewrite="/n"),
+                to_echo("root", {"prefix": "/root"}, prefix_rewrite="", host_rewrite_literal="r"),
                 {
                     "name": "weighted",
                     "match": {"prefix": "/w"},
@@ -128,6 +130,8 @@ PATHS = [
     "/sep",
     "/sep/a?b",
     "/w/x",
+    "/rgx/12?q=1",
+    "/rootless/x",
     "/other",
 ]
 HEADER_SETS: list[list[tuple[str, str]]] = [
