@@ -67,9 +67,15 @@ def _host_without_port(host: str) -> str:
 
 
 def check(
-    expect: Mapping[str, Any], replies: Sequence[Observed], count: int, backend_log: BackendLog
+    expect: Mapping[str, Any],
+    replies: Sequence[Observed],
+    count: int,
+    backend_log: BackendLog,
+    *,
+    settle: float = 5.0,
 ) -> list[str]:
-    """Every way `replies` fall short of `expect`, as sentences (empty: all held)."""
+    """Every way `replies` fall short of `expect`, as sentences (empty: all held). `settle`:
+    how long a backend's log may take to show the requests expected there."""
     unknown = set(expect) - EXPECT_KEYS
     if unknown:
         return [f"unknown expect keys {sorted(unknown)}"]
@@ -101,7 +107,7 @@ def check(
     if "sticky" in expect:
         problems += _sticky(expect["sticky"], ok)
     if "backend_saw" in expect:
-        problems += _backend_saw(expect["backend_saw"], backend_log)
+        problems += _backend_saw(expect["backend_saw"], backend_log, settle)
     return problems
 
 

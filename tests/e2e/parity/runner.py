@@ -166,8 +166,3 @@ class Parity:
                 return list(json.loads(resp.read())["requests"])
 
         return log
-
-    def finish(self) -> None:
-        if self._applied is not None and self._applied.config:
-            self.world.cp.delete(self._applied.untagged_config())
-            self._applied = None
