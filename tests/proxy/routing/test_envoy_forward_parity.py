@@ -87,6 +87,18 @@ CONFIG: dict[str, Any] = {
                 to_echo("exact", {"path": "/exact"}, prefix_rewrite="/e"),
                 to_echo("ci", {"prefix": "/CI/", "case_sensitive": False}, prefix_rewrite="/ci-"),
                 to_echo("sep", {"path_separated_prefix": "/sep"}, prefix_rewrite="/s"),
+                {
+                    "name": "both-hosts",
+                    "match": {"prefix": "/both"},
+                    "route": {
+                        "host_rewrite_literal": "route.internal",
+                        "weighted_clusters": {
+                            "clusters": [
+                                {"name": "echo", "weight": 1, "host_rewrite_literal": "c.internal"}
+                            ]
+                        },
+                    },
+                },
                 to_echo("rgx", {"safe_regex": {"regex": "/rgx/[0-9]+"}}, prefix_rewrite="/n"),
                 to_echo("root", {"prefix": "/root"}, prefix_rewrite="", host_rewrite_literal="r"),
                 {
@@ -131,6 +143,7 @@ PATHS = [
     "/sep/a?b",
     "/w/x",
     "/rgx/12?q=1",
+    "/both/x",
     "/rootless/x",
     "/other",
 ]

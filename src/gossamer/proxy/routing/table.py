@@ -35,12 +35,14 @@ class Route:
 
     def mutate_request(self, headers: Headers, cluster: str | None = None) -> None:
         """Apply request header mutations; `cluster` (the picked weighted cluster) applies its
-        own mutations and host rewrite first, as Envoy's weighted cluster entry does."""
-        if cluster is not None and isinstance(self.action, Forward) and self.action.weighted:
-            target = self.action.target(cluster)
+        own mutations and host rewrite first, as Envoy's weighted cluster entry does (a
+        route-level `host_rewrite_literal`, applied by `Forward.rewrite`, still wins)."""
+        action = self.action
+        if cluster is not None and isinstance(action, Forward) and action.weighted:
+            target = action.target(cluster)
             if target is not None:
                 target.request.apply(headers)
-                if target.host_rewrite is not None:
+                if target.host_rewrite is not None and action.host_rewrite is None:
                     headers.set(b"host", target.host_rewrite)
         for mutation in self.request_mutations:
             mutation.apply(headers)
