@@ -37,7 +37,9 @@ async def test_no_route_is_404_with_an_empty_body() -> None:
 
 async def test_unknown_cluster_is_503_nc() -> None:
     port = free_port()
-    async with running(static_cluster("a", 1), simple(port, "missing")):
+    table = routes("r", (["*"], [route("missing")]))
+    table.validate_clusters.value = False  # as RDS sends it (Envoy rejects inline ones)
+    async with running(static_cluster("a", 1), http_listener("main", port, table)):
         client = await Client.connect(port)
         resp = await client.get("/", "svc")
         assert (resp.status, resp.body) == (503, b"")

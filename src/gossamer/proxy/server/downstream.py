@@ -4,8 +4,8 @@ Theory of operation:
 1. `data_received` feeds the codec; each RequestHead becomes a `Request` with its own body
    channel, queued in arrival order (pipelining). Body events go to the request still receiving.
 2. One task per connection (not per request) answers the queue head first: `exchange.handle`.
-   Responses therefore leave in request order, and a connection with no request in flight owns
-   no task at all.
+   Responses therefore leave in request order. Between requests the task waits on a future,
+   so a keep-alive request costs a future, not a Task.
 3. A codec ProtocolError is answered with its status and `connection: close` once every earlier
    request is answered; nothing after the bad bytes is read.
 4. A request head must complete within `head_timeout` of its first byte (slowloris), else 408.
@@ -74,6 +74,7 @@ class HttpConnection(asyncio.Protocol):
         self._queue: deque[Request] = deque()
         self._receiving: Request | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None  # the idle task waits on it
         self._error: ProtocolError | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -217,6 +218,8 @@ class HttpConnection(asyncio.Protocol):
                 self.pause_reading()
             if self._task is None:
                 self._task = asyncio.get_running_loop().create_task(self._serve())
+            else:
+                self._wake_up()
         elif isinstance(event, Body):
             if self._receiving is not None:
                 self._receiving.body.put(event, len(event.data))
@@ -243,7 +246,7 @@ class HttpConnection(asyncio.Protocol):
             self._receiving.body.fail(ChannelClosed(f"bad request: {exc}"))
             self._receiving = None
         self.pause_reading()
-        if self._task is None:
+        if not self._queue:
             self._answer_error()
 
     def _answer_error(self) -> None:
@@ -266,7 +269,7 @@ class HttpConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         idle_for = loop.time() - self._last_activity
         limit = self.ctx.options.idle_timeout
-        busy = self._task is not None or self.splice_to is not None
+        busy = bool(self._queue) or self.splice_to is not None
         if not busy and idle_for >= limit:
             self._idle_timer = None
             self.close()
@@ -278,31 +281,42 @@ class HttpConnection(asyncio.Protocol):
         self._head_timer = None
         if self._receiving is None and not self.closed and self._error is None:
             self._error = ProtocolError(408, "request head timeout")
-            if self._task is None:
+            if not self._queue:
                 self._answer_error()
+
+    def _wake_up(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def _serve(self) -> None:
         from gossamer.proxy.server.exchange import handle
 
+        loop = asyncio.get_running_loop()
+        queue = self._queue
         try:
-            while self._queue and not self.closed:
-                request = self._queue[0]
+            while not self.closed:
+                if not queue:
+                    self._wake = loop.create_future()
+                    await self._wake
+                    self._wake = None
+                    continue
+                request = queue[0]
                 keep_alive = await handle(self, request)
                 request.body.release()
-                self._queue.popleft()
+                queue.popleft()
                 if not keep_alive:
                     if self._error is not None and not request.answered:
                         self._answer_error()
                     self.close()
                     return
-                if self._read_paused and len(self._queue) <= _MAX_PIPELINED:
+                if self._read_paused and len(queue) <= _MAX_PIPELINED:
                     self.resume_reading()
-            if self._error is not None and not self.closed:
-                self._answer_error()
+                if not queue and self._error is not None:
+                    self._answer_error()
+                    return
         except asyncio.CancelledError:
             self.close()
         except Exception:
             log.exception("request handling failed; closing the connection")
             self.close()
-        finally:
-            self._task = None

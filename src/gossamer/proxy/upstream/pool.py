@@ -17,7 +17,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
@@ -57,6 +56,8 @@ class ResponseSink(Protocol):
 
 
 PoolKey = tuple[str, str, int]
+_NEVER = float("inf")
+_SWEEP = 1.0  # seconds between idle sweeps at most
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -64,10 +65,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "_drain",
-        "_idle_timer",
         "_write_paused",
         "breaker",
         "closed",
+        "idle_deadline",
         "key",
         "parser",
         "pool",
@@ -92,7 +93,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self.idle_deadline = 0.0  # loop time after which an idle connection is closed
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self.sink else "idle")
@@ -194,13 +195,11 @@ class UpstreamConnection(asyncio.Protocol):
 class ConnectionPool:
     """Idle keep-alive connections per (backend, endpoint); see the module docstring."""
 
-    def __init__(
-        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
         # Upstream heads may be larger than downstream ones (Envoy: 80 KiB vs 60 KiB).
         self._limits = limits if limits is not None else UPSTREAM_LIMITS
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
-        self._clock = clock
+        self._sweep: asyncio.TimerHandle | None = None
         self.opened = 0  # connections ever opened (tests and /stats read it)
 
     def __repr__(self) -> str:
@@ -218,9 +217,6 @@ class ConnectionPool:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn._idle_timer is not None:
-                conn._idle_timer.cancel()
-                conn._idle_timer = None
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn, True
         if not breaker.try_connection():
@@ -266,8 +262,12 @@ class ConnectionPool:
             return
         conn.resume_reading()
         self._idle.setdefault(conn.key, []).append(conn)
-        if idle_timeout is not None:
-            conn._idle_timer = asyncio.get_running_loop().call_later(idle_timeout, conn.close)
+        loop = asyncio.get_running_loop()
+        conn.idle_deadline = loop.time() + idle_timeout if idle_timeout is not None else _NEVER
+        if conn.idle_deadline != _NEVER and (
+            self._sweep is None or self._sweep.when() > conn.idle_deadline
+        ):
+            self._arm_sweep(loop, conn.idle_deadline)
 
     def close_backend(self, name: str) -> None:
         """Close every idle connection of a removed backend (busy ones close on release)."""
@@ -276,6 +276,9 @@ class ConnectionPool:
                 conn.close()
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -285,5 +288,24 @@ class ConnectionPool:
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)
-            if conn._idle_timer is not None:
-                conn._idle_timer.cancel()
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """One timer per pool (not per release): at most every `_SWEEP` seconds, sooner when a
+        connection's idle timeout is due sooner."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = loop.call_at(min(deadline, loop.time() + _SWEEP), self._sweep_idle)
+
+    def _sweep_idle(self) -> None:
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        soonest = _NEVER
+        for conns in self._idle.values():
+            for conn in list(conns):
+                if conn.idle_deadline <= now:
+                    conn.close()  # connection_lost removes it from the list
+                else:
+                    soonest = min(soonest, conn.idle_deadline)
+        if soonest != _NEVER:
+            self._arm_sweep(loop, soonest)
