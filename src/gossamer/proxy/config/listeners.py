@@ -7,9 +7,7 @@ Rules (what Envoy does with the same resource; anything else is NACKed, never ha
     any other match field, or two chains with the same match, is rejected.
     `default_filter_chain` is kept as the fallback.
  3. Each chain has exactly one network filter: an HTTP connection manager or a TCP proxy.
- 4. HCM: routes from RDS over ADS (or `self`) or inline; http filters fault, cors and router,
-    router present and last; optional unknown filters are skipped; HTTP/2 and HTTP/3 codecs
-    are rejected (the downstream codec is HTTP/1.1).
+ 4. HCM: see hcm.py.
  5. Listener filters: original_dst sets `original_dst_filter`; tls_inspector and
     http_inspector only feed chain-match fields rule 2 refuses, so they are no-ops; anything
     else is rejected.
@@ -23,20 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envoy.config.core.v3 import address_pb2, base_pb2
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
-from envoy.extensions.filters.http.fault.v3 import fault_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from gossamer.proxy.config import compilers
-from gossamer.proxy.config.compilers import RouteTable
+from gossamer.proxy.config.hcm import HCM_TYPE, HttpChain, compile_hcm, unpack
 from gossamer.proxy.config.rejected import ConfigRejected
+
+__all__ = [
+    "Direction",
+    "FilterChain",
+    "HttpChain",
+    "ListenerConfig",
+    "TcpChain",
+    "compile_listener",
+]
 
 Direction = Literal["INBOUND", "OUTBOUND", "UNSPECIFIED"]
 _DIRECTIONS: dict[int, Direction] = {
@@ -45,33 +45,12 @@ _DIRECTIONS: dict[int, Direction] = {
     base_pb2.OUTBOUND: "OUTBOUND",
 }
 _PREFIX = "type.googleapis.com/"
-_HCM = _PREFIX + hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 _TCP_PROXY = _PREFIX + tcp_proxy_pb2.TcpProxy.DESCRIPTOR.full_name
-_FAULT = _PREFIX + fault_pb2.HTTPFault.DESCRIPTOR.full_name
-_CORS = _PREFIX + cors_pb2.Cors.DESCRIPTOR.full_name
-_ROUTER = _PREFIX + router_pb2.Router.DESCRIPTOR.full_name
 _ORIGINAL_DST = _PREFIX + original_dst_pb2.OriginalDst.DESCRIPTOR.full_name
 _INSPECTORS = frozenset(
     _PREFIX + m.DESCRIPTOR.full_name
     for m in (tls_inspector_pb2.TlsInspector, http_inspector_pb2.HttpInspector)
 )
-_HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpChain:
-    """HTTP/1.1 connection manager: routes by RDS name (`routes` None) or inline (`route_name`
-    None). `upgrades`: lowercase Upgrade tokens the HCM allows (e.g. b"websocket")."""
-
-    route_name: str | None
-    routes: RouteTable | None
-    upgrades: frozenset[bytes]
-    stat_prefix: str
-    fault_filter: bool = False  # the fault filter is in the chain (route faults apply)
-    cors_filter: bool = False
-    # Clusters the inline routes name that must exist when the listener is applied (Envoy's
-    # `validate_clusters`, on by default for inline route configurations, off for RDS).
-    required_clusters: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,98 +197,16 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
     net = pb.filters[0]
     type_url = str(net.typed_config.type_url)
     handler: HttpChain | TcpChain
-    if type_url == _HCM:
-        handler = _http_chain(f"{where} filters[0]", _unpack(net, hcm_pb2.HttpConnectionManager))
+    if type_url == HCM_TYPE:
+        handler = compile_hcm(f"{where} filters[0]", net)
     elif type_url == _TCP_PROXY:
-        handler = _tcp_chain(f"{where} filters[0]", _unpack(net, tcp_proxy_pb2.TcpProxy))
+        handler = _tcp_chain(f"{where} filters[0]", unpack(net, tcp_proxy_pb2.TcpProxy))
     else:
         raise ConfigRejected(
             f"{where} filters[0] {net.name!r}: unsupported network filter "
             f"{type_url or '(no typed_config)'}"
         )
     return FilterChain(name=str(pb.name), destination_port=port, handler=handler)
-
-
-def _unpack(filter_pb: Any, message_type: Any) -> Any:
-    out = message_type()
-    if not filter_pb.typed_config.Unpack(out):
-        raise ConfigRejected(f"filter {filter_pb.name!r}: cannot unpack typed_config")
-    return out
-
-
-def _http_chain(where: str, hcm: Any) -> HttpChain:
-    if hcm.codec_type not in _HTTP1_CODECS:
-        raise ConfigRejected(f"{where}: codec_type {hcm.codec_type} is not supported (HTTP/1.1)")
-    specifier = hcm.WhichOneof("route_specifier")
-    route_name: str | None = None
-    routes: RouteTable | None = None
-    required: frozenset[str] = frozenset()
-    if specifier == "rds":
-        source = hcm.rds.config_source.WhichOneof("config_source_specifier")
-        if source not in ("ads", "self"):
-            raise ConfigRejected(
-                f"{where}: rds.config_source must be ads (got {source or 'nothing'})"
-            )
-        if not hcm.rds.route_config_name:
-            raise ConfigRejected(f"{where}: rds.route_config_name is required")
-        route_name = str(hcm.rds.route_config_name)
-    elif specifier == "route_config":
-        routes = compilers.compile_route_config(hcm.route_config)
-        config = hcm.route_config
-        if config.validate_clusters.value or not config.HasField("validate_clusters"):
-            required = _named_clusters(config)
-    else:
-        raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
-    fault, cors = _http_filters(where, hcm.http_filters)
-    upgrades = frozenset(
-        str(u.upgrade_type).lower().encode()
-        for u in hcm.upgrade_configs
-        if not u.HasField("enabled") or u.enabled.value
-    )
-    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors, required)
-
-
-def _named_clusters(config: Any) -> frozenset[str]:
-    """Clusters a RouteConfiguration names literally (not via cluster_header)."""
-    names: set[str] = set()
-    for vhost in config.virtual_hosts:
-        for route in vhost.routes:
-            if not route.HasField("route"):
-                continue
-            action = route.route
-            if action.cluster:
-                names.add(str(action.cluster))
-            names.update(str(c.name) for c in action.weighted_clusters.clusters)
-            names.update(str(m.cluster) for m in action.request_mirror_policies if m.cluster)
-    return frozenset(names)
-
-
-def _http_filters(where: str, filters: Sequence[Any]) -> tuple[bool, bool]:
-    """(fault present, cors present); the router must be present and last."""
-    fault = cors = router = False
-    for i, f in enumerate(filters):
-        here = f"{where} http_filters[{i}] {f.name!r}"
-        if router:
-            raise ConfigRejected(f"{here}: the router filter must be the last http filter")
-        type_url = str(f.typed_config.type_url)
-        if f.disabled:
-            continue
-        if type_url == _ROUTER:
-            router = True
-        elif type_url == _FAULT:
-            config = _unpack(f, fault_pb2.HTTPFault)
-            if config.HasField("delay") or config.HasField("abort"):
-                raise ConfigRejected(f"{here}: listener-level fault is not supported (per route)")
-            fault = True
-        elif type_url == _CORS:
-            cors = True
-        elif not f.is_optional:
-            raise ConfigRejected(
-                f"{here}: unsupported http filter {type_url or '(no typed_config)'}"
-            )
-    if not router:
-        raise ConfigRejected(f"{where}: the router filter is required (last http filter)")
-    return fault, cors
 
 
 def _tcp_chain(where: str, proxy: Any) -> TcpChain:

@@ -1,0 +1,134 @@
+"""HTTP connection manager (HCM) network filter → HttpChain: routes, http filters, upgrades.
+
+Rules (Envoy's; anything else is NACKed): routes come from RDS over ADS (or `self`) or inline;
+http filters are fault, cors and router, the router present and last, optional unknown filters
+skipped; a listener-level fault (delay/abort outside routes) is refused; the downstream codec is
+HTTP/1.1 (AUTO or HTTP1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from gossamer.proxy.config import compilers
+from gossamer.proxy.config.compilers import RouteTable
+from gossamer.proxy.config.rejected import ConfigRejected
+
+_PREFIX = "type.googleapis.com/"
+HCM_TYPE = _PREFIX + hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+_FAULT = _PREFIX + fault_pb2.HTTPFault.DESCRIPTOR.full_name
+_CORS = _PREFIX + cors_pb2.Cors.DESCRIPTOR.full_name
+_ROUTER = _PREFIX + router_pb2.Router.DESCRIPTOR.full_name
+_HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpChain:
+    """HTTP/1.1 connection manager: routes by RDS name (`routes` None) or inline (`route_name`
+    None). `upgrades`: lowercase Upgrade tokens the HCM allows (e.g. b"websocket")."""
+
+    route_name: str | None
+    routes: RouteTable | None
+    upgrades: frozenset[bytes]
+    stat_prefix: str
+    fault_filter: bool = False  # the fault filter is in the chain (route faults apply)
+    cors_filter: bool = False
+    # Clusters the inline routes name that must exist when the listener is applied (Envoy's
+    # `validate_clusters`, on by default for inline route configurations, off for RDS).
+    required_clusters: frozenset[str] = frozenset()
+
+
+def compile_hcm(where: str, filter_pb: Any) -> HttpChain:
+    """The `envoy.filters.network.http_connection_manager` filter of a chain; ConfigRejected."""
+    return _http_chain(where, unpack(filter_pb, hcm_pb2.HttpConnectionManager))
+
+
+def unpack(filter_pb: Any, message_type: Any) -> Any:
+    out = message_type()
+    if not filter_pb.typed_config.Unpack(out):
+        raise ConfigRejected(f"filter {filter_pb.name!r}: cannot unpack typed_config")
+    return out
+
+
+def _http_chain(where: str, hcm: Any) -> HttpChain:
+    if hcm.codec_type not in _HTTP1_CODECS:
+        raise ConfigRejected(f"{where}: codec_type {hcm.codec_type} is not supported (HTTP/1.1)")
+    specifier = hcm.WhichOneof("route_specifier")
+    route_name: str | None = None
+    routes: RouteTable | None = None
+    required: frozenset[str] = frozenset()
+    if specifier == "rds":
+        source = hcm.rds.config_source.WhichOneof("config_source_specifier")
+        if source not in ("ads", "self"):
+            raise ConfigRejected(
+                f"{where}: rds.config_source must be ads (got {source or 'nothing'})"
+            )
+        if not hcm.rds.route_config_name:
+            raise ConfigRejected(f"{where}: rds.route_config_name is required")
+        route_name = str(hcm.rds.route_config_name)
+    elif specifier == "route_config":
+        routes = compilers.compile_route_config(hcm.route_config)
+        config = hcm.route_config
+        if config.validate_clusters.value or not config.HasField("validate_clusters"):
+            required = _named_clusters(config)
+    else:
+        raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
+    fault, cors = _http_filters(where, hcm.http_filters)
+    upgrades = frozenset(
+        str(u.upgrade_type).lower().encode()
+        for u in hcm.upgrade_configs
+        if not u.HasField("enabled") or u.enabled.value
+    )
+    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors, required)
+
+
+def _named_clusters(config: Any) -> frozenset[str]:
+    """Clusters a RouteConfiguration names literally (not via cluster_header)."""
+    names: set[str] = set()
+    for vhost in config.virtual_hosts:
+        for route in vhost.routes:
+            if not route.HasField("route"):
+                continue
+            action = route.route
+            if action.cluster:
+                names.add(str(action.cluster))
+            names.update(str(c.name) for c in action.weighted_clusters.clusters)
+            names.update(str(m.cluster) for m in action.request_mirror_policies if m.cluster)
+    return frozenset(names)
+
+
+def _http_filters(where: str, filters: Sequence[Any]) -> tuple[bool, bool]:
+    """(fault present, cors present); the router must be present and last."""
+    fault = cors = router = False
+    for i, f in enumerate(filters):
+        here = f"{where} http_filters[{i}] {f.name!r}"
+        if router:
+            raise ConfigRejected(f"{here}: the router filter must be the last http filter")
+        type_url = str(f.typed_config.type_url)
+        if f.disabled:
+            continue
+        if type_url == _ROUTER:
+            router = True
+        elif type_url == _FAULT:
+            config = unpack(f, fault_pb2.HTTPFault)
+            if config.HasField("delay") or config.HasField("abort"):
+                raise ConfigRejected(f"{here}: listener-level fault is not supported (per route)")
+            fault = True
+        elif type_url == _CORS:
+            cors = True
+        elif not f.is_optional:
+            raise ConfigRejected(
+                f"{here}: unsupported http filter {type_url or '(no typed_config)'}"
+            )
+    if not router:
+        raise ConfigRejected(f"{where}: the router filter is required (last http filter)")
+    return fault, cors
