@@ -79,13 +79,27 @@ class RequestParser(ParserCore):
         if method == b"CONNECT":
             raise self._error(501, "CONNECT is not supported")
         version = self._version()
+        target = self._target
+        self._target = b""
+        self._keep_alive = keep_alive = parser.should_keep_alive()
+        if self._framing:
+            head = self._framed_head(method, target, version, keep_alive)
+        else:  # hot: no body, no upgrade, no expectation
+            self._upgrading = False
+            head = RequestHead(method, target, version, self._take_headers(), keep_alive)
+        self._events.append(head)
+
+    def _framed_head(
+        self, method: bytes, target: bytes, version: bytes, keep_alive: bool
+    ) -> RequestHead:
+        """The head of a request with framing, upgrade, expectation or connection headers."""
         chunked, content_length = self._body_framing()
         framing = self._framing
         expect = framing.get(b"expect")
         expect_continue = (
             expect is not None and version == b"1.1" and expect.lower() == b"100-continue"
         )
-        upgrade: bool = parser.should_upgrade()
+        upgrade: bool = self._parser.should_upgrade()
         self._upgrading = upgrade
         if upgrade and framing.get(b"upgrade", b"").lower() == b"h2c":
             upgrade = False  # rule 4
@@ -95,21 +109,16 @@ class RequestParser(ParserCore):
                 else b"content-length: %d" % (content_length or 0)
             )
             self._items[:] = [item for item in self._items if item[0] not in _H2C_ONLY]
-        self._keep_alive = keep_alive = parser.should_keep_alive()
-        target = self._target
-        self._target = b""
-        self._events.append(
-            RequestHead(
-                method,
-                target,
-                version,
-                self._take_headers(),
-                keep_alive,
-                upgrade,
-                expect_continue,
-                chunked,
-                content_length,
-            )
+        return RequestHead(
+            method,
+            target,
+            version,
+            self._take_headers(),
+            keep_alive,
+            upgrade,
+            expect_continue,
+            chunked,
+            content_length,
         )
 
     def on_message_complete(self) -> None:
