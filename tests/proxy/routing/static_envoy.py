@@ -1,6 +1,6 @@
 """A real Envoy serving one static RouteConfiguration on 127.0.0.1, for parity tests.
 
-`bootstrap(route_config)` builds the JSON bootstrap (HCM with the fault filter and the router;
+`bootstrap(route_config)` builds the JSON bootstrap (HCM with Istio's cors, fault and router;
 optional static clusters); `serving(bootstrap, workdir)` starts Envoy, yields the listener's
 port, and stops only the process it started; `send` makes one HTTP/1.1 request to it.
 """
@@ -33,6 +33,7 @@ NEEDS_ENVOY = [
     pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
 ]
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+CORS = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
 FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 LOOPBACK_ANY_PORT = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
@@ -61,6 +62,7 @@ def bootstrap(routes: Mapping[str, Any], clusters: Sequence[dict[str, Any]] = ()
             route_config(dict(routes)), preserving_proto_field_name=True
         ),
         "http_filters": [
+            {"name": "envoy.filters.http.cors", "typed_config": {"@type": CORS}},
             {"name": "envoy.filters.http.fault", "typed_config": {"@type": FAULT}},
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}},
         ],

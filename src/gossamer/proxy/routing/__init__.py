@@ -12,6 +12,7 @@ from gossamer.proxy.routing.actions import (
     WeightedTarget,
 )
 from gossamer.proxy.routing.compile import compile_route_config
+from gossamer.proxy.routing.cors import Cors
 from gossamer.proxy.routing.fault import Fault
 from gossamer.proxy.routing.request import RequestView
 from gossamer.proxy.routing.retry import RetryPolicy
@@ -19,6 +20,7 @@ from gossamer.proxy.routing.table import Route, RouteTable, VirtualHost
 
 __all__ = [
     "Action",
+    "Cors",
     "DirectResponse",
     "Fault",
     "Forward",

@@ -15,7 +15,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2
 
 from gossamer.proxy.config.rejected import ConfigRejected
-from gossamer.proxy.routing.actions import Action, Mirror
+from gossamer.proxy.routing.actions import Action, Forward, Mirror
 from gossamer.proxy.routing.compile_action import (
     DEFAULT_MAX_BODY,
     compile_direct_response,
@@ -23,6 +23,7 @@ from gossamer.proxy.routing.compile_action import (
     compile_mirrors,
     compile_redirect,
 )
+from gossamer.proxy.routing.cors import CORS_FILTER, Policy, resolve_cors, unpack_cors
 from gossamer.proxy.routing.fault import FAULT_FILTER, Fault, compile_fault
 from gossamer.proxy.routing.matchers import RouteMatcher, compile_route_match
 from gossamer.proxy.routing.mutation import HeaderMutation, compile_mutation
@@ -50,6 +51,14 @@ class _Level:
         self.fault: Fault | None = _fault(pb.typed_per_filter_config, where) or inherited
         own = compile_mirrors(pb.request_mirror_policies, where)
         self.mirrors: tuple[Mirror, ...] = own or (parent.mirrors if parent else ())
+        self.cors: list[tuple[Policy, str]] = _cors(pb.typed_per_filter_config, where)
+        if parent is not None:
+            self.cors += parent.cors  # most specific first
+
+
+def _cors(configs: Mapping[str, any_pb2.Any], where: str) -> list[tuple[Policy, str]]:
+    packed = configs.get(CORS_FILTER)
+    return [] if packed is None else [(unpack_cors(packed, where), where)]
 
 
 def _fault(configs: Mapping[str, any_pb2.Any], where: str) -> Fault | None:
@@ -138,10 +147,16 @@ def _virtual_host(
         )
         requests = _ordered((own_request, level.request, top.request), specific_last)
         responses = _ordered((own_response, level.response, top.response), specific_last)
+        cors = _cors(route.typed_per_filter_config, at) + level.cors
+        if not cors:  # the legacy fields count only when no per-filter policy exists
+            legacy = [(route.route.cors, at)] if route.route.HasField("cors") else []
+            cors = legacy + ([(pb.cors, where)] if pb.HasField("cors") else [])
         compiled = Route(
             name=route.name,
             vhost=pb.name,
             action=action,
+            # Envoy's CORS filter acts only on forwarding routes (those with a route entry).
+            cors=resolve_cors(cors) if isinstance(action, Forward) else None,
             fault=_fault(route.typed_per_filter_config, at) or level.fault,
             request_mutations=requests,
             response_mutations=responses,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.routing.actions import Action, Forward
+from gossamer.proxy.routing.cors import Cors
 from gossamer.proxy.routing.fault import Fault
 from gossamer.proxy.routing.matchers import EXACT, PREFIX, RouteMatcher
 from gossamer.proxy.routing.mutation import HeaderMutation
@@ -23,12 +24,13 @@ from gossamer.proxy.routing.request import RequestView, match_path
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A matched route: what to do, the fault to inject, and the header mutations of every
-    level in Envoy's order (`request_mutations[0]` applies first)."""
+    """A matched route: what to do, its CORS policy and fault (None: none applies), and the
+    header mutations of every level in Envoy's order (`request_mutations[0]` applies first)."""
 
     name: str
     vhost: str
     action: Action
+    cors: Cors | None
     fault: Fault | None
     request_mutations: tuple[HeaderMutation, ...]
     response_mutations: tuple[HeaderMutation, ...]
