@@ -57,7 +57,7 @@ def upstream_head(
 ) -> RequestHead:
     """The head sent upstream: end-to-end headers, rewrites, route mutations, Envoy's headers."""
     head = request.head
-    headers = wire.end_to_end(head.headers)
+    headers = wire.end_to_end(head.headers, wire.REQUEST_DROP)
     up = RequestHead(
         head.method,
         resolved.target,
@@ -76,14 +76,15 @@ def upstream_head(
     if b"x-request-id" not in up.headers:
         up.headers.add(b"x-request-id", str(uuid.uuid4()).encode())
     if action.timeout:
-        up.headers.set(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(action.timeout * 1000))
+        up.headers.add(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(action.timeout * 1000))
+    # Framing headers were all dropped above: add exactly the ones this hop uses.
     if head.upgrade:
-        up.headers.set(b"connection", b"upgrade")
-        up.headers.set(b"upgrade", head.headers.get(b"upgrade") or b"")
+        up.headers.add(b"connection", b"upgrade")
+        up.headers.add(b"upgrade", head.headers.get(b"upgrade") or b"")
     elif head.chunked:
-        up.headers.set(b"transfer-encoding", b"chunked")
+        up.headers.add(b"transfer-encoding", b"chunked")
     elif head.content_length is not None:
-        up.headers.set(b"content-length", b"%d" % head.content_length)
+        up.headers.add(b"content-length", b"%d" % head.content_length)
     return up
 
 

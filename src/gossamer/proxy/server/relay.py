@@ -36,25 +36,25 @@ async def relay_response(
     from gossamer.proxy.server.attempt import UpstreamReset
 
     head = request.head
-    headers = wire.end_to_end(resp.headers)
+    headers = wire.end_to_end(resp.headers, wire.RESPONSE_DROP)
     route.mutate_response(headers, cluster)
-    headers.set(b"x-envoy-upstream-service-time", _service_time(elapsed))
+    headers.add(b"x-envoy-upstream-service-time", _service_time(elapsed))
     keep_alive = head.keep_alive and resp.status != 101
     no_body = head.method == b"HEAD" or resp.status in (204, 304)
     chunked = False
     if resp.content_length is not None:
         if resp.status != 204:
-            headers.set(b"content-length", b"%d" % resp.content_length)
+            headers.add(b"content-length", b"%d" % resp.content_length)
     elif not no_body:
         if head.version == b"1.1":
             chunked = True
-            headers.set(b"transfer-encoding", b"chunked")
+            headers.add(b"transfer-encoding", b"chunked")
         else:
             keep_alive = False  # close-delimited for an HTTP/1.0 client
     if not keep_alive:
-        headers.set(b"connection", b"close")
+        headers.add(b"connection", b"close")
     elif head.version != b"1.1":
-        headers.set(b"connection", b"keep-alive")
+        headers.add(b"connection", b"keep-alive")
     request.answered = True
     # What already arrived leaves with the head in one write (one syscall per small response).
     out = [wire.response_head(resp.status, headers, resp.reason)]
@@ -100,7 +100,7 @@ async def splice_upgrade(
 ) -> None:
     """After a 101: relay the head, then copy bytes both ways until both sides are done."""
     upstream = call.conn
-    headers = wire.end_to_end(resp.headers)
+    headers = wire.end_to_end(resp.headers, wire.RESPONSE_DROP)
     route.mutate_response(headers, cluster)
     headers.set(b"connection", b"upgrade")
     headers.set(b"upgrade", resp.headers.get(b"upgrade") or b"")

@@ -109,7 +109,16 @@ class TcpProxy(_Side):
         super().connection_made(transport)
         assert self.transport is not None
         self.transport.pause_reading()
+        self.ctx.connection_opened(self)
         self.ctx.spawn(self._connect())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.ctx.connection_closed(self)
+
+    def close(self) -> None:
+        """Dataplane shutdown: both sockets go."""
+        self.close_both()
 
     async def _connect(self) -> None:
         downstream = self.transport

@@ -48,7 +48,8 @@ def last_chunk(trailers: Headers | None) -> bytes:
     return b"".join(parts)
 
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) that Envoy drops when it forwards in either direction.
+# Hop-by-hop headers (RFC 9110 §7.6.1) that Envoy drops when it forwards in either direction;
+# `te` survives only as `te: trailers` (RFC 9110 §10.1.4), as in Envoy.
 HOP_BY_HOP = frozenset(
     (
         b"connection",
@@ -60,14 +61,27 @@ HOP_BY_HOP = frozenset(
         b"content-length",  # re-added by the proxy with the framing it chose
     )
 )
+# Headers the proxy sets itself on each hop; a peer's copy is dropped, ours is added.
+REQUEST_DROP = HOP_BY_HOP | {b"x-envoy-expected-rq-timeout-ms"}
+RESPONSE_DROP = HOP_BY_HOP | {b"x-envoy-upstream-service-time"}
 
 
-def end_to_end(headers: Headers) -> Headers:
-    """A copy without hop-by-hop headers nor any header named in `Connection`."""
-    named = headers.joined(b"connection")
-    drop: frozenset[bytes] | set[bytes] = HOP_BY_HOP
+def end_to_end(headers: Headers, drop: frozenset[bytes] = HOP_BY_HOP) -> Headers:
+    """A copy without the `drop` headers nor any header named in `Connection`: one pass (plus a
+    second only when Connection names extra headers)."""
+    out: list[tuple[bytes, bytes]] = []
+    named = b""
+    for pair in headers.items():
+        name = pair[0]
+        if name in drop:
+            if name == b"connection":
+                named = named + b"," + pair[1] if named else pair[1]
+            elif name == b"te" and pair[1].strip().lower() == b"trailers":
+                out.append(pair)
+            continue
+        out.append(pair)
     if named:
-        extra = {t.strip().lower() for t in named.split(b",")} - {b"close", b"keep-alive"}
+        extra = {t.strip().lower() for t in named.split(b",")} - {b"close", b"keep-alive", b""}
         if extra:
-            drop = HOP_BY_HOP | extra
-    return Headers([p for p in headers.items() if p[0] not in drop])
+            out = [p for p in out if p[0] not in extra]
+    return Headers(out)
