@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from gossamer.runtime.envoy import with_parent_death_signal
-from http_procs import Launched, PeakRss, cpu_seconds, descendants, pinned, rss_kib
+from http_procs import (
+    Launched,
+    OthersMeter,
+    PeakRss,
+    cpu_seconds,
+    descendants,
+    pinned,
+    rss_kib,
+)
 
 LOAD_SCRIPT = Path(__file__).with_name("http_load.py")
 LOAD_CPU = 0
@@ -59,7 +67,7 @@ def run_wrk(row: Row, seconds: float, connections: int, threads: int) -> None:
         "5s",
     ]
     argv += ["-H", f"Host: {row.host}", f"http://127.0.0.1:{row.port}/"]
-    before = cpu_seconds(row.pids())
+    before, others = cpu_seconds(row.pids()), OthersMeter()
     with PeakRss(row.roots) as peak:
         done = subprocess.run(
             with_parent_death_signal(pinned(argv, LOAD_CPU)),
@@ -85,6 +93,7 @@ def run_wrk(row: Row, seconds: float, connections: int, threads: int) -> None:
         row.status = f"wrk: socket errors {errors.group(1)}"
         return
     row.add("rps", float(rate.group(1)))
+    row.add("others", others.share() * 100)
     row.add("cpu_max", used / max(requests, 1) * 1e6)
     row.add("rss_load", peak.peak / 1024)
 
@@ -122,7 +131,7 @@ def run_latency(row: Row, rate: float, seconds: float, connections: int) -> None
         if not ready.get("ready"):
             row.status = f"load generator did not start: {_stderr_tail(proc)}"
             return
-        before = cpu_seconds(row.pids())
+        before, others = cpu_seconds(row.pids()), OthersMeter()
         with PeakRss(row.roots) as peak:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
@@ -145,6 +154,7 @@ def run_latency(row: Row, rate: float, seconds: float, connections: int) -> None
     for q in ("p50", "p90", "p99"):
         row.add(q, float(result[q]))
     row.add("cpu_rate", used / max(int(result["sent"]), 1) * 1e6)
+    row.add("others", others.share() * 100)
     if row.two_hop:
         row.add("rss_load", peak.peak / 1024)
 

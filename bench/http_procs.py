@@ -216,3 +216,16 @@ def wait_for_quiet(limit: float, threshold: float = 0.15) -> float:
     while share > threshold and time.monotonic() < deadline:
         share = others_load()
     return share
+
+
+class OthersMeter:
+    """CPU used by processes outside the bench between `__init__` and `share()` (in CPUs):
+    reap the bench's own short-lived children before reading, so their time counts as ours."""
+
+    def __init__(self) -> None:
+        self.busy, self.own = machine_busy_seconds(), own_tree_seconds()
+        self.began = time.monotonic()
+
+    def share(self) -> float:
+        others = machine_busy_seconds() - self.busy - (own_tree_seconds() - self.own)
+        return max(0.0, others) / max(time.monotonic() - self.began, 1e-9)

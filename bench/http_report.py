@@ -74,7 +74,7 @@ def fmt(value: float | None, spec: str) -> str:
 def _row_line(row: Row, direct: Row | None) -> str:
     if row.status:
         why = " ".join(row.status.split())
-        return f"| {row.name} | {why[:160]}{'…' if len(why) > 160 else ''} |||||"
+        return f"| {row.name} | {why[:160]}{'…' if len(why) > 160 else ''} ||||||"
     s = row.samples
     pcts = " / ".join(fmt(med(s.get(q, [])), ".2f") for q in ("p50", "p90", "p99"))
     if direct is not None and row is not direct:
@@ -86,7 +86,8 @@ def _row_line(row: Row, direct: Row | None) -> str:
     if not row.roots:
         cpu = rss = "—"
     rps = fmt(med(s.get("rps", [])), ",.0f")
-    return f"| {row.name} | {rps} | {pcts} | {added} | {cpu} | {rss} |"
+    noise = fmt(med(s.get("others", [])), ".0f")
+    return f"| {row.name} | {rps} | {pcts} | {added} | {cpu} | {rss} | {noise} |"
 
 
 RATIO_METRICS = (
@@ -151,24 +152,26 @@ virtualInbound listener on 15006 cannot be reached by destination port). nginx p
 nginx processes chained.
 
 Measured, {reps} repetition(s), medians; differences and ratios are taken inside each
-repetition, then the median: **req/s**: wrk `-t2 -c32 -d{cfg["wrk_s"]:g}s` keep-alive
-(after a {cfg["warm_s"]:g} s warm-up per row). **Latency**: open-loop at 1000 req/s for
-{cfg["lat_s"]:g} s over 16 keep-alive connections (bench/http_load.py, uvloop): each 0.5 ms tick
-sends every request that fell due on an idle connection; latency runs from that tick to the last
-response byte (queueing behind a slow proxy counts, the client's timer lateness does not);
-**added** = row minus direct in the same repetition. **CPU µs/req**: utime+stime from
-/proc/<pid>/stat over the proxy's process tree(s) during the wrk run ("max") and the 1000 rps run,
-divided by the requests. **RSS**: VmRSS summed over the proxy's processes, idle after
-configuration (before any load) and peak under load (wrk; for pairs the 1000 rps run; for pairs
-both proxies together). Cross-CPU wake-ups on this nested VM add ~0.3 ms to every proxied
-latency; compare within this run only.
+repetition, then the median. **req/s**: wrk `-t2 -c32 -d{cfg["wrk_s"]:g}s` keep-alive (after a
+{cfg["warm_s"]:g} s warm-up per row). **Latency**: open-loop at 1000 req/s for {cfg["lat_s"]:g} s
+over 16 keep-alive connections (bench/http_load.py, uvloop): each 0.5 ms tick sends every
+request that fell due on an idle connection; latency runs from that tick to the last response
+byte (queueing behind a slow proxy counts, the client's timer lateness does not). **added** =
+row minus direct in the same repetition. **CPU µs/req**: utime+stime from /proc/<pid>/stat over
+the proxy's process tree(s) during the wrk run ("max") and the 1000 rps run, divided by the
+requests. **RSS**: VmRSS summed over the proxy's processes, idle after configuration (before
+any load) and peak under load (wrk; for pairs the 1000 rps run, both proxies together).
+**others' CPU %**: CPU used meanwhile by processes the bench did not start (/proc/stat minus
+the bench's own process tree), median over the row's loads, in % of one CPU: the machine may be
+shared, and rows with a high value are disturbed. Cross-CPU wake-ups on this nested VM add
+~0.3 ms to every proxied latency; compare within this run only.
 
 Versions: {versions()}.
 """
     table = [
         "| proxy | req/s | p50 / p90 / p99 ms at 1000 rps | added p50 / p99 ms "
-        "| CPU µs/req max / 1000 rps | RSS MB idle / load |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| CPU µs/req max / 1000 rps | RSS MB idle / load | others' CPU % |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     table += [_row_line(r, direct) for r in rows]
     note_lines = [f"- {k}: {v}" for k, v in notes.items()]
