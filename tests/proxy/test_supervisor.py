@@ -156,13 +156,6 @@ def proxy2(world: World) -> Iterator[Proxy]:
 
 pytestmark = pytest.mark.e2e
 
-# Passes once server/downstream.py, server/tcp_proxy.py and upstream/pool.py stop asserting
-# isinstance(transport, asyncio.Transport): uvloop's transports are not (checked by hand with
-# those asserts removed: 40/40 requests over 2 workers, counted once; in-flight request drained).
-UVLOOP_TRANSPORTS_REFUSED = pytest.mark.skip(
-    reason="data path refuses uvloop transports (isinstance(transport, asyncio.Transport))"
-)
-
 
 def test_node_is_an_istio_sidecar_with_capture_listeners_even_in_explicit_mode() -> None:
     options = ProxyOptions(
@@ -278,7 +271,6 @@ def test_quitquitquit_drains_and_exits_0(world: World) -> None:
         proxy.stop()
 
 
-@UVLOOP_TRANSPORTS_REFUSED
 def test_traffic_through_workers_is_counted_once_in_stats(world: World, proxy2: Proxy) -> None:
     proxy2.wait_ready()
     host = f"{REVIEWS}:{world.service_port}"
@@ -309,7 +301,6 @@ def test_traffic_through_workers_is_counted_once_in_stats(world: World, proxy2: 
     assert line in prometheus.splitlines()
 
 
-@UVLOOP_TRANSPORTS_REFUSED
 def test_sigterm_lets_an_in_flight_request_finish(world: World, proxy2: Proxy) -> None:
     proxy2.wait_ready()
     host = f"{REVIEWS}:{world.service_port}"
