@@ -58,18 +58,11 @@ def envoy_missing() -> str:
     return ""
 
 
-# The integrator sets this to True (or deletes the check) once the Gossamer sidecar has landed;
-# until then `PARITY_GOSSAMER=1` runs the Gossamer side anyway.
-GOSSAMER_SIDECAR_LANDED = False
-
-
 def gossamer_proxy_missing() -> str:
-    """Why the Gossamer side is skipped, or "" when it runs."""
-    if not GOSSAMER_SIDECAR_LANDED and os.environ.get("PARITY_GOSSAMER") != "1":
-        return (
-            "the Gossamer sidecar has not landed yet (set GOSSAMER_SIDECAR_LANDED in "
-            "tests/e2e/parity/dataplanes.py, or PARITY_GOSSAMER=1 to try it)"
-        )
+    """Why the Gossamer side is skipped (no `gossamer proxy` subcommand yet, or
+    PARITY_GOSSAMER=0 in the environment), or "" when it runs."""
+    if os.environ.get("PARITY_GOSSAMER") == "0":
+        return "PARITY_GOSSAMER=0: Envoy side only"
     try:
         done = subprocess.run(
             [*gossamer_argv(), "proxy", "--help"], capture_output=True, timeout=60, check=False
