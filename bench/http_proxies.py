@@ -151,12 +151,18 @@ def measure(rows: list[Any], cfg: dict[str, Any]) -> None:
                 run_latency(row, RATE, cfg["lat_s"], RATE_CONNECTIONS)
 
 
+def _give_up(signum: int, _frame: object) -> None:
+    raise SystemExit(f"http_proxies: stopped by signal {signal.Signals(signum).name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 repetition, short loads")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
+    for signum in (signal.SIGALRM, signal.SIGTERM):  # unwind through the finally: stop all
+        signal.signal(signum, _give_up)
     signal.alarm(900)  # the whole bench stops by itself
     cfg = settings(args.quick)
     import http_mesh as mesh
