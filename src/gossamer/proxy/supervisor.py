@@ -8,8 +8,8 @@ Theory of operation:
    gets the accepted resources, serialized, over its link (supervisor_workers.py). A push that
    arrives while an older one is still being applied replaces it: only the latest generation
    is ever applied.
-2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, the config is `complete`, and the
-   latest generation is applied everywhere.
+2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a `complete` config is
+   applied everywhere (the in-process Dataplane, or every running worker).
 3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, listeners close, in-flight
    requests get `drain_timeout` seconds, then the xDS stream and the admin servers stop and
    `run()` returns 0.
@@ -110,6 +110,7 @@ class Supervisor:
         self._config: Any = None  # ProxyConfig
         self._pushed = False  # a push arrived since _watch_xds last looked
         self._generation = 0
+        self._first_complete: int | None = None  # the first generation that was complete
         self._updated: dict[str, float] = {}  # type URL → when its version last changed
         self._dataplane: Any = None  # in-process (concurrency 1)
         self._applied = 0  # generation the in-process dataplane applied
@@ -205,6 +206,8 @@ class Supervisor:
         self._config = config
         self._pushed = True
         self._generation += 1
+        if config.complete and self._first_complete is None:
+            self._first_complete = self._generation
         versions = " ".join(
             f"{t.rsplit('.', 1)[-1]}={v}" for t, v in sorted(config.versions.items())
         )
@@ -230,10 +233,11 @@ class Supervisor:
             self._applied = generation
             log.info("config applied: generation %d", generation)
 
-    def _applied_everywhere(self) -> bool:
+    def _applied_everywhere(self, generation: int) -> bool:
+        """Every data plane (in-process or each worker) runs `generation` or a later one."""
         if self._workers is not None:
-            return self._workers.all_applied(self._generation)
-        return self._applied == self._generation
+            return self._workers.all_applied(generation)
+        return self._applied >= generation
 
     async def _watch_xds(self) -> None:
         """One log line when the control plane connection is up, lost or back (the client
@@ -263,9 +267,13 @@ class Supervisor:
     # --- AdminSource ----------------------------------------------------------------------
 
     def ready(self) -> bool:
-        if self._stopping.is_set() or self._config is None or not self._config.complete:
+        """Rule 2. As Envoy's initialization: once a complete config is applied everywhere the
+        proxy stays ready through later pushes (no 503 blips while a push is being applied);
+        a restarted worker makes it unready until it has applied the current config."""
+        first = self._first_complete
+        if self._stopping.is_set() or first is None:
             return False
-        ready = self._applied_everywhere()
+        ready = self._applied_everywhere(first)
         if ready and self._state == "PRE_INITIALIZING":
             self._state = "LIVE"
         return ready

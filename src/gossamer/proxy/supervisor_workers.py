@@ -97,7 +97,8 @@ class WorkerPool:
         return data
 
     def all_applied(self, generation: int) -> bool:
-        return all(slot.applied == generation for slot in self.slots)
+        """Every worker runs `generation` or later (a restarted one starts from 0)."""
+        return all(slot.applied >= generation for slot in self.slots)
 
     def describe(self) -> list[dict[str, Any]]:
         return [slot.describe() for slot in self.slots]
