@@ -28,7 +28,7 @@ from gossamer.proxy.routing.fault import FAULT_FILTER, Fault, compile_fault
 from gossamer.proxy.routing.matchers import RouteMatcher, compile_route_match
 from gossamer.proxy.routing.mutation import HeaderMutation, compile_mutation
 from gossamer.proxy.routing.retry import RetryPolicy, compile_retry_policy
-from gossamer.proxy.routing.table import Route, RouteTable, VirtualHost, WildcardTable
+from gossamer.proxy.routing.table import Route, RouteTable, VirtualHost, WildcardTable, entry
 
 
 class _Level:
@@ -161,7 +161,7 @@ def _virtual_host(
             request_mutations=requests,
             response_mutations=responses,
         )
-        entries.append((matcher.path_kind, matcher.path_value, matcher, compiled))
+        entries.append(entry(matcher, compiled))
     domains = tuple(d.lower() for d in pb.domains)
     return VirtualHost(name=pb.name, domains=domains, entries=tuple(entries))
 

@@ -52,11 +52,12 @@ class HeaderCondition:
     present: bool
     invert: bool
     missing_as_empty: bool
+    pseudo: bool = False  # read from the request line or the authority, not the header list
 
     def holds(self, head: RequestView, authority: bytes) -> bool:
         name = self.name
         test = self.test
-        if name[:1] == b":" or name == b"host":
+        if self.pseudo:
             value = header_value(head, authority, name)
             if value is None:
                 return self._missing()
@@ -131,4 +132,5 @@ def compile_header_matcher(pb: rc.HeaderMatcher, where: str) -> HeaderCondition:
         present=present,
         invert=pb.invert_match,
         missing_as_empty=pb.treat_missing_header_as_empty,
+        pseudo=name.startswith(b":") or name == b"host",
     )

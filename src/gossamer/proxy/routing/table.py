@@ -20,6 +20,7 @@ from gossamer.proxy.routing.fault import Fault
 from gossamer.proxy.routing.matchers import EXACT, PREFIX, RouteMatcher
 from gossamer.proxy.routing.mutation import HeaderMutation
 from gossamer.proxy.routing.request import RequestView, match_path
+from gossamer.proxy.routing.strings import BytesTest
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +59,35 @@ class Route:
             mutation.apply(headers)
 
 
+Entry = tuple[int, bytes, bool, BytesTest, RouteMatcher | None, Route]
+
+
+def entry(matcher: RouteMatcher, route: Route) -> Entry:
+    """A route as the hot loop in `VirtualHost.select` reads it."""
+    conditions = matcher if matcher.has_conditions else None
+    return (
+        matcher.path_kind,
+        matcher.path_value,
+        matcher.fold_case,
+        matcher.path_test,
+        conditions,
+        route,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VirtualHost:
     name: str
     domains: tuple[str, ...]
-    entries: tuple[tuple[int, bytes, RouteMatcher, Route], ...]  # (path kind, value, ...)
+    # (path kind, path value, fold case, path test, matcher if it has conditions, route)
+    entries: tuple[Entry, ...]
 
     def select(self, head: RequestView, authority: bytes) -> Route | None:
         path = match_path(head.target)
         folded: bytes | None = None
-        for kind, value, matcher, route in self.entries:
+        for kind, value, fold, test, conditions, route in self.entries:
             candidate = path
-            if matcher.fold_case:
+            if fold:
                 if folded is None:
                     folded = path.lower()
                 candidate = folded
@@ -80,9 +98,9 @@ class VirtualHost:
             elif kind == EXACT:
                 if candidate != value:
                     continue
-            elif not matcher.path_test(candidate):
+            elif not test(candidate):
                 continue
-            if matcher.has_conditions and not matcher.conditions_hold(head, authority):
+            if conditions is not None and not conditions.conditions_hold(head, authority):
                 continue
             return route
         return None
