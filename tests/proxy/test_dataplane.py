@@ -161,3 +161,19 @@ async def test_removed_listener_stops_accepting_but_finishes_in_flight() -> None
             await client.close()
     finally:
         await up.stop()
+
+
+async def test_overlapping_pushes_apply_in_order() -> None:
+    up = await Upstream("a").start()
+    port, other = free_port(), free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
+            moved = proxy_config(static_cluster("a", up.port), simple(other, "a"))
+            back = proxy_config(static_cluster("a", up.port), simple(port, "a"))
+            await asyncio.gather(dataplane.apply(moved), dataplane.apply(back))
+            assert dataplane.address_of("main") == ("127.0.0.1", port)
+            client = await Client.connect(port)
+            assert (await client.get("/", "svc")).status == 200
+            await client.close()
+    finally:
+        await up.stop()

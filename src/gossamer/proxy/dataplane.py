@@ -86,6 +86,7 @@ class Dataplane:
         self._endpoint_sets: dict[str, EndpointSet | None] = {}
         self._bound: dict[str, _Bound] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._applying = asyncio.Lock()
         self._connections: set[object] = set()
         self._idle: asyncio.Event | None = None  # set when the last connection closes (drain)
 
@@ -113,8 +114,9 @@ class Dataplane:
     async def apply(self, config: ProxyConfig) -> None:
         """Adopt `config` (rules 1 and 2). Listeners that fail to bind are logged and skipped
         (the config was already accepted); everything else still applies."""
-        self._swap(config)
-        await self._bind(config)
+        async with self._applying:  # pushes apply in order; binds never interleave
+            self._swap(config)
+            await self._bind(config)
 
     def _swap(self, config: ProxyConfig) -> None:
         backends: dict[str, Backend] = {}
