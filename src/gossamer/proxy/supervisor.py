@@ -140,18 +140,21 @@ class Supervisor:
         except OSError as exc:
             log.error("gossamer proxy: cannot listen for admin/stats/health: %s", exc)
             return 1
-        tasks: list[asyncio.Task[Any]] = []
+        # Inputs stop before the drain (no push may rebind a drained listener); the worker
+        # pool runs until its workers have drained.
+        inputs: list[asyncio.Task[Any]] = []
+        pool: list[asyncio.Task[Any]] = []
         code = 0
         try:
             if opts.concurrency == 1:
                 self._dataplane = new_dataplane(opts.as_json(), reuse_port=False)
-                tasks.append(asyncio.create_task(self._apply_in_process()))
+                inputs.append(asyncio.create_task(self._apply_in_process()))
             else:
                 self._workers = WorkerPool(opts.concurrency, opts.as_json(), self._stopping)
-                tasks.append(asyncio.create_task(self._workers.run()))
+                pool.append(asyncio.create_task(self._workers.run()))
             self._xds = XdsClient(opts.controlplane, opts.node(), self._on_config)
-            tasks.append(asyncio.create_task(self._xds.run()))
-            tasks.append(asyncio.create_task(self._watch_xds()))
+            inputs.append(asyncio.create_task(self._xds.run()))
+            inputs.append(asyncio.create_task(self._watch_xds()))
             ports = self._admin.ports
             log.info(
                 "gossamer proxy %s: pid %d, xDS %s, concurrency %d%s, admin 127.0.0.1:%d, "
@@ -161,7 +164,8 @@ class Supervisor:
                 ports["stats"], stats_host, ports["health"],
             )  # fmt: skip
             stopping = asyncio.create_task(self._stopping.wait())
-            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            everything = {stopping, *inputs, *pool}
+            done, _ = await asyncio.wait(everything, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             for task in done - {stopping}:
                 # Cannot happen: these tasks run until cancelled. Crash loudly, but drain first.
@@ -169,16 +173,20 @@ class Supervisor:
                 log.error("gossamer proxy: %s ended unexpectedly", task, exc_info=failure)
                 code = 1
                 self.quit()
+            await self._stop_tasks(inputs)
             await self._drain()
         finally:
-            if self._xds is not None:
-                await self._xds.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._stop_tasks(inputs + pool)
             await self._admin.stop()
         log.info("gossamer proxy: drained, exiting")
         return code
+
+    async def _stop_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        if self._xds is not None:
+            await self._xds.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def quit(self) -> None:
         """Begin a graceful drain (signal handlers, /quitquitquit); returns at once."""
