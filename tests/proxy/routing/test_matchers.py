@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -205,3 +206,20 @@ def test_unusable_matches_are_rejected_naming_the_route_and_field(
 ) -> None:
     with pytest.raises(ConfigRejected, match=f"^route 'rc' vhost 'vh' route 0 match.*{field}"):
         one_vhost(to("hit", match))
+
+
+def test_runtime_fraction_takes_the_route_for_its_share_of_requests() -> None:
+    share = {"default_value": {"numerator": 30}}
+    t = one_vhost(to("sampled", {"prefix": "/", "runtime_fraction": share}), to("rest"))
+    n = 4000
+    state = random.getstate()
+    random.seed(9)  # routing draws from the module-level generator
+    try:
+        hits = sum(1 for _ in range(n) if pick(t) == "sampled")
+    finally:
+        random.setstate(state)
+    assert abs(hits / n - 0.3) < 0.03
+    always = one_vhost(
+        to("all", {"prefix": "/", "runtime_fraction": {"default_value": {"numerator": 100}}})
+    )
+    assert all(pick(always) == "all" for _ in range(100))

@@ -2,17 +2,20 @@
 
 The path is matched without its query string and fragment. `prefix`, `path` and
 `path_separated_prefix` honour `case_sensitive` (default true); `safe_regex` is a full RE2
-match and ignores it. `runtime_fraction` is not evaluated (every route is taken at 100%).
+match and ignores it. `runtime_fraction` (its default value) takes a route for that share of
+requests, drawn per evaluation (Envoy draws once per request; the share is the same).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from random import random
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.proxy.routing.fault import fraction
 from gossamer.proxy.routing.headers_match import HeaderCondition, compile_header_matcher
 from gossamer.proxy.routing.request import RequestView, query_params
 from gossamer.proxy.routing.strings import BytesTest, regex_test, string_test
@@ -52,9 +55,12 @@ class RouteMatcher:
     queries: tuple[QueryCondition, ...]
     grpc: bool
     has_conditions: bool
+    share: float = 1.0  # runtime_fraction
 
     def conditions_hold(self, head: RequestView, authority: bytes) -> bool:
         """Headers, query parameters and gRPC (all must hold); the path is tested by the caller."""
+        if self.share < 1.0 and random() >= self.share:
+            return False
         if self.grpc and not is_grpc(head):
             return False
         for header in self.headers:
@@ -94,6 +100,7 @@ def compile_route_match(pb: rc.RouteMatch, where: str) -> RouteMatcher:
         for i, q in enumerate(pb.query_parameters)
     )
     grpc = pb.HasField("grpc")
+    share = fraction(pb.runtime_fraction.default_value) if pb.HasField("runtime_fraction") else 1.0
     return RouteMatcher(
         path_kind=path_kind,
         path_value=value.lower().encode() if fold_case else value.encode(),
@@ -103,7 +110,8 @@ def compile_route_match(pb: rc.RouteMatch, where: str) -> RouteMatcher:
         headers=headers,
         queries=queries,
         grpc=grpc,
-        has_conditions=bool(headers or queries or grpc),
+        has_conditions=bool(headers or queries or grpc or share < 1.0),
+        share=share,
     )
 
 
