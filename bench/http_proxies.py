@@ -19,12 +19,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 if str(ROOT) not in sys.path:  # for tests.e2e.harness (the control-plane launcher)
     sys.path.insert(0, str(ROOT))
+
+
+if TYPE_CHECKING:
+    from http_measure import Row
+    from http_mesh import Ports
+    from tests.e2e.harness import ControlPlane
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -38,98 +44,120 @@ RATE, RATE_CONNECTIONS = 1000.0, 16
 PROXY_CPU, LOAD_CPU = 1, 0
 
 
-def build_rows(work: Path, things: list[Any]) -> tuple[list[Any], dict[str, str]]:
-    """Start the upstream, every proxy and the mesh; the rows to measure (some may carry a
-    status saying why they cannot be measured) and notes for the report."""
+def build_rows(work: Path, things: list[Any]) -> tuple[list[Row], dict[str, str]]:
+    """Start the upstream, every proxy and the mesh (each appended to `things` as soon as it
+    runs, for the caller to stop); the rows to measure (a row whose proxy could not be started
+    or does not answer carries a status saying why) and notes for the report."""
     import http_mesh as mesh
     from http_measure import Row
-    from http_servers import (
-        nginx_proxy_conf,
-        nginx_upstream_conf,
-        start_haproxy,
-        start_nginx,
-        wait_serving,
-    )
-    from tests.e2e.harness import free_port
+    from http_servers import nginx_upstream_conf, start_nginx, wait_serving
 
-    notes: dict[str, str] = {}
     ports = mesh.allocate_ports()
-    upstream = start_nginx("upstream", nginx_upstream_conf(work / "upstream", ports.upstream), 0)
-    things.append(upstream)
-    nginx_port, haproxy_port, pair_a, pair_b = (free_port() for _ in range(4))
-    nginx = start_nginx("nginx", nginx_proxy_conf(work / "nginx", nginx_port, ports.upstream), 1)
-    things.append(nginx)
-    haproxy = start_haproxy("haproxy", work / "haproxy", haproxy_port, ports.upstream, PROXY_CPU)
-    things.append(haproxy)
-    nginx_b = start_nginx("nginx B", nginx_proxy_conf(work / "nginx-b", pair_b, ports.upstream), 1)
-    things.append(nginx_b)
-    nginx_a = start_nginx("nginx A", nginx_proxy_conf(work / "nginx-a", pair_a, pair_b), 1)
-    things.append(nginx_a)
-
-    bench_host, envoy_hop, gossamer_hop = (
-        ports.host("bench"),
-        ports.host("hop-envoy"),
-        ports.host("hop-gossamer"),
-    )
-    rows = [
-        Row("direct (no proxy)", ports.upstream, bench_host, []),
-        Row("nginx", nginx_port, bench_host, [nginx]),
-        Row("HAProxy", haproxy_port, bench_host, [haproxy]),
-    ]
-    envoy_row = Row("Envoy 1.40", ports.services["bench"], bench_host, [])
-    gossamer_row = Row("Gossamer", 0, bench_host, [])
-    pair_rows = [
-        Row("nginx → nginx", pair_a, bench_host, [nginx_a, nginx_b], two_hop=True),
-        Row("Envoy → Envoy", ports.services["hop-envoy"], envoy_hop, [], two_hop=True),
-        Row("Gossamer → Gossamer", 0, gossamer_hop, [], two_hop=True),
-    ]
-    rows += [envoy_row, gossamer_row, *pair_rows]
-
+    upstream = nginx_upstream_conf(work / "upstream", ports.upstream)
+    things.append(start_nginx("upstream", upstream, LOAD_CPU))
+    rows = [Row("direct (no proxy)", ports.upstream, ports.host("bench"), [])]
+    rows += _c_proxies(work, things, ports)
+    envoy, envoy_pair = Row("Envoy 1.40", 0, "", []), Row("Envoy → Envoy", 0, "", [], True)
+    gossamer = Row("Gossamer", 0, "", [])
+    gossamer_pair = Row("Gossamer → Gossamer", 0, "", [], True)
+    rows[3:3] = [envoy, gossamer]
+    rows += [envoy_pair, gossamer_pair]
     cp = mesh.start_controlplane(work / "controlplane", LOAD_CPU)
     things.append(cp)
     cp.apply(mesh.mesh_yaml(ports))
-    try:
-        envoy_a = mesh.start_envoy_sidecar(cp, work / "envoy-a", PROXY_CPU)
-        things.append(envoy_a)
-        envoy_b = mesh.start_envoy_inbound(ports, work / "envoy-b", PROXY_CPU)
-        things.append(envoy_b)
-        assert envoy_a.pid is not None and envoy_b.pid is not None
-        envoy_row.roots = [envoy_a.pid]
-        pair_rows[1].roots = [envoy_a.pid, envoy_b.pid]
-    except Exception as e:  # the row says so; the bench goes on
-        envoy_row.status = pair_rows[1].status = f"failed to start: {e}".splitlines()[0]
-
-    why_not = mesh.gossamer_available()
-    if why_not:
-        gossamer_row.status = pair_rows[2].status = why_not
-    else:
-        side_a = mesh.start_gossamer(
-            cp, work / "gossamer-a", PROXY_CPU, app=mesh.CLIENT, workload=mesh.CLIENT,
-            ip="127.0.0.1", inbound=free_port(),
-        )  # fmt: skip
-        things.append(side_a.proc)
-        side_b = mesh.start_gossamer(
-            cp, work / "gossamer-b", PROXY_CPU, app="hop-gossamer", workload="hop-gossamer-b",
-            ip="127.0.0.2", inbound=ports.hop_inbound["gossamer"],
-        )  # fmt: skip
-        things.append(side_b.proc)
-        gossamer_row.port = pair_rows[2].port = side_a.outbound
-        gossamer_row.roots = [side_a.proc]
-        pair_rows[2].roots = [side_a.proc, side_b.proc]
-        for side, rows_of in ((side_a, [gossamer_row]), (side_b, [pair_rows[2]])):
-            problem = mesh.wait_gossamer_ready(side, 30)
-            for row in rows_of if not problem else [gossamer_row, pair_rows[2]]:
-                row.status = row.status or (f"not ready: {problem}" if problem else "")
-
+    _envoys(work, things, cp, ports, envoy, envoy_pair)
+    _gossamers(work, things, cp, ports, gossamer, gossamer_pair)
     for row in rows:
         if not row.status:
             problem = wait_serving(row.port, row.host, 10)
             row.status = f"no 200 with the 1 KB body: {problem}" if problem else ""
-    notes["ports"] = f"upstream 127.0.0.1:{ports.upstream}; services {ports.services}"
-    return rows, notes
+    return rows, {"ports": f"upstream 127.0.0.1:{ports.upstream}; services {ports.services}"}
 
 
-def measure(rows: list[Any], cfg: dict[str, Any]) -> None:
+def _c_proxies(work: Path, things: list[Any], ports: Ports) -> list[Row]:
+    """nginx, HAProxy, and two chained nginx (the reference pair)."""
+    from http_measure import Row
+    from http_servers import nginx_proxy_conf, start_haproxy, start_nginx
+    from tests.e2e.harness import free_port
+
+    nginx_port, haproxy_port, pair_a, pair_b = (free_port() for _ in range(4))
+    up = ports.upstream
+    nginx = start_nginx("nginx", nginx_proxy_conf(work / "nginx", nginx_port, up), PROXY_CPU)
+    things.append(nginx)
+    haproxy = start_haproxy("haproxy", work / "haproxy", haproxy_port, up, PROXY_CPU)
+    things.append(haproxy)
+    nginx_b = start_nginx("nginx B", nginx_proxy_conf(work / "nginx-b", pair_b, up), PROXY_CPU)
+    things.append(nginx_b)
+    nginx_a = start_nginx("nginx A", nginx_proxy_conf(work / "nginx-a", pair_a, pair_b), PROXY_CPU)
+    things.append(nginx_a)
+    host = ports.host("bench")
+    return [
+        Row("nginx", nginx_port, host, [nginx]),
+        Row("HAProxy", haproxy_port, host, [haproxy]),
+        Row("nginx → nginx", pair_a, host, [nginx_a, nginx_b], two_hop=True),
+    ]
+
+
+def _envoys(
+    work: Path, things: list[Any], cp: ControlPlane, ports: Ports, single: Row, pair: Row
+) -> None:
+    """Envoy A (our plane's NONE-mode sidecar) serves both rows; Envoy B is the pair's hop."""
+    import http_mesh as mesh
+
+    single.port, single.host = ports.services["bench"], ports.host("bench")
+    pair.port, pair.host = ports.services["hop-envoy"], ports.host("hop-envoy")
+    try:
+        envoy_a = mesh.start_envoy_sidecar(cp, work / "envoy-a", PROXY_CPU)
+        things.append(envoy_a)
+    except Exception as e:  # the rows say so; the bench goes on
+        single.status = pair.status = f"Envoy A failed to start: {e}".splitlines()[0]
+        return
+    a_pid = envoy_a.pid
+    assert a_pid is not None  # started
+    single.roots, pair.roots = [a_pid], [a_pid]
+    try:
+        envoy_b = mesh.start_envoy_inbound(ports, work / "envoy-b", PROXY_CPU)
+        things.append(envoy_b)
+    except Exception as e:
+        pair.status = f"Envoy B failed to start: {e}".splitlines()[0]
+        return
+    assert envoy_b.pid is not None
+    pair.roots = [a_pid, envoy_b.pid]
+
+
+def _gossamers(
+    work: Path, things: list[Any], cp: ControlPlane, ports: Ports, single: Row, pair: Row
+) -> None:
+    """Gossamer A (`bench-client`) serves both rows; Gossamer B fronts hop-gossamer."""
+    import http_mesh as mesh
+    from tests.e2e.harness import free_port
+
+    single.host, pair.host = ports.host("bench"), ports.host("hop-gossamer")
+    why_not = mesh.gossamer_available()
+    if why_not:
+        single.status = pair.status = why_not
+        return
+    side_a = mesh.start_gossamer(
+        cp, work / "gossamer-a", PROXY_CPU, app=mesh.CLIENT, workload=mesh.CLIENT,
+        ip="127.0.0.1", inbound=free_port(),
+    )  # fmt: skip
+    things.append(side_a.proc)
+    side_b = mesh.start_gossamer(
+        cp, work / "gossamer-b", PROXY_CPU, app="hop-gossamer", workload="hop-gossamer-b",
+        ip="127.0.0.2", inbound=ports.hop_inbound["gossamer"],
+    )  # fmt: skip
+    things.append(side_b.proc)
+    single.port = pair.port = side_a.outbound
+    single.roots, pair.roots = [side_a.proc], [side_a.proc, side_b.proc]
+    problem = mesh.wait_gossamer_ready(side_a, 30)
+    if problem:
+        single.status = pair.status = f"Gossamer A not ready: {problem}"
+    problem = mesh.wait_gossamer_ready(side_b, 30)
+    if problem and not pair.status:
+        pair.status = f"Gossamer B not ready: {problem}"
+
+
+def measure(rows: list[Row], cfg: dict[str, Any]) -> None:
     from http_measure import idle_rss, run_latency, run_wrk
 
     live = [r for r in rows if not r.status]
