@@ -10,9 +10,9 @@ Theory of operation:
    is ever applied.
 2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a `complete` config is
    applied everywhere (the in-process Dataplane, or every running worker).
-3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, listeners close, in-flight
-   requests get `drain_timeout` seconds, then the xDS stream and the admin servers stop and
-   `run()` returns 0.
+3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, the xDS stream stops (no
+   push may rebind a drained listener), listeners close, in-flight requests get
+   `drain_timeout` seconds, then the admin servers stop and `run()` returns 0.
 """
 
 from __future__ import annotations
@@ -22,69 +22,19 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, Endpoint
 from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
 from gossamer.proxy.worker import apply_config, drain_dataplane, new_dataplane
-from gossamer.runtime.envoy import node_id, node_metadata
+
+__all__ = ["ProxyOptions", "Supervisor", "run_proxy"]
 
 log = logging.getLogger("gossamer.proxy")
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyOptions:
-    """Everything `gossamer proxy` was told on its command line (see docs/sidecar.md)."""
-
-    controlplane: str
-    namespace: str = "default"
-    service_account: str = "default"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    workload: str = "workload"
-    ip: str = "127.0.0.1"
-    explicit: bool = False
-    outbound_port: int = 15001
-    inbound_port: int = 15006
-    admin_port: int = 15000
-    stats_port: int = 15020
-    health_port: int = 15021
-    concurrency: int = 2
-    drain_timeout: float = 5.0
-    log_level: str = "info"
-
-    @property
-    def node_id(self) -> str:
-        return node_id("sidecar", self.ip, self.workload, self.namespace)
-
-    @property
-    def cluster(self) -> str:
-        return f"{self.workload}.{self.namespace}"
-
-    def metadata(self) -> dict[str, Any]:
-        # REDIRECT even in explicit mode: the sidecar wants the capture listeners; explicit
-        # (no iptables) is handled by the data plane.
-        return node_metadata(
-            namespace=self.namespace,
-            labels=self.labels,
-            interception_mode="REDIRECT",
-            workload_name=self.workload,
-            pod_name=self.workload,
-            service_account=self.service_account,
-            instance_ips=(self.ip,),
-        )
-
-    def node(self) -> Any:
-        """The Envoy `Node` proto sent on the ADS stream."""
-        from gossamer.proxy.xds_client import make_node
-
-        return make_node(self.node_id, self.cluster, self.metadata())
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "labels": dict(self.labels)}
 
 
 def run_proxy(options: ProxyOptions) -> int:

@@ -1,0 +1,60 @@
+"""`gossamer proxy`'s options: what it was told on its command line, and the xDS node they make."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gossamer.runtime.envoy import node_id, node_metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    """Everything `gossamer proxy` was told on its command line (see docs/sidecar.md)."""
+
+    controlplane: str
+    namespace: str = "default"
+    service_account: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    workload: str = "workload"
+    ip: str = "127.0.0.1"
+    explicit: bool = False
+    outbound_port: int = 15001
+    inbound_port: int = 15006
+    admin_port: int = 15000
+    stats_port: int = 15020
+    health_port: int = 15021
+    concurrency: int = 2
+    drain_timeout: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def node_id(self) -> str:
+        return node_id("sidecar", self.ip, self.workload, self.namespace)
+
+    @property
+    def cluster(self) -> str:
+        return f"{self.workload}.{self.namespace}"
+
+    def metadata(self) -> dict[str, Any]:
+        # REDIRECT even in explicit mode: the sidecar wants the capture listeners; explicit
+        # (no iptables) is handled by the data plane.
+        return node_metadata(
+            namespace=self.namespace,
+            labels=self.labels,
+            interception_mode="REDIRECT",
+            workload_name=self.workload,
+            pod_name=self.workload,
+            service_account=self.service_account,
+            instance_ips=(self.ip,),
+        )
+
+    def node(self) -> Any:
+        """The Envoy `Node` proto sent on the ADS stream."""
+        from gossamer.proxy.xds_client import make_node
+
+        return make_node(self.node_id, self.cluster, self.metadata())
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "labels": dict(self.labels)}
