@@ -17,7 +17,7 @@ import pytest
 
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy import admin_render
-from gossamer.proxy.admin import AdminServers, Endpoint
+from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
 from gossamer.proxy.upstream import Backend
 from gossamer.proxy.upstream.cluster import compile_cluster
@@ -98,7 +98,7 @@ class Running:
 async def running() -> AsyncIterator[Running]:
     plane, by_type = translated_plane()
     source = Source(plane, by_type)
-    loopback = Endpoint("127.0.0.1", 0)
+    loopback = ListenAddress("127.0.0.1", 0)
     servers = AdminServers(source, admin=loopback, stats=loopback, health=loopback)
     await servers.start()
     try:

@@ -37,7 +37,7 @@ class AdminSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class ListenAddress:
     host: str
     port: int
 
@@ -53,7 +53,12 @@ class AdminServers:
     bound ports are in `ports` after `start()`)."""
 
     def __init__(
-        self, source: AdminSource, *, admin: Endpoint, stats: Endpoint, health: Endpoint
+        self,
+        source: AdminSource,
+        *,
+        admin: ListenAddress,
+        stats: ListenAddress,
+        health: ListenAddress,
     ) -> None:
         self._source = source
         self._where = {"admin": admin, "stats": stats, "health": health}

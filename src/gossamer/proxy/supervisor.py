@@ -26,7 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gossamer.proxy import admin_render
-from gossamer.proxy.admin import AdminServers, Endpoint
+from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
@@ -81,9 +81,9 @@ class Supervisor:
         stats_host = "127.0.0.1" if opts.explicit else "0.0.0.0"  # the pod IP, as Istio
         self._admin = AdminServers(
             self,
-            admin=Endpoint("127.0.0.1", opts.admin_port),
-            stats=Endpoint(stats_host, opts.stats_port),
-            health=Endpoint(stats_host, opts.health_port),
+            admin=ListenAddress("127.0.0.1", opts.admin_port),
+            stats=ListenAddress(stats_host, opts.stats_port),
+            health=ListenAddress(stats_host, opts.health_port),
         )
         try:
             await self._admin.start()
