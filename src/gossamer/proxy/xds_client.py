@@ -7,7 +7,9 @@ accepted version and no nonce. Every response is folded by the SnapshotBuilder:
     and nonce, the current names of that type), then (after LDS or CDS) send RDS or EDS requests
     whose names changed, carrying that type's last nonce so the server treats them as updates.
  2. Rejected (ConfigRejected): NACK (the response's nonce, the LAST ACCEPTED version,
-    google.rpc.Status INVALID_ARGUMENT with the reason) and keep the last good config.
+    google.rpc.Status INVALID_ARGUMENT with the reason); failing resources keep their last
+    good version. As Envoy, the resources of the response that did compile still apply
+    (PartiallyRejected.config is published, and RDS/EDS names follow it).
  3. Stream failure or unreachable control plane: retry after exponential backoff with full
     jitter (0.1 s doubling to 10 s; reset once a stream delivers a response). The published
     config stays in force meanwhile; a new stream resends subscriptions with nonces cleared.
@@ -34,7 +36,7 @@ from google.rpc import status_pb2
 
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, short_name
 from gossamer.proxy.config.rejected import ConfigRejected
-from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
+from gossamer.proxy.config.snapshot import PartiallyRejected, ProxyConfig, SnapshotBuilder
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +213,8 @@ class XdsClient:
         nonce = str(response.nonce)
         self._nonces[type_url] = nonce
         names = self._names.get(type_url, frozenset())
+        error: Any = None
+        config: ProxyConfig | None
         try:
             config = self.builder.apply(type_url, str(response.version_info), response.resources)
         except ConfigRejected as rejected:
@@ -220,11 +224,14 @@ class XdsClient:
                 "xDS NACK %s version %s: %s", short_name(type_url), response.version_info, rejected
             )
             error = status_pb2.Status(code=INVALID_ARGUMENT, message=str(rejected))
-            self._request(outbox, type_url, names, nonce=nonce, error=error)
+            # Envoy applies the resources that did compile, then NACKs the rest.
+            config = rejected.config if isinstance(rejected, PartiallyRejected) else None
+        if config is not None:
+            self.on_config(config)  # in force before the ACK says so, as Envoy
+            self._watch_initial_fetch(config)
+        self._request(outbox, type_url, names, nonce=nonce, error=error)
+        if config is None:
             return
-        self.on_config(config)  # in force before the ACK says so, as Envoy
-        self._watch_initial_fetch(config)
-        self._request(outbox, type_url, names, nonce=nonce)
         follow = {LISTENER: ROUTE, CLUSTER: ENDPOINT}.get(type_url)
         if follow is not None:
             wanted = self.builder.route_names() if follow == ROUTE else self.builder.eds_names()

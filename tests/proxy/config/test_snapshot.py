@@ -12,7 +12,7 @@ from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy.config.rejected import ConfigRejected
-from gossamer.proxy.config.snapshot import SnapshotBuilder
+from gossamer.proxy.config.snapshot import PartiallyRejected, SnapshotBuilder
 from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.control.xds.xds_world import cluster, endpoints, route
 from tests.proxy.config.meshes import protos, snapshot
@@ -109,15 +109,36 @@ def test_unchanged_resources_keep_their_compiled_objects() -> None:
     assert second.clusters["b"].connect_timeout == 7
 
 
-def test_a_rejected_response_changes_nothing() -> None:
+def test_a_failing_resource_keeps_its_previous_version_and_the_rest_applies() -> None:
+    """Envoy adds and updates listeners one by one: "b" fails, "a" and "c" still change."""
     b = SnapshotBuilder()
     b.apply(CLUSTER, "c1", packed(cluster("a")))
-    good = b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a")))
-    broken = tcp_listener("bad", 7002, "a")
+    b.apply(LISTENER, "l1", packed(tcp_listener("a", 7001, "a"), tcp_listener("b", 7002, "a")))
+    broken = tcp_listener("b", 7012, "a")
     broken.filter_chains[0].filters[0].typed_config.type_url = "type.googleapis.com/x.Nope"
-    with pytest.raises(ConfigRejected, match=r'listener "bad".*unsupported network filter'):
-        b.apply(LISTENER, "l2", packed(tcp_listener("a2", 7003, "a"), broken))
-    assert b.config is good and b.version(LISTENER) == "l1"
+    push = packed(tcp_listener("a", 7011, "a"), broken, tcp_listener("c", 7013, "a"))
+    with pytest.raises(PartiallyRejected, match=r'listener "b".*unsupported network filter') as e:
+        b.apply(LISTENER, "l2", push)
+    partial = e.value.config
+    assert partial is not None and partial is b.config
+    assert {n: lc.port for n, lc in partial.listeners.items()} == {"a": 7011, "b": 7002, "c": 7013}
+    assert b.version(LISTENER) == "l1" and partial.versions[LISTENER] == "l1"
+    # The same push again changes nothing more: no config to publish, still a NACK.
+    with pytest.raises(PartiallyRejected) as again:
+        b.apply(LISTENER, "l2", push)
+    assert again.value.config is None and b.config is partial
+
+
+def test_a_new_resource_that_fails_stays_absent() -> None:
+    b = SnapshotBuilder()
+    b.apply(CLUSTER, "c1", [])
+    broken = cluster("x")
+    broken.lb_policy = 99  # no such balancer
+    with pytest.raises(PartiallyRejected, match='cluster "x"') as e:
+        b.apply(CLUSTER, "c2", packed(cluster("a"), broken))
+    config = e.value.config
+    assert config is not None and set(config.clusters) == {"a"}
+    assert b.eds_names() == {"a"}
 
 
 def test_duplicate_names_and_foreign_types_are_rejected() -> None:

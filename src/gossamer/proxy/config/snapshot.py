@@ -8,8 +8,10 @@ Rules (Envoy's state-of-the-world semantics):
     Resources nobody subscribed to are ignored.
  3. Two listeners on one address:port are refused (Envoy: "duplicate address"), and so is an
     inline route configuration naming a cluster CDS has not sent (validate_clusters).
- 4. A response is applied whole or not at all: any ConfigRejected leaves the builder unchanged
-    (the client NACKs and keeps serving the last ProxyConfig).
+ 4. Resource by resource, as Envoy: a resource that fails to compile keeps its previous
+    version (or stays absent); the others, and deletions, apply. The type's version does not
+    advance and the client NACKs (PartiallyRejected carries the config to publish). A response
+    that is malformed as a whole (undecodable, wrong type, duplicate names) changes nothing.
  5. A resource whose bytes did not change keeps its compiled value (the very same object), so
     the dataplane can keep per-backend state by identity or equality.
  6. `complete`: LDS and CDS were received, and every RDS name a listener references and every
@@ -135,6 +137,15 @@ def message_type(type_url: str) -> Any:
     return spec[0]
 
 
+class PartiallyRejected(ConfigRejected):
+    """Some resources of a response failed (the message names each); `config` is the new
+    ProxyConfig with everything else applied, or None when nothing changed."""
+
+    def __init__(self, message: str, config: ProxyConfig | None) -> None:
+        super().__init__(message)
+        self.config = config
+
+
 class SnapshotBuilder:
     """Accepted xDS state, one response at a time. Not thread-safe: one xDS stream feeds it."""
 
@@ -157,8 +168,8 @@ class SnapshotBuilder:
         return accepted.version if accepted is not None else ""
 
     def apply(self, type_url: str, version: str, resources: Iterable[Any]) -> ProxyConfig:
-        """Fold one response (packed Any resources) into the next ProxyConfig, or raise
-        ConfigRejected and change nothing (rule 4)."""
+        """Fold one response (packed Any resources) into the next ProxyConfig (rule 4): raises
+        ConfigRejected if nothing applied, PartiallyRejected if some resources failed."""
         spec = _MESSAGES.get(type_url)
         if spec is None:
             raise ConfigRejected(f"type {type_url} is not supported")
@@ -169,6 +180,7 @@ class SnapshotBuilder:
         nxt.version = version
         nxt.received = True
         seen: set[str] = set()
+        errors: list[str] = []
         for i, packed in enumerate(resources):
             if packed.type_url != type_url:
                 raise ConfigRejected(f"resources[{i}]: type {packed.type_url} in a {type_url}")
@@ -185,18 +197,31 @@ class SnapshotBuilder:
                 continue  # rule 2: not subscribed
             raw = bytes(packed.value)
             # Rule 5: unchanged bytes keep the compiled object.
-            unchanged = current.raw.get(name) == raw
-            compiled = current.compiled[name] if unchanged else compile_(pb)
+            if current.raw.get(name) == raw:
+                compiled = current.compiled[name]
+            else:
+                try:
+                    compiled = compile_(pb)
+                except ConfigRejected as rejected:
+                    errors.append(str(rejected))
+                    _keep_previous(nxt, current, name)
+                    continue
             nxt.protos[name], nxt.raw[name], nxt.compiled[name] = pb, raw, compiled
         if type_url == LISTENER:
-            _check_addresses(nxt.compiled)
-            _check_inline_clusters(nxt.compiled, self._types[CLUSTER].compiled)
-        types = dict(self._types)
-        types[type_url] = nxt
-        _prune(types)
-        self._types = types
-        self.config = _assemble(types, self._initialized)
-        self._initialized = self.config.initialized
+            errors += _check_listeners(nxt, current, self._types[CLUSTER].compiled)
+        if errors:
+            nxt.version = current.version  # a NACK reports the last accepted version
+        changed = nxt.raw != current.raw or nxt.received != current.received
+        if changed or not errors:
+            types = dict(self._types)
+            types[type_url] = nxt
+            _prune(types)
+            self._types = types
+            self.config = _assemble(types, self._initialized)
+            self._initialized = self.config.initialized
+        if errors:
+            message = "; ".join(errors)
+            raise PartiallyRejected(message, self.config if changed else None)
         return self.config
 
     def give_up_initial_fetch(self) -> ProxyConfig | None:
@@ -218,35 +243,51 @@ class SnapshotBuilder:
         return None
 
 
-def _check_addresses(listeners: Mapping[str, ListenerConfig]) -> None:
-    """Envoy refuses two listeners on one address:port (bound or not): the second is NACKed."""
+def _keep_previous(nxt: _Accepted, current: _Accepted, name: str) -> None:
+    """A resource that failed keeps its accepted version, or stays absent if it had none."""
+    if name in current.protos:
+        nxt.protos[name] = current.protos[name]
+        nxt.raw[name] = current.raw[name]
+        nxt.compiled[name] = current.compiled[name]
+    else:
+        nxt.protos.pop(name, None)
+        nxt.raw.pop(name, None)
+        nxt.compiled.pop(name, None)
+
+
+def _check_listeners(nxt: _Accepted, current: _Accepted, clusters: Mapping[str, Any]) -> list[str]:
+    """Rule 3 per listener (Envoy adds them one by one); a failing one keeps its previous
+    version."""
+    errors: list[str] = []
     owners: dict[tuple[str, int], str] = {}
-    for name in sorted(listeners):
-        config = listeners[name]
-        key = (config.address, config.port)
-        if key in owners:
-            raise ConfigRejected(
-                f'listener "{name}": duplicate address {config.address}:{config.port} '
-                f'(listener "{owners[key]}")'
-            )
-        owners[key] = name
+    # Unchanged listeners are not re-validated and keep their addresses; then changes by name.
+    order = sorted(nxt.compiled, key=lambda n: (nxt.raw[n] != current.raw.get(n), n))
+    for name in order:
+        problem = _listener_problem(nxt.compiled[name], owners, clusters)
+        if problem is not None and nxt.raw[name] != current.raw.get(name):
+            errors.append(f'listener "{name}": {problem}')
+            _keep_previous(nxt, current, name)
+        if name in nxt.compiled:
+            config = nxt.compiled[name]
+            owners.setdefault((config.address, config.port), name)
+    return errors
 
 
-def _check_inline_clusters(
-    listeners: Mapping[str, ListenerConfig], clusters: Mapping[str, Any]
-) -> None:
-    """Envoy checks inline route configurations against the clusters it has when the listener
-    is applied ("route: unknown cluster"); RDS route configurations are not checked."""
-    for name in sorted(listeners):
-        config = listeners[name]
-        for chain in (*config.chains, config.default_chain):
-            handler = chain.handler if chain is not None else None
-            if isinstance(handler, HttpChain):
-                unknown = sorted(handler.required_clusters - clusters.keys())
-                if unknown:
-                    raise ConfigRejected(
-                        f'listener "{name}": route: unknown cluster "{unknown[0]}"'
-                    )
+def _listener_problem(
+    config: ListenerConfig, owners: Mapping[tuple[str, int], str], clusters: Mapping[str, Any]
+) -> str | None:
+    owner = owners.get((config.address, config.port))
+    if owner is not None:
+        return f'duplicate address {config.address}:{config.port} (listener "{owner}")'
+    # Envoy checks inline route configurations against the clusters it has when the listener
+    # is applied ("route: unknown cluster"); RDS route configurations are not checked.
+    for chain in (*config.chains, config.default_chain):
+        handler = chain.handler if chain is not None else None
+        if isinstance(handler, HttpChain):
+            unknown = sorted(handler.required_clusters - clusters.keys())
+            if unknown:
+                return f'route: unknown cluster "{unknown[0]}"'
+    return None
 
 
 def _route_names(listeners: _Accepted) -> frozenset[str]:
