@@ -89,8 +89,9 @@ def run_wrk(row: Row, seconds: float, connections: int, threads: int) -> None:
     if bad is not None and int(bad.group(1)) > requests // 100:
         row.status = f"wrk: {bad.group(1)} of {requests} responses not 2xx"
         return
-    if errors is not None and requests < 100:
-        row.status = f"wrk: socket errors {errors.group(1)}"
+    failed = sum(int(n) for n in re.findall(r"\d+", errors.group(1))) if errors else 0
+    if failed > requests // 100:
+        row.status = f"wrk: socket errors {errors.group(1) if errors else ''} in {requests}"
         return
     row.add("rps", float(rate.group(1)))
     row.add("others", others.share() * 100)
