@@ -177,3 +177,24 @@ async def test_overlapping_pushes_apply_in_order() -> None:
             await client.close()
     finally:
         await up.stop()
+
+
+async def test_forwards_with_envoy_headers_and_reuses_upstream_connections() -> None:
+    up = await Upstream("a").start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")):
+            client = await Client.connect(port)
+            for i in range(5):
+                resp = await client.get(f"/x/{i}", "svc")
+                assert (resp.status, resp.headers["x-upstream"]) == (200, "a")
+                assert "x-envoy-upstream-service-time" in resp.headers
+                assert resp.headers["server"] == "envoy"  # Envoy overwrites it
+            await client.close()
+            assert up.connections == 1
+            assert [r.target for r in up.requests] == [f"/x/{i}" for i in range(5)]
+            sent = up.requests[0].headers
+            assert sent["host"] == "svc" and sent["x-forwarded-proto"] == "http"
+            assert len({r.headers["x-request-id"] for r in up.requests}) == 5
+    finally:
+        await up.stop()

@@ -35,7 +35,7 @@ def local_reply(
     else:
         out.set(b"content-length", b"0")
     out.set(b"date", http_date())
-    out.set(b"server", b"envoy")
+    out.set(b"server", wire.SERVER)
     if close:
         out.set(b"connection", b"close")
     head = wire.response_head(status, out)

@@ -39,6 +39,7 @@ async def relay_response(
     headers = wire.end_to_end(resp.headers, wire.RESPONSE_DROP)
     route.mutate_response(headers, cluster)
     headers.add(b"x-envoy-upstream-service-time", _service_time(elapsed))
+    headers.add(b"server", wire.SERVER)
     keep_alive = head.keep_alive and resp.status != 101
     no_body = head.method == b"HEAD" or resp.status in (204, 304)
     chunked = False
@@ -105,6 +106,7 @@ async def splice_upgrade(
     headers.set(b"connection", b"upgrade")
     headers.set(b"upgrade", resp.headers.get(b"upgrade") or b"")
     headers.set(b"x-envoy-upstream-service-time", _service_time(elapsed))
+    headers.set(b"server", wire.SERVER)
     conn.write(wire.response_head(101, headers, resp.reason))
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     open_sides = [True, True]  # downstream → upstream, upstream → downstream

@@ -63,7 +63,9 @@ HOP_BY_HOP = frozenset(
 )
 # Headers the proxy sets itself on each hop; a peer's copy is dropped, ours is added.
 REQUEST_DROP = HOP_BY_HOP | {b"x-envoy-expected-rq-timeout-ms"}
-RESPONSE_DROP = HOP_BY_HOP | {b"x-envoy-upstream-service-time"}
+# Envoy's default server_header_transformation is OVERWRITE: every response says `server: envoy`.
+RESPONSE_DROP = HOP_BY_HOP | {b"x-envoy-upstream-service-time", b"server"}
+SERVER = b"envoy"
 
 
 def end_to_end(headers: Headers, drop: frozenset[bytes] = HOP_BY_HOP) -> Headers:
