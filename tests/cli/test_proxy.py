@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from gossamer.cli.main import app
 from gossamer.cli.proxy import parse_labels, parse_target
+from gossamer.runtime.envoy import with_parent_death_signal
+from tests.e2e.harness import gossamer_argv
 
 runner = CliRunner()
 CP = ["proxy", "--controlplane", "127.0.0.1:15010"]
@@ -86,3 +91,23 @@ def test_targets_accept_names_and_bracketed_ipv6() -> None:
     assert parse_target("[::1]:15010") == "[::1]:15010"
     with pytest.raises(typer.BadParameter):
         parse_target("istiod")
+
+
+def test_a_taken_admin_port_exits_1_with_a_clear_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [*gossamer_argv(), *CP, "--explicit", "--concurrency", "1"]
+        argv += ["--admin-port", str(port), "--stats-port", "0", "--health-port", "0"]
+        done = subprocess.run(
+            with_parent_death_signal(argv),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "cannot listen for admin/stats/health" in done.stderr
+    assert "Traceback" not in done.stderr
