@@ -45,7 +45,7 @@ class Headers:
         return [v for n, v in self._items if n == name]
 
     def joined(self, name: bytes) -> bytes | None:
-        """All values of `name` joined by ',' (how Envoy's matchers see repeated headers)."""
+        """All values of `name` joined by ',' (how a repeated header is forwarded as one line)."""
         values = self.get_all(name)
         return b",".join(values) if values else None
 
