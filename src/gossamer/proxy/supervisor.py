@@ -8,8 +8,9 @@ Theory of operation:
    gets the accepted resources, serialized, over its link (supervisor_workers.py). A push that
    arrives while an older one is still being applied replaces it: only the latest generation
    is ever applied.
-2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a `complete` config is
-   applied everywhere (the in-process Dataplane, or every running worker).
+2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a config that is
+   `initialized` (complete, or the initial fetch gave up waiting: config/snapshot.py rule 7)
+   is applied everywhere (the in-process Dataplane, or every running worker).
 3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, the xDS stream stops (no
    push may rebind a drained listener), listeners close, in-flight requests get
    `drain_timeout` seconds, then the admin servers stop and `run()` returns 0.
@@ -60,7 +61,7 @@ class Supervisor:
         self._config: Any = None  # ProxyConfig
         self._pushed = False  # a push arrived since _watch_xds last looked
         self._generation = 0
-        self._first_complete: int | None = None  # the first generation that was complete
+        self._first_ready: int | None = None  # the first generation with `initialized` set
         self._updated: dict[str, float] = {}  # type URL → when its version last changed
         self._dataplane: Any = None  # in-process (concurrency 1)
         self._applied = 0  # generation the in-process dataplane applied
@@ -164,8 +165,8 @@ class Supervisor:
         self._config = config
         self._pushed = True
         self._generation += 1
-        if config.complete and self._first_complete is None:
-            self._first_complete = self._generation
+        if config.initialized and self._first_ready is None:
+            self._first_ready = self._generation
         versions = " ".join(
             f"{t.rsplit('.', 1)[-1]}={v}" for t, v in sorted(config.versions.items())
         )
@@ -225,10 +226,10 @@ class Supervisor:
     # --- AdminSource ----------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """Rule 2. As Envoy's initialization: once a complete config is applied everywhere the
+        """Rule 2. As Envoy's initialization: once an initialized config runs everywhere the
         proxy stays ready through later pushes (no 503 blips while a push is being applied);
         a restarted worker makes it unready until it has applied the current config."""
-        first = self._first_complete
+        first = self._first_ready
         if self._stopping.is_set() or first is None:
             return False
         ready = self._applied_everywhere(first)
@@ -254,6 +255,7 @@ class Supervisor:
             "config": {
                 "generation": self._generation,
                 "complete": bool(config is not None and config.complete),
+                "initialized": bool(config is not None and config.initialized),
                 "missing": sorted(config.missing) if config is not None else [],
                 "versions": dict(config.versions) if config is not None else {},
             },
