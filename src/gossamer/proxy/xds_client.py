@@ -200,10 +200,12 @@ class XdsClient:
                 self._on_response(outbox, response)
 
     def _initial_subscriptions(self) -> list[tuple[str, frozenset[str]]]:
-        """CDS then LDS wildcards; RDS and EDS too when a previous stream already named some."""
-        out = [(CLUSTER, frozenset[str]()), (LISTENER, frozenset[str]())]
+        """Envoy's order: CDS (wildcard), EDS, LDS (wildcard), RDS; EDS and RDS only when a
+        previous stream already named some."""
+        out = [(CLUSTER, frozenset[str]())]
         if eds := self.builder.eds_names():
             out.append((ENDPOINT, eds))
+        out.append((LISTENER, frozenset[str]()))
         if rds := self.builder.route_names():
             out.append((ROUTE, rds))
         return out
