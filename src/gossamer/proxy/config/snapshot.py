@@ -168,8 +168,9 @@ class SnapshotBuilder:
         return accepted.version if accepted is not None else ""
 
     def apply(self, type_url: str, version: str, resources: Iterable[Any]) -> ProxyConfig:
-        """Fold one response (packed Any resources) into the next ProxyConfig (rule 4): raises
-        ConfigRejected if nothing applied, PartiallyRejected if some resources failed."""
+        """Fold one response (packed Any resources) into the next ProxyConfig (rule 4). Raises
+        PartiallyRejected if some resources failed (the rest applied), ConfigRejected if the
+        response is malformed as a whole (nothing applied)."""
         spec = _MESSAGES.get(type_url)
         if spec is None:
             raise ConfigRejected(f"type {type_url} is not supported")
