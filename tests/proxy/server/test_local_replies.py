@@ -93,6 +93,7 @@ async def test_request_breaker_overflow_is_503_uo() -> None:
             resp = await second.get("/", "svc")
             assert resp.status == 503
             assert resp.body == (UPSTREAM_RESET + "overflow").encode()
+            assert resp.headers["x-envoy-overloaded"] == "true"
             assert (await first.response()).status == 200
             assert dataplane.backends["a"].stats.upstream_rq_pending_overflow == 1
             await first.close()

@@ -120,3 +120,23 @@ async def test_previous_hosts_are_avoided() -> None:
     finally:
         for u in ups:
             await u.stop()
+
+
+async def test_rewrites_leave_envoys_original_headers_and_per_try_timeout_is_announced() -> None:
+    up = await Upstream("a").start()
+    port = free_port()
+    try:
+        entry = route("a", prefix="/old", retry_policy=retry_policy("5xx", 1, per_try=0.5))
+        entry.route.prefix_rewrite = "/new"
+        entry.route.host_rewrite_literal = "backend.internal"
+        async with running(static_cluster("a", up.port), simple(port, "a", entry)):
+            client = await Client.connect(port)
+            assert (await client.get("/old/x?q=1", "svc:80")).status == 200
+            sent = up.requests[0]
+            assert (sent.target, sent.headers["host"]) == ("/new/x?q=1", "backend.internal")
+            assert sent.headers["x-envoy-original-path"] == "/old/x?q=1"
+            assert sent.headers["x-envoy-original-host"] == "svc:80"
+            assert sent.headers["x-envoy-expected-rq-timeout-ms"] == "500"
+            await client.close()
+    finally:
+        await up.stop()

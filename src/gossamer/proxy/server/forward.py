@@ -69,14 +69,21 @@ def upstream_head(
         head.chunked,
         head.content_length,
     )
+    original_host = headers.get(b"host")
     action.rewrite(up)
     route.mutate_request(up.headers, cluster)
+    # Envoy records what a rewrite replaced (parity: x-envoy-original-path / -host).
+    if up.target != resolved.target:
+        up.headers.add(b"x-envoy-original-path", resolved.target)
+    if original_host is not None and up.headers.get(b"host") != original_host:
+        up.headers.add(b"x-envoy-original-host", original_host)
     if b"x-forwarded-proto" not in up.headers:
         up.headers.add(b"x-forwarded-proto", b"http")
     if b"x-request-id" not in up.headers:
         up.headers.add(b"x-request-id", str(uuid.uuid4()).encode())
-    if action.timeout:
-        up.headers.add(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(action.timeout * 1000))
+    expected = _expected_timeout(action)
+    if expected:
+        up.headers.add(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(expected * 1000))
     # Framing headers were all dropped above: add exactly the ones this hop uses.
     if head.upgrade:
         up.headers.add(b"connection", b"upgrade")
@@ -86,6 +93,17 @@ def upstream_head(
     elif head.content_length is not None:
         up.headers.add(b"content-length", b"%d" % head.content_length)
     return up
+
+
+def _expected_timeout(action: Any) -> float | None:
+    """Envoy's finalTimeout: the per-try timeout when it is shorter than the route's (or the
+    route has none), else the route timeout; None/0 → no header."""
+    timeout = action.timeout
+    retry = action.retry
+    per_try = retry.per_try_timeout if retry is not None else None
+    if per_try and (not timeout or per_try < timeout):
+        return float(per_try)
+    return float(timeout) if timeout else None
 
 
 def _original_dst(conn: HttpConnection, resolved: Resolved) -> Endpoint | None:
@@ -105,7 +123,9 @@ async def forward(
         return reply(conn, request, 503, b"", route, cluster=cluster)  # NC
     breaker = backend.breaker
     if not breaker.try_request():
-        return reply(conn, request, 503, replies.OVERFLOW, route, cluster=cluster)  # UO
+        return reply(
+            conn, request, 503, replies.OVERFLOW, route, replies.overloaded(), cluster=cluster
+        )  # UO
     try:
         up = upstream_head(request, route, action, resolved, cluster)
         if action.mirrors:
@@ -271,7 +291,8 @@ async def _tries(
                         conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
                     )
                 continue
-            return reply(conn, request, failed.status, failed.body, route, cluster=cluster)
+            extra = replies.overloaded() if reset == "overflow" else None
+            return reply(conn, request, failed.status, failed.body, route, extra, cluster=cluster)
 
 
 def _replayable(body: RequestBody, pump: asyncio.Task[None] | None, sent: bool) -> bool:

@@ -17,6 +17,11 @@ CONNECT_FAILURE = _RESET_PREFIX + b"connection failure"
 CONNECTION_TERMINATION = _RESET_PREFIX + b"connection termination"
 
 
+def overloaded() -> Headers:
+    """Envoy marks breaker overflows with `x-envoy-overloaded: true`."""
+    return Headers([(b"x-envoy-overloaded", b"true")])
+
+
 def local_reply(
     status: int,
     body: bytes,
