@@ -1,112 +1,31 @@
-"""XdsClient against our real ADS server (in process) and the real `gossamer controlplane`."""
+"""XdsClient against our real ADS server in process: readiness, pushes, NACKs, reconnects."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-import grpc
 import pytest
-from envoy.config.listener.v3 import listener_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
-from envoy.service.discovery.v3 import discovery_pb2
 
-from gossamer.codec.headers import Headers
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.translate import listeners as translate
 from gossamer.control.world import World
-from gossamer.control.xds import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    ROUTE,
-    AdsServer,
-    Snapshot,
-)
-from gossamer.proxy.config.snapshot import ProxyConfig
-from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
-from gossamer.runtime.envoy import node_id, node_metadata
+from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, AdsServer, Snapshot
+from gossamer.proxy.xds_client import Backoff
 from tests.control.xds.xds_world import StaticSource, cluster, endpoints
-from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, SERVICES, world
-
-NODE_ID = node_id("sidecar", "10.0.0.9", "productpage-1")
-REVIEWS = "reviews.default.svc.cluster.local"
-
-
-def sidecar_node() -> Any:
-    meta = node_metadata(labels={"app": "productpage"}, instance_ips=["10.0.0.9"])
-    return make_node(NODE_ID, "productpage.default", meta)
-
-
-@dataclass
-class Published:
-    """Every ProxyConfig the client published, and a bounded wait for one that satisfies a test."""
-
-    configs: list[ProxyConfig] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __call__(self, config: ProxyConfig) -> None:
-        self.configs.append(config)
-        self.changed.set()
-
-    @property
-    def last(self) -> ProxyConfig:
-        return self.configs[-1]
-
-    async def until(
-        self, check: Callable[[ProxyConfig], bool], within: float = 10.0
-    ) -> ProxyConfig:
-        deadline = time.monotonic() + within
-        while not (self.configs and check(self.configs[-1])):
-            self.changed.clear()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                last = self.configs[-1] if self.configs else None
-                raise AssertionError(f"no such config within {within}s; last {last!r}")
-            try:
-                async with asyncio.timeout(left):
-                    await self.changed.wait()
-            except TimeoutError:
-                pass
-        return self.configs[-1]
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Running:
-    client: XdsClient
-    published: Published
-    task: asyncio.Task[None]
-
-
-async def start_client(port: int, initial_fetch_timeout: float = 15.0) -> Running:
-    published = Published()
-    client = XdsClient(
-        f"127.0.0.1:{port}",
-        sidecar_node(),
-        published,
-        backoff=Backoff(0.05, 0.2),
-        initial_fetch_timeout=initial_fetch_timeout,
-    )
-    return Running(client, published, asyncio.create_task(client.run()))
-
-
-async def stop_client(running: Running) -> None:
-    await running.client.stop()
-    await asyncio.wait_for(running.task, 5)
+from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, world
+from tests.proxy.xds.clients import (
+    NODE_ID,
+    REVIEWS,
+    cluster_for,
+    eventually,
+    start_client,
+    stop_client,
+    synced,
+    tcp_world,
+)
 
 
 @dataclass
@@ -130,33 +49,6 @@ async def plane() -> AsyncIterator[Plane]:
     await server.start()
     yield holder[0]
     await server.stop(None)
-
-
-def synced(server: AdsServer) -> bool:
-    views = [v for v in server.connections() if v.node_id == NODE_ID]
-    shorts = ("lds", "rds", "cds", "eds")
-    return bool(views) and all(views[-1].status(s).name == "SYNCED" for s in shorts)
-
-
-@dataclass
-class Call:
-    """A request head as routing reads it (routing.request.RequestView)."""
-
-    target: bytes = b"/"
-    method: bytes = b"GET"
-    headers: Headers = field(default_factory=Headers)
-
-
-def cluster_for(config: ProxyConfig, authority: bytes, port: int = 9080) -> str:
-    """Where the outbound listener for `port` sends a GET / with this Host."""
-    listener = config.listeners[f"0.0.0.0_{port}"]
-    chain = listener.chain_for(port)
-    assert chain is not None
-    table = config.route_table(chain.handler)  # type: ignore[arg-type]
-    assert table is not None
-    route = table.select(Call(), authority)
-    assert route is not None
-    return str(route.action.pick_cluster(0.5))
 
 
 async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plane) -> None:
@@ -197,25 +89,6 @@ async def test_a_virtual_service_change_routes_differently(plane: Plane) -> None
         assert second.listeners["virtualOutbound"] is first.listeners["virtualOutbound"]
     finally:
         await stop_client(running)
-
-
-def tcp_world(listener_port: int, backend_port: int, *, bad: bool = False) -> Snapshot:
-    """A TCP listener to one EDS cluster; `bad` adds an HTTP listener Envoy would NACK."""
-    tcp = translate.tcp_proxy_filter("db", [("db", 1)])
-    messages: list[Any] = [
-        translate.socket_listener("db", "127.0.0.1", listener_port, [tcp], bind=True),
-        cluster("db"),
-        endpoints("db", backend_port),
-    ]
-    if bad:
-        hcm = translate.rds_filter("9080")
-        broken = translate.socket_listener("web", "127.0.0.1", 9080, [hcm], bind=True)
-        config = hcm_pb2.HttpConnectionManager()
-        broken.filter_chains[0].filters[0].typed_config.Unpack(config)
-        config.http_filters.reverse()  # router first
-        broken.filter_chains[0].filters[0].typed_config.Pack(config)
-        messages.append(broken)
-    return Snapshot.build(messages, revision=2 if bad else 1)
 
 
 @pytest.fixture
@@ -264,14 +137,9 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
         server.notify(3)
         fixed = await running.published.until(lambda c: c.listeners["db"].port == 7001)
         assert fixed.complete
-        await eventually(lambda: synced_types(server, ("lds", "cds", "eds")))
+        await eventually(lambda: synced(server, ("lds", "cds", "eds")))
     finally:
         await stop_client(running)
-
-
-def synced_types(server: AdsServer, shorts: tuple[str, ...]) -> bool:
-    views = [v for v in server.connections() if v.node_id == NODE_ID]
-    return bool(views) and all(views[-1].status(s).name == "SYNCED" for s in shorts)
 
 
 async def test_reconnects_to_a_restarted_server_and_resyncs(
@@ -288,7 +156,7 @@ async def test_reconnects_to_a_restarted_server_and_resyncs(
         restarted = AdsServer(source, debounce=0.01, max_delay=0.1)
         await restarted.start(port=port)
         try:
-            await eventually(lambda: synced_types(restarted, ("lds", "cds", "eds")))
+            await eventually(lambda: synced(restarted, ("lds", "cds", "eds")))
             status = running.client.status()
             assert status.connected and status.streams >= 2
             source.current = tcp_world(7002, 17000)
@@ -321,37 +189,6 @@ def test_backoff_doubles_to_the_cap_with_full_jitter() -> None:
     assert top.next() == pytest.approx(0.1)
     low = Backoff(0.1, 10.0, rand=lambda: 0.0)
     assert low.next() == pytest.approx(0.01)  # never a busy loop
-
-
-@pytest.mark.e2e
-async def test_real_control_plane_kill_and_restart(tmp_path: Path) -> None:
-    from tests.e2e.harness import ControlPlane
-
-    cp = ControlPlane(tmp_path / "home", debounce_ms=20, log_level="warning")
-    await asyncio.to_thread(cp.start)
-    running: Running | None = None
-    try:
-        await asyncio.to_thread(cp.apply, SERVICES + "---\n" + REVIEWS_V1)
-        running = await start_client(cp.xds_port)
-        first = await running.published.until(lambda c: c.complete, within=30)
-        assert cluster_for(first, b"reviews") == f"outbound|9080|v1|{REVIEWS}"
-        view = await asyncio.to_thread(cp.wait_synced, NODE_ID)
-        assert view["types"]["lds"]["status"] == "SYNCED"
-
-        await asyncio.to_thread(cp.kill)
-        await eventually(lambda: not running.client.status().connected)
-        assert running.published.last is first  # still serving the last config
-        await asyncio.to_thread(cp.start)
-        await asyncio.to_thread(cp.wait_synced, NODE_ID)
-        revision = await asyncio.to_thread(cp.apply, REVIEWS_V2)
-        v2 = f"outbound|9080|v2|{REVIEWS}"
-        await running.published.until(lambda c: cluster_for(c, b"reviews") == v2, within=30)
-        # Only RDS changed: the other types are not resent, so only RDS is at the new revision.
-        await asyncio.to_thread(cp.wait_synced, NODE_ID, ("rds",), revision=revision)
-    finally:
-        if running is not None:
-            await stop_client(running)
-        await asyncio.to_thread(cp.stop)
 
 
 async def test_accepts_responses_larger_than_grpcs_default_limit(
@@ -457,108 +294,3 @@ def test_runs_on_uvloop() -> None:
             await server.stop(None)
 
     assert uvloop.run(scenario()) == (True, {"db"})
-
-
-class RecordingAds:
-    """A scripted ADS server: records every request and sends the responses a test queues."""
-
-    def __init__(self) -> None:
-        self.requests: asyncio.Queue[Any] = asyncio.Queue()
-        self.responses: asyncio.Queue[Any] = asyncio.Queue()
-        self.server: Any = None
-        self.port = 0
-
-    async def start(self) -> None:
-        async def stream(requests: Any, context: Any) -> Any:
-            async def record() -> None:
-                async for request in requests:
-                    self.requests.put_nowait(request)
-
-            reader = asyncio.create_task(record())
-            try:
-                while True:
-                    yield await self.responses.get()
-            finally:
-                reader.cancel()
-
-        handler = grpc.stream_stream_rpc_method_handler(
-            stream,
-            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-            response_serializer=discovery_pb2.DiscoveryResponse.SerializeToString,
-        )
-        service = "envoy.service.discovery.v3.AggregatedDiscoveryService"
-        generic = grpc.method_handlers_generic_handler(
-            service, {"StreamAggregatedResources": handler}
-        )
-        self.server = grpc.aio.server()
-        self.server.add_generic_rpc_handlers((generic,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        await self.server.start()
-
-    def send(self, type_url: str, version: str, nonce: str, *messages: Any) -> None:
-        response = discovery_pb2.DiscoveryResponse(
-            type_url=type_url, version_info=version, nonce=nonce
-        )
-        for m in messages:
-            response.resources.add().Pack(m)
-        self.responses.put_nowait(response)
-
-    async def next_request(self, type_url: str) -> Any:
-        """The next request of this type (others are skipped), within 5 s."""
-        async with asyncio.timeout(5):
-            while True:
-                request = await self.requests.get()
-                if request.type_url == type_url:
-                    return request
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[RecordingAds]:
-    ads = RecordingAds()
-    await ads.start()
-    yield ads
-    await ads.server.stop(None)
-
-
-def broken_listener(port: int) -> Any:
-    return tcp_world(port, 1, bad=True).resources[LISTENER]["web"]
-
-
-async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
-    """Node on the first request only; ACK = version + nonce; NACK = the last ACCEPTED version,
-    the rejected nonce and google.rpc INVALID_ARGUMENT naming the resource."""
-    running = await start_client(scripted.port)
-    try:
-        first = await scripted.next_request(CLUSTER)
-        assert first.HasField("node") and first.node.id == NODE_ID
-        assert list(first.resource_names) == [] and first.response_nonce == ""
-        lds = await scripted.next_request(LISTENER)
-        assert not lds.HasField("node")
-
-        scripted.send(CLUSTER, "c1", "n1", cluster("db"))
-        ack = await scripted.next_request(CLUSTER)
-        assert (ack.version_info, ack.response_nonce) == ("c1", "n1")
-        assert not ack.HasField("error_detail")
-        eds = await scripted.next_request(ENDPOINT)  # follows the EDS cluster
-        assert list(eds.resource_names) == ["db"] and eds.response_nonce == ""
-
-        web = listener_pb2.Listener()
-        broken_listener(9080).any.Unpack(web)
-        scripted.send(LISTENER, "l1", "n2", web)
-        nack = await scripted.next_request(LISTENER)
-        assert (nack.version_info, nack.response_nonce) == ("", "n2")  # nothing accepted yet
-        assert nack.error_detail.code == 3
-        assert nack.error_detail.message.startswith('listener "web"')
-
-        good = tcp_world(7000, 1).resources[LISTENER]["db"]
-        db = listener_pb2.Listener()
-        good.any.Unpack(db)
-        scripted.send(LISTENER, "l2", "n3", db)
-        ack = await scripted.next_request(LISTENER)
-        assert (ack.version_info, ack.response_nonce) == ("l2", "n3")
-        scripted.send(LISTENER, "l3", "n4", db, web)
-        nack = await scripted.next_request(LISTENER)
-        assert (nack.version_info, nack.response_nonce) == ("l2", "n4")
-        assert nack.error_detail.code == 3
-    finally:
-        await stop_client(running)
