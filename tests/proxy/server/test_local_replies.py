@@ -168,3 +168,26 @@ async def test_redirect_and_direct_response() -> None:
         resp = await client.get("/hello", "svc")  # framing intact after HEAD
         assert resp.body == b"hi there"
         await client.close()
+
+
+async def test_connection_breaker_queues_one_pending_and_refuses_the_rest() -> None:
+    up = await Upstream("slow", delay=0.3).start()
+    port = free_port()
+    cluster = static_cluster("a", up.port)
+    limits = cluster.circuit_breakers.thresholds.add()
+    limits.max_connections.value = 1
+    limits.max_pending_requests.value = 1
+    try:
+        async with running(cluster, simple(port, "a")):
+            clients = [await Client.connect(port) for _ in range(3)]
+            for client in clients:
+                await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+                await asyncio.sleep(0.05)
+            replies = [await c.response() for c in clients]
+            assert [r.status for r in replies] == [200, 200, 503]
+            assert replies[2].headers["x-envoy-overloaded"] == "true"
+            assert up.connections == 1  # the pending request reused the only connection
+            for client in clients:
+                await client.close()
+    finally:
+        await up.stop()

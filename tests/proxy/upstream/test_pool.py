@@ -67,8 +67,9 @@ async def server(close_after: int | None = None) -> AsyncIterator[tuple[Endpoint
         srv.close()
 
 
-def breaker(max_connections: int = 1024) -> CircuitBreaker:
-    return CircuitBreaker(Thresholds(max_connections=max_connections), ClusterStats())
+def breaker(max_connections: int = 1024, max_pending: int = 1024) -> CircuitBreaker:
+    limits = Thresholds(max_connections=max_connections, max_pending_requests=max_pending)
+    return CircuitBreaker(limits, ClusterStats())
 
 
 async def exchange(conn: UpstreamConnection) -> Sink:
@@ -136,12 +137,13 @@ async def test_idle_timeout_closes_the_connection() -> None:
 
 
 async def test_breaker_refusal_and_connect_failure() -> None:
-    pool, cb = ConnectionPool(), breaker(max_connections=1)
+    pool, cb = ConnectionPool(), breaker(max_connections=1, max_pending=0)
     async with server() as (endpoint, _):
         conn, _ = await pool.acquire("a", endpoint, cb, 1.0)
         with pytest.raises(PoolOverflow):
             await pool.acquire("a", endpoint, cb, 1.0)
         assert cb.stats.upstream_cx_overflow == 1
+        assert cb.stats.upstream_rq_pending_overflow == 1
         conn.close()
         await asyncio.sleep(0.05)
     with pytest.raises(ConnectFailure):
@@ -158,4 +160,35 @@ async def test_close_backend_drops_only_its_idle_connections() -> None:
         pool.release(b, True)
         pool.close_backend("a")
         assert (pool.idle_count("a", endpoint), pool.idle_count("b", endpoint)) == (0, 1)
+        pool.close()
+
+
+async def test_pending_request_gets_the_released_connection() -> None:
+    pool, cb = ConnectionPool(), breaker(max_connections=1, max_pending=1)
+    async with server() as (endpoint, accepted):
+        first, _ = await pool.acquire("a", endpoint, cb, 1.0)
+        waiting = asyncio.ensure_future(pool.acquire("a", endpoint, cb, 1.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and cb.stats.rq_pending_active == 1
+        with pytest.raises(PoolOverflow):  # the one pending slot is taken
+            await pool.acquire("a", endpoint, cb, 1.0)
+        await exchange(first)
+        pool.release(first, True)
+        handed, reused = await asyncio.wait_for(waiting, 2)
+        assert (handed, reused) == (first, True)
+        assert cb.stats.rq_pending_active == 0 and accepted[0] == 1
+        pool.release(handed, True)
+        pool.close()
+
+
+async def test_pending_request_connects_when_a_connection_closes() -> None:
+    pool, cb = ConnectionPool(), breaker(max_connections=1, max_pending=1)
+    async with server() as (endpoint, accepted):
+        first, _ = await pool.acquire("a", endpoint, cb, 1.0)
+        waiting = asyncio.ensure_future(pool.acquire("a", endpoint, cb, 1.0))
+        await asyncio.sleep(0.05)
+        pool.release(first, False)  # closed, not reusable: its slot frees up
+        fresh, reused = await asyncio.wait_for(waiting, 2)
+        assert fresh is not first and not reused and accepted[0] == 2
+        pool.release(fresh, True)
         pool.close()

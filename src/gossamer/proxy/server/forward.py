@@ -195,9 +195,17 @@ async def _tries(
         reused = False
         try:
             try:
-                upstream, reused = await pool.acquire(
-                    cluster_key(backend), endpoint, breaker_of(backend), config.connect_timeout
-                )
+                # The route timeout covers waiting as a pending request too (Envoy).
+                async with asyncio.timeout_at(deadline):
+                    upstream, reused = await pool.acquire(
+                        cluster_key(backend), endpoint, backend.breaker, config.connect_timeout
+                    )
+            except TimeoutError:
+                reported = True
+                backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
+                return reply(
+                    conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
+                )  # UT
             except PoolOverflow:
                 raise _TryFailed("overflow", replies.OVERFLOW) from None
             except ConnectFailure:
@@ -304,10 +312,6 @@ def _replayable(body: RequestBody, pump: asyncio.Task[None] | None, sent: bool) 
 
 def cluster_key(backend: Any) -> str:
     return str(backend.config.name)
-
-
-def breaker_of(backend: Any) -> Any:
-    return backend.breaker
 
 
 async def _respond(

@@ -11,12 +11,16 @@ Theory of operation:
    bytes arriving on an idle connection make it unusable too (RFC 9112 §9.8: a server may close
    idle connections at any time, and stray bytes mean the framing is lost).
 4. `breaker.try_connection()` is asked before every connect and `end_connection()` is called
-   exactly once when the connection closes. A refusal raises `PoolOverflow` (503 UO upstream).
+   exactly once when the connection closes. When it refuses, the request waits as pending
+   (`try_pending()`, as Envoy's pool does) for a released connection of its endpoint or for
+   any connection of the cluster to close; a refused pending slot raises `PoolOverflow`
+   (503 UO).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
@@ -27,6 +31,10 @@ class ConnectionBreaker(Protocol):
     def try_connection(self) -> bool: ...
 
     def end_connection(self) -> None: ...
+
+    def try_pending(self) -> bool: ...
+
+    def end_pending(self) -> None: ...
 
 
 class Target(Protocol):
@@ -200,6 +208,7 @@ class ConnectionPool:
         self._limits = limits if limits is not None else UPSTREAM_LIMITS
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
         self._sweep: asyncio.TimerHandle | None = None
+        self._waiters: dict[PoolKey, deque[asyncio.Future[UpstreamConnection | None]]] = {}
         self.opened = 0  # connections ever opened (tests and /stats read it)
 
     def __repr__(self) -> str:
@@ -219,9 +228,11 @@ class ConnectionPool:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn, True
-        if not breaker.try_connection():
-            raise PoolOverflow("max connections")
         loop = asyncio.get_running_loop()
+        while not breaker.try_connection():
+            handed = await self._wait_pending(key, breaker, loop)
+            if handed is not None:
+                return handed, True
         conn = UpstreamConnection(self, key, breaker, self._limits)
         try:
             async with asyncio.timeout(connect_timeout):
@@ -261,6 +272,8 @@ class ConnectionPool:
             conn.close()
             return
         conn.resume_reading()
+        if self._hand_over(conn):
+            return
         self._idle.setdefault(conn.key, []).append(conn)
         loop = asyncio.get_running_loop()
         conn.idle_deadline = loop.time() + idle_timeout if idle_timeout is not None else _NEVER
@@ -288,6 +301,39 @@ class ConnectionPool:
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)
+        if self._waiters:  # a connection slot of this cluster is free: let one waiter connect
+            for key, queue in self._waiters.items():
+                if key[0] == conn.key[0] and _resolve_first(queue, None):
+                    break
+
+    async def _wait_pending(
+        self, key: PoolKey, breaker: ConnectionBreaker, loop: asyncio.AbstractEventLoop
+    ) -> UpstreamConnection | None:
+        """Wait as a pending request: a handed-over connection, or None (try to connect)."""
+        if not breaker.try_pending():
+            raise PoolOverflow("max connections and max pending requests")
+        waiter: asyncio.Future[UpstreamConnection | None] = loop.create_future()
+        queue = self._waiters.setdefault(key, deque())
+        queue.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                handed = waiter.result()
+                assert handed is not None
+                self.release(handed, True)  # handed over as we were cancelled: pass it on
+            raise
+        finally:
+            breaker.end_pending()
+            if waiter in queue:
+                queue.remove(waiter)
+            if not queue:
+                self._waiters.pop(key, None)
+
+    def _hand_over(self, conn: UpstreamConnection) -> bool:
+        """Give a released connection straight to a pending request of its endpoint."""
+        queue = self._waiters.get(conn.key)
+        return queue is not None and _resolve_first(queue, conn)
 
     def _arm_sweep(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """One timer per pool (not per release): at most every `_SWEEP` seconds, sooner when a
@@ -309,3 +355,14 @@ class ConnectionPool:
                     soonest = min(soonest, conn.idle_deadline)
         if soonest != _NEVER:
             self._arm_sweep(loop, soonest)
+
+
+def _resolve_first(
+    queue: deque[asyncio.Future[UpstreamConnection | None]], value: UpstreamConnection | None
+) -> bool:
+    while queue:
+        waiter = queue.popleft()
+        if not waiter.done():
+            waiter.set_result(value)
+            return True
+    return False
