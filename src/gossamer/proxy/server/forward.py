@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from random import random
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +31,9 @@ from gossamer.proxy.server.attempt import (
     pump_body,
     ready_body,
 )
-from gossamer.proxy.server.context import authority_address
 from gossamer.proxy.server.mirror import send_mirrors
 from gossamer.proxy.server.relay import relay_response, splice_upgrade
+from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstream_head
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
 
@@ -50,65 +49,6 @@ class _TryFailed(Exception):
         self.reset = reset
         self.body = body
         self.status = status
-
-
-def upstream_head(
-    request: Request, route: Any, action: Any, resolved: Resolved, cluster: str
-) -> RequestHead:
-    """The head sent upstream: end-to-end headers, rewrites, route mutations, Envoy's headers."""
-    head = request.head
-    headers = wire.end_to_end(head.headers, wire.REQUEST_DROP)
-    up = RequestHead(
-        head.method,
-        resolved.target,
-        head.version,
-        headers,
-        head.keep_alive,
-        head.upgrade,
-        head.expect_continue,
-        head.chunked,
-        head.content_length,
-    )
-    original_host = headers.get(b"host")
-    action.rewrite(up)
-    route.mutate_request(up.headers, cluster)
-    # Envoy records what a rewrite replaced (parity: x-envoy-original-path / -host).
-    if up.target != resolved.target:
-        up.headers.add(b"x-envoy-original-path", resolved.target)
-    if original_host is not None and up.headers.get(b"host") != original_host:
-        up.headers.add(b"x-envoy-original-host", original_host)
-    if b"x-forwarded-proto" not in up.headers:
-        up.headers.add(b"x-forwarded-proto", b"http")
-    if b"x-request-id" not in up.headers:
-        up.headers.add(b"x-request-id", str(uuid.uuid4()).encode())
-    expected = _expected_timeout(action)
-    if expected:
-        up.headers.add(b"x-envoy-expected-rq-timeout-ms", b"%d" % int(expected * 1000))
-    # Framing headers were all dropped above: add exactly the ones this hop uses.
-    if head.upgrade:
-        up.headers.add(b"connection", b"upgrade")
-        up.headers.add(b"upgrade", head.headers.get(b"upgrade") or b"")
-    elif head.chunked:
-        up.headers.add(b"transfer-encoding", b"chunked")
-    elif head.content_length is not None:
-        up.headers.add(b"content-length", b"%d" % head.content_length)
-    return up
-
-
-def _expected_timeout(action: Any) -> float | None:
-    """Envoy's finalTimeout: the per-try timeout when it is shorter than the route's (or the
-    route has none), else the route timeout; None/0 → no header."""
-    timeout = action.timeout
-    retry = action.retry
-    per_try = retry.per_try_timeout if retry is not None else None
-    if per_try and (not timeout or per_try < timeout):
-        return float(per_try)
-    return float(timeout) if timeout else None
-
-
-def _original_dst(conn: HttpConnection, resolved: Resolved) -> Endpoint | None:
-    dst = conn.original_dst or authority_address(resolved.authority)
-    return Endpoint(dst[0], dst[1]) if dst is not None else None
 
 
 async def forward(
@@ -172,7 +112,7 @@ async def _tries(
     pool = conn.ctx.pool
     while True:
         if original_dst:
-            endpoint = _original_dst(conn, resolved)
+            endpoint = original_dst_endpoint(conn, resolved)
         else:
             avoid = tried if retry is not None and retry.avoid_previous_hosts else ()
             endpoint = backend.pick(hash_key, avoid)
