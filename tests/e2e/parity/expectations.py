@@ -229,12 +229,28 @@ def _backend_saw(
     return problems
 
 
+# Headers whose *names* both planes must agree on, per call; values vary per request (date, ids,
+# timings) or per plane's listener (the tag header is checked by the harness itself).
+UNCOMPARED_HEADERS = frozenset({"date", "x-parity-config"})
+
+
 def summary(replies: Sequence[Observed], compare: Sequence[str]) -> dict[str, list[str]]:
     """What two data planes must agree on for one call, beyond each meeting `expect`: the set of
-    statuses seen, and the set of backends that answered 2xx."""
+    statuses; the backends that answered 2xx; the proxy's own (local) reply bodies; the response
+    header names and the `server` header the client saw; and the request header names the
+    backends received."""
     out: dict[str, list[str]] = {}
     if "status" in compare:
         out["status"] = sorted({str(r.status) for r in replies})
     if "backends" in compare:
         out["backends"] = sorted({r.backend for r in replies if 200 <= r.status < 300})
+    if "local_bodies" in compare:
+        out["local_bodies"] = sorted({r.text for r in replies if r.status and not r.backend})
+    if "headers" in compare:
+        names = {n for r in replies for n in r.headers if n not in UNCOMPARED_HEADERS}
+        out["headers"] = sorted(names)
+        out["server"] = sorted({r.header("server") or "" for r in replies if r.status})
+    if "upstream_headers" in compare:
+        echoes = [e for e in (r.echo for r in replies) if e is not None]
+        out["upstream_headers"] = sorted({n for e in echoes for n in e["headers"]})
     return out

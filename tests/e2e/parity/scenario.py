@@ -23,6 +23,8 @@ import yaml
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TAG_HEADER = "x-parity-config"
 FAIL_KEY_MODES = ("", "unique", "fixed")
+# What the planes must agree on per call (see expectations.summary); a call may narrow it.
+COMPARED = ("status", "backends", "local_bodies", "headers", "upstream_headers")
 
 
 class ScenarioError(ValueError):
@@ -44,7 +46,7 @@ class Call:
     vary: Mapping[str, int] = field(default_factory=dict)  # header -> request i sends "v<i % n>"
     authority: str = ""  # Host header override; default <service fqdn>:<service port>
     expect: Mapping[str, Any] = field(default_factory=dict)
-    compare: tuple[str, ...] = ("status", "backends")
+    compare: tuple[str, ...] = COMPARED
     within: float = 30.0
 
 

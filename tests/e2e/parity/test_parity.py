@@ -1,6 +1,7 @@
 """Envoy parity: each scenario in scenarios/ runs on a real Envoy and on the Gossamer sidecar,
 both programmed by one real control plane; each must meet the scenario's expectation, and the
-two must agree on what a user sees (statuses, which backends answered)."""
+two must agree on what a user sees (statuses, which backends answered, the proxy's own reply
+bodies, response header names, the request header names a backend receives)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import pytest
 
 from tests.e2e.parity.dataplanes import DataPlane
-from tests.e2e.parity.runner import Parity
+from tests.e2e.parity.runner import Outcome, Parity
 from tests.e2e.parity.scenario import Scenario, load_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
@@ -20,11 +21,15 @@ PLANES = ("envoy", "gossamer")
 CASES = [pytest.param(s, p, id=f"{s.name}-{p}") for s in SCENARIOS for p in PLANES]
 
 
+def _known_failure(scenario: Scenario, plane: str, request: pytest.FixtureRequest) -> None:
+    if plane in scenario.known_failures:
+        reason = scenario.known_failures[plane]
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+
 @pytest.mark.parametrize(("scenario", "plane_name"), CASES)
 def test_scenario(scenario: Scenario, plane_name: str, request: pytest.FixtureRequest) -> None:
-    if plane_name in scenario.known_failures:
-        reason = scenario.known_failures[plane_name]
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+    _known_failure(scenario, plane_name, request)
     parity: Parity = request.getfixturevalue("parity")
     plane: DataPlane = request.getfixturevalue(f"{plane_name}_plane")
     outcome = parity.run(scenario, plane)
@@ -33,13 +38,25 @@ def test_scenario(scenario: Scenario, plane_name: str, request: pytest.FixtureRe
     assert not outcome.problems, f"{scenario.summary}\n{outcome.describe()}"
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_planes_agree(scenario: Scenario, parity: Parity) -> None:
-    missing = [p for p in PLANES if (scenario.name, p) not in parity.outcomes]
+def _differences(envoy: Outcome, gossamer: Outcome) -> list[str]:
+    return [
+        f"{call} {key}: envoy {json.dumps(want)} gossamer {json.dumps(got)}"
+        for call, summary in envoy.summary.items()
+        for key, want in summary.items()
+        if (got := gossamer.summary.get(call, {}).get(key)) != want
+    ]
+
+
+def _both(parity: Parity, scenario: str) -> tuple[Outcome, Outcome]:
+    missing = [p for p in PLANES if (scenario, p) not in parity.outcomes]
     if missing:
-        pytest.skip(f"no result from {', '.join(missing)} for {scenario.name}")
-    envoy = parity.outcomes[(scenario.name, "envoy")]
-    gossamer = parity.outcomes[(scenario.name, "gossamer")]
-    assert gossamer.summary == envoy.summary, (
-        f"envoy: {json.dumps(envoy.summary)}\ngossamer: {json.dumps(gossamer.summary)}"
-    )
+        pytest.skip(f"no result from {', '.join(missing)} for {scenario}")
+    return parity.outcomes[(scenario, "envoy")], parity.outcomes[(scenario, "gossamer")]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_planes_agree(scenario: Scenario, parity: Parity, request: pytest.FixtureRequest) -> None:
+    _known_failure(scenario, "agree", request)
+    envoy, gossamer = _both(parity, scenario.name)
+    differences = _differences(envoy, gossamer)
+    assert not differences, "\n".join(differences)
