@@ -3,7 +3,7 @@
 A scenario file has `summary` (what feature, which rule of Istio/Envoy), `config` (a list of
 Istio documents applied on top of the base world in `world.py`), optional `probe` (the request
 that shows the config is in force; default: the first call), optional `known_failures`
-({plane: why}, run as strict xfail), and `calls`, each with its own
+({"envoy" | "gossamer" | "agree": why}, run as strict xfail), and `calls`, each with its own
 `expect` block (see `expectations.py` for the keys). Every scenario has a VirtualService (for a
 DestinationRule-only feature, a plain route to the service): the harness tags every HTTP route
 of every VirtualService in `config` with the response header `x-parity-config: <tag>`, so a data
