@@ -94,3 +94,44 @@ async def test_slow_upstream_pauses_the_client() -> None:
             await client.close()
     finally:
         server.close()
+
+
+async def test_upgraded_connection_has_back_pressure_too() -> None:
+    upstream_writer: list[asyncio.StreamWriter] = []
+    finished = asyncio.Event()
+    size = 32 * 1024 * 1024
+
+    async def firehose(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        upstream_writer.append(writer)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+        )
+        block = b"z" * (1024 * 1024)
+        for _ in range(size // len(block)):
+            writer.write(block)
+            await writer.drain()
+        finished.set()
+
+    server = await asyncio.start_server(firehose, "127.0.0.1", 0)
+    port, up_port = free_port(), server.sockets[0].getsockname()[1]
+    try:
+        async with running(static_cluster("a", up_port), simple(port, "a")):
+            client = await Client.connect(port)
+            await client.send(
+                b"GET /ws HTTP/1.1\r\nhost: svc\r\n"
+                b"connection: upgrade\r\nupgrade: websocket\r\n\r\n"
+            )
+            head = await read_head(client.reader)
+            assert head.status == 101
+            await asyncio.sleep(1.0)
+            assert not finished.is_set()
+            assert upstream_writer[0].transport.get_write_buffer_size() > 0
+            received = 0
+            async with asyncio.timeout(60):
+                while received < size:
+                    received += len(await client.reader.read(1 << 20))
+            assert received == size
+            await client.close()
+    finally:
+        server.close()

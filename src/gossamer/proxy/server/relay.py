@@ -8,6 +8,7 @@ stop taking events, the channel fills and the upstream socket stops being read."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.http1 import Body, EndOfMessage, Upgraded
@@ -127,6 +128,7 @@ async def splice_upgrade(
                     finish(1)
         else:
             upstream.write(data)
+            _hold_back(upstream.writable(), conn.pause_reading, conn.resume_reading)
 
     def to_downstream(data: bytes | None) -> None:
         if data is None:
@@ -140,6 +142,7 @@ async def splice_upgrade(
                     finish(0)
         else:
             conn.write(data)
+            _hold_back(conn.writable(), upstream.pause_reading, upstream.resume_reading)
 
     # Events parsed before the switch: the rest of the 101's packet.
     while call.events.ready():
@@ -161,3 +164,12 @@ async def splice_upgrade(
     finally:
         upstream.close()
         conn.close()
+
+
+def _hold_back(
+    writable: asyncio.Future[None] | None, pause: Callable[[], None], resume: Callable[[], None]
+) -> None:
+    """Splice back-pressure: while one side cannot take more, stop reading the other."""
+    if writable is not None:
+        pause()
+        writable.add_done_callback(lambda _: resume())

@@ -178,10 +178,17 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Wait while the kernel send buffer is full (request bodies flow at upstream speed)."""
-        if self._write_paused and not self.closed:
-            if self._drain is None:
-                self._drain = asyncio.get_running_loop().create_future()
-            await self._drain
+        writable = self.writable()
+        if writable is not None:
+            await writable
+
+    def writable(self) -> asyncio.Future[None] | None:
+        """None when writes go through now, else a future done once they do again."""
+        if not self._write_paused or self.closed:
+            return None
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_future()
+        return self._drain
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
