@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 def settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"reps": 1, "wrk_s": 3.0, "lat_s": 2.0, "warm_s": 1.0, "quiet_s": 10.0}
-    return {"reps": 3, "wrk_s": 10.0, "lat_s": 5.0, "warm_s": 1.0, "quiet_s": 60.0}
+    return {"reps": 3, "wrk_s": 10.0, "lat_s": 5.0, "warm_s": 1.0, "quiet_s": 30.0}
 
 
 WRK_CONNECTIONS, WRK_THREADS = 32, 2
