@@ -31,6 +31,10 @@ class UpstreamReset(Exception):
         self.received = received
 
 
+class UpstreamTimeout(Exception):
+    """The try's deadline passed before the response head."""
+
+
 class UpstreamCall:
     """The ResponseSink of one exchange on one upstream connection."""
 
@@ -50,6 +54,9 @@ class UpstreamCall:
 
     def on_lost(self, exc: Exception | None) -> None:
         self.events.fail(UpstreamReset(self.received))
+
+    def time_out(self) -> None:
+        self.events.fail(UpstreamTimeout())
 
 
 class RequestBody:

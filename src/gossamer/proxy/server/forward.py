@@ -26,6 +26,7 @@ from gossamer.proxy.server.attempt import (
     RequestBody,
     UpstreamCall,
     UpstreamReset,
+    UpstreamTimeout,
     await_head,
     cancel_quietly,
     pump_body,
@@ -135,11 +136,15 @@ async def _tries(
         reused = False
         try:
             try:
-                # The route timeout covers waiting as a pending request too (Envoy).
-                async with asyncio.timeout_at(deadline):
-                    upstream, reused = await pool.acquire(
-                        cluster_key(backend), endpoint, backend.breaker, config.connect_timeout
-                    )
+                idle = pool.take_idle(cluster_key(backend), endpoint)
+                if idle is not None:
+                    upstream, reused = idle, True
+                else:
+                    # The route timeout covers waiting as a pending request too (Envoy).
+                    async with asyncio.timeout_at(deadline):
+                        upstream, reused = await pool.acquire(
+                            cluster_key(backend), endpoint, backend.breaker, config.connect_timeout
+                        )
             except TimeoutError:
                 reported = True
                 backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
@@ -160,12 +165,14 @@ async def _tries(
                 upstream.write(head_bytes + ready if ready else head_bytes)
                 if not complete:
                     pump = loop.create_task(pump_body(request, body, upstream))
+            # A timer that fails the call is cheaper than a cancel scope on the hot path.
+            timer = loop.call_at(try_deadline, call.time_out) if try_deadline else None
             try:
-                async with asyncio.timeout_at(try_deadline):
-                    resp = await await_head(call, conn, request.head.expect_continue)
-            except TimeoutError:
+                resp = await await_head(call, conn, request.head.expect_continue)
+            except UpstreamTimeout:
                 upstream.close()
-                if deadline is not None and loop.time() >= deadline:
+                # (timers may fire up to the clock resolution early)
+                if deadline is not None and loop.time() >= deadline - 0.001:
                     reported = True
                     backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
                     cancel_quietly(pump)
@@ -187,6 +194,9 @@ async def _tries(
                     cancel_quietly(pump)
                     continue  # rule 3
                 raise _TryFailed("reset", replies.CONNECTION_TERMINATION) from None
+            finally:
+                if timer is not None:
+                    timer.cancel()
             status = resp.status
             if (
                 retry is not None

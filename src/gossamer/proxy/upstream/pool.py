@@ -225,16 +225,23 @@ class ConnectionPool:
     def idle_count(self, name: str, target: Target) -> int:
         return len(self._idle.get((name, target.host, target.port), ()))
 
+    def take_idle(self, name: str, target: Target) -> UpstreamConnection | None:
+        """An idle connection ready for a request, without suspending (the hot path)."""
+        idle = self._idle.get((name, target.host, target.port))
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
     async def acquire(
         self, name: str, target: Target, breaker: ConnectionBreaker, connect_timeout: float
     ) -> tuple[UpstreamConnection, bool]:
         """(connection, reused). Raises ConnectFailure or PoolOverflow."""
         key = (name, target.host, target.port)
-        idle = self._idle.get(key)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
-                return conn, True
+        idle = self.take_idle(name, target)
+        if idle is not None:
+            return idle, True
         loop = asyncio.get_running_loop()
         while not breaker.try_connection():
             handed = await self._wait_pending(key, breaker, loop)
