@@ -1,7 +1,11 @@
 """Envoy parity: each scenario in scenarios/ runs on a real Envoy and on the Gossamer sidecar,
 both programmed by one real control plane; each must meet the scenario's expectation, and the
 two must agree on what a user sees (statuses, which backends answered, the proxy's own reply
-bodies, response header names, the request header names a backend receives)."""
+bodies, response header names, the request header names a backend receives).
+
+Not covered: unknown-host passthrough (allow_any → PassthroughCluster). On loopback with
+INTERCEPTION_MODE NONE the original destination is Envoy's own listener, so Envoy would proxy to
+itself; there is no outcome worth holding the sidecar to."""
 
 from __future__ import annotations
 
