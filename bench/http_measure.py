@@ -181,4 +181,7 @@ def _stderr_tail(proc: subprocess.Popen[str]) -> str:
 
 
 def idle_rss(row: Row) -> None:
-    row.add("rss_idle", rss_kib(row.pids()) / 1024)
+    """RSS before any load, and how many processes it is summed over."""
+    pids = row.pids()
+    row.add("rss_idle", rss_kib(pids) / 1024)
+    row.add("processes", len(pids))

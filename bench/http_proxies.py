@@ -165,9 +165,9 @@ def measure(rows: list[Row], cfg: dict[str, Any]) -> None:
         if row.roots:
             idle_rss(row)
     for row in live:  # warm every connection pool once; these numbers are dropped
-        idle = row.samples.get("rss_idle", [])
+        idle = {k: v for k, v in row.samples.items() if k in ("rss_idle", "processes")}
         run_wrk(row, cfg["warm_s"], WRK_CONNECTIONS, WRK_THREADS)
-        row.samples = {"rss_idle": idle} if idle else {}
+        row.samples = idle
     for rep in range(cfg["reps"]):
         for row in rows:
             if row.status:

@@ -174,6 +174,8 @@ Versions: {versions()}.
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     table += [_row_line(r, direct) for r in rows]
+    counts = [f"{r.name} {r.samples['processes'][0]:.0f}" for r in rows if "processes" in r.samples]
+    notes = {"processes per row (CPU and RSS summed over them)": ", ".join(counts), **notes}
     note_lines = [f"- {k}: {v}" for k, v in notes.items()]
     return (
         method
