@@ -139,19 +139,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         _, conn = await loop.create_connection(lambda: Connection(run), "127.0.0.1", args.port)
         run.idle.append(conn)
     if args.warmup > 0:
-        run.finished.clear()
         await schedule(run, args.warmup)
-        await asyncio.wait_for(run.finished.wait(), DRAIN)
+        if run.in_flight:
+            run.finished.clear()
+            await asyncio.wait_for(run.finished.wait(), DRAIN)
     print(json.dumps({"ready": True}), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
     run.recording = True
-    run.finished.clear()
     began = time.perf_counter()
     sent = await schedule(run, args.seconds)
-    try:
-        await asyncio.wait_for(run.finished.wait(), DRAIN)
-    except TimeoutError:
-        run.errors += run.in_flight
+    if run.in_flight:  # `finished` may have been set mid-run, whenever nothing was in flight
+        run.finished.clear()
+        try:
+            await asyncio.wait_for(run.finished.wait(), DRAIN)
+        except TimeoutError:
+            run.errors += run.in_flight
     elapsed = time.perf_counter() - began
     lat = sorted(run.latencies)
     n = len(lat)
