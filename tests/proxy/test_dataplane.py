@@ -198,3 +198,26 @@ async def test_forwards_with_envoy_headers_and_reuses_upstream_connections() -> 
             assert len({r.headers["x-request-id"] for r in up.requests}) == 5
     finally:
         await up.stop()
+
+
+async def test_drain_closes_idle_connections_and_lets_busy_ones_finish() -> None:
+    up = await Upstream("a", delay=0.3).start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
+            idle = await Client.connect(port)
+            assert (await idle.get("/", "svc")).status == 200
+            busy = await Client.connect(port)
+            await busy.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+            await up.wait_for_requests(2)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await dataplane.drain(5.0)
+            assert loop.time() - t0 < 2.0  # did not wait out the grace period
+            resp = await busy.response()
+            assert resp.status == 200 and resp.headers["connection"] == "close"
+            assert await idle.at_eof() and await busy.at_eof()
+            await idle.close()
+            await busy.close()
+    finally:
+        await up.stop()

@@ -239,6 +239,10 @@ class Dataplane:
         for bound in self._bound.values():
             bound.server.close()
         self._bound.clear()
+        for conn in list(self._connections):
+            start_draining = getattr(conn, "start_draining", None)
+            if start_draining is not None:
+                start_draining()  # HTTP: idle ones close now, busy ones after their response
         if self._connections:
             self._idle = asyncio.Event()
             with contextlib.suppress(TimeoutError):

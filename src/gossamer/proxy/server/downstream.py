@@ -82,6 +82,7 @@ class HttpConnection(asyncio.Protocol):
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
+        self._draining = False
         # After an upgrade: where downstream bytes go (set by the exchange).
         self.splice_to: Callable[[bytes | None], None] | None = None
         self._upgrade_buffer: list[bytes] = []
@@ -190,6 +191,15 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def start_draining(self) -> None:
+        """Shutdown: an idle connection closes now; a busy one answers what it was asked with
+        `connection: close` and then closes (as Envoy's drain does for HTTP/1.1)."""
+        self._draining = True
+        for request in self._queue:
+            request.head.keep_alive = False
+        if not self._queue and self.splice_to is None:
+            self.close()
+
     def pause_reading(self) -> None:
         if not self._read_paused and self.transport is not None and not self.closed:
             self._read_paused = True
@@ -221,6 +231,8 @@ class HttpConnection(asyncio.Protocol):
             request = Request(event, EventChannel(self.pause_reading, self.resume_reading))
             self._queue.append(request)
             self._receiving = request
+            if self._draining:
+                event.keep_alive = False
             if len(self._queue) > _MAX_PIPELINED:
                 self.pause_reading()
             if self._task is None:
