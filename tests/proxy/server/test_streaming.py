@@ -206,3 +206,25 @@ async def test_websocket_upgrade_then_bytes_both_ways() -> None:
             await client.close()
     finally:
         server.close()
+
+
+async def test_upgrade_refused_by_the_upstream_is_relayed_then_closed() -> None:
+    async def no_ws(up: Upstream, req: Message, writer: asyncio.StreamWriter) -> None:
+        writer.write(response_bytes(426, b"no websocket here"))
+
+    up = await Upstream("a", handler=no_ws).start()
+    port = free_port()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a")):
+            client = await Client.connect(port)
+            await client.send(
+                b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+                b"\r\n"
+            )
+            resp = await client.response()
+            assert (resp.status, resp.body) == (426, b"no websocket here")
+            assert resp.headers["connection"] == "close"
+            assert await client.at_eof()
+            await client.close()
+    finally:
+        await up.stop()

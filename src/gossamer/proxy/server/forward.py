@@ -282,6 +282,10 @@ async def _respond(
         backend.finished(endpoint, 101, elapsed)
         await splice_upgrade(conn, call, resp, route, cluster, elapsed)
         return False
+    if request.head.upgrade:
+        # Refused upgrade: the bytes after its head were not HTTP; this connection is done.
+        request.head.keep_alive = False
+        conn.upgrade_refused()
     try:
         keep_alive, reusable = await relay_response(
             conn, request, call, resp, route, cluster, elapsed
