@@ -1,8 +1,9 @@
 """Runs inside a test network namespace (see test_original_dst_netns.py); prints one JSON line.
 
-iptables in that namespace redirects 10.77.0.0/24 to REDIRECT_PORT (the capture listener). We
-check SO_ORIGINAL_DST directly, then a non-explicit Dataplane routing captured HTTP by its
-original destination to `0.0.0.0_9080` and captured TCP to the listener `10.77.0.6_3306`."""
+iptables in that namespace redirects 10.77.0.9:8080 to the inbound capture port and the rest of
+10.77.0.0/24 to the outbound one. We check SO_ORIGINAL_DST directly, then a non-explicit
+Dataplane routing captured HTTP by its original destination to `0.0.0.0_9080`, captured TCP to
+the listener `10.77.0.6_3306`, and inbound HTTP by destination port to the local app."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ async def _upper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.close()
 
 
-async def through_dataplane(capture_port: int) -> dict[str, object]:
+async def through_dataplane(capture_port: int, inbound_port: int) -> dict[str, object]:
     up = await Upstream("a").start()
+    app = await Upstream("app").start()
     tcp = await asyncio.start_server(_upper, "127.0.0.1", 0)
     tcp_port = tcp.sockets[0].getsockname()[1]
     http = listeners.socket_listener(
@@ -54,7 +56,20 @@ async def through_dataplane(capture_port: int) -> dict[str, object]:
         [listeners.tcp_proxy_filter("db", [("db", 1)])],
         bind=False,
     )
+    inbound_routes = routes("inbound|8080||", (["*"], [route("inbound|8080||")]))
+    inbound = listeners.virtual_inbound(
+        inbound_port,
+        [
+            listeners.port_chain(
+                "inbound|8080||", 8080, [listeners.inline_routes_filter("in", inbound_routes)]
+            )
+        ],
+        "InboundPassthroughCluster",
+    )
     config = proxy_config(
+        static_cluster("inbound|8080||", app.port),
+        clusters.inbound_passthrough(),
+        inbound,
         static_cluster("a", up.port),
         static_cluster("db", tcp_port),
         clusters.passthrough(),
@@ -62,7 +77,9 @@ async def through_dataplane(capture_port: int) -> dict[str, object]:
         http,
         mysql,
     )
-    dataplane = Dataplane(DataplaneOptions(explicit=False, outbound_port=capture_port))
+    dataplane = Dataplane(
+        DataplaneOptions(explicit=False, outbound_port=capture_port, inbound_port=inbound_port)
+    )
     await dataplane.apply(config)
     try:
         client = await Client.connect(9080, host="10.77.0.5")
@@ -73,22 +90,27 @@ async def through_dataplane(capture_port: int) -> dict[str, object]:
         writer.write_eof()
         echoed = await asyncio.wait_for(reader.read(), 5)
         writer.close()
+        client = await Client.connect(8080, host="10.77.0.9")
+        inbound_resp = await client.get("/in", "productpage:9080")
+        await client.close()
         return {
             "http_status": resp.status,
             "http_upstream": resp.headers.get("x-upstream"),
             "upstream_saw": up.requests[0].target if up.requests else None,
             "tcp": echoed.decode(),
+            "inbound": inbound_resp.headers.get("x-upstream"),
         }
     finally:
         await dataplane.close()
         await up.stop()
+        await app.stop()
         tcp.close()
 
 
 def main() -> None:
-    capture_port = int(sys.argv[1])
+    capture_port, inbound_port = int(sys.argv[1]), int(sys.argv[2])
     out: dict[str, object] = {"raw": raw_original_dst(capture_port)}
-    out.update(asyncio.run(asyncio.wait_for(through_dataplane(capture_port), 20)))
+    out.update(asyncio.run(asyncio.wait_for(through_dataplane(capture_port, inbound_port), 20)))
     print(json.dumps(out), flush=True)
 
 

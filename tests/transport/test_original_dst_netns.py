@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE_PORT = 15001
+INBOUND_PORT = 15006
 
 
 def _run(*argv: str) -> None:
@@ -48,6 +49,11 @@ def netns() -> Iterator[str]:
         try:
             _run(
                 *inside, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp",
+                "-d", "10.77.0.9", "--dport", "8080",
+                "-j", "REDIRECT", "--to-ports", str(INBOUND_PORT),
+            )  # fmt: skip
+            _run(
+                *inside, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp",
                 "-d", "10.77.0.0/24", "-j", "REDIRECT", "--to-ports", str(CAPTURE_PORT),
             )  # fmt: skip
         except subprocess.CalledProcessError as exc:
@@ -62,7 +68,7 @@ def netns() -> Iterator[str]:
 def test_redirected_connections_are_routed_by_their_original_destination(netns: str) -> None:
     proc = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, "-m", "tests.transport.netns_child",
-         str(CAPTURE_PORT)],
+         str(CAPTURE_PORT), str(INBOUND_PORT)],
         check=False,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"},
@@ -75,3 +81,4 @@ def test_redirected_connections_are_routed_by_their_original_destination(netns: 
     assert (result["http_status"], result["http_upstream"]) == (200, "a")
     assert result["upstream_saw"] == "/captured"
     assert result["tcp"] == "PING"
+    assert result["inbound"] == "app"
