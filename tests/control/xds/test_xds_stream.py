@@ -172,6 +172,32 @@ def test_only_changed_types_are_sent() -> None:
     assert [x.type_url for x in s.plan(changed, 0.0)] == [ROUTE]
 
 
+def synced(s: StreamState, snapshot: Snapshot) -> None:
+    """Answer everything `s` owes for `snapshot` with ACKs (EDS subscribed to clusters a, b)."""
+    for x in s.plan(snapshot, 0.0):
+        names = ("a", "b") if x.type_url == ENDPOINT else ()
+        s.on_request(req(x.type_url, names, nonce=x.nonce), 0.0)
+
+
+def test_a_changed_cluster_is_followed_by_its_endpoints_even_if_unchanged() -> None:
+    """Envoy warms an updated cluster until an EDS response arrives (else 15 s stall)."""
+    s = fresh()
+    s.on_request(req(CLUSTER), 0.0)
+    s.on_request(req(ENDPOINT, ("a", "b")), 0.0)
+    synced(s, SNAP)
+    slower = cluster("a")
+    slower.connect_timeout.seconds = 5
+    others = [
+        r for t, rs in SNAP.resources.items() for n, r in rs.items() if (t, n) != (CLUSTER, "a")
+    ]
+    changed = Snapshot.build([slower, *others], revision=2)
+    sends = s.plan(changed, 0.0)
+    assert [x.type_url for x in sends] == [CLUSTER, ENDPOINT]
+    assert sends[1].version == s.types[ENDPOINT].sent_version  # same endpoints, new nonce
+    synced(s, changed)
+    assert s.plan(changed, 0.0) == []  # nothing owed once both are ACKed
+
+
 def test_transition_table_rejects_impossible_moves() -> None:
     assert transition(SyncState.STALE, Verdict.ACK) is SyncState.SYNCED
     assert (SyncState.NOT_SENT, Verdict.ACK) not in TRANSITIONS

@@ -175,7 +175,9 @@ def _forward(
     if key is not None:
         action.hash_policy.append(hash_policy(key, proxyless=ctx.proxyless))
     timeouts = rule.timeouts
-    set_timeout(action, timeouts.request if timeouts and timeouts.request else None)
+    set_timeout(
+        action, timeouts.request if timeouts and timeouts.request else None, proxyless=ctx.proxyless
+    )
     retry = policies.retry_policy(_retry(rule, consistent_hash=key is not None))
     if retry is not None:
         action.retry_policy.CopyFrom(retry)

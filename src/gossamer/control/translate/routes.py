@@ -160,7 +160,7 @@ def _forward(
     hash_key = hashes.pop() if len(hashes) == 1 else None
     if hash_key is not None:
         action.hash_policy.append(hash_policy(hash_key, proxyless=ctx.proxyless))
-    set_timeout(action, http.timeout)
+    set_timeout(action, http.timeout, proxyless=ctx.proxyless)
     retry = policies.retry_policy(http.retry_policy(consistent_hash=hash_key is not None))
     if retry is not None:
         action.retry_policy.CopyFrom(retry)
@@ -172,14 +172,19 @@ def _forward(
         action.request_mirror_policies.append(policies.mirror_policy(cluster, percent))
 
 
-def set_timeout(action: rc.RouteAction, timeout: timedelta | None) -> None:
-    """Istio's default is no timeout (0 disables Envoy's 15 s); gRPC clients read
-    max_stream_duration instead, and `grpc-timeout` is honoured up to the route timeout."""
+def set_timeout(action: rc.RouteAction, timeout: timedelta | None, *, proxyless: bool) -> None:
+    """Istio's default is no timeout (0 disables Envoy's 15 s). Proxyless gRPC clients read only
+    max_stream_duration; Envoy must not get it (its stream timer would answer 504 `downstream
+    duration timeout` instead of the route's `upstream request timeout`), so sidecars and
+    gateways get Istio's max_grpc_timeout: `grpc-timeout` honoured up to the route timeout."""
     value = policies.duration(timeout or timedelta(0))
     action.timeout.CopyFrom(value)
-    action.max_stream_duration.grpc_timeout_header_max.CopyFrom(value)
-    if timeout is not None:
-        action.max_stream_duration.max_stream_duration.CopyFrom(value)
+    if proxyless:
+        action.max_stream_duration.grpc_timeout_header_max.CopyFrom(value)
+        if timeout is not None:
+            action.max_stream_duration.max_stream_duration.CopyFrom(value)
+    else:
+        action.max_grpc_timeout.CopyFrom(value)
 
 
 def _rewrite(action: rc.RouteAction, http: HTTPRoute, match: HTTPMatchRequest | None) -> None:
@@ -245,7 +250,7 @@ def default_route(ctx: RouteContext, host: str, port: int) -> rc.Route:
     route.route.cluster = names.outbound_cluster(port, host)
     if lb.hash is not None:
         route.route.hash_policy.append(hash_policy(lb.hash, proxyless=ctx.proxyless))
-    set_timeout(route.route, None)
+    set_timeout(route.route, None, proxyless=ctx.proxyless)
     retry = policies.retry_policy(default_retry_policy(consistent_hash=lb.hash is not None))
     assert retry is not None
     route.route.retry_policy.CopyFrom(retry)

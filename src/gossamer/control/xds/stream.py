@@ -19,6 +19,9 @@ Rules (Envoy's xDS protocol doc, "ACK/NACK and resource type instance version"; 
  6. Empty names on LDS/CDS in a type's first requests = legacy wildcard; "*" = wildcard. Once a
     type had explicit names, empty names mean nothing.
  7. Sends go in PUSH_ORDER (CDS, EDS, LDS, RDS): make before break.
+ 8. A CDS send is followed by an EDS send even if the endpoints did not change: Envoy warms an
+    updated cluster until it gets an EDS response for it, and would otherwise wait out its 15 s
+    initial-fetch timeout (Istio pushes EDS with every CDS push for the same reason).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 
 from gossamer.control.xds.node import ProxyNode
 from gossamer.control.xds.resources import (
+    CLUSTER,
+    ENDPOINT,
     WILDCARD_TYPES,
     Selection,
     Snapshot,
@@ -190,11 +195,15 @@ class StreamState:
     def plan(self, snapshot: Snapshot, now: float) -> list[Send]:
         """What to send now for `snapshot`, in push order (rules 5, 7); records each as sent."""
         sends: list[Send] = []
+        clusters_sent = False
         for type_url in sorted(self.types, key=push_rank):
             ts = self.types[type_url]
             selection = snapshot.select(type_url, ts.names)
-            if not ts.owed and selection.version == ts.sent_version and ts.sent_nonce:
+            unchanged = selection.version == ts.sent_version and bool(ts.sent_nonce)
+            rewarm = type_url == ENDPOINT and clusters_sent  # rule 8
+            if not ts.owed and unchanged and not rewarm:
                 continue
+            clusters_sent = clusters_sent or type_url == CLUSTER
             nonce = self._next_nonce()
             ts.state = transition(ts.state, Verdict.SEND)
             ts.owed = False
