@@ -122,7 +122,7 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
         await eventually(nacked)
         view = next(v for v in server.connections() if v.node_id == NODE_ID)
         nack = view.types["lds"].last_nack
-        assert nack is not None and nack.code == 3
+        assert nack is not None and nack.code == 13
         assert 'listener "web"' in nack.message and "router filter must be the last" in nack.message
         assert view.types["lds"].acked_version == good.versions[LISTENER]
         status = running.client.status()

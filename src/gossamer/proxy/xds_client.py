@@ -7,7 +7,7 @@ accepted version and no nonce. Every response is folded by the SnapshotBuilder:
     and nonce, the current names of that type), then (after LDS or CDS) send RDS or EDS requests
     whose names changed, carrying that type's last nonce so the server treats them as updates.
  2. Rejected (ConfigRejected): NACK (the response's nonce, the LAST ACCEPTED version,
-    google.rpc.Status INVALID_ARGUMENT with the reason); failing resources keep their last
+    google.rpc.Status INTERNAL (13, as Envoy 1.40 sends) with the reason); failing resources keep their last
     good version. As Envoy, the resources of the response that did compile still apply
     (PartiallyRejected.config is published, and RDS/EDS names follow it).
  3. Stream failure or unreachable control plane: retry after exponential backoff with full
@@ -40,7 +40,7 @@ from gossamer.proxy.config.snapshot import PartiallyRejected, ProxyConfig, Snaps
 
 log = logging.getLogger(__name__)
 
-INVALID_ARGUMENT = 3  # google.rpc.Code: what Envoy puts in a NACK's error_detail
+NACK_CODE = 13  # google.rpc.Code INTERNAL: what Envoy 1.40 puts in a NACK's error_detail
 USER_AGENT = "gossamer"
 # Envoy's ConfigSource.initial_fetch_timeout default (0 = wait forever). LDS and CDS always
 # wait (Istio's bootstrap sets 0 for them); RDS and EDS give up after this during startup.
@@ -225,7 +225,7 @@ class XdsClient:
             log.warning(
                 "xDS NACK %s version %s: %s", short_name(type_url), response.version_info, rejected
             )
-            error = status_pb2.Status(code=INVALID_ARGUMENT, message=str(rejected))
+            error = status_pb2.Status(code=NACK_CODE, message=str(rejected))
             # Envoy applies the resources that did compile, then NACKs the rest.
             config = rejected.config if isinstance(rejected, PartiallyRejected) else None
         if config is not None:

@@ -83,7 +83,7 @@ def broken_listener(port: int) -> Any:
 
 async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
     """Node on the first request only; ACK = version + nonce; NACK = the last ACCEPTED version,
-    the rejected nonce and google.rpc INVALID_ARGUMENT naming the resource."""
+    the rejected nonce and google.rpc INTERNAL (as Envoy) naming the resource."""
     running = await start_client(scripted.port)
     try:
         first = await scripted.next_request(CLUSTER)
@@ -104,7 +104,7 @@ async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
         scripted.send(LISTENER, "l1", "n2", web)
         nack = await scripted.next_request(LISTENER)
         assert (nack.version_info, nack.response_nonce) == ("", "n2")  # nothing accepted yet
-        assert nack.error_detail.code == 3
+        assert nack.error_detail.code == 13
         assert nack.error_detail.message.startswith('listener "web"')
 
         good = tcp_world(7000, 1).resources[LISTENER]["db"]
@@ -116,6 +116,6 @@ async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
         scripted.send(LISTENER, "l3", "n4", db, web)
         nack = await scripted.next_request(LISTENER)
         assert (nack.version_info, nack.response_nonce) == ("l2", "n4")
-        assert nack.error_detail.code == 3
+        assert nack.error_detail.code == 13
     finally:
         await stop_client(running)
