@@ -68,7 +68,7 @@ def test_pushes_under_load_fail_no_request(
         for step in ("v2", "v1", "v2"):
             cp.apply(all_to(step))
             began = time.monotonic()
-            until(lambda s=step: only(load, began, s), 10, f"the move to {step}")  # type: ignore[misc]
+            until(lambda s=step, t=began: only(load, t, s), 10, f"the move to {step}")  # type: ignore[misc]
         for lb in ("ROUND_ROBIN", "LEAST_REQUEST"):
             before = load.count()
             cp.apply(subsets(lb))
