@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ENVOY_VERSION := 1.40.0
 ENVOY := .envoy/envoy/_bin/envoy
-APT_PACKAGES := python3-venv python3-dev iproute2 procps
+APT_PACKAGES := python3-venv python3-dev iproute2 iptables procps
 
 .PHONY: up test deps venv envoy lint bench clean
 
