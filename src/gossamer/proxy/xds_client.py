@@ -7,9 +7,9 @@ accepted version and no nonce. Every response is folded by the SnapshotBuilder:
     and nonce, the current names of that type), then (after LDS or CDS) send RDS or EDS requests
     whose names changed, carrying that type's last nonce so the server treats them as updates.
  2. Rejected (ConfigRejected): NACK (the response's nonce, the LAST ACCEPTED version,
-    google.rpc.Status INTERNAL (13, as Envoy 1.40 sends) with the reason); failing resources keep their last
-    good version. As Envoy, the resources of the response that did compile still apply
-    (PartiallyRejected.config is published, and RDS/EDS names follow it).
+    google.rpc.Status INTERNAL (13, as Envoy 1.40 sends) with the reason); failing resources
+    keep their last good version. As Envoy, the resources of the response that did compile
+    still apply (PartiallyRejected.config is published, and RDS/EDS names follow it).
  3. Stream failure or unreachable control plane: retry after exponential backoff with full
     jitter (0.1 s doubling to 10 s; reset once a stream delivers a response). The published
     config stays in force meanwhile; a new stream resends subscriptions with nonces cleared.
@@ -34,9 +34,9 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 from google.rpc import status_pb2
 
-from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, short_name
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import PartiallyRejected, ProxyConfig, SnapshotBuilder
+from gossamer.xdstypes import CLUSTER, ENDPOINT, LISTENER, ROUTE, short_name
 
 log = logging.getLogger(__name__)
 

@@ -12,27 +12,24 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from gossamer.control.xds.node import ProxyNode
-
-_PREFIX = "type.googleapis.com/"
-LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
-ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
-CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
-ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
-SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
-
-SHORT_NAMES: Mapping[str, str] = MappingProxyType(
-    {LISTENER: "lds", ROUTE: "rds", CLUSTER: "cds", ENDPOINT: "eds", SECRET: "sds"}
+from gossamer.xdstypes import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    SECRET,
+    SHORT_NAMES,
+    short_name,
 )
+
+# The type URLs live in gossamer.xdstypes (shared with the sidecar); re-exported for control/.
+__all__ = ["CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "SECRET", "SHORT_NAMES", "short_name"]
+
 # Make-before-break: a cluster exists before its endpoints, both before the listener and
 # route that send traffic to them (Envoy's xDS protocol doc, "eventual consistency").
 PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 # Types whose empty subscription means "everything" (state-of-the-world wildcard).
 WILDCARD_TYPES: frozenset[str] = frozenset({LISTENER, CLUSTER})
-
-
-def short_name(type_url: str) -> str:
-    """ "lds" for the Listener type URL and so on; unknown types give their message name."""
-    return SHORT_NAMES.get(type_url) or type_url.rsplit("/", 1)[-1]
 
 
 def push_rank(type_url: str) -> int:

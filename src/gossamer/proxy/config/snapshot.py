@@ -33,11 +33,11 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 
-from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy.config import compilers
 from gossamer.proxy.config.compilers import ClusterConfig, EndpointSet, RouteTable
 from gossamer.proxy.config.listeners import HttpChain, ListenerConfig, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.xdstypes import CLUSTER, ENDPOINT, LISTENER, ROUTE
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
