@@ -29,6 +29,7 @@ from typing import Any
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.supervisor_heap import FrozenHeap
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
 from gossamer.proxy.worker import apply_config, drain_dataplane, new_dataplane
@@ -44,6 +45,7 @@ def run_proxy(options: ProxyOptions) -> int:
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    FrozenHeap.tune()
     try:
         return asyncio.run(Supervisor(options).run())
     except KeyboardInterrupt:  # a second Ctrl-C while draining
@@ -69,6 +71,7 @@ class Supervisor:
         self._workers: WorkerPool | None = None
         self._xds: Any = None
         self._admin: AdminServers | None = None
+        self._heap = FrozenHeap()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class Supervisor:
         )  # fmt: skip
         if self._workers is not None:
             self._workers.push(self._generation, config)
+            self._heap.config_applied()  # the compiled config lives here too
         self._config_changed.set()
 
     async def _apply_in_process(self) -> None:
@@ -190,6 +194,7 @@ class Supervisor:
                 log.exception("applying generation %d failed; keeping the last one", generation)
                 continue
             self._applied = generation
+            self._heap.config_applied()
             log.info("config applied: generation %d", generation)
 
     def _applied_everywhere(self, generation: int) -> bool:

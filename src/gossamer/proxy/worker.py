@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gossamer.proxy import admin_stats
+from gossamer.proxy.supervisor_heap import FrozenHeap
 
 log = logging.getLogger("gossamer.proxy.worker")
 
@@ -154,6 +155,7 @@ class Worker:
         self._dataplane: DataplaneLike | None = None
         self._replica = ConfigReplica()
         self._draining = False
+        self._heap = FrozenHeap()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -217,6 +219,7 @@ class Worker:
             # the last good config (readiness stays false until a later push applies).
             log.exception("worker %d: applying generation %d failed", os.getpid(), generation)
             return {"op": "failed", "generation": generation, "error": f"{exc}"}
+        self._heap.config_applied()
         return {"op": "applied", "generation": generation}
 
     async def _drain(self, grace: float) -> None:
@@ -241,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    FrozenHeap.tune()
     return asyncio.run(Worker(link, options).serve())
 
 
