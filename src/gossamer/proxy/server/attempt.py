@@ -42,7 +42,7 @@ class UpstreamCall:
 
     def __init__(self, conn: UpstreamConnection) -> None:
         self.conn = conn
-        self.events = EventChannel(conn.pause_reading, conn.resume_reading)
+        self.events = EventChannel(conn.pause_reading, conn.resume_reading, conn.loop)
         self.received = False
         conn.sink = self
 

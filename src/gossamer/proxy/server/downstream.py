@@ -69,6 +69,8 @@ class HttpConnection(asyncio.Protocol):
         self.original_dst = original_dst
         self.parser = RequestParser(ctx.options.limits)
         self.transport: asyncio.Transport | None = None
+        # Kept: asyncio.get_running_loop() is a getpid() system call per call on CPython 3.11.
+        self.loop = asyncio.get_running_loop()
         self.peer_ip = ""
         self.closed = False
         self._queue: deque[Request] = deque()
@@ -104,12 +106,12 @@ class HttpConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ctx.connection_opened(self)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._last_activity = loop.time()
         self._idle_timer = loop.call_later(self.ctx.options.idle_timeout, self._idle_check)
 
     def data_received(self, data: bytes) -> None:
-        self._last_activity = asyncio.get_running_loop().time()
+        self._last_activity = self.loop.time()
         if self.splice_to is not None:
             self.splice_to(data)
             return
@@ -184,7 +186,7 @@ class HttpConnection(asyncio.Protocol):
         if not self._write_paused or self.closed:
             return None
         if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_future()
+            self._drain = self.loop.create_future()
         return self._drain
 
     def close(self) -> None:
@@ -228,7 +230,9 @@ class HttpConnection(asyncio.Protocol):
     def _event(self, event: object) -> None:
         if isinstance(event, RequestHead):
             self._cancel_head_timer()
-            request = Request(event, EventChannel(self.pause_reading, self.resume_reading))
+            request = Request(
+                event, EventChannel(self.pause_reading, self.resume_reading, self.loop)
+            )
             self._queue.append(request)
             self._receiving = request
             if self._draining:
@@ -236,7 +240,7 @@ class HttpConnection(asyncio.Protocol):
             if len(self._queue) > _MAX_PIPELINED:
                 self.pause_reading()
             if self._task is None:
-                self._task = asyncio.get_running_loop().create_task(self._serve())
+                self._task = self.loop.create_task(self._serve())
             else:
                 self._wake_up()
         elif isinstance(event, Body):
@@ -276,8 +280,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:
-            loop = asyncio.get_running_loop()
-            self._head_timer = loop.call_later(self.ctx.options.head_timeout, self._head_timeout)
+            self._head_timer = self.loop.call_later(
+                self.ctx.options.head_timeout, self._head_timeout
+            )
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -285,7 +290,7 @@ class HttpConnection(asyncio.Protocol):
             self._head_timer = None
 
     def _idle_check(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         idle_for = loop.time() - self._last_activity
         limit = self.ctx.options.idle_timeout
         busy = bool(self._queue) or self.splice_to is not None
@@ -311,7 +316,7 @@ class HttpConnection(asyncio.Protocol):
     async def _serve(self) -> None:
         from gossamer.proxy.server.exchange import handle
 
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         queue = self._queue
         try:
             while not self.closed:

@@ -88,7 +88,7 @@ async def _tries(
 ) -> bool:
     from gossamer.proxy.server.exchange import reply
 
-    loop = asyncio.get_running_loop()
+    loop = conn.loop
     config = backend.config
     retry = action.retry
     timeout = action.timeout

@@ -78,6 +78,7 @@ class UpstreamConnection(asyncio.Protocol):
         "closed",
         "idle_deadline",
         "key",
+        "loop",
         "parser",
         "pool",
         "raw",
@@ -94,6 +95,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.breaker = breaker
         self.parser = ResponseParser(limits)
         self.transport: asyncio.Transport | None = None
+        # Kept: asyncio.get_running_loop() is a getpid() system call per call on CPython 3.11.
+        self.loop = asyncio.get_running_loop()
         self.sink: ResponseSink | None = None
         # After an upgrade (101) the bytes are opaque: they go to `raw` (None for EOF).
         self.raw: Callable[[bytes | None], None] | None = None
@@ -187,7 +190,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not self._write_paused or self.closed:
             return None
         if self._drain is None:
-            self._drain = asyncio.get_running_loop().create_future()
+            self._drain = self.loop.create_future()
         return self._drain
 
     def write(self, data: bytes) -> None:
@@ -289,7 +292,7 @@ class ConnectionPool:
         if self._hand_over(conn):
             return
         self._idle.setdefault(conn.key, []).append(conn)
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         conn.idle_deadline = loop.time() + idle_timeout if idle_timeout is not None else _NEVER
         if conn.idle_deadline != _NEVER and (
             self._sweep is None or self._sweep.when() > conn.idle_deadline
