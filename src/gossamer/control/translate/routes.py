@@ -174,9 +174,10 @@ def _forward(
 
 def set_timeout(action: rc.RouteAction, timeout: timedelta | None, *, proxyless: bool) -> None:
     """Istio's default is no timeout (0 disables Envoy's 15 s). Proxyless gRPC clients read only
-    max_stream_duration; Envoy must not get it (its stream timer would answer 504 `downstream
-    duration timeout` instead of the route's `upstream request timeout`), so sidecars and
-    gateways get Istio's max_grpc_timeout: `grpc-timeout` honoured up to the route timeout."""
+    max_stream_duration. Envoy must get no max_stream_duration at all: with one present, even
+    holding only grpc_timeout_header_max, Envoy 1.40 stops enforcing the route `timeout` for
+    plain HTTP (checked by tests/e2e/parity route_timeout). So sidecars and gateways get what
+    Istio sends them: the deprecated max_grpc_timeout (Envoy logs a deprecation warning)."""
     value = policies.duration(timeout or timedelta(0))
     action.timeout.CopyFrom(value)
     if proxyless:

@@ -1,10 +1,10 @@
 """The life of one HTTP request: route, then a local reply or a forward to a Backend.
 
-Order (Envoy's HCM with fault → router): route selection (404 NR), direct responses and
-redirects, the route's fault (delay, then abort), upgrade admission (403), cluster choice
-(503 NC), then `forward.forward` (breaker, endpoint, tries, retries, timeouts, mirrors).
-`handle` returns whether the downstream connection may serve another request; it never raises
-for anything a peer can cause."""
+Order (Envoy's HCM with fault → cors → router): route selection (404 NR), the route's fault
+(delay, then abort; every route kind), CORS preflights answered here, direct responses and
+redirects, upgrade admission (403), cluster choice (503 NC), then `forward.forward` (breaker,
+endpoint, tries, retries, timeouts, mirrors). `handle` returns whether the downstream connection
+may serve another request; it never raises for anything a peer can cause."""
 
 from __future__ import annotations
 
@@ -29,16 +29,22 @@ async def handle(conn: HttpConnection, request: Request) -> bool:
     if route is None:
         return reply(conn, request, 404, b"")
     action: Any = route.action
-    if isinstance(action, Forward):
-        fault = route.fault
-        if fault is not None:
-            delay, abort = fault.decide(random(), random())
-            if delay:
-                await asyncio.sleep(delay)
-                if conn.closed:
-                    return False
-            if abort is not None:
-                return reply(conn, request, abort, replies.FAULT_ABORT, route)
+    forwarding = isinstance(action, Forward)
+    fault = route.fault
+    if fault is not None:  # Envoy's fault filter runs for every route kind
+        delay, abort = fault.decide(random(), random())
+        if delay:
+            await asyncio.sleep(delay)
+            if conn.closed:
+                return False
+        if abort is not None:
+            return reply(conn, request, abort, replies.FAULT_ABORT, route if forwarding else None)
+    cors = route.cors
+    if cors is not None:
+        preflight = cors.preflight(head)
+        if preflight is not None:  # answered by the CORS filter: no route response headers
+            return reply(conn, request, 200, b"", headers=Headers(preflight))
+    if forwarding:
         if head.upgrade:
             token = head.headers.get(b"upgrade") or b""
             if not action.allows_upgrade(token, resolved.upgrades):
@@ -49,7 +55,9 @@ async def handle(conn: HttpConnection, request: Request) -> bool:
         status, location = action.response(head, resolved.authority)
         return reply(conn, request, status, b"", route, Headers([(b"location", location)]))
     if isinstance(action, DirectResponse):
-        return reply(conn, request, action.status, action.body, route)
+        own_url = action.location(head, resolved.authority)
+        extra = Headers([(b"location", own_url)]) if own_url is not None else None
+        return reply(conn, request, action.status, action.body, route, extra)
     raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
 
 
@@ -70,6 +78,9 @@ def reply(
     if route is not None:
         headers = headers.copy() if headers is not None else Headers()
         route.mutate_response(headers, cluster)
+        if route.cors is not None:
+            for name, value in route.cors.response_headers(request.head):
+                headers.set(name, value)
     request.answered = True
     conn.write(
         replies.local_reply(
