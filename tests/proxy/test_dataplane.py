@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from gossamer.control.translate import build_snapshot
-from gossamer.control.world import build_world
-from gossamer.control.xds.node import ProxyNode
-from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
+from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
-from gossamer.spec import parse_text
+from tests.control.translate.worlds import world
+from tests.proxy.config.meshes import applied, sidecar
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, proxy_config, route, static_cluster
@@ -45,18 +43,7 @@ spec:
 def translated(reviews_port: int, app_port: int) -> ProxyConfig:
     """The ProxyConfig the real control plane sends productpage's sidecar."""
     text = MESH.replace("REVIEWS_PORT", str(reviews_port)).replace("APP_PORT", str(app_port))
-    parsed = [p.resource for p in parse_text(text, source="inline") if p.resource is not None]
-    node = ProxyNode.parse(
-        "sidecar~10.0.0.9~productpage-1.default~default.svc.cluster.local",
-        metadata={"LABELS": {"app": "productpage"}},
-    )
-    snap = build_snapshot(build_world(1, parsed), node)
-    builder = SnapshotBuilder()
-    config = builder.config
-    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
-        items = snap.resources.get(type_url, {})
-        config = builder.apply(type_url, "1", [r.any for r in items.values()])
-    return config
+    return applied(build_snapshot(world(text), sidecar()))
 
 
 async def test_explicit_outbound_routes_by_host_and_absolute_form() -> None:

@@ -10,27 +10,16 @@ import struct
 from typing import Any
 
 import pytest
-from google.protobuf import any_pb2
 
-from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
+from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.supervisor_workers import WorkerPool
 from gossamer.proxy.worker import ConfigReplica, LinkClosed, decode_resources, read_frame
-from tests.proxy.config.meshes import REVIEWS_V2, snapshot
+from tests.proxy.config.meshes import REVIEWS_V2, applied, snapshot
 
 
 def accepted_config() -> ProxyConfig:
     """What the supervisor's XdsClient holds after the control plane's pushes."""
-    snap = snapshot(REVIEWS_V2)
-    builder = SnapshotBuilder()
-    config = builder.config
-    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
-        packed = []
-        for resource in snap.resources.get(type_url, {}).values():
-            copy = any_pb2.Any()
-            copy.CopyFrom(resource.any)
-            packed.append(copy)
-        config = builder.apply(type_url, f"v-{type_url[-8:]}", packed)
+    config = applied(snapshot(REVIEWS_V2))
     assert config.complete
     return config
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import any_pb2
+
 from gossamer.control.translate import build_snapshot
-from gossamer.control.world import World, build_world
+from gossamer.control.world import World
 from gossamer.control.xds.node import ProxyNode
-from gossamer.control.xds.resources import Snapshot
-from gossamer.proxy.config.snapshot import message_type
-from gossamer.spec import parse_text
-from gossamer.spec.base import Resource
+from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
+from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder, message_type
+from tests.control.translate import worlds
 
 SERVICES = """
 apiVersion: v1
@@ -83,19 +84,8 @@ spec:
 REVIEWS_V1 = REVIEWS_V2.replace("subset: v2", "subset: v1")
 
 
-def resources(*texts: str) -> list[Resource]:
-    out: list[Resource] = []
-    for text in texts:
-        for parsed in parse_text(text, source="inline"):
-            errors = [f for f in parsed.findings if f.is_error]
-            assert not errors, errors
-            if parsed.resource is not None:
-                out.append(parsed.resource)
-    return out
-
-
 def world(*texts: str, revision: int = 1) -> World:
-    return build_world(revision, resources(SERVICES, *texts))
+    return worlds.world(SERVICES, *texts, revision=revision)
 
 
 def sidecar(app: str = "productpage", **metadata: Any) -> ProxyNode:
@@ -117,3 +107,28 @@ def protos(snap: Snapshot, type_url: str) -> dict[str, Any]:
         assert resource.any.Unpack(pb)
         out[name] = pb
     return out
+
+
+def applied(snap: Snapshot) -> ProxyConfig:
+    """The ProxyConfig a sidecar holds once the control plane's pushes of `snap` arrived: CDS,
+    EDS, LDS then RDS through one SnapshotBuilder, as the xDS client applies them. Each type
+    gets its own version and fresh Any copies, as off the wire."""
+    builder = SnapshotBuilder()
+    config = builder.config
+    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
+        packed = []
+        for resource in snap.resources.get(type_url, {}).values():
+            copy = any_pb2.Any()
+            copy.CopyFrom(resource.any)
+            packed.append(copy)
+        config = builder.apply(type_url, f"v-{type_url[-8:]}", packed)
+    return config
+
+
+def bookinfo_gateway_listeners() -> dict[str, Any]:
+    """name → Listener the control plane sends Bookinfo's ingress gateway."""
+    mesh = worlds.world(
+        "platform-kube-bookinfo.yaml", "bookinfo-gateway.yaml", workloads=worlds.bookinfo_pods()
+    )
+    gateway = worlds.node("router", labels={"istio": "ingressgateway"})
+    return protos(build_snapshot(mesh, gateway), LISTENER)

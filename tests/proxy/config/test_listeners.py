@@ -16,13 +16,11 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2
 
-from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import LISTENER
 from gossamer.proxy.config.listeners import HttpChain, TcpChain, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
-from tests.control.translate.worlds import bookinfo_pods, node, world
-from tests.proxy.config.meshes import protos, sidecar, snapshot
+from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +191,7 @@ def test_api_listeners_are_not_socket_listeners() -> None:
 
 
 def test_gateway_listener_binds_and_takes_routes_from_rds() -> None:
-    mesh = world("platform-kube-bookinfo.yaml", "bookinfo-gateway.yaml", workloads=bookinfo_pods())
-    gateway = node("router", labels={"istio": "ingressgateway"})
-    sent = protos(build_snapshot(mesh, gateway), LISTENER)
+    sent = bookinfo_gateway_listeners()
     out = compile_listener(sent["0.0.0.0_8080"])
     assert (out.address, out.port, out.bind, out.use_original_dst) == ("0.0.0.0", 8080, True, False)
     chain = out.chain_for(8080)

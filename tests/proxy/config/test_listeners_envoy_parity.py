@@ -16,14 +16,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import any_pb2, empty_pb2, json_format
 
-from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import CLUSTER, LISTENER
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.runtime import envoy as rt
-from tests.control.translate.worlds import bookinfo_pods, node, world
-from tests.proxy.config.meshes import protos, sidecar, snapshot
+from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
 
 pytestmark = pytest.mark.envoy
 
@@ -126,9 +124,7 @@ def zero_weight_split() -> Any:
 
 
 def gateway_listeners() -> list[Any]:
-    mesh = world("platform-kube-bookinfo.yaml", "bookinfo-gateway.yaml", workloads=bookinfo_pods())
-    gateway = node("router", labels={"istio": "ingressgateway"})
-    return list(protos(build_snapshot(mesh, gateway), LISTENER).values())
+    return list(bookinfo_gateway_listeners().values())
 
 
 def inline_route(cluster: str, validate: bool | None = None) -> Any:

@@ -15,7 +15,7 @@ from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import PartiallyRejected, SnapshotBuilder
 from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.control.xds.xds_world import cluster, endpoints, route
-from tests.proxy.config.meshes import protos, snapshot
+from tests.proxy.config.meshes import applied, protos, snapshot
 
 
 def packed(*messages: Message) -> list[Any]:
@@ -189,11 +189,9 @@ def test_translated_bookinfo_is_accepted_as_envoy_would(files: tuple[str, ...], 
     """No false NACKs: everything our control plane sends Envoy, the sidecar applies too."""
     labels = {"app": "productpage"} if kind == "sidecar" else {"istio": "ingressgateway"}
     snap = build_snapshot(world(*files, workloads=bookinfo_pods()), node(kind, labels=labels))
-    b = SnapshotBuilder()
-    for type_url in (CLUSTER, ENDPOINT, LISTENER, ROUTE):
-        b.apply(type_url, "v1", [r.any for r in snap.resources.get(type_url, {}).values()])
-    assert b.config.complete, b.config.missing
-    assert set(b.config.routes) == set(protos(snap, ROUTE))
+    config = applied(snap)
+    assert config.complete, config.missing
+    assert set(config.routes) == set(protos(snap, ROUTE))
 
 
 def test_initialized_latches_while_complete_follows_warming() -> None:

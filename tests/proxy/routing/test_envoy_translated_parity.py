@@ -11,31 +11,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from envoy.config.route.v3 import route_pb2
 from google.protobuf import json_format
 
 from gossamer.codec.headers import Headers
-from gossamer.control.translate import build_snapshot
-from gossamer.control.xds.resources import ROUTE
 from gossamer.proxy.routing import (
     DirectResponse,
     Forward,
     Redirect,
     compile_route_config,
 )
-from tests.control.translate.worlds import node, world
 from tests.proxy.routing.requests import request, route_config
 from tests.proxy.routing.static_envoy import NEEDS_ENVOY, Sent, bootstrap, send, serving
-from tests.proxy.routing.test_translated import MESH, PODS
+from tests.proxy.routing.test_translated import MESH, sent_routes
 
 pytestmark = NEEDS_ENVOY
 
 
 def labelled_routes(yaml: str = MESH) -> dict[str, Any]:
     """The translated "9080" RouteConfiguration, each route tagged `x-t-route: vhost/route`."""
-    snapshot = build_snapshot(world(yaml, workloads=PODS), node("sidecar"))
-    config = route_pb2.RouteConfiguration()
-    snapshot.of_type(ROUTE)["9080"].any.Unpack(config)
+    config = sent_routes(yaml)
     for vhost in config.virtual_hosts:
         for route in vhost.routes:
             tag = route.response_headers_to_add.add()

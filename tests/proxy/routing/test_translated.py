@@ -13,6 +13,7 @@ from gossamer.control.translate import build_snapshot
 from gossamer.control.xds.resources import ROUTE
 from gossamer.proxy.routing import DirectResponse, Forward, Route, RouteTable, compile_route_config
 from tests.control.translate.worlds import cluster, node, pod, world
+from tests.proxy.config.meshes import protos
 from tests.proxy.routing.requests import request
 
 MESH = """
@@ -75,13 +76,17 @@ RATINGS = cluster("ratings")
 PASSTHROUGH = "PassthroughCluster"
 
 
+def sent_routes(yaml: str = MESH) -> route_pb2.RouteConfiguration:
+    """The "9080" RouteConfiguration the control plane sends a sidecar in `yaml`'s mesh."""
+    sent: route_pb2.RouteConfiguration = protos(
+        build_snapshot(world(yaml, workloads=PODS), node("sidecar")), ROUTE
+    )["9080"]
+    return sent
+
+
 @pytest.fixture(scope="module")
 def routes() -> RouteTable:
-    snapshot = build_snapshot(world(MESH, workloads=PODS), node("sidecar"))
-    resource = snapshot.of_type(ROUTE)["9080"]
-    config = route_pb2.RouteConfiguration()
-    resource.any.Unpack(config)
-    return compile_route_config(config)
+    return compile_route_config(sent_routes())
 
 
 def call(t: RouteTable, authority: str, path: str = "/", **headers: str) -> Route:
