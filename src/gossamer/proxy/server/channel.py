@@ -12,6 +12,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from gossamer.codec.http1 import Body
+
 
 class ChannelClosed(Exception):
     """The producer went away before the message ended (peer reset or closed)."""
@@ -98,9 +100,12 @@ class EventChannel:
 
     def _taken(self, event: object) -> None:
         if self._buffered:
-            data = getattr(event, "data", event)
-            if isinstance(data, bytes):
-                self._buffered -= len(data)
+            # Not getattr(event, "data", None): for events without `data` that builds an
+            # AttributeError (message formatting included) once per response.
+            if isinstance(event, Body):
+                self._buffered -= len(event.data)
+            elif isinstance(event, bytes):
+                self._buffered -= len(event)
             if self._paused and self._buffered < self._low:
                 self._paused = False
                 self._resume()

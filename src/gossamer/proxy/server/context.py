@@ -53,15 +53,23 @@ class ServerContext(Protocol):
     def connection_closed(self, conn: object) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
 class Resolved:
     """Where one request goes: the table (None → 404 NR), its authority and the target to send
-    upstream (origin-form), plus the upgrade types the chain's connection manager allows."""
+    upstream (origin-form), plus the upgrade types the chain's connection manager allows.
+    Made once per request: a plain slots class (a frozen dataclass's __init__ costs twice)."""
 
-    table: Any
-    authority: bytes
-    target: bytes
-    upgrades: frozenset[bytes]
+    __slots__ = ("authority", "table", "target", "upgrades")
+
+    def __init__(
+        self, table: Any, authority: bytes, target: bytes, upgrades: frozenset[bytes]
+    ) -> None:
+        self.table = table
+        self.authority = authority
+        self.target = target
+        self.upgrades = upgrades
+
+    def __repr__(self) -> str:
+        return f"Resolved({self.table!r}, {self.authority!r}, {self.target!r})"
 
 
 class RouteResolver(Protocol):

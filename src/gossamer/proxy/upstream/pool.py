@@ -73,6 +73,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "_drain",
+        "_read_paused",
         "_write_paused",
         "breaker",
         "closed",
@@ -103,6 +104,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.requests = 0
         self._write_paused = False
+        self._read_paused = False
         self._drain: asyncio.Future[None] | None = None
         self.idle_deadline = 0.0  # loop time after which an idle connection is closed
 
@@ -199,10 +201,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            self._read_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
+        # Called at every release: only a paused transport is asked (the call is not free).
+        if self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = False
             self.transport.resume_reading()
 
     def close(self) -> None:
@@ -291,7 +296,11 @@ class ConnectionPool:
         conn.resume_reading()
         if self._hand_over(conn):
             return
-        self._idle.setdefault(conn.key, []).append(conn)
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            self._idle[conn.key] = [conn]
+        else:
+            idle.append(conn)
         loop = conn.loop
         conn.idle_deadline = loop.time() + idle_timeout if idle_timeout is not None else _NEVER
         if conn.idle_deadline != _NEVER and (
