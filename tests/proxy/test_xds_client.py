@@ -12,19 +12,22 @@ import pytest
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.translate import listeners as translate
 from gossamer.control.world import World
-from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, AdsServer, Snapshot
+from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, AdsServer
 from gossamer.proxy.xds_client import Backoff
 from tests.control.xds.xds_world import StaticSource, cluster, endpoints
-from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, world
+from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, endpoint_addresses, world
 from tests.proxy.xds.clients import (
-    NODE_ID,
     REVIEWS,
     cluster_for,
     eventually,
+    fast_server,
+    node_view,
+    our_view,
     start_client,
     stop_client,
     synced,
     tcp_world,
+    with_added,
 )
 
 
@@ -44,7 +47,7 @@ class Plane:
 async def plane() -> AsyncIterator[Plane]:
     holder: list[Plane] = []
     source = TranslatingSource(lambda: holder[0].current)
-    server = AdsServer(source, debounce=0.01, max_delay=0.1)
+    server = fast_server(source)
     holder.append(Plane(world(REVIEWS_V1), server))
     await server.start()
     yield holder[0]
@@ -57,12 +60,10 @@ async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plan
         config = await running.published.until(lambda c: c.complete)
         assert {"virtualOutbound", "virtualInbound", "0.0.0.0_9080"} <= set(config.listeners)
         v1 = f"outbound|9080|v1|{REVIEWS}"
-        assert [(e.host, e.port) for e in config.endpoints_for(v1).endpoints] == [
-            ("127.0.0.1", 19001)
-        ]
+        assert endpoint_addresses(config, v1) == [("127.0.0.1", 19001)]
         assert cluster_for(config, b"reviews:9080") == v1
         await eventually(lambda: synced(plane.server))
-        view = next(v for v in plane.server.connections() if v.node_id == NODE_ID)
+        view = our_view(plane.server)
         for short, type_url in (
             ("lds", LISTENER),
             ("rds", ROUTE),
@@ -94,7 +95,7 @@ async def test_a_virtual_service_change_routes_differently(plane: Plane) -> None
 @pytest.fixture
 async def static_plane() -> AsyncIterator[tuple[StaticSource, AdsServer]]:
     source = StaticSource(tcp_world(7000, 17000))
-    server = AdsServer(source, debounce=0.01, max_delay=0.1)
+    server = fast_server(source)
     await server.start()
     yield source, server
     await server.stop(None)
@@ -108,19 +109,17 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
     try:
         good = await running.published.until(lambda c: c.complete)
         assert set(good.listeners) == {"db"}
-        assert [(e.host, e.port) for e in good.endpoints_for("db").endpoints] == [
-            ("127.0.0.1", 17000)
-        ]
+        assert endpoint_addresses(good, "db") == [("127.0.0.1", 17000)]
         # The push moves "db" and adds a broken "web": as Envoy, "db" moves, "web" is NACKed.
         source.current = tcp_world(7005, 17000, bad=True)
         server.notify(2)
 
         def nacked() -> bool:
-            view = next((v for v in server.connections() if v.node_id == NODE_ID), None)
+            view = node_view(server)
             return view is not None and view.status("lds").name == "NACKED"
 
         await eventually(nacked)
-        view = next(v for v in server.connections() if v.node_id == NODE_ID)
+        view = our_view(server)
         nack = view.types["lds"].last_nack
         assert nack is not None and nack.code == 13
         assert 'listener "web"' in nack.message and "router filter must be the last" in nack.message
@@ -153,7 +152,7 @@ async def test_reconnects_to_a_restarted_server_and_resyncs(
         await server.stop(None)
         await eventually(lambda: not running.client.status().connected)
         assert running.published.last is good  # the last config stays in force
-        restarted = AdsServer(source, debounce=0.01, max_delay=0.1)
+        restarted = fast_server(source)
         await restarted.start(port=port)
         try:
             await eventually(lambda: synced(restarted, ("lds", "cds", "eds")))
@@ -197,8 +196,7 @@ async def test_accepts_responses_larger_than_grpcs_default_limit(
     source, server = static_plane
     big = cluster("big")
     big.metadata.filter_metadata["note"].update({"text": "x" * (5 << 20)})  # 5 MiB
-    present = [r for of_type in source.current.resources.values() for r in of_type.values()]
-    source.current = Snapshot.build([big, endpoints("big", 1), *present], revision=9)
+    source.current = with_added(source.current, big, endpoints("big", 1), revision=9)
     running = await start_client(server.port)
     try:
         config = await running.published.until(lambda c: c.complete and "big" in c.clusters)
@@ -226,8 +224,7 @@ spec:
 
 
 def eds_names(server: AdsServer) -> set[str]:
-    view = next(v for v in server.connections() if v.node_id == NODE_ID)
-    return set(view.types["eds"].names)
+    return set(our_view(server).types["eds"].names)
 
 
 async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
@@ -241,9 +238,7 @@ async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
         config = await running.published.until(
             lambda c: c.complete and c.endpoints_for(ratings) is not None
         )
-        assert [(e.host, e.port) for e in config.endpoints_for(ratings).endpoints] == [
-            ("127.0.0.4", 19004)
-        ]
+        assert endpoint_addresses(config, ratings) == [("127.0.0.4", 19004)]
         assert cluster_for(config, b"ratings:9080") == ratings
         await eventually(lambda: ratings in eds_names(plane.server))
         plane.publish(world(REVIEWS_V1, revision=3))
@@ -260,8 +255,7 @@ async def test_initial_fetch_timeout_initializes_without_a_missing_route(
     source, server = static_plane
     hcm = translate.rds_filter("nowhere")  # the control plane never sends this RDS
     web = translate.socket_listener("web", "127.0.0.1", 9080, [hcm], bind=True)
-    present = [r for of_type in source.current.resources.values() for r in of_type.values()]
-    source.current = Snapshot.build([web, *present], revision=4)
+    source.current = with_added(source.current, web, revision=4)
     running = await start_client(server.port, initial_fetch_timeout=0.3)
     try:
         waiting = await running.published.until(lambda c: c.missing == {"rds/nowhere"})
@@ -280,7 +274,7 @@ def test_runs_on_uvloop() -> None:
     import uvloop
 
     async def scenario() -> tuple[bool, set[str]]:
-        server = AdsServer(StaticSource(tcp_world(7000, 17000)), debounce=0.01, max_delay=0.1)
+        server = fast_server(StaticSource(tcp_world(7000, 17000)))
         await server.start()
         try:
             running = await start_client(server.port)

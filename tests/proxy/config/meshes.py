@@ -132,3 +132,10 @@ def bookinfo_gateway_listeners() -> dict[str, Any]:
     )
     gateway = worlds.node("router", labels={"istio": "ingressgateway"})
     return protos(build_snapshot(mesh, gateway), LISTENER)
+
+
+def endpoint_addresses(config: ProxyConfig, cluster: str) -> list[tuple[str, int]]:
+    """(host, port) of each endpoint `config` holds for `cluster`, in order."""
+    found = config.endpoints_for(cluster)
+    assert found is not None, f"no endpoints for {cluster}"
+    return [(e.host, e.port) for e in found.endpoints]

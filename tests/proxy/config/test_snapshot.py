@@ -15,7 +15,7 @@ from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import PartiallyRejected, SnapshotBuilder
 from tests.control.translate.worlds import bookinfo_pods, node, world
 from tests.control.xds.xds_world import cluster, endpoints, route
-from tests.proxy.config.meshes import applied, protos, snapshot
+from tests.proxy.config.meshes import applied, endpoint_addresses, protos, snapshot
 
 
 def packed(*messages: Message) -> list[Any]:
@@ -50,9 +50,7 @@ def test_ready_once_clusters_listeners_and_their_endpoints_are_here() -> None:
     assert config.versions == {CLUSTER: "c1", ENDPOINT: "e1", LISTENER: "l1"}
     assert set(config.resources[LISTENER]) == {"db"}
     assert config.listener_at("127.0.0.1", 7000) is config.listeners["db"]
-    assert [(e.host, e.port) for e in config.endpoints_for("db").endpoints] == [
-        ("127.0.0.1", 17000)
-    ]
+    assert endpoint_addresses(config, "db") == [("127.0.0.1", 17000)]
 
 
 def test_listener_waits_for_its_route_configuration() -> None:
@@ -93,8 +91,8 @@ def test_eds_updates_only_what_it_carries_and_ignores_unsubscribed_names() -> No
     b.apply(ENDPOINT, "e1", packed(endpoints("a", 1), endpoints("b", 2)))
     config = b.apply(ENDPOINT, "e2", packed(endpoints("a", 11), endpoints("zzz", 3)))
     assert set(config.endpoints) == {"a", "b"}
-    assert [e.port for e in config.endpoints_for("a").endpoints] == [11]
-    assert [e.port for e in config.endpoints_for("b").endpoints] == [2]
+    assert endpoint_addresses(config, "a") == [("127.0.0.1", 11)]
+    assert endpoint_addresses(config, "b") == [("127.0.0.1", 2)]
 
 
 def test_unchanged_resources_keep_their_compiled_objects() -> None:

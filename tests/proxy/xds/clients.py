@@ -1,5 +1,5 @@
 """Test support for the xDS client: a sidecar node, a published-config recorder with bounded
-waits, start/stop of a running client, and small xDS worlds."""
+waits, start/stop of a running client, fast in-process ADS servers, and small xDS worlds."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from gossamer.codec.headers import Headers
 from gossamer.control.translate import listeners as translate
-from gossamer.control.xds import AdsServer, Snapshot
+from gossamer.control.xds import AdsServer, Snapshot, SnapshotSource
+from gossamer.control.xds.status import ProxyStatusView
 from gossamer.proxy.config.snapshot import ProxyConfig
+from gossamer.proxy.routing import Forward
 from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
 from gossamer.runtime.envoy import node_id, node_metadata
 from tests.control.xds.xds_world import cluster, endpoints
@@ -95,10 +97,33 @@ async def stop_client(running: Running) -> None:
     await asyncio.wait_for(running.task, 5)
 
 
+def fast_server(source: SnapshotSource) -> AdsServer:
+    """An ADS server that pushes within 0.1 s of a change, so tests do not wait on debounce."""
+    return AdsServer(source, debounce=0.01, max_delay=0.1)
+
+
+def node_view(server: AdsServer) -> ProxyStatusView | None:
+    """The server's view of our node's latest stream, if it has one."""
+    views = [v for v in server.connections() if v.node_id == NODE_ID]
+    return views[-1] if views else None
+
+
+def our_view(server: AdsServer) -> ProxyStatusView:
+    view = node_view(server)
+    assert view is not None, "the server has no stream from our node"
+    return view
+
+
 def synced(server: AdsServer, shorts: tuple[str, ...] = ("lds", "rds", "cds", "eds")) -> bool:
     """The server saw our node ACK the latest response of each type."""
-    views = [v for v in server.connections() if v.node_id == NODE_ID]
-    return bool(views) and all(views[-1].status(s).name == "SYNCED" for s in shorts)
+    view = node_view(server)
+    return view is not None and all(view.status(s).name == "SYNCED" for s in shorts)
+
+
+def with_added(snapshot: Snapshot, *messages: Any, revision: int) -> Snapshot:
+    """`snapshot` plus more resources, as a new revision."""
+    present = [r for of_type in snapshot.resources.values() for r in of_type.values()]
+    return Snapshot.build([*messages, *present], revision=revision)
 
 
 @dataclass
@@ -118,7 +143,7 @@ def cluster_for(config: ProxyConfig, authority: bytes, port: int = 9080) -> str:
     table = config.route_table(chain.handler)  # type: ignore[arg-type]
     assert table is not None
     route = table.select(Call(), authority)
-    assert route is not None
+    assert route is not None and isinstance(route.action, Forward)
     return str(route.action.pick_cluster(0.5))
 
 
