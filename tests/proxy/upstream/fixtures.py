@@ -1,4 +1,5 @@
-"""Test helpers for proxy/upstream: endpoint sets, a fake clock, seeded backends, pick counts."""
+"""Test helpers for proxy/upstream: endpoint sets, a fake clock, seeded backends, pick counts,
+requests that succeed or fail."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from gossamer.proxy.upstream import Backend, ClusterConfig, Endpoint, EndpointSet
+from gossamer.proxy.upstream.cluster import OutlierConfig
 from gossamer.proxy.upstream.endpoints import LocalityEndpoints
 
 
@@ -63,3 +65,26 @@ def picks(b: Backend, n: int, hash_key: int | None = None) -> Counter[str]:
 def shares(counts: Counter[str]) -> dict[str, float]:
     total = sum(counts.values())
     return {host: n / total for host, n in counts.items()}
+
+
+def ejecting_backend(
+    eps: tuple[Endpoint, ...], clock: FakeClock, *, lb: str = "ROUND_ROBIN", **outlier: object
+) -> Backend:
+    """A backend over `eps` whose outlier detection may eject every host (Istio's default cap
+    of 10 % would keep small test clusters from ejecting at all)."""
+    config = OutlierConfig(max_ejection_percent=100, **outlier)  # type: ignore[arg-type]
+    return backend(endpoint_set(group(eps)), clock=clock, lb=lb, outlier=config)
+
+
+def respond(
+    b: Backend,
+    ep: Endpoint,
+    status: int | None,
+    times: int = 1,
+    reset: str = "",
+    latency: float = 0.001,
+) -> None:
+    """`times` requests to `ep` that end with `status` (None: no response, `reset` says why)."""
+    for _ in range(times):
+        b.started(ep)
+        b.finished(ep, status, latency, reset=reset or None)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from gossamer.proxy.upstream import Endpoint
-from gossamer.proxy.upstream.cluster import OutlierConfig
 from tests.proxy.upstream.fixtures import (
     FakeClock,
     backend,
+    ejecting_backend,
     endpoint_set,
     group,
     hosts,
     picks,
+    respond,
     shares,
 )
 
@@ -142,15 +143,8 @@ def test_reconfigure_changing_weights_rebuilds_the_balancer() -> None:
 def test_reconfigure_keeps_counters_and_ejections_and_drops_removed_hosts() -> None:
     clock = FakeClock()
     eps = hosts(3)
-    b = backend(
-        endpoint_set(group(eps)),
-        clock=clock,
-        lb="ROUND_ROBIN",
-        outlier=OutlierConfig(max_ejection_percent=100),
-    )
-    for _ in range(5):
-        b.started(eps[1])
-        b.finished(eps[1], 503, 0.002)
+    b = ejecting_backend(eps, clock)
+    respond(b, eps[1], 503, times=5, latency=0.002)
     assert b.stats.counter("upstream_rq_503") == 5
     b.reconfigure(b.config, endpoint_set(group((*eps, *hosts(1, base=4)))))
     assert b.stats.counter("upstream_rq_503") == 5
@@ -192,16 +186,9 @@ def test_reconfigure_without_endpoints_keeps_the_eds_hosts() -> None:
 def test_a_host_back_from_ejection_gets_the_balancer_it_had() -> None:
     clock = FakeClock()
     eps = hosts(3)
-    b = backend(
-        endpoint_set(group(eps)),
-        clock=clock,
-        lb="MAGLEV",
-        outlier=OutlierConfig(max_ejection_percent=100),
-    )
+    b = ejecting_backend(eps, clock, lb="MAGLEV")
     before = {key: b.pick(key) for key in range(0, 10**6, 997)}
-    for _ in range(5):
-        b.started(eps[0])
-        b.finished(eps[0], 500, 0.001)
+    respond(b, eps[0], 500, times=5)
     assert eps[0] not in {b.pick(key) for key in before}
     clock.advance(30.0)
     assert {key: b.pick(key) for key in before} == before

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from gossamer.proxy.upstream import Backend, Endpoint
 from gossamer.proxy.upstream.cluster import OutlierConfig
-from tests.proxy.upstream.fixtures import FakeClock, backend, endpoint_set, group, hosts, picks
+from tests.proxy.upstream.fixtures import (
+    FakeClock,
+    backend,
+    ejecting_backend,
+    endpoint_set,
+    group,
+    hosts,
+    picks,
+    respond,
+)
 
 INTERVAL, BASE = 10.0, 30.0
 
@@ -12,20 +21,14 @@ INTERVAL, BASE = 10.0, 30.0
 def setup(n: int = 2, **outlier: object) -> tuple[Backend, FakeClock, tuple[Endpoint, ...]]:
     clock = FakeClock(1000.0)
     eps = hosts(n)
-    config = OutlierConfig(
+    b = ejecting_backend(
+        eps,
+        clock,
         interval=INTERVAL,
         base_ejection_time=BASE,
-        max_ejection_percent=100,
         **outlier,  # type: ignore[arg-type]
     )
-    b = backend(endpoint_set(group(eps)), clock=clock, lb="ROUND_ROBIN", outlier=config)
     return b, clock, eps
-
-
-def respond(b: Backend, ep: Endpoint, status: int | None, times: int = 1, reset: str = "") -> None:
-    for _ in range(times):
-        b.started(ep)
-        b.finished(ep, status, 0.001, reset=reset or None)
 
 
 def ejected(b: Backend) -> set[str]:
