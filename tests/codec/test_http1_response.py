@@ -18,6 +18,8 @@ from gossamer.codec.http1 import (
 )
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+# Events of a response without a body followed by OK on the same connection.
+BODYLESS_THEN_OK = [ResponseHead, EndOfMessage, ResponseHead, Body, EndOfMessage]
 
 
 def parse(data: bytes, method: bytes = b"GET") -> list[Event]:
@@ -97,13 +99,7 @@ class TestNoBody:
         assert parser.feed(b"nked\r\n\r") == []
         events = parser.feed(b"\n" + OK)
         assert statuses(events) == [200, 200]
-        assert [type(e) for e in events] == [
-            ResponseHead,
-            EndOfMessage,
-            ResponseHead,
-            Body,
-            EndOfMessage,
-        ]
+        assert [type(e) for e in events] == BODYLESS_THEN_OK
 
     def test_head_response_without_length_stays_persistent(self) -> None:
         events = parse(b"HTTP/1.1 200 OK\r\n\r\n", b"HEAD")
@@ -120,13 +116,7 @@ class TestNoBody:
         data = b"HTTP/1.1 %d X\r\nContent-Length: 5\r\n\r\n" % status + OK
         events = parse(data)
         assert statuses(events) == [status, 200]
-        assert [type(e) for e in events] == [
-            ResponseHead,
-            EndOfMessage,
-            ResponseHead,
-            Body,
-            EndOfMessage,
-        ]
+        assert [type(e) for e in events] == BODYLESS_THEN_OK
 
 
 class TestInformational:
