@@ -163,12 +163,21 @@ async def test_close_backend_drops_only_its_idle_connections() -> None:
         pool.close()
 
 
+async def one_busy_one_waiting(
+    pool: ConnectionPool, endpoint: Endpoint, cb: CircuitBreaker
+) -> tuple[UpstreamConnection, asyncio.Future[tuple[UpstreamConnection, bool]]]:
+    """The connection taken by a first request, and a second acquire left pending behind it
+    (max_connections=1)."""
+    first, _ = await pool.acquire("a", endpoint, cb, 1.0)
+    waiting = asyncio.ensure_future(pool.acquire("a", endpoint, cb, 1.0))
+    await asyncio.sleep(0.05)
+    return first, waiting
+
+
 async def test_pending_request_gets_the_released_connection() -> None:
     pool, cb = ConnectionPool(), breaker(max_connections=1, max_pending=1)
     async with server() as (endpoint, accepted):
-        first, _ = await pool.acquire("a", endpoint, cb, 1.0)
-        waiting = asyncio.ensure_future(pool.acquire("a", endpoint, cb, 1.0))
-        await asyncio.sleep(0.05)
+        first, waiting = await one_busy_one_waiting(pool, endpoint, cb)
         assert not waiting.done() and cb.stats.rq_pending_active == 1
         with pytest.raises(PoolOverflow):  # the one pending slot is taken
             await pool.acquire("a", endpoint, cb, 1.0)
@@ -184,9 +193,7 @@ async def test_pending_request_gets_the_released_connection() -> None:
 async def test_pending_request_connects_when_a_connection_closes() -> None:
     pool, cb = ConnectionPool(), breaker(max_connections=1, max_pending=1)
     async with server() as (endpoint, accepted):
-        first, _ = await pool.acquire("a", endpoint, cb, 1.0)
-        waiting = asyncio.ensure_future(pool.acquire("a", endpoint, cb, 1.0))
-        await asyncio.sleep(0.05)
+        first, waiting = await one_busy_one_waiting(pool, endpoint, cb)
         pool.release(first, False)  # closed, not reusable: its slot frees up
         fresh, reused = await asyncio.wait_for(waiting, 2)
         assert fresh is not first and not reused and accepted[0] == 2
