@@ -21,6 +21,7 @@ from gossamer.control.xds.resources import LISTENER
 from gossamer.proxy.config.listeners import HttpChain, TcpChain, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
 from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
+from tests.proxy.config.sent_listeners import no_router, rds_listener, router_first, with_hcm_edit
 
 
 @pytest.fixture(scope="module")
@@ -87,20 +88,6 @@ def test_weighted_tcp_split_follows_weights() -> None:
     assert picks == {"a": 800, "b": 200}
 
 
-def _rds_listener() -> Any:
-    return translate.socket_listener(
-        "l", "127.0.0.1", 9080, [translate.rds_filter("9080")], bind=True
-    )
-
-
-def _edit_hcm(listener: Any, edit: Any) -> Any:
-    hcm = hcm_pb2.HttpConnectionManager()
-    listener.filter_chains[0].filters[0].typed_config.Unpack(hcm)
-    edit(hcm)
-    listener.filter_chains[0].filters[0].typed_config.Pack(hcm)
-    return listener
-
-
 def _rejected(listener: Any) -> str:
     with pytest.raises(ConfigRejected) as caught:
         compile_listener(listener)
@@ -110,19 +97,13 @@ def _rejected(listener: Any) -> str:
 
 
 def test_router_must_be_last() -> None:
-    def router_first(hcm: Any) -> None:
-        filters = list(hcm.http_filters)
-        del hcm.http_filters[:]
-        hcm.http_filters.extend([filters[-1], *filters[:-1]])
-
-    assert "router filter must be the last" in _rejected(_edit_hcm(_rds_listener(), router_first))
+    assert "router filter must be the last" in _rejected(
+        with_hcm_edit(rds_listener(), router_first)
+    )
 
 
 def test_router_is_required() -> None:
-    def no_router(hcm: Any) -> None:
-        del hcm.http_filters[-1]
-
-    assert "router filter is required" in _rejected(_edit_hcm(_rds_listener(), no_router))
+    assert "router filter is required" in _rejected(with_hcm_edit(rds_listener(), no_router))
 
 
 def test_unknown_http_filter_is_rejected_unless_optional() -> None:
@@ -134,8 +115,8 @@ def test_unknown_http_filter_is_rejected_unless_optional() -> None:
 
         return edit
 
-    assert "unsupported http filter" in _rejected(_edit_hcm(_rds_listener(), unknown(False)))
-    chain = compile_listener(_edit_hcm(_rds_listener(), unknown(True))).chain_for(9080)
+    assert "unsupported http filter" in _rejected(with_hcm_edit(rds_listener(), unknown(False)))
+    chain = compile_listener(with_hcm_edit(rds_listener(), unknown(True))).chain_for(9080)
     assert chain is not None and isinstance(chain.handler, HttpChain)
 
 
@@ -143,7 +124,7 @@ def test_rds_must_come_over_ads() -> None:
     def from_file(hcm: Any) -> None:
         hcm.rds.config_source.path = "/etc/routes.yaml"
 
-    assert "rds.config_source must be ads" in _rejected(_edit_hcm(_rds_listener(), from_file))
+    assert "rds.config_source must be ads" in _rejected(with_hcm_edit(rds_listener(), from_file))
 
 
 def test_listener_level_fault_is_refused_not_ignored() -> None:
@@ -153,11 +134,11 @@ def test_listener_level_fault_is_refused_not_ignored() -> None:
         fault.abort.percentage.CopyFrom(percent_pb2.FractionalPercent(numerator=100))
         hcm.http_filters[0].typed_config.Pack(fault)
 
-    assert "listener-level fault" in _rejected(_edit_hcm(_rds_listener(), with_abort))
+    assert "listener-level fault" in _rejected(with_hcm_edit(rds_listener(), with_abort))
 
 
 def test_unknown_network_filter_is_rejected() -> None:
-    listener = _rds_listener()
+    listener = rds_listener()
     bogus = lc.Filter(name="envoy.filters.network.redis_proxy")
     bogus.typed_config.CopyFrom(any_pb2.Any(type_url="type.googleapis.com/x.RedisProxy"))
     listener.filter_chains[0].filters[0].CopyFrom(bogus)
@@ -166,26 +147,26 @@ def test_unknown_network_filter_is_rejected() -> None:
 
 
 def test_unknown_listener_filter_is_rejected() -> None:
-    listener = _rds_listener()
+    listener = rds_listener()
     extra = listener.listener_filters.add(name="envoy.filters.listener.proxy_protocol")
     extra.typed_config.Pack(proxy_protocol_pb2.ProxyProtocol())
     assert "unsupported listener filter" in _rejected(listener)
 
 
 def test_two_chains_with_the_same_match_are_rejected() -> None:
-    listener = _rds_listener()
+    listener = rds_listener()
     listener.filter_chains.append(listener.filter_chains[0])
     assert "same matching rules" in _rejected(listener)
 
 
 def test_match_fields_we_cannot_evaluate_are_rejected() -> None:
-    listener = _rds_listener()
+    listener = rds_listener()
     listener.filter_chains[0].filter_chain_match.server_names.append("example.com")
     assert "filter_chain_match.server_names" in _rejected(listener)
 
 
 def test_api_listeners_are_not_socket_listeners() -> None:
-    listener = _rds_listener()
+    listener = rds_listener()
     listener.api_listener.api_listener.Pack(hcm_pb2.HttpConnectionManager())
     assert "api_listener" in _rejected(listener)
 

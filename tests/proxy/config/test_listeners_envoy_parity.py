@@ -21,7 +21,9 @@ from gossamer.control.xds.resources import CLUSTER, LISTENER
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.runtime import envoy as rt
+from tests.proxy.config import sent_listeners
 from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
+from tests.proxy.config.sent_listeners import no_router, router_first, with_hcm_edit
 
 pytestmark = pytest.mark.envoy
 
@@ -66,27 +68,12 @@ def packed(message: Any) -> any_pb2.Any:
     return out
 
 
-def rds_listener(name: str = "l", port: int = 19080) -> Any:
-    return translate.socket_listener(
-        name, "127.0.0.1", port, [translate.rds_filter("9080")], bind=True
-    )
+def rds_listener(name: str = "l") -> Any:
+    return sent_listeners.rds_listener(name, port=19080)
 
 
 def edit_hcm(edit: Callable[[Any], None]) -> Any:
-    listener = rds_listener()
-    hcm = hcm_pb2.HttpConnectionManager()
-    listener.filter_chains[0].filters[0].typed_config.Unpack(hcm)
-    edit(hcm)
-    listener.filter_chains[0].filters[0].typed_config.Pack(hcm)
-    return listener
-
-
-def router_first(hcm: Any) -> None:
-    hcm.http_filters.reverse()
-
-
-def no_router(hcm: Any) -> None:
-    del hcm.http_filters[-1]
+    return with_hcm_edit(rds_listener(), edit)
 
 
 def no_routes(hcm: Any) -> None:

@@ -9,10 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
-
 from gossamer.codec.headers import Headers
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds import AdsServer, Snapshot, SnapshotSource
@@ -22,6 +18,7 @@ from gossamer.proxy.routing import Forward
 from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
 from gossamer.runtime.envoy import node_id, node_metadata
 from tests.control.xds.xds_world import cluster, endpoints
+from tests.proxy.config.sent_listeners import rds_listener, router_first, with_hcm_edit
 
 NODE_ID = node_id("sidecar", "10.0.0.9", "productpage-1")
 REVIEWS = "reviews.default.svc.cluster.local"
@@ -156,11 +153,5 @@ def tcp_world(listener_port: int, backend_port: int, *, bad: bool = False) -> Sn
         endpoints("db", backend_port),
     ]
     if bad:
-        hcm = translate.rds_filter("9080")
-        broken = translate.socket_listener("web", "127.0.0.1", 9080, [hcm], bind=True)
-        config = hcm_pb2.HttpConnectionManager()
-        broken.filter_chains[0].filters[0].typed_config.Unpack(config)
-        config.http_filters.reverse()  # router first
-        broken.filter_chains[0].filters[0].typed_config.Pack(config)
-        messages.append(broken)
+        messages.append(with_hcm_edit(rds_listener("web"), router_first))
     return Snapshot.build(messages, revision=2 if bad else 1)
