@@ -11,7 +11,7 @@ import pytest
 
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.routing import RouteTable
-from tests.proxy.routing.requests import request, selected, table
+from tests.proxy.routing.requests import one_vhost, request, selected, table
 
 CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
 
@@ -113,26 +113,9 @@ def test_route_policy_fields_override_the_vhosts_one_by_one() -> None:
 
 
 def test_partial_filter_enabled_is_refused() -> None:
-    config = {
-        "name": "c",
-        "virtual_hosts": [
-            {
-                "name": "v",
-                "domains": ["*"],
-                "routes": [
-                    ok(
-                        "r",
-                        "/",
-                        typed_per_filter_config=cors(
-                            filter_enabled={"default_value": {"numerator": 50}}
-                        ),
-                    )
-                ],
-            }
-        ],
-    }
+    half = cors(filter_enabled={"default_value": {"numerator": 50}})
     with pytest.raises(ConfigRejected, match="filter_enabled"):
-        table(config)
+        one_vhost(ok("r", "/", typed_per_filter_config=half))
 
 
 def test_preflight_and_response_headers() -> None:
@@ -179,17 +162,6 @@ def test_preflight_and_response_headers() -> None:
 
 
 def test_direct_responses_and_redirects_get_no_cors() -> None:
-    config = {
-        "name": "c",
-        "virtual_hosts": [
-            {
-                "name": "v",
-                "domains": ["*"],
-                "typed_per_filter_config": cors(**EXACT_ORIGIN),
-                "routes": [
-                    {"name": "d", "match": {"prefix": "/"}, "direct_response": {"status": 200}}
-                ],
-            }
-        ],
-    }
-    assert selected(table(config)).cors is None
+    direct = {"name": "d", "match": {"prefix": "/"}, "direct_response": {"status": 200}}
+    t = one_vhost(direct, typed_per_filter_config=cors(**EXACT_ORIGIN))
+    assert selected(t).cors is None
