@@ -23,8 +23,7 @@ from tests.proxy.xds.clients import (
     fast_server,
     node_view,
     our_view,
-    start_client,
-    stop_client,
+    running_client,
     synced,
     tcp_world,
     with_added,
@@ -55,8 +54,7 @@ async def plane() -> AsyncIterator[Plane]:
 
 
 async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plane) -> None:
-    running = await start_client(plane.server.port)
-    try:
+    async with running_client(plane.server.port) as running:
         config = await running.published.until(lambda c: c.complete)
         assert {"virtualOutbound", "virtualInbound", "0.0.0.0_9080"} <= set(config.listeners)
         v1 = f"outbound|9080|v1|{REVIEWS}"
@@ -73,13 +71,10 @@ async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plan
             assert view.types[short].acked_version == config.versions[type_url]
         status = running.client.status()
         assert status.connected and status.complete and status.last_nack is None
-    finally:
-        await stop_client(running)
 
 
 async def test_a_virtual_service_change_routes_differently(plane: Plane) -> None:
-    running = await start_client(plane.server.port)
-    try:
+    async with running_client(plane.server.port) as running:
         first = await running.published.until(lambda c: c.complete)
         assert cluster_for(first, b"reviews") == f"outbound|9080|v1|{REVIEWS}"
         plane.publish(world(REVIEWS_V2, revision=2))
@@ -88,8 +83,6 @@ async def test_a_virtual_service_change_routes_differently(plane: Plane) -> None
         assert second.complete
         # Unchanged listeners keep their compiled objects (the dataplane keeps their state).
         assert second.listeners["virtualOutbound"] is first.listeners["virtualOutbound"]
-    finally:
-        await stop_client(running)
 
 
 @pytest.fixture
@@ -105,8 +98,7 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
     static_plane: tuple[StaticSource, AdsServer],
 ) -> None:
     source, server = static_plane
-    running = await start_client(server.port)
-    try:
+    async with running_client(server.port) as running:
         good = await running.published.until(lambda c: c.complete)
         assert set(good.listeners) == {"db"}
         assert endpoint_addresses(good, "db") == [("127.0.0.1", 17000)]
@@ -137,16 +129,13 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
         fixed = await running.published.until(lambda c: c.listeners["db"].port == 7001)
         assert fixed.complete
         await eventually(lambda: synced(server, ("lds", "cds", "eds")))
-    finally:
-        await stop_client(running)
 
 
 async def test_reconnects_to_a_restarted_server_and_resyncs(
     static_plane: tuple[StaticSource, AdsServer],
 ) -> None:
     source, server = static_plane
-    running = await start_client(server.port)
-    try:
+    async with running_client(server.port) as running:
         good = await running.published.until(lambda c: c.complete)
         port = server.port
         await server.stop(None)
@@ -163,22 +152,17 @@ async def test_reconnects_to_a_restarted_server_and_resyncs(
             await running.published.until(lambda c: c.listeners["db"].port == 7002)
         finally:
             await restarted.stop(None)
-    finally:
-        await stop_client(running)
 
 
 async def test_keeps_retrying_while_nothing_listens() -> None:
     from tests.e2e.harness import free_port
 
-    running = await start_client(free_port())
-    try:
+    async with running_client(free_port()) as running:
         await eventually(lambda: running.client.status().last_error is not None)
         await asyncio.sleep(0.5)
         status = running.client.status()
         assert not status.connected and status.streams >= 3
         assert running.published.configs == []
-    finally:
-        await stop_client(running)
 
 
 def test_backoff_doubles_to_the_cap_with_full_jitter() -> None:
@@ -197,12 +181,9 @@ async def test_accepts_responses_larger_than_grpcs_default_limit(
     big = cluster("big")
     big.metadata.filter_metadata["note"].update({"text": "x" * (5 << 20)})  # 5 MiB
     source.current = with_added(source.current, big, endpoints("big", 1), revision=9)
-    running = await start_client(server.port)
-    try:
+    async with running_client(server.port) as running:
         config = await running.published.until(lambda c: c.complete and "big" in c.clusters)
         assert {"big", "db"} <= set(config.clusters)
-    finally:
-        await stop_client(running)
 
 
 RATINGS = """
@@ -229,8 +210,7 @@ def eds_names(server: AdsServer) -> set[str]:
 
 async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
     ratings = "outbound|9080||ratings.default.svc.cluster.local"
-    running = await start_client(plane.server.port)
-    try:
+    async with running_client(plane.server.port) as running:
         await running.published.until(lambda c: c.complete)
         await eventually(lambda: synced(plane.server))
         assert ratings not in eds_names(plane.server)
@@ -245,8 +225,6 @@ async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
         gone = await running.published.until(lambda c: ratings not in c.clusters)
         assert ratings not in gone.endpoints and gone.complete
         await eventually(lambda: ratings not in eds_names(plane.server) and synced(plane.server))
-    finally:
-        await stop_client(running)
 
 
 async def test_initial_fetch_timeout_initializes_without_a_missing_route(
@@ -256,8 +234,7 @@ async def test_initial_fetch_timeout_initializes_without_a_missing_route(
     hcm = translate.rds_filter("nowhere")  # the control plane never sends this RDS
     web = translate.socket_listener("web", "127.0.0.1", 9080, [hcm], bind=True)
     source.current = with_added(source.current, web, revision=4)
-    running = await start_client(server.port, initial_fetch_timeout=0.3)
-    try:
+    async with running_client(server.port, initial_fetch_timeout=0.3) as running:
         waiting = await running.published.until(lambda c: c.missing == {"rds/nowhere"})
         assert not waiting.initialized
         began = time.monotonic()
@@ -265,8 +242,6 @@ async def test_initial_fetch_timeout_initializes_without_a_missing_route(
         assert time.monotonic() - began > 0.1
         assert not config.complete and config.missing == {"rds/nowhere"}
         assert running.client.status().initialized
-    finally:
-        await stop_client(running)
 
 
 def test_runs_on_uvloop() -> None:
@@ -277,13 +252,10 @@ def test_runs_on_uvloop() -> None:
         server = fast_server(StaticSource(tcp_world(7000, 17000)))
         await server.start()
         try:
-            running = await start_client(server.port)
-            try:
+            async with running_client(server.port) as running:
                 config = await running.published.until(lambda c: c.complete)
                 loop_is_uvloop = isinstance(asyncio.get_running_loop(), uvloop.Loop)
                 return loop_is_uvloop, set(config.listeners)
-            finally:
-                await stop_client(running)
         finally:
             await server.stop(None)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,16 @@ async def start_client(port: int, initial_fetch_timeout: float = 15.0) -> Runnin
 async def stop_client(running: Running) -> None:
     await running.client.stop()
     await asyncio.wait_for(running.task, 5)
+
+
+@asynccontextmanager
+async def running_client(port: int, initial_fetch_timeout: float = 15.0) -> AsyncIterator[Running]:
+    """A client of the ADS server on `port` for the span of a `with` block."""
+    running = await start_client(port, initial_fetch_timeout)
+    try:
+        yield running
+    finally:
+        await stop_client(running)
 
 
 def fast_server(source: SnapshotSource) -> AdsServer:

@@ -13,7 +13,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER
 from tests.control.xds.xds_world import cluster
-from tests.proxy.xds.clients import NODE_ID, start_client, stop_client, tcp_world
+from tests.proxy.xds.clients import NODE_ID, running_client, tcp_world
 
 
 class RecordingAds:
@@ -84,8 +84,7 @@ def broken_listener(port: int) -> Any:
 async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
     """Node on the first request only; ACK = version + nonce; NACK = the last ACCEPTED version,
     the rejected nonce and google.rpc INTERNAL (as Envoy) naming the resource."""
-    running = await start_client(scripted.port)
-    try:
+    async with running_client(scripted.port):
         first = await scripted.next_request(CLUSTER)
         assert first.HasField("node") and first.node.id == NODE_ID
         assert list(first.resource_names) == [] and first.response_nonce == ""
@@ -117,5 +116,3 @@ async def test_requests_on_the_wire_are_envoys(scripted: RecordingAds) -> None:
         nack = await scripted.next_request(LISTENER)
         assert (nack.version_info, nack.response_nonce) == ("l2", "n4")
         assert nack.error_detail.code == 13
-    finally:
-        await stop_client(running)
