@@ -4,6 +4,8 @@ translator output, upstream pools, and config swaps under load."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from gossamer.control.translate import build_snapshot
 from gossamer.proxy.config.snapshot import ProxyConfig
@@ -77,24 +79,30 @@ async def test_explicit_outbound_routes_by_host_and_absolute_form() -> None:
         await app.stop()
 
 
-async def test_unchanged_cluster_keeps_its_backend_and_pool() -> None:
-    up = await Upstream("a").start()
+@asynccontextmanager
+async def upstream_a_served(delay: float = 0.0) -> AsyncIterator[tuple[Upstream, int, Dataplane]]:
+    """Upstream "a" (answering after `delay`), and a Dataplane whose listener "main" on the
+    yielded port routes everything to it."""
+    up = await Upstream("a", delay=delay).start()
     port = free_port()
     try:
         async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
-            backend = dataplane.backends["a"]
-            client = await Client.connect(port)
-            assert (await client.get("/", "svc")).status == 200
-            other = static_cluster("b", up.port)
-            await dataplane.apply(
-                proxy_config(static_cluster("a", up.port), other, simple(port, "a"))
-            )
-            assert dataplane.backends["a"] is backend
-            assert (await client.get("/", "svc")).status == 200
-            assert up.connections == 1
-            await client.close()
+            yield up, port, dataplane
     finally:
         await up.stop()
+
+
+async def test_unchanged_cluster_keeps_its_backend_and_pool() -> None:
+    async with upstream_a_served() as (up, port, dataplane):
+        backend = dataplane.backends["a"]
+        client = await Client.connect(port)
+        assert (await client.get("/", "svc")).status == 200
+        other = static_cluster("b", up.port)
+        await dataplane.apply(proxy_config(static_cluster("a", up.port), other, simple(port, "a")))
+        assert dataplane.backends["a"] is backend
+        assert (await client.get("/", "svc")).status == 200
+        assert up.connections == 1
+        await client.close()
 
 
 async def test_config_swap_with_50_requests_in_flight_fails_none() -> None:
@@ -129,82 +137,63 @@ async def test_config_swap_with_50_requests_in_flight_fails_none() -> None:
 
 
 async def test_removed_listener_stops_accepting_but_finishes_in_flight() -> None:
-    up = await Upstream("a", delay=0.3).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
-            client = await Client.connect(port)
-            await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
-            await up.wait_for_requests(1)
-            await dataplane.apply(proxy_config(static_cluster("a", up.port)))
-            assert (await client.response()).status == 200
-            try:
-                late = await Client.connect(port)
-            except ConnectionRefusedError:
-                pass
-            else:
-                await late.close()
-                raise AssertionError("the removed listener still accepts")
-            await client.close()
-    finally:
-        await up.stop()
+    async with upstream_a_served(delay=0.3) as (up, port, dataplane):
+        client = await Client.connect(port)
+        await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        await up.wait_for_requests(1)
+        await dataplane.apply(proxy_config(static_cluster("a", up.port)))
+        assert (await client.response()).status == 200
+        try:
+            late = await Client.connect(port)
+        except ConnectionRefusedError:
+            pass
+        else:
+            await late.close()
+            raise AssertionError("the removed listener still accepts")
+        await client.close()
 
 
 async def test_overlapping_pushes_apply_in_order() -> None:
-    up = await Upstream("a").start()
-    port, other = free_port(), free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
-            moved = proxy_config(static_cluster("a", up.port), simple(other, "a"))
-            back = proxy_config(static_cluster("a", up.port), simple(port, "a"))
-            await asyncio.gather(dataplane.apply(moved), dataplane.apply(back))
-            assert dataplane.address_of("main") == ("127.0.0.1", port)
-            client = await Client.connect(port)
-            assert (await client.get("/", "svc")).status == 200
-            await client.close()
-    finally:
-        await up.stop()
+    other = free_port()
+    async with upstream_a_served() as (up, port, dataplane):
+        moved = proxy_config(static_cluster("a", up.port), simple(other, "a"))
+        back = proxy_config(static_cluster("a", up.port), simple(port, "a"))
+        await asyncio.gather(dataplane.apply(moved), dataplane.apply(back))
+        assert dataplane.address_of("main") == ("127.0.0.1", port)
+        client = await Client.connect(port)
+        assert (await client.get("/", "svc")).status == 200
+        await client.close()
 
 
 async def test_forwards_with_envoy_headers_and_reuses_upstream_connections() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            for i in range(5):
-                resp = await client.get(f"/x/{i}", "svc")
-                assert (resp.status, resp.headers["x-upstream"]) == (200, "a")
-                assert "x-envoy-upstream-service-time" in resp.headers
-                assert resp.headers["server"] == "envoy"  # Envoy overwrites it
-            await client.close()
-            assert up.connections == 1
-            assert [r.target for r in up.requests] == [f"/x/{i}" for i in range(5)]
-            sent = up.requests[0].headers
-            assert sent["host"] == "svc" and sent["x-forwarded-proto"] == "http"
-            assert len({r.headers["x-request-id"] for r in up.requests}) == 5
-    finally:
-        await up.stop()
+    async with upstream_a_served() as (up, port, _):
+        client = await Client.connect(port)
+        for i in range(5):
+            resp = await client.get(f"/x/{i}", "svc")
+            assert (resp.status, resp.headers["x-upstream"]) == (200, "a")
+            assert "x-envoy-upstream-service-time" in resp.headers
+            assert resp.headers["server"] == "envoy"  # Envoy overwrites it
+        await client.close()
+        assert up.connections == 1
+        assert [r.target for r in up.requests] == [f"/x/{i}" for i in range(5)]
+        sent = up.requests[0].headers
+        assert sent["host"] == "svc" and sent["x-forwarded-proto"] == "http"
+        assert len({r.headers["x-request-id"] for r in up.requests}) == 5
 
 
 async def test_drain_closes_idle_connections_and_lets_busy_ones_finish() -> None:
-    up = await Upstream("a", delay=0.3).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
-            idle = await Client.connect(port)
-            assert (await idle.get("/", "svc")).status == 200
-            busy = await Client.connect(port)
-            await busy.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
-            await up.wait_for_requests(2)
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            await dataplane.drain(5.0)
-            assert loop.time() - t0 < 2.0  # did not wait out the grace period
-            resp = await busy.response()
-            assert resp.status == 200 and resp.headers["connection"] == "close"
-            assert await idle.at_eof() and await busy.at_eof()
-            await idle.close()
-            await busy.close()
-    finally:
-        await up.stop()
+    async with upstream_a_served(delay=0.3) as (up, port, dataplane):
+        idle = await Client.connect(port)
+        assert (await idle.get("/", "svc")).status == 200
+        busy = await Client.connect(port)
+        await busy.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        await up.wait_for_requests(2)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await dataplane.drain(5.0)
+        assert loop.time() - t0 < 2.0  # did not wait out the grace period
+        resp = await busy.response()
+        assert resp.status == 200 and resp.headers["connection"] == "close"
+        assert await idle.at_eof() and await busy.at_eof()
+        await idle.close()
+        await busy.close()
