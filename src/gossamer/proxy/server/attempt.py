@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from gossamer.codec.http1 import Body, EndOfMessage, ResponseHead
 from gossamer.proxy.server import wire
@@ -135,20 +135,28 @@ async def pump_body(request: Request, body: RequestBody, conn: UpstreamConnectio
         conn.close()
 
 
+def is_final_head(event: object) -> TypeGuard[ResponseHead]:
+    return isinstance(event, ResponseHead) and (event.status >= 200 or event.status == 101)
+
+
 async def await_head(
-    call: UpstreamCall, downstream: HttpConnection, relay_continue: bool
+    call: UpstreamCall, downstream: HttpConnection, relay_continue: bool, first: object = None
 ) -> ResponseHead:
     """The final response head; 100 Continue is relayed downstream once when the client asked
-    (RFC 9110 §10.1.1), other 1xx are dropped. Raises UpstreamReset."""
+    (RFC 9110 §10.1.1), other 1xx are dropped. Raises UpstreamReset. `first`: an event the
+    caller took already (it awaits the first event itself: most first heads are final)."""
     continued = False
+    event = first
     while True:
-        event = await call.events.get()
+        if event is None:
+            event = await call.events.get()
         if isinstance(event, ResponseHead):
             if event.status == 101 or event.status >= 200:
                 return event
             if event.status == 100 and relay_continue and not continued:
                 continued = True
                 downstream.write(CONTINUE)
+        event = None
 
 
 def cancel_quietly(task: asyncio.Task[None] | None) -> None:

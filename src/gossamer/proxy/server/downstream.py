@@ -326,7 +326,8 @@ class HttpConnection(asyncio.Protocol):
                     self._wake = None
                     continue
                 request = queue[0]
-                keep_alive = await handle(self, request)
+                outcome = handle(self, request)
+                keep_alive = outcome if isinstance(outcome, bool) else await outcome
                 request.body.release()
                 queue.popleft()
                 if not keep_alive:

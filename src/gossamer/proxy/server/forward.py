@@ -29,6 +29,7 @@ from gossamer.proxy.server.attempt import (
     UpstreamTimeout,
     await_head,
     cancel_quietly,
+    is_final_head,
     pump_body,
     ready_body,
 )
@@ -168,7 +169,12 @@ async def _tries(
             # A timer that fails the call is cheaper than a cancel scope on the hot path.
             timer = loop.call_at(try_deadline, call.time_out) if try_deadline else None
             try:
-                resp = await await_head(call, conn, request.head.expect_continue)
+                first = await call.events.get()
+                resp = (
+                    first
+                    if is_final_head(first)
+                    else await await_head(call, conn, request.head.expect_continue, first)
+                )
             except UpstreamTimeout:
                 upstream.close()
                 # (timers may fire up to the clock resolution early)
