@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.http1 import Body, EndOfMessage, Upgraded
 from gossamer.proxy.server import wire
+from gossamer.proxy.server.attempt import UpstreamReset
 
 if TYPE_CHECKING:
     from gossamer.codec.http1 import ResponseHead
@@ -34,8 +35,6 @@ async def relay_response(
     elapsed: float,
 ) -> tuple[bool, bool]:
     """Write the response; (downstream keep-alive, upstream connection reusable)."""
-    from gossamer.proxy.server.attempt import UpstreamReset
-
     head = request.head
     headers = wire.end_to_end(resp.headers, wire.RESPONSE_DROP)
     route.mutate_response(headers, cluster)
