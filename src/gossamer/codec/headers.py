@@ -17,6 +17,14 @@ class Headers:
     def __init__(self, items: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._items: list[tuple[bytes, bytes]] = list(items)
 
+    @classmethod
+    def adopt(cls, items: list[tuple[bytes, bytes]]) -> Headers:
+        """Headers over `items` itself, not a copy: for a list the caller made and lets go of
+        (the codec and the proxy build several per request)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
+
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(self._items)
 

@@ -183,7 +183,7 @@ class ParserCore:
             self._framing = {}
         self._head_bytes = 0
         self._in_head = False
-        return Headers(items)
+        return Headers.adopt(items)
 
     def _end_message(self) -> None:
         trailers = self._trailers

@@ -86,4 +86,4 @@ def end_to_end(headers: Headers, drop: frozenset[bytes] = HOP_BY_HOP) -> Headers
         extra = {t.strip().lower() for t in named.split(b",")} - {b"close", b"keep-alive", b""}
         if extra:
             out = [p for p in out if p[0] not in extra]
-    return Headers(out)
+    return Headers.adopt(out)
