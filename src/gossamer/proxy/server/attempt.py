@@ -32,18 +32,19 @@ class UpstreamReset(Exception):
 
 
 class UpstreamTimeout(Exception):
-    """The try's deadline passed before the response head."""
+    """A per-try timeout before the response head, or the route timeout (head or body)."""
 
 
 class UpstreamCall:
     """The ResponseSink of one exchange on one upstream connection."""
 
-    __slots__ = ("conn", "events", "received")
+    __slots__ = ("conn", "events", "received", "timed_out")
 
     def __init__(self, conn: UpstreamConnection) -> None:
         self.conn = conn
         self.events = EventChannel(conn.pause_reading, conn.resume_reading, conn.loop)
         self.received = False
+        self.timed_out = False
         conn.sink = self
 
     def on_events(self, events: Sequence[object]) -> None:
@@ -56,6 +57,7 @@ class UpstreamCall:
         self.events.fail(UpstreamReset(self.received))
 
     def time_out(self) -> None:
+        self.timed_out = True
         self.events.fail(UpstreamTimeout())
 
 

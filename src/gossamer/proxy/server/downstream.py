@@ -46,13 +46,22 @@ _MAX_PIPELINED = 32
 class Request:
     """A request as the exchange sees it: its head and its (streamed) body events."""
 
-    __slots__ = ("answered", "body", "ended", "head")
+    __slots__ = ("answered", "body", "ended", "head", "on_end")
 
     def __init__(self, head: RequestHead, body: EventChannel) -> None:
         self.head = head
         self.body = body
         self.ended = False  # EndOfMessage seen
         self.answered = False  # a response head was written for it
+        # Called once when the request ends after it was handed on (starts the route timeout).
+        self.on_end: Callable[[], None] | None = None
+
+    def end(self) -> None:
+        self.ended = True
+        on_end = self.on_end
+        if on_end is not None:
+            self.on_end = None
+            on_end()
 
 
 class HttpConnection(asyncio.Protocol):
@@ -189,6 +198,13 @@ class HttpConnection(asyncio.Protocol):
             self._drain = self.loop.create_future()
         return self._drain
 
+    def wake_writer(self) -> None:
+        """Wake a writer waiting in `drain` though the socket is still full: its request timed
+        out and it is about to close the connection instead."""
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -247,16 +263,17 @@ class HttpConnection(asyncio.Protocol):
             if self._receiving is not None:
                 self._receiving.body.put(event, len(event.data))
         elif isinstance(event, EndOfMessage):
-            if self._receiving is not None:
-                self._receiving.ended = True
-                self._receiving.body.put(event)
+            receiving = self._receiving
+            if receiving is not None:
                 self._receiving = None
+                receiving.body.put(event)
+                receiving.end()
         elif isinstance(event, Upgraded):
             upgrading = self._receiving
             if upgrading is not None:
-                upgrading.ended = True
-                upgrading.body.put(END_OF_MESSAGE)
                 self._receiving = None
+                upgrading.body.put(END_OF_MESSAGE)
+                upgrading.end()
             if event.rest:
                 self._upgrade_buffer.append(event.rest)
             else:

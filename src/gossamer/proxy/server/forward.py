@@ -8,7 +8,10 @@ Rules (Envoy's router):
    replayable and `breaker.try_retry()` agrees, after `backoff`.
 3. A reused pooled connection that closes before any response byte is tried once more on a
    fresh connection, uncounted: the server closed an idle connection as we sent on it.
-4. The route timeout runs from the first try to the response head: 504 UT, no retry.
+4. The route timeout (`route_timer`) runs from the downstream end of request to the end of the
+   upstream response, pending waits and retries included: before the head 504 UT, no retry;
+   after it the downstream connection closes mid-body. A per-try timeout runs from its try's
+   start to the response head.
 5. Every try is reported with `backend.started` / `backend.finished(endpoint, status|None, s)`.
 """
 
@@ -35,6 +38,7 @@ from gossamer.proxy.server.attempt import (
 )
 from gossamer.proxy.server.mirror import send_mirrors
 from gossamer.proxy.server.relay import relay_response, splice_upgrade
+from gossamer.proxy.server.route_timer import RouteTimer
 from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstream_head
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
@@ -84,13 +88,23 @@ async def forward(
         return _reply(
             conn, request, 503, replies.OVERFLOW, route, replies.overloaded(), cluster=cluster
         )  # UO
+    timer: RouteTimer | None = None
+    if action.timeout:
+        timer = RouteTimer(conn, action.timeout)
+        if request.ended:
+            timer.start()
+        else:
+            request.on_end = timer.start  # Envoy: from the downstream end of stream
     try:
         up = upstream_head(request, route, action, resolved, cluster)
         if action.mirrors:
             send_mirrors(ctx, request, up, action.mirrors)
-        return await _tries(conn, request, route, action, resolved, backend, up, cluster)
+        return await _tries(conn, request, route, action, resolved, backend, up, cluster, timer)
     finally:
         breaker.end_request()
+        if timer is not None:
+            request.on_end = None
+            timer.stop()
 
 
 async def _tries(
@@ -102,13 +116,12 @@ async def _tries(
     backend: Any,
     up: RequestHead,
     cluster: str,
+    timer: RouteTimer | None,
 ) -> bool:
     loop = conn.loop
     config = backend.config
     retry = action.retry
-    timeout = action.timeout
-    start = loop.time()
-    deadline = start + timeout if timeout else None
+    per_try_timeout = retry.per_try_timeout if retry is not None else None
     head_bytes = wire.request_head(up.method, up.target, up.headers)
     body = RequestBody(request.head.chunked)
     hash_key = (
@@ -127,6 +140,10 @@ async def _tries(
     body_sent = False
     pool = conn.ctx.pool
     while True:
+        if timer is not None and timer.expired:  # during a retry's back-off
+            return _reply(
+                conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
+            )  # UT
         if original_dst:
             endpoint = original_dst_endpoint(conn, resolved)
         else:
@@ -137,10 +154,7 @@ async def _tries(
                 conn, request, 503, replies.NO_HEALTHY_UPSTREAM, route, cluster=cluster
             )  # UH
         tried.append(endpoint)
-        try_deadline = deadline
-        if retry is not None and retry.per_try_timeout:
-            per_try = loop.time() + retry.per_try_timeout
-            try_deadline = per_try if deadline is None else min(per_try, deadline)
+        try_deadline = loop.time() + per_try_timeout if per_try_timeout else None
         backend.started(endpoint)
         reported = responding = False
         t0 = time.monotonic()
@@ -155,11 +169,7 @@ async def _tries(
                 if idle is not None:
                     upstream, reused = idle, True
                 else:
-                    # The route timeout covers waiting as a pending request too (Envoy).
-                    async with asyncio.timeout_at(deadline):
-                        upstream, reused = await pool.acquire(
-                            cluster_key(backend), endpoint, backend.breaker, config.connect_timeout
-                        )
+                    upstream, reused = await _acquire(pool, backend, endpoint, timer)
             except TimeoutError:
                 reported = True
                 backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
@@ -171,6 +181,8 @@ async def _tries(
             except ConnectFailure:
                 raise _TryFailed("connect-failure", replies.CONNECT_FAILURE) from None
             call = UpstreamCall(upstream)
+            if timer is not None:
+                timer.call = call
             upstream.parser.expect(up.method)
             if body_sent:
                 upstream.write(head_bytes + body.replay())  # _replayable() held before
@@ -181,7 +193,7 @@ async def _tries(
                 if not complete:
                     pump = loop.create_task(pump_body(request, body, upstream))
             # A timer that fails the call is cheaper than a cancel scope on the hot path.
-            timer = loop.call_at(try_deadline, call.time_out) if try_deadline else None
+            per_try = loop.call_at(try_deadline, call.time_out) if try_deadline else None
             try:
                 first = await call.events.get()
                 resp = (
@@ -191,8 +203,7 @@ async def _tries(
                 )
             except UpstreamTimeout:
                 upstream.close()
-                # (timers may fire up to the clock resolution early)
-                if deadline is not None and loop.time() >= deadline - 0.001:
+                if timer is not None and timer.expired:
                     reported = True
                     backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
                     cancel_quietly(pump)
@@ -215,8 +226,8 @@ async def _tries(
                     continue  # rule 3
                 raise _TryFailed("reset", replies.CONNECTION_TERMINATION) from None
             finally:
-                if timer is not None:
-                    timer.cancel()
+                if per_try is not None:
+                    per_try.cancel()
             status = resp.status
             if (
                 retry is not None
@@ -236,7 +247,7 @@ async def _tries(
                 continue
             responding = True  # from here _respond reports the try itself
             return await _respond(
-                conn, request, route, cluster, backend, endpoint, call, resp, pump, t0
+                conn, request, route, cluster, backend, endpoint, call, resp, pump, t0, timer
             )
         except asyncio.CancelledError:
             # The downstream went away: reset the upstream side too, as Envoy does.
@@ -264,10 +275,6 @@ async def _tries(
                     await asyncio.sleep(retry.backoff(retries, random()))
                 finally:
                     backend.breaker.end_retry()
-                if deadline is not None and loop.time() >= deadline:
-                    return _reply(
-                        conn, request, 504, replies.UPSTREAM_TIMEOUT, route, cluster=cluster
-                    )
                 continue
             extra = replies.overloaded() if reset == "overflow" else None
             return _reply(conn, request, failed.status, failed.body, route, extra, cluster=cluster)
@@ -284,6 +291,26 @@ def cluster_key(backend: Any) -> str:
     return str(backend.config.name)
 
 
+async def _acquire(
+    pool: Any, backend: Any, endpoint: Endpoint, timer: RouteTimer | None
+) -> tuple[Any, bool]:
+    """A pooled connection; the route timeout covers waiting as a pending request too (Envoy),
+    including a timeout that only starts while waiting (the request body ends meanwhile)."""
+    async with asyncio.timeout_at(timer.when if timer is not None else None) as scope:
+        if timer is not None:
+            if timer.expired:
+                raise TimeoutError
+            timer.scope = scope
+        try:
+            upstream, reused = await pool.acquire(
+                cluster_key(backend), endpoint, backend.breaker, backend.config.connect_timeout
+            )
+        finally:
+            if timer is not None:
+                timer.scope = None
+    return upstream, reused
+
+
 async def _respond(
     conn: HttpConnection,
     request: Request,
@@ -295,10 +322,13 @@ async def _respond(
     resp: ResponseHead,
     pump: asyncio.Task[None] | None,
     t0: float,
+    timer: RouteTimer | None,
 ) -> bool:
     upstream = call.conn
     elapsed = time.monotonic() - t0
     if resp.status == 101 and request.head.upgrade:
+        if timer is not None:
+            timer.stop()  # a spliced connection has no route timeout
         backend.finished(endpoint, 101, elapsed)
         await splice_upgrade(conn, call, resp, route, cluster, elapsed)
         return False
@@ -315,6 +345,11 @@ async def _respond(
         backend.finished(endpoint, None, time.monotonic() - t0, "reset")
         raise
     backend.finished(endpoint, resp.status, time.monotonic() - t0)
+    if call.timed_out:
+        # The route timeout fired mid-body: Envoy has charged the status already and counts
+        # the timeout on top (no outlier-detection timeout after the head); the downstream
+        # connection closes (keep_alive is False), the upstream one is not reused.
+        backend.stats.upstream_rq_timeout += 1
     if pump is not None and not pump.done():
         reusable = False  # the upstream answered before the whole body was sent
         pump.cancel()

@@ -3,7 +3,9 @@
 Framing is chosen per hop (RFC 9112 §6): a content-length stays; chunked or close-delimited
 bodies go chunked to HTTP/1.1 clients (trailers pass through) and close-delimited to 1.0 ones.
 HEAD, 204 and 304 carry no body. Back-pressure: while the downstream socket buffer is full we
-stop taking events, the channel fills and the upstream socket stops being read."""
+stop taking events, the channel fills and the upstream socket stops being read. The route
+timeout covers the body too: when it fails the call mid-body the downstream connection closes
+(Envoy resets the stream), so the client sees an incomplete body."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.http1 import Body, EndOfMessage, Upgraded
 from gossamer.proxy.server import wire
-from gossamer.proxy.server.attempt import UpstreamReset
+from gossamer.proxy.server.attempt import UpstreamReset, UpstreamTimeout
 
 if TYPE_CHECKING:
     from gossamer.codec.http1 import ResponseHead
@@ -74,6 +76,8 @@ async def relay_response(
                     out.clear()
                     if conn.write_paused:
                         await conn.drain()
+                        if call.timed_out:  # woken by the route timeout, not by the reader
+                            raise UpstreamTimeout
                 event = await events.get()
             if isinstance(event, Body):
                 if event.data:
@@ -83,8 +87,9 @@ async def relay_response(
                     out.append(wire.last_chunk(event.trailers))
                 ended = True
                 break
-    except UpstreamReset:
-        # Headers are gone already: all we can do is cut the downstream connection too.
+    except (UpstreamReset, UpstreamTimeout):
+        # Headers are gone already: all we can do is cut the downstream connection too (the
+        # caller tells a route timeout by `call.timed_out`).
         return False, False
     if out:
         conn.write(b"".join(out))
