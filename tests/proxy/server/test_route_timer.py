@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from google.protobuf import duration_pb2
 
@@ -27,9 +28,7 @@ def seconds(value: float) -> duration_pb2.Duration:
 
 
 @asynccontextmanager
-async def proxied(
-    handler: Handler = echo, **action: object
-) -> AsyncIterator[tuple[int, Dataplane]]:
+async def proxied(handler: Handler = echo, **action: Any) -> AsyncIterator[tuple[int, Dataplane]]:
     """A proxy on a free port whose one route goes to an upstream serving `handler`, with the
     route timeout TIMEOUT unless `action` says otherwise."""
     up = await Upstream("a", handler=handler).start()
@@ -140,21 +139,26 @@ async def test_a_body_that_completes_in_time_is_whole_and_the_connection_kept() 
 
 async def test_a_reader_too_slow_for_the_route_timeout_is_cut() -> None:
     size = 64 * 1024 * 1024  # more than loopback socket buffers hold
+    upstream_cut = asyncio.Event()
 
     async def large(up: Upstream, req: Message, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
         chunk = b"x" * 65536
-        for _ in range(size // len(chunk)):
-            writer.write(chunk)
-            await writer.drain()
+        try:
+            for _ in range(size // len(chunk)):
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            upstream_cut.set()
+            raise
 
     async with proxied(large) as (port, dp):
         client = await Client.connect(port)
         await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
-        stats = dp.backends["a"].stats
-        async with asyncio.timeout(TIMEOUT + 1.0):  # not reading: the proxy's writes back up
-            while stats.upstream_rq_timeout == 0:
-                await asyncio.sleep(0.02)
+        # Not reading: the proxy's writes back up, yet the timeout still ends the exchange.
+        async with asyncio.timeout(TIMEOUT + 1.0):
+            await upstream_cut.wait()
+        assert dp.backends["a"].stats.upstream_rq_timeout == 1
         head = await read_head(client.reader)
         assert head.status == 200
         body = await read_until_closed(client)
