@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MAX_PIPELINED = 32
+# Envoy's HCM `delayed_close_timeout` default (the control plane leaves it unset): after
+# resetting a response mid-body, Envoy closes the connection only this much later.
+DELAYED_CLOSE_TIMEOUT = 1.0
 
 
 class Request:
@@ -94,6 +97,7 @@ class HttpConnection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
         self._draining = False
+        self._delayed_close: asyncio.TimerHandle | None = None
         # After an upgrade: where downstream bytes go (set by the exchange).
         self.splice_to: Callable[[bytes | None], None] | None = None
         self._upgrade_buffer: list[bytes] = []
@@ -152,6 +156,9 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_head_timer()
+        if self._delayed_close is not None:
+            self._delayed_close.cancel()
+            self._delayed_close = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
@@ -206,6 +213,22 @@ class HttpConnection(asyncio.Protocol):
             drain.set_result(None)
 
     def close(self) -> None:
+        if self._delayed_close is None:
+            self._close_transport()
+
+    def close_delayed(self, delay: float = DELAYED_CLOSE_TIMEOUT) -> None:
+        """Close `delay` seconds from now, reading and writing nothing meanwhile (Envoy's delayed
+        close after a response cut mid-body); `close` calls until then do nothing."""
+        if self.closed or self._delayed_close is not None:
+            return
+        self.pause_reading()
+        self._delayed_close = self.loop.call_later(delay, self._delay_over)
+
+    def _delay_over(self) -> None:
+        self._delayed_close = None
+        self._close_transport()
+
+    def _close_transport(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
