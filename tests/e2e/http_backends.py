@@ -11,7 +11,9 @@ in total and per x-fail-key.
 Behaviours a request can ask for (for the parity scenarios), none of which changes the above:
 `x-fail-first: N` / `x-fail-status: S` override the spec's values for that request;
 `x-delay-ms: N` waits N ms before answering (with `x-delay-first: K`, only
-the first K requests per x-fail-key); `x-chunked: 1` sends the body chunked. Every answer
+the first K requests per x-fail-key); `x-chunked: 1` sends the body chunked; `x-body-delay-ms:
+N` sends the head and the first half of the body at once, then waits N ms before the rest (a
+body that stalls after the head). Every answer
 also names its server in the response headers `x-backend` and `x-backend-version`, and the body
 carries the method. Requests with an `x-parity-run` header are remembered (the most recent
 20000): `GET /__log?run=<id>` lists the method, path and headers of each, oldest first.
@@ -59,8 +61,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _answer(self, status: int, body: dict[str, Any], *, chunked: bool = False) -> None:
+    def _answer(
+        self, status: int, body: dict[str, Any], *, chunked: bool = False, body_delay: float = 0.0
+    ) -> None:
         data = json.dumps(body).encode()
+        half = len(data) // 2
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("x-backend", self.server.name)
@@ -68,14 +73,23 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            half = len(data) // 2
-            for part in (data[:half], data[half:]):
+            for i, part in enumerate((data[:half], data[half:])):
+                if i and body_delay:
+                    self._stall(body_delay)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
             return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if body_delay:
+            self.wfile.write(data[:half])
+            self._stall(body_delay)
+            data = data[half:]
         self.wfile.write(data)
+
+    def _stall(self, seconds: float) -> None:
+        self.wfile.flush()
+        time.sleep(seconds)
 
     def _log(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
@@ -125,6 +139,7 @@ class Handler(BaseHTTPRequestHandler):
                 "headers": headers,
             },
             chunked=self.headers.get("x-chunked") == "1",
+            body_delay=int(self.headers.get("x-body-delay-ms") or 0) / 1000,
         )
 
     do_GET = _handle  # noqa: N815 (http.server's dispatch names)
