@@ -10,8 +10,8 @@ Rules (Envoy's router):
    fresh connection, uncounted: the server closed an idle connection as we sent on it.
 4. The route timeout (`route_timer`) runs from the downstream end of request to the end of the
    upstream response, pending waits and retries included: before the head 504 UT, no retry;
-   after it the downstream connection closes mid-body. A per-try timeout runs from its try's
-   start to the response head.
+   after it the downstream connection closes mid-body, after Envoy's 1 s delayed close. A
+   per-try timeout runs from its try's start to the response head.
 5. Every try is reported with `backend.started` / `backend.finished(endpoint, status|None, s)`.
 """
 

@@ -4,8 +4,8 @@ Framing is chosen per hop (RFC 9112 §6): a content-length stays; chunked or clo
 bodies go chunked to HTTP/1.1 clients (trailers pass through) and close-delimited to 1.0 ones.
 HEAD, 204 and 304 carry no body. Back-pressure: while the downstream socket buffer is full we
 stop taking events, the channel fills and the upstream socket stops being read. The route
-timeout covers the body too: when it fails the call mid-body the downstream connection closes
-(Envoy resets the stream), so the client sees an incomplete body."""
+timeout covers the body too: when it fails the call mid-body the caller closes the downstream
+connection (Envoy resets the stream), so the client sees an incomplete body."""
 
 from __future__ import annotations
 
