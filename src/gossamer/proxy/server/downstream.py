@@ -35,6 +35,7 @@ from gossamer.codec.http1 import (
 )
 from gossamer.proxy.server import local_reply
 from gossamer.proxy.server.channel import ChannelClosed, EventChannel
+from gossamer.transport.flow import WriteFlow
 
 if TYPE_CHECKING:
     from gossamer.proxy.server.context import RouteResolver, ServerContext
@@ -67,7 +68,7 @@ class Request:
             on_end()
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(WriteFlow, asyncio.Protocol):
     """See the module docstring. `original_dst` is where the client meant to connect."""
 
     def __init__(
@@ -93,8 +94,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
-        self._write_paused = False
-        self._drain: asyncio.Future[None] | None = None
+        self._init_flow()
         self._read_paused = False
         self._draining = False
         self._delayed_close: asyncio.TimerHandle | None = None
@@ -165,22 +165,12 @@ class HttpConnection(asyncio.Protocol):
         for request in self._queue:
             if not request.ended:
                 request.body.fail(ChannelClosed("downstream connection lost"))
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._release_drain()
         if self.splice_to is not None:
             self.splice_to(None)
         if self._task is not None:
             self._task.cancel()  # nobody to answer: stop waiting for the upstream
         self.ctx.connection_closed(self)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
 
     # --- used by the exchange -----------------------------------------------------------
 
@@ -188,29 +178,10 @@ class HttpConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(data)
 
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
-
-    async def drain(self) -> None:
-        writable = self.writable()
-        if writable is not None:
-            await writable
-
-    def writable(self) -> asyncio.Future[None] | None:
-        """None when writes go through now, else a future done once they do again."""
-        if not self._write_paused or self.closed:
-            return None
-        if self._drain is None:
-            self._drain = self.loop.create_future()
-        return self._drain
-
     def wake_writer(self) -> None:
         """Wake a writer waiting in `drain` though the socket is still full: its request timed
         out and it is about to close the connection instead."""
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._release_drain()
 
     def close(self) -> None:
         if self._delayed_close is None:

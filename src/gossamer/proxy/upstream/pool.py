@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from gossamer.codec.http1 import UPSTREAM_LIMITS, Limits, ResponseParser
+from gossamer.transport.flow import WriteFlow
 
 
 class ConnectionBreaker(Protocol):
@@ -68,13 +69,11 @@ _NEVER = float("inf")
 _SWEEP = 1.0  # seconds between idle sweeps at most
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(WriteFlow, asyncio.Protocol):
     """One upstream connection: feeds bytes to its ResponseParser and the events to `sink`."""
 
     __slots__ = (
-        "_drain",
         "_read_paused",
-        "_write_paused",
         "breaker",
         "closed",
         "idle_deadline",
@@ -103,9 +102,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.raw: Callable[[bytes | None], None] | None = None
         self.closed = False
         self.requests = 0
-        self._write_paused = False
+        self._init_flow()
         self._read_paused = False
-        self._drain: asyncio.Future[None] | None = None
         self.idle_deadline = 0.0  # loop time after which an idle connection is closed
 
     def __repr__(self) -> str:
@@ -163,37 +161,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.closed = True
             self.breaker.end_connection()
         self.pool._forget(self)
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._release_drain()
         sink, self.sink = self.sink, None
         if sink is not None:
             sink.on_lost(exc)
         raw, self.raw = self.raw, None
         if raw is not None:
             raw(None)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        self._drain = None
-
-    async def drain(self) -> None:
-        """Wait while the kernel send buffer is full (request bodies flow at upstream speed)."""
-        writable = self.writable()
-        if writable is not None:
-            await writable
-
-    def writable(self) -> asyncio.Future[None] | None:
-        """None when writes go through now, else a future done once they do again."""
-        if not self._write_paused or self.closed:
-            return None
-        if self._drain is None:
-            self._drain = self.loop.create_future()
-        return self._drain
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
