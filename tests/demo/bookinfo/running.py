@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 from aiohttp import web
 
@@ -41,6 +43,13 @@ def upstream_env(**ports: int) -> dict[str, str]:
 class Service:
     port: int
     process: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+
+    def log(self) -> str:
+        """What the service wrote to stderr so far."""
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read().decode()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -70,21 +79,17 @@ def running(
     child_env.update(env or {})
     argv = [sys.executable, "-m", "gossamer.demo.bookinfo", service, "--version", version]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        with_parent_death_signal(argv),
-        env=child_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    started = Service(port, process)
-    try:
-        wait_healthy(started)
-        yield started
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            with_parent_death_signal(argv), env=child_env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        started = Service(port, process, stderr)
+        try:
+            wait_healthy(started)
+            yield started
+        finally:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, str]:
@@ -116,10 +121,12 @@ class RecordingUpstream:
     seen: list[dict[str, str]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     port: int = 0
+    delay_s: float = 0.0
 
     async def answer(self, request: web.Request) -> web.Response:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
         self.paths.append(request.path)
+        await asyncio.sleep(self.delay_s)
         return web.json_response(self.body)
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +78,16 @@ async def test_forwarded_headers_reach_ratings() -> None:
         assert seen[name] == sent[name]
     assert "x-not-forwarded" not in seen
     assert seen["host"] == f"127.0.0.1:{recorder.port}"
+
+
+async def test_v3_gives_up_on_slow_ratings_after_its_timeout() -> None:
+    slow = RecordingUpstream({"id": 0, "ratings": {"Reviewer1": 1}}, delay_s=4.0)
+    async with RecordingServer(slow):
+        with running("reviews", "v3", upstream_env(ratings=slow.port)) as reviews:
+            started = time.monotonic()
+            status, body = await fetch(reviews.url("/reviews/0"))
+            took_s = time.monotonic() - started
+    assert status == 200 and 2.4 < took_s < 3.9
+    assert json.loads(body)["reviews"][0]["rating"] == {
+        "error": "Ratings service is currently unavailable"
+    }

@@ -35,7 +35,8 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)
 SERVICE = web.AppKey("service", str)
 VERSION = web.AppKey("version", str)
 
-# The sample's timeouts: 3 s per upstream call, no retries (the mesh may add its own).
+# productpage's timeout per upstream call, as the sample (which adds one retry; we do not:
+# the mesh may add its own). reviews passes its own, per version.
 UPSTREAM_TIMEOUT_S = 3.0
 
 
@@ -80,17 +81,22 @@ class Reply:
 def client_session() -> aiohttp.ClientSession:
     """One session per service: `trust_env` makes `http_proxy` (the explicit-mode sidecar)
     apply; without a proxy requests go origin-form with the service name in Host."""
-    return aiohttp.ClientSession(
-        trust_env=True, timeout=aiohttp.ClientTimeout(total=UPSTREAM_TIMEOUT_S)
-    )
+    return aiohttp.ClientSession(trust_env=True)
 
 
 async def get_json(
-    session: aiohttp.ClientSession, upstream: Upstream, path: str, headers: Mapping[str, str]
+    session: aiohttp.ClientSession,
+    upstream: Upstream,
+    path: str,
+    headers: Mapping[str, str],
+    timeout_s: float = UPSTREAM_TIMEOUT_S,
 ) -> Reply:
     """GET a JSON document; any failure becomes a Reply the caller renders as unavailable."""
+    limit = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.get(upstream.url(path), headers=dict(headers)) as response:
+        async with session.get(
+            upstream.url(path), headers=dict(headers), timeout=limit
+        ) as response:
             try:
                 body: object = await response.json(content_type=None)
             except ValueError:

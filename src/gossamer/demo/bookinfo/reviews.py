@@ -1,8 +1,10 @@
 """reviews: two reviews of the book; v1 without ratings, v2 with black stars, v3 with red.
 
-v2 and v3 ask ratings (3 s timeout, no retry) and pass on the forwarded headers; when ratings
-does not answer 200, each review carries `rating: {error: ...}` instead of stars. Beyond the
-sample's fields the JSON has `version`, so productpage can say which version answered.
+v2 and v3 ask ratings and pass on the forwarded headers, with the sample's timeouts: 10 s for
+v2, 2.5 s for v3, no retry (so ratings delayed 7 s makes productpage's 3 s timeout fire on v2,
+as Istio's fault-injection task shows, while v3 answers in time). When ratings does not answer
+200, each review carries `rating: {error: ...}` instead of stars. Beyond the sample's fields
+the JSON has `version`, so productpage can say which version answered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gossamer.demo.bookinfo.plumbing import (
 
 RATINGS_UNAVAILABLE = "Ratings service is currently unavailable"
 STAR_COLOR = {"v2": "black", "v3": "red"}
+RATINGS_TIMEOUT_S = {"v2": 10.0, "v3": 2.5}
 REVIEWS: tuple[tuple[str, str], ...] = (
     (
         "Reviewer1",
@@ -52,6 +55,7 @@ async def reviews(request: web.Request) -> web.Response:
             request.app[RATINGS_KEY],
             f"/ratings/{product_id}",
             forwarded(request.headers),
+            RATINGS_TIMEOUT_S[version],
         )
         if reply.ok and isinstance(reply.body, dict):
             found = reply.body.get("ratings")
