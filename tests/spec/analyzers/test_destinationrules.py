@@ -39,6 +39,25 @@ def test_subsets_must_select_pods_deployment_templates_included() -> None:
     ]
 
 
+WORKLOADS = """
+apiVersion: gossamer.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-v1, namespace: default, labels: {app: reviews, version: v1}}
+spec: {command: [reviews]}
+---
+apiVersion: gossamer.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-v2, namespace: default, labels: {app: reviews, version: v2}}
+spec: {command: [reviews], replicas: 0}
+"""
+
+
+def test_gossamer_workloads_are_pods_too_unless_scaled_to_zero() -> None:
+    subsets = "[{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]"
+    found = findings(service("reviews"), WORKLOADS, rule(subsets=subsets), code="IST0173")
+    assert [f.field for f in found] == ["spec.subsets[1]"]
+
+
 def test_unknown_host_is_reported_once_services_are_known() -> None:
     found = findings(service("ratings"), rule("reviews"), code="IST0174")
     assert [f.reason for f in found] == [

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gossamer.spec.analyzers.base import Corpus
+from gossamer.spec.workload import Workload
 
 ROOT_NAMESPACE = "istio-system"
 
@@ -70,11 +71,12 @@ def _pod(namespace: str, name: str, meta: Mapping[str, Any], spec: object) -> Po
 
 
 def pods(corpus: Corpus) -> list[Pod]:
-    """Pods of the corpus, the Pods its Deployments (and other controllers) will run, named
-    after the controller, plus istioctl's default ingress gateway Pod.
+    """Pods of the corpus, the Pods its Deployments (and other controllers) and Gossamer
+    Workloads will run, named after them, plus istioctl's default ingress gateway Pod.
 
-    istioctl reads Pod objects only; files rarely hold Pods, and a Deployment's template says
-    exactly which labels its Pods will carry, so Gossamer counts them too.
+    istioctl reads Pod objects only; files rarely hold Pods, and a Deployment's template or a
+    Workload says exactly which labels its Pods will carry, so Gossamer counts them too. A
+    Workload's pods always have a sidecar.
     """
     found: list[Pod] = []
     for body in corpus.others_of("Pod"):
@@ -90,6 +92,18 @@ def pods(corpus: Corpus) -> list[Pod]:
                 namespace = str(meta.get("namespace") or "default")
                 name = str(meta.get("name") or "")
                 found.append(_pod(namespace, name, meta_of(template), template.get("spec")))
+    for workload in corpus.of(Workload):
+        if workload.spec.replicas > 0:
+            owner = workload.metadata
+            found.append(
+                Pod(
+                    owner.namespace or "default",
+                    owner.name,
+                    dict(owner.labels or {}),
+                    dict(owner.annotations or {}),
+                    (("istio-proxy", "gossamer"),),
+                )
+            )
     if not any(p.namespace == ROOT_NAMESPACE and p.name == DEFAULT_INGRESS_POD.name for p in found):
         found.append(DEFAULT_INGRESS_POD)
     return found
