@@ -5,6 +5,7 @@ idempotent and safe after a crash."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -145,6 +146,8 @@ def remove_pod_objects(netns: str, etc_root: Path = NETNS_ETC) -> None:
     run(["ip", "netns", "delete", netns], check=False)
     run(["ip", "link", "delete", veth_names(netns)[0]], check=False)
     shutil.rmtree(hosts_dir(netns, etc_root), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        etc_root.rmdir()  # only succeeds once no pod's hosts dir is left
 
 
 def bridge_ports(bridge: str) -> list[str]:
