@@ -224,3 +224,38 @@ def test_cleanup_all_removes_a_crashed_runs_leftovers() -> None:
         assert leftovers([pod]) == []
     finally:
         pod.teardown()
+
+
+@root_only
+def test_loopback_traffic_inside_the_pod_is_not_intercepted(
+    two_pods: tuple[PodNetwork, PodNetwork],
+) -> None:
+    a, _ = two_pods
+    app = start_listener(a.netns, 9080)
+    try:
+        assert connect(a.netns, "127.0.0.1", 9080) == "hello"
+        assert listener_report(app).endswith("hello")
+    finally:
+        app.kill()
+        app.wait()
+
+
+@root_only
+def test_bridge_stays_while_another_pod_uses_it(two_pods: tuple[PodNetwork, PodNetwork]) -> None:
+    a, b = two_pods
+    a.teardown()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    assert f": {b.addressing.bridge}:" in links.stdout
+    assert a.host_veth not in links.stdout and b.host_veth in links.stdout
+
+
+@root_only
+def test_cleanup_all_leaves_foreign_namespaces_alone() -> None:
+    foreign = f"other-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", foreign], check=True, timeout=STEP_TIMEOUT_S)
+    try:
+        cleanup_all()
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+        assert foreign in names.stdout.split()
+    finally:
+        subprocess.run(["ip", "netns", "delete", foreign], check=False, timeout=STEP_TIMEOUT_S)
