@@ -19,6 +19,12 @@ _LABEL_NAME = r"[A-Za-z0-9](?:[-._A-Za-z0-9]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(rf"(?:[a-z0-9](?:[-.a-z0-9]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
 _LABEL_VALUE = re.compile(rf"(?:{_LABEL_NAME})?")
 
+# Gateway mode defaults: what an Istio ingress gateway deployment carries, so Gateways with the
+# usual `selector: {istio: ingressgateway}` select this proxy.
+GATEWAY_LABELS = {"istio": "ingressgateway"}
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_WORKLOAD = "istio-ingressgateway"
+
 
 def register(app: typer.Typer) -> None:
     app.command("proxy")(proxy)
@@ -67,11 +73,22 @@ def proxy(
             "--controlplane", callback=parse_target, help="Control plane xDS address HOST:PORT."
         ),
     ],
-    namespace: Annotated[str, typer.Option("--namespace", help="Workload namespace.")] = "default",
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            help="Workload namespace; default: default (istio-system with --gateway).",
+        ),
+    ] = None,
     service_account: Annotated[
         str, typer.Option("--service-account", help="Workload service account.")
     ] = "default",
-    labels: Annotated[str, typer.Option("--labels", help="Workload labels: k=v,k2=v2.")] = "",
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels", help="Workload labels: k=v,k2=v2 (istio=ingressgateway with --gateway)."
+        ),
+    ] = "",
     workload: Annotated[
         str | None,
         typer.Option(
@@ -110,6 +127,20 @@ def proxy(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    gateway: Annotated[
+        bool,
+        typer.Option(
+            "--gateway", help="Run as an ingress gateway (router node) serving Istio Gateways."
+        ),
+    ] = False,
+    gateway_address: Annotated[
+        str,
+        typer.Option(
+            "--gateway-address",
+            callback=_check_ip,
+            help="Where gateway listeners on 0.0.0.0 bind (0.0.0.0 to expose them).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the sidecar: take config from the control plane, proxy traffic, serve admin.
 
@@ -120,6 +151,9 @@ def proxy(
         parsed_labels = parse_labels(labels)
     except typer.BadParameter as exc:
         raise typer.BadParameter(exc.message, param_hint="'--labels'") from None
+    if gateway and not parsed_labels:
+        parsed_labels = dict(GATEWAY_LABELS)
+    default_workload = GATEWAY_WORKLOAD if gateway else socket.gethostname()
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"{log_level!r} is not a log level", param_hint="--log-level")
@@ -130,10 +164,10 @@ def proxy(
     )
     options = ProxyOptions(
         controlplane=controlplane,
-        namespace=namespace,
+        namespace=namespace or (GATEWAY_NAMESPACE if gateway else "default"),
         service_account=service_account,
         labels=parsed_labels,
-        workload=workload or parsed_labels.get("app") or socket.gethostname(),
+        workload=workload or parsed_labels.get("app") or default_workload,
         ip=ip,
         explicit=explicit,
         outbound_port=outbound_port,
@@ -144,5 +178,7 @@ def proxy(
         concurrency=concurrency,
         drain_timeout=drain_timeout,
         log_level=log_level.lower(),
+        gateway=gateway,
+        gateway_address=gateway_address,
     )
     raise typer.Exit(run_proxy(options))

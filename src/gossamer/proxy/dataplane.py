@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 OUTBOUND_CAPTURE = "outbound"
 INBOUND_CAPTURE = "inbound"
 PLAIN = "plain"
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +50,16 @@ class DataplaneOptions:
     """How the sidecar listens. `explicit`: no iptables redirect; capture listeners still bind
     (on 127.0.0.1) and behave as an HTTP proxy (outbound) / the single inbound chain (inbound).
     `bind_address` overrides where capture listeners bind (default: 127.0.0.1 when explicit,
-    else 0.0.0.0). Port 0 lets the kernel choose (tests read `Dataplane.address_of`)."""
+    else 0.0.0.0). `wildcard_address` (gateway mode): where bind_to_port listeners whose LDS
+    address is a wildcard (0.0.0.0, ::) bind instead, so a local gateway is not exposed; None
+    keeps the LDS address. Port 0 lets the kernel choose (tests read `Dataplane.address_of`)."""
 
     explicit: bool = True
     ip: str = "127.0.0.1"
     outbound_port: int = 15001
     inbound_port: int = 15006
     bind_address: str | None = None
+    wildcard_address: str | None = None
     reuse_port: bool = False
     limits: Limits = field(default_factory=Limits)
     head_timeout: float = 10.0  # slowloris defence: a request head must complete within this
@@ -144,7 +148,10 @@ class Dataplane:
         if listener.direction == "INBOUND" and listener.original_dst_filter:
             return options.capture_address, options.inbound_port, INBOUND_CAPTURE
         if listener.bind:
-            return listener.address, listener.port, PLAIN
+            host = listener.address
+            if options.wildcard_address is not None and host in _WILDCARDS:
+                host = options.wildcard_address
+            return host, listener.port, PLAIN
         return None
 
     async def _bind(self, config: ProxyConfig) -> None:

@@ -28,10 +28,14 @@ class ProxyOptions:
     concurrency: int = 2
     drain_timeout: float = 5.0
     log_level: str = "info"
+    gateway: bool = False  # an ingress gateway (router node): serves Istio Gateway listeners
+    gateway_address: str = "127.0.0.1"  # where gateway listeners on 0.0.0.0 bind (gateway mode)
 
     @property
     def node_id(self) -> str:
-        return node_id("sidecar", self.ip, self.workload, self.namespace)
+        return node_id(
+            "router" if self.gateway else "sidecar", self.ip, self.workload, self.namespace
+        )
 
     @property
     def cluster(self) -> str:

@@ -58,6 +58,7 @@ def new_dataplane(options: Mapping[str, Any], *, reuse_port: bool) -> DataplaneL
             explicit=options["explicit"],
             outbound_port=options["outbound_port"],
             inbound_port=options["inbound_port"],
+            wildcard_address=options["gateway_address"] if options.get("gateway") else None,
             reuse_port=reuse_port,
         )
     )
