@@ -58,6 +58,16 @@ class Route:
         for mutation in self.response_mutations:
             mutation.apply(headers)
 
+    def finish_response(
+        self, headers: Headers, request: RequestView, cluster: str | None = None
+    ) -> None:
+        """What the route adds to a response it produced (proxied or local): its header
+        mutations, then the CORS headers for the request's Origin."""
+        self.mutate_response(headers, cluster)
+        if self.cors is not None:
+            for name, value in self.cors.response_headers(request):
+                headers.set(name, value)
+
 
 Entry = tuple[int, bytes, bool, BytesTest, RouteMatcher | None, Route]
 

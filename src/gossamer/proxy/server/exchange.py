@@ -110,10 +110,7 @@ def reply(
     keep_alive = request.head.keep_alive and request.ended and not close and not conn.closed
     if route is not None:
         headers = headers.copy() if headers is not None else Headers()
-        route.mutate_response(headers, cluster)
-        if route.cors is not None:
-            for name, value in route.cors.response_headers(request.head):
-                headers.set(name, value)
+        route.finish_response(headers, request.head, cluster)
     request.answered = True
     conn.write(
         replies.local_reply(

@@ -39,10 +39,7 @@ async def relay_response(
     """Write the response; (downstream keep-alive, upstream connection reusable)."""
     head = request.head
     headers = wire.end_to_end(resp.headers, wire.RESPONSE_DROP)
-    route.mutate_response(headers, cluster)
-    if route.cors is not None:
-        for name, value in route.cors.response_headers(head):
-            headers.set(name, value)
+    route.finish_response(headers, head, cluster)
     headers.add(b"x-envoy-upstream-service-time", _service_time(elapsed))
     headers.add(b"server", wire.SERVER)
     keep_alive = head.keep_alive and resp.status != 101
