@@ -58,6 +58,11 @@ def parse_target(text: str) -> str:
     return text
 
 
+def _port(flag: str, help_text: str) -> typer.models.OptionInfo:
+    """A port flag (0: the kernel picks one)."""
+    return typer.Option(flag, min=0, max=65535, help=help_text)  # type: ignore[no-any-return]
+
+
 def _check_ip(text: str) -> str:
     try:
         ipaddress.ip_address(text)
@@ -102,21 +107,11 @@ def proxy(
         bool,
         typer.Option("--explicit", help="No iptables (no root): clients send to the capture port."),
     ] = False,
-    outbound_port: Annotated[
-        int, typer.Option("--outbound-port", min=0, max=65535, help="Outbound capture port.")
-    ] = 15001,
-    inbound_port: Annotated[
-        int, typer.Option("--inbound-port", min=0, max=65535, help="Inbound capture port.")
-    ] = 15006,
-    admin_port: Annotated[
-        int, typer.Option("--admin-port", min=0, max=65535, help="Admin (127.0.0.1).")
-    ] = 15000,
-    stats_port: Annotated[
-        int, typer.Option("--stats-port", min=0, max=65535, help="/stats/prometheus.")
-    ] = 15020,
-    health_port: Annotated[
-        int, typer.Option("--health-port", min=0, max=65535, help="/healthz/ready.")
-    ] = 15021,
+    outbound_port: Annotated[int, _port("--outbound-port", "Outbound capture port.")] = 15001,
+    inbound_port: Annotated[int, _port("--inbound-port", "Inbound capture port.")] = 15006,
+    admin_port: Annotated[int, _port("--admin-port", "Admin (127.0.0.1).")] = 15000,
+    stats_port: Annotated[int, _port("--stats-port", "/stats/prometheus.")] = 15020,
+    health_port: Annotated[int, _port("--health-port", "/healthz/ready.")] = 15021,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=256, help="Worker processes.")
     ] = 2,
