@@ -105,7 +105,7 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
             listeners.virtual_inbound(names.INBOUND_CAPTURE_PORT, chains, names.INBOUND_PASSTHROUGH)
         )
     out += [clusters.passthrough(), clusters.blackhole(), clusters.inbound_passthrough()]
-    out += [clusters.inbound(p.port.number, p.target, p.port) for p in inbound]
+    out += [clusters.inbound(p.port.number, p.target, p.port, node.ip) for p in inbound]
     backends = outbound_backends(world, services, rules)
     out.extend(backends.clusters)
     out.extend(backends.assignments)
