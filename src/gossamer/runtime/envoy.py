@@ -32,10 +32,15 @@ from typing import IO, Any
 
 ENVOY_ENV = "GOSSAMER_ENVOY"
 XDS_CLUSTER = "xds-grpc"
+ADMIN_CLUSTER = "gossamer-admin"  # static: the readiness listener's way to the admin's /ready
+READINESS_LISTENER = "gossamer-readiness"
+READINESS_PATH = "/healthz/ready"
 _REPO = Path(__file__).resolve().parents[3]
 _BUNDLED = Path(".envoy") / "envoy" / "_bin" / "envoy"
 _PR_SET_PDEATHSIG = 1
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 
 # argv: [python, -c, LAUNCHER, <expected parent pid>, <binary>, <args>...]. The parent check
 # closes the race where the parent died between fork and prctl (the signal would never come).
@@ -152,12 +157,15 @@ def bootstrap(
     admin_host: str = "127.0.0.1",
     locality: Mapping[str, str] | None = None,
     xds_connect_timeout_s: float = 1.0,
+    readiness_port: int | None = None,
 ) -> dict[str, Any]:
     """An Envoy v3 bootstrap that takes all listeners and clusters from ADS at xds_host:xds_port.
 
     Pure: no I/O. `admin_port` 0 lets Envoy pick (EnvoyProcess reads the bound port back). The
     `xds-grpc` cluster is STATIC for an IP literal, STRICT_DNS for a name, and speaks explicit
-    HTTP/2 with keepalive so a dead control plane is noticed.
+    HTTP/2 with keepalive so a dead control plane is noticed. `readiness_port` adds a static
+    listener on 0.0.0.0 serving `/healthz/ready` from the admin's `/ready` (see
+    `readiness_listener`); it needs a fixed `admin_port`.
     """
     node: dict[str, Any] = {"id": node_id, "cluster": cluster, "metadata": dict(metadata)}
     if locality:
@@ -184,6 +192,12 @@ def bootstrap(
             }
         },
     }
+    static: dict[str, Any] = {"clusters": [xds_cluster]}
+    if readiness_port is not None:
+        if admin_port == 0:
+            raise ValueError("readiness_port needs a fixed admin_port (the listener proxies to it)")
+        static["clusters"].append(admin_cluster(admin_host, admin_port))
+        static["listeners"] = [readiness_listener(readiness_port)]
     return {
         "node": node,
         "dynamic_resources": {
@@ -196,8 +210,62 @@ def bootstrap(
             "lds_config": dict(ads_source),
             "cds_config": dict(ads_source),
         },
-        "static_resources": {"clusters": [xds_cluster]},
+        "static_resources": static,
         "admin": {"address": _socket_address(admin_host, admin_port)},
+    }
+
+
+def admin_cluster(admin_host: str, admin_port: int) -> dict[str, Any]:
+    """A static cluster to Envoy's own admin listener."""
+    return {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket_address(admin_host, admin_port)}}
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def readiness_listener(port: int, address: str = "0.0.0.0") -> dict[str, Any]:
+    """`GET /healthz/ready` on address:port, answered by the admin's `/ready` (200 only once the
+    initial xDS fetch is done), as Istio's pilot-agent serves 15021. The admin itself stays on
+    127.0.0.1, so kubelet-style probes from outside the pod see readiness and nothing else."""
+    route = {
+        "match": {"path": READINESS_PATH},
+        "route": {"cluster": ADMIN_CLUSTER, "prefix_rewrite": "/ready", "timeout": "2s"},
+    }
+    hcm = {
+        "@type": f"type.googleapis.com/{_HCM}",
+        "stat_prefix": READINESS_LISTENER,
+        "route_config": {
+            "name": READINESS_LISTENER,
+            "virtual_hosts": [{"name": "readiness", "domains": ["*"], "routes": [route]}],
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": f"type.googleapis.com/{_ROUTER}"},
+            }
+        ],
+    }
+    return {
+        "name": READINESS_LISTENER,
+        "address": _socket_address(address, port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
     }
 
 
