@@ -52,7 +52,8 @@ def test_sidecar_listeners_clusters_and_domains() -> None:
         "InboundPassthroughCluster",
         "inbound|80||",
     } <= set(sim.clusters)
-    assert sim.cluster("inbound|80||").endpoints == [("127.0.0.1", 8080, "", 1)]
+    # Inbound goes to the pod's own IP (Istio >= 1.10), not 127.0.0.1.
+    assert sim.cluster("inbound|80||").endpoints == [("10.0.0.5", 8080, "", 1)]
     web = next(v for v in sim.routes["80"].virtual_hosts if v.name == f"{fqdn('web')}:80")
     assert set(web.domains) == {
         fqdn("web"),

@@ -21,6 +21,11 @@ from gossamer.control.world import MeshService, ServicePort
 
 Cluster = cluster_pb2.Cluster
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+LOCALHOST = "127.0.0.1"
+# Istio's inbound passthrough source: connections from it to the pod IP are exempt from the
+# inbound redirect (runtime/pods/interception.py has the matching rule).
+INBOUND_SOURCE = "127.0.0.6"
+INBOUND_SOURCE_V6 = "::6"
 H2_PROTOCOLS = frozenset({"HTTP2", "GRPC", "GRPC-WEB"})
 # Which balancer a proxyless gRPC client gets. grpcio 1.85 implements ROUND_ROBIN and RING_HASH
 # from the `lb_policy` enum and NACKs the rest ("LB policy is not supported": LEAST_REQUEST,
@@ -194,9 +199,16 @@ def blackhole() -> cluster_pb2.Cluster:
     return out
 
 
-def inbound(port: int, target: int, service_port: ServicePort) -> cluster_pb2.Cluster:
-    """`inbound|<port>||`: the local application on 127.0.0.1:<target>."""
+def inbound(
+    port: int, target: int, service_port: ServicePort, proxy_ip: str = ""
+) -> cluster_pb2.Cluster:
+    """`inbound|<port>||`: the local application at <proxy IP>:<target>, as Istio >= 1.10.
+
+    The app is reached on the pod's own IP (an app bound to 127.0.0.1 only is unreachable, as in
+    Istio) from source 127.0.0.6, which the interception rules let through instead of sending it
+    back to 15006. An unknown proxy IP falls back to 127.0.0.1."""
     name = names.inbound_cluster(port)
+    address = proxy_ip or LOCALHOST
     out = Cluster(
         name=name,
         type=Cluster.STATIC,
@@ -207,8 +219,12 @@ def inbound(port: int, target: int, service_port: ServicePort) -> cluster_pb2.Cl
     lle = out.load_assignment.endpoints.add()
     lle.lb_endpoints.append(
         endpoint_components_pb2.LbEndpoint(
-            endpoint=endpoint_components_pb2.Endpoint(address=socket_address("127.0.0.1", target))
+            endpoint=endpoint_components_pb2.Endpoint(address=socket_address(address, target))
         )
+    )
+    source = INBOUND_SOURCE_V6 if ":" in address else INBOUND_SOURCE
+    out.upstream_bind_config.source_address.CopyFrom(
+        address_pb2.SocketAddress(address=source, port_value=0)
     )
     out.circuit_breakers.CopyFrom(circuit_breakers(ConnectionPool()))
     if service_port.is_http:

@@ -2,7 +2,9 @@
 
 Chains mirror Istio's (ISTIO_OUTPUT, ISTIO_REDIRECT, ISTIO_INBOUND, ISTIO_IN_REDIRECT) with our
 prefix. Outbound TCP goes to the sidecar's 15001 unless it comes from the sidecar's own UID/GID or
-goes to loopback; inbound TCP goes to 15006 unless it targets one of the sidecar's own ports."""
+goes to loopback; inbound TCP goes to 15006 unless it targets one of the sidecar's own ports.
+The sidecar delivers inbound traffic to the pod IP from 127.0.0.6 (Istio >= 1.10); the first
+output rule lets that through, or it would loop back into 15006."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ REDIRECT_CHAIN = "GOSSAMER_REDIRECT"
 INBOUND_CHAIN = "GOSSAMER_INBOUND"
 IN_REDIRECT_CHAIN = "GOSSAMER_IN_REDIRECT"
 CHAINS = (OUTPUT_CHAIN, REDIRECT_CHAIN, INBOUND_CHAIN, IN_REDIRECT_CHAIN)
+# The inbound cluster's upstream_bind_config source (control/translate/clusters.py).
+INBOUND_PASSTHROUGH_SOURCE = "127.0.0.6"
 SIDECAR_PORTS = (15000, 15001, 15004, 15006, 15008, 15020, 15021, 15090)
 
 
@@ -44,6 +48,9 @@ def interception_rules(ports: InterceptionPorts | None = None) -> list[list[str]
         rules.append(nat("-A", INBOUND_CHAIN, "-p", "tcp", "--dport", str(port), "-j", "RETURN"))
     rules.append(nat("-A", INBOUND_CHAIN, "-p", "tcp", "-j", IN_REDIRECT_CHAIN))
     rules.append(nat("-A", "OUTPUT", "-p", "tcp", "-j", OUTPUT_CHAIN))
+    # istio-init's first ISTIO_OUTPUT rule: the sidecar's delivery to the app on the pod IP.
+    source = f"{INBOUND_PASSTHROUGH_SOURCE}/32"
+    rules.append(nat("-A", OUTPUT_CHAIN, "-o", "lo", "-s", source, "-j", "RETURN"))
     for match, owner in (("--uid-owner", uid), ("--gid-owner", gid)):
         # The sidecar calling its own pod's address over lo is inbound traffic (as in Istio);
         # apps talking over lo stay local; the sidecar's own outbound goes out untouched.
