@@ -130,6 +130,8 @@ class Dataplane:
             if old is None:
                 backends[name] = Backend(cluster, endpoints)
             else:
+                if old.config.source_address != cluster.source_address:
+                    self.pool.close_backend(name)  # idle connections bound the old source
                 if old.config != cluster or self._endpoint_sets.get(name) != endpoints:
                     old.reconfigure(cluster, endpoints)
                 backends[name] = old

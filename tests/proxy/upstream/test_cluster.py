@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
 from gossamer.proxy.config.rejected import ConfigRejected
@@ -102,7 +102,9 @@ def test_fixed_clusters() -> None:
     inbound = compile_cluster(sim.clusters["inbound|80||"])
     assert (inbound.kind, inbound.lb) == ("STATIC", "ROUND_ROBIN")
     assert inbound.static is not None
-    assert [(e.host, e.port) for e in inbound.static.endpoints] == [("127.0.0.1", 8080)]
+    # The pod's own IP, from Istio's inbound passthrough source (as Istio >= 1.10).
+    assert [(e.host, e.port) for e in inbound.static.endpoints] == [("10.0.0.5", 8080)]
+    assert inbound.source_address == ("127.0.0.6", 0)
     passthrough = compile_cluster(sim.clusters["PassthroughCluster"])
     assert (passthrough.kind, passthrough.lb) == ("ORIGINAL_DST", "CLUSTER_PROVIDED")
     blackhole = compile_cluster(sim.clusters["BlackHoleCluster"])
@@ -114,6 +116,29 @@ def test_envoy_defaults_for_a_bare_cluster() -> None:
     assert config == ClusterConfig(name="bare", kind="STATIC", lb="ROUND_ROBIN")
     assert config.thresholds == Thresholds(1024, 1024, 1024, 3)
     assert config.connect_timeout == 5.0
+    assert config.source_address is None  # the kernel picks the source
+
+
+def test_upstream_bind_config_beyond_a_source_address_is_refused() -> None:
+    inbound = translated(as_web=True).clusters["inbound|80||"]
+
+    def variant() -> cluster_pb2.Cluster:
+        out = cluster_pb2.Cluster()
+        out.CopyFrom(inbound)
+        return out
+
+    freebind = variant()
+    freebind.upstream_bind_config.freebind.value = True
+    assert "upstream_bind_config: only source_address" in rejected(freebind)
+    named = variant()
+    named.upstream_bind_config.source_address.named_port = "http"
+    assert "source_address: only TCP" in rejected(named)
+    udp = variant()
+    udp.upstream_bind_config.source_address.protocol = address_pb2.SocketAddress.UDP
+    assert "source_address: only TCP" in rejected(udp)
+    name = variant()
+    name.upstream_bind_config.source_address.address = "localhost"
+    assert "'localhost' is not an IP address" in rejected(name)
 
 
 def test_explicit_zero_idle_timeout_disables_it() -> None:

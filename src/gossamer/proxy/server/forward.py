@@ -302,8 +302,13 @@ async def _acquire(
                 raise TimeoutError
             timer.scope = scope
         try:
+            config = backend.config
             upstream, reused = await pool.acquire(
-                cluster_key(backend), endpoint, backend.breaker, backend.config.connect_timeout
+                cluster_key(backend),
+                endpoint,
+                backend.breaker,
+                config.connect_timeout,
+                config.source_address,
             )
         finally:
             if timer is not None:

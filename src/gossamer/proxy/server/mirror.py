@@ -64,9 +64,11 @@ async def _mirror(ctx: ServerContext, cluster: str, method: bytes, data: bytes) 
         conn = None
         try:
             async with asyncio.timeout(MIRROR_TIMEOUT):
+                config = backend.config
                 conn, _ = await ctx.pool.acquire(
-                    backend.config.name, endpoint, backend.breaker, backend.config.connect_timeout
-                )
+                    config.name, endpoint, backend.breaker, config.connect_timeout,
+                    config.source_address,
+                )  # fmt: skip
                 call = UpstreamCall(conn)
                 conn.parser.expect(method)
                 conn.write(data)

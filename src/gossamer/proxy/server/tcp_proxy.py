@@ -136,7 +136,12 @@ class TcpProxy(_Side):
         try:
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(backend.config.connect_timeout):
-                await loop.create_connection(lambda: upstream, endpoint.host, endpoint.port)
+                await loop.create_connection(
+                    lambda: upstream,
+                    endpoint.host,
+                    endpoint.port,
+                    local_addr=backend.config.source_address,
+                )
         except (OSError, TimeoutError) as exc:
             breaker.end_connection()
             backend.stats.upstream_cx_connect_fail += 1

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from google.protobuf import duration_pb2, wrappers_pb2
 
@@ -86,6 +87,8 @@ class ClusterConfig:
     static: EndpointSet | None = None
     locality_weighted: bool = False  # common_lb_config.locality_weighted_lb_config is set
     lb_options: LbOptions = LbOptions()
+    # upstream_bind_config: the (address, port) upstream sockets bind before connecting.
+    source_address: tuple[str, int] | None = None
 
 
 def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
@@ -124,7 +127,35 @@ def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
         static=static,
         locality_weighted=common.HasField("locality_weighted_lb_config"),
         lb_options=_lb_options(pb, where),
+        source_address=_source_address(pb, where),
     )
+
+
+def _source_address(pb: cluster_pb2.Cluster, where: str) -> tuple[str, int] | None:
+    """upstream_bind_config's plain TCP source address (the inbound cluster's 127.0.0.6, which
+    the pod's interception rules let through); anything fancier is refused."""
+    if not pb.HasField("upstream_bind_config"):
+        return None
+    bind = pb.upstream_bind_config
+    field = f"{where} upstream_bind_config"
+    if bind.HasField("freebind") or bind.HasField("local_address_selector"):
+        raise ConfigRejected(f"{field}: only source_address is supported")
+    if bind.socket_options or bind.extra_source_addresses or bind.additional_source_addresses:
+        raise ConfigRejected(f"{field}: only source_address is supported")
+    if not bind.HasField("source_address"):
+        return None
+    source = bind.source_address
+    if source.protocol != address_pb2.SocketAddress.TCP or source.named_port:
+        raise ConfigRejected(f"{field}.source_address: only TCP with port_value is supported")
+    if source.resolver_name or source.network_namespace_filepath:
+        raise ConfigRejected(f"{field}.source_address: only an IP address is supported")
+    try:
+        ipaddress.ip_address(source.address)
+    except ValueError:
+        raise ConfigRejected(
+            f"{field}.source_address: {source.address!r} is not an IP address"
+        ) from None
+    return source.address, source.port_value
 
 
 def _seconds(value: duration_pb2.Duration) -> float:

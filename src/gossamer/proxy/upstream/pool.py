@@ -217,9 +217,15 @@ class ConnectionPool:
         return None
 
     async def acquire(
-        self, name: str, target: Target, breaker: ConnectionBreaker, connect_timeout: float
+        self,
+        name: str,
+        target: Target,
+        breaker: ConnectionBreaker,
+        connect_timeout: float,
+        source: tuple[str, int] | None = None,
     ) -> tuple[UpstreamConnection, bool]:
-        """(connection, reused). Raises ConnectFailure or PoolOverflow."""
+        """(connection, reused). A new connection binds `source` first (the cluster's
+        upstream_bind_config). Raises ConnectFailure or PoolOverflow."""
         key = (name, target.host, target.port)
         idle = self.take_idle(name, target)
         if idle is not None:
@@ -232,7 +238,9 @@ class ConnectionPool:
         conn = UpstreamConnection(self, key, breaker, self._limits)
         try:
             async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(lambda: conn, target.host, target.port)
+                await loop.create_connection(
+                    lambda: conn, target.host, target.port, local_addr=source
+                )
         except (OSError, TimeoutError) as exc:
             breaker.end_connection()
             conn.closed = True
