@@ -86,3 +86,16 @@ def test_envoy_accepts_the_inbound_cluster(tmp_path: Path) -> None:
     ]  # protobuf JSON, as Envoy reads it
     config["static_resources"]["clusters"] = [*config["static_resources"]["clusters"], *static]
     rt.validate(config, tmp_path, binary=binary)
+
+
+def test_explicit_mode_pod_registered_at_15006_gets_its_app_port() -> None:
+    """An explicit-mode pod registers its sidecar's 15006 (peers dial it); its own inbound
+    cluster still reaches the app on the Service's target port, never the sidecar itself."""
+    explicit = (pod("web-1", "127.231.0.3", {"app": "web"}, ports={"http": 15006}),)
+    sim = simulate(world(MESH, workloads=explicit), node(ip="127.231.0.3"))
+    inbound = sim.clusters["inbound|80||"]
+    assert endpoint_and_source(inbound) == ("127.231.0.3", 8080, "127.0.0.6")
+    client = simulate(world(MESH, workloads=explicit), node(ip="127.231.0.2"))
+    assert client.cluster("outbound|80||web.default.svc.cluster.local").endpoints == [
+        ("127.231.0.3", 15006, "", 1)
+    ]

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gossamer.control.registry import Workload
+from gossamer.control.translate.names import INBOUND_CAPTURE_PORT
 from gossamer.control.world import MeshService, ServicePort, World
 from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.networking.common import host_matches
@@ -129,6 +130,10 @@ def _target_for(
     if workload is not None:
         for ep in world.endpoints(svc, port, include_unready=True):
             if ep.workload.uid == workload.uid:
+                if ep.port == INBOUND_CAPTURE_PORT:
+                    # An explicit-mode pod registers its sidecar's inbound port (peers dial it);
+                    # the app itself listens on the Service's target port.
+                    return _declared_target(port)
                 return ep.port
         return None
     labels = node.labels
@@ -136,6 +141,10 @@ def _target_for(
         return None
     if not svc.selector or any(labels.get(k) != v for k, v in svc.selector.items()):
         return None
+    return _declared_target(port)
+
+
+def _declared_target(port: ServicePort) -> int:
     return port.target if isinstance(port.target, int) else port.number
 
 
