@@ -1,20 +1,32 @@
-"""`gossamer up`: the control plane on the embedded store, with the demo (or your) manifests."""
+"""`gossamer up`: the whole mesh on this machine (control plane, pods, sidecars, gateway)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gossamer.cli.output import err, out, print_findings
-from gossamer.control.config import apply_text
-from gossamer.control.plane import ControlPlane, PlaneConfig, default_home
-from gossamer.control.store.base import StoreLocked
-from gossamer.spec.findings import ConfigError
+from gossamer.cli.output import err, out
+from gossamer.control.plane import default_home
+from gossamer.runtime import state
+from gossamer.runtime.mesh import ApplyFailed, LocalMesh, MeshOptions
 from gossamer.spec.loader import Unreadable, load_file, manifest_files
+
+READY_TIMEOUT = 120.0
+DETACHED = "GOSSAMER_UP_DETACHED"
+
+
+class Dataplane(StrEnum):
+    python = "python"
+    envoy = "envoy"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,60 +37,160 @@ def up(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Manifests to apply (default: the Bookinfo demo).")
     ] = None,
+    dataplane: Annotated[
+        Dataplane,
+        typer.Option("--dataplane", help="Sidecar for Workloads that do not choose one."),
+    ] = Dataplane.python,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once the mesh is ready.")
+    ] = False,
+    no_netns: Annotated[
+        bool,
+        typer.Option("--no-netns", help="Explicit mode: no namespaces or iptables (no root)."),
+    ] = False,
     home: Annotated[Path | None, typer.Option("--home", envvar="GOSSAMER_HOME")] = None,
     xds_port: Annotated[int, typer.Option("--xds-port")] = 15010,
     api_port: Annotated[int, typer.Option("--api-port")] = 15080,
 ) -> None:
-    """Run the mesh's control plane in the foreground and apply manifests to it.
-
-    Today this serves xDS to any proxy you point at it (Envoy, proxyless gRPC); the local
-    runtime that starts pods and sidecars for Workloads comes next (see the README).
-    """
-    config = PlaneConfig(home=home or default_home(), xds_port=xds_port, api_port=api_port)
-    texts: list[tuple[str, str]] = []
+    """Run the mesh: control plane, every Workload as pods with sidecars, ingress gateway on
+    127.0.0.1:8080. As root each pod is a network namespace with transparent interception;
+    otherwise (or with --no-netns) pods are processes on loopback that use HTTP_PROXY."""
+    home = home or default_home()
+    pid = state.running_pid(home)
+    if pid is not None:
+        err.print(str(state.RuntimeRunning(home, pid if pid > 0 else None)), style="bold red")
+        raise typer.Exit(1)
+    netns = not no_netns and os.geteuid() == 0
+    if not netns and not no_netns:
+        err.print("not root: running in explicit mode (pods use HTTP_PROXY; see README)")
+    if dataplane is Dataplane.envoy and not netns:
+        err.print("Error: --dataplane envoy needs netns mode (run as root)", style="bold red")
+        raise typer.Exit(2)
+    manifests = _manifests(paths)
+    # This process starts many children while gRPC (the control plane) runs: gRPC's fork
+    # handlers would only log that they skip each fork.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    if detach and not os.environ.get(DETACHED):
+        raise typer.Exit(_detach(home))
+    options = MeshOptions(
+        home=home,
+        netns=netns,
+        dataplane=dataplane.value,
+        xds_port=xds_port,
+        api_port=api_port,
+        sink=_print_line,
+    )
     try:
-        if paths:
-            for path in manifest_files(paths):
-                load_file(path)  # readable?
-                texts.append((str(path), path.read_text()))
-        else:
-            from gossamer.demo import manifests
-
-            texts.append(("bookinfo (bundled demo)", manifests()))
-    except Unreadable as exc:
-        err.print(f"Error: {exc}", style="bold red", markup=False)
-        raise typer.Exit(2) from None
+        lock = state.acquire(home)
+    except state.RuntimeRunning as exc:
+        err.print(str(exc), style="bold red")
+        raise typer.Exit(1) from None
     try:
         import uvloop
 
-        uvloop.run(_run(config, texts))
+        code = uvloop.run(_run(options, manifests))
     except KeyboardInterrupt:
-        pass
-    except StoreLocked as exc:
-        err.print(f"Gossamer is already running: {exc}", style="bold red", markup=False)
-        raise typer.Exit(1) from None
-    except ConfigError as exc:
-        print_findings(exc.findings, err)
-        raise typer.Exit(1) from None
-
-
-async def _run(config: PlaneConfig, texts: list[tuple[str, str]]) -> None:
-    plane = ControlPlane(config)
-    await plane.start()
-    try:
-        assert plane.store is not None
-        for source, text in texts:
-            result = await apply_text(plane.store, text, source)
-            changed = sum(o.action != "unchanged" for o in result.outcomes)
-            out.print(f"applied {source}: {len(result.outcomes)} resources ({changed} changed)")
-        out.print(
-            f"control plane: xDS 127.0.0.1:{plane.xds_port} · API http://127.0.0.1:{plane.api_port}"
-        )
-        out.print("try: gossamer get all · gossamer proxy-status · Ctrl-C to stop")
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
+        code = 0
     finally:
-        await plane.stop()
+        (home / state.RUNTIME).unlink(missing_ok=True)
+        lock.release()
+    raise typer.Exit(code)
+
+
+def _manifests(paths: list[Path] | None) -> list[tuple[str, str]]:
+    if not paths:
+        from gossamer.demo import manifests
+
+        return [("bookinfo (bundled demo)", manifests())]
+    texts = []
+    try:
+        for path in manifest_files(paths):
+            load_file(path)
+            texts.append((str(path), path.read_text()))
+    except Unreadable as exc:
+        err.print(f"Error: {exc}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+    return texts
+
+
+def _print_line(pod: str, line: str) -> None:
+    out.print(f"[cyan]{pod:<22}[/cyan]│ {line}", markup=True, highlight=False)
+
+
+async def _run(options: MeshOptions, manifests: list[tuple[str, str]]) -> int:
+    from gossamer.runtime.pods.network import cleanup_all
+
+    if options.netns:
+        await asyncio.to_thread(cleanup_all)  # we hold the lock: leftovers are a crashed run's
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    mesh = LocalMesh(options)
+    runtime_file = options.home / state.RUNTIME
+    try:
+        try:
+            for line in await mesh.start(manifests):
+                out.print(line, markup=False)
+        except ApplyFailed as exc:
+            err.print(f"Error: {exc}", style="bold red", markup=False)
+            return 1
+        state.write_json(runtime_file, mesh.describe(ready=False))
+        node_task = asyncio.create_task(mesh.run(stopping))
+        pending = await mesh.wait_ready(READY_TIMEOUT)
+        state.write_json(runtime_file, mesh.describe(ready=not pending))
+        _print_ready(mesh, pending)
+        await node_task
+        return 0
+    finally:
+        out.print("stopping: pods, sidecars, gateway, control plane ...", markup=False)
+        await mesh.stop()
+        if options.netns:
+            await asyncio.to_thread(cleanup_all)
+
+
+def _print_ready(mesh: LocalMesh, pending: list[str]) -> None:
+    described = mesh.describe(ready=not pending)
+    if pending:
+        err.print(f"not ready after {READY_TIMEOUT:.0f}s: {', '.join(pending)}", style="yellow")
+    mode, sidecars = described["mode"], described["dataplane"]
+    out.print(f"[bold green]Gossamer is up[/] ({mode} mode, {sidecars} sidecars)")
+    out.print(f"  product page   {described['gateway']}/productpage")
+    out.print(f"  control plane  {described['api']} (xDS {described['xds']})")
+    out.print("  try            gossamer get pods · gossamer proxy-status · gossamer down")
+
+
+def _detach(home: Path) -> int:
+    """Start `up` again in the background and return once it is ready (or has failed)."""
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / "up.log"
+    argv = [sys.executable, "-m", "gossamer.cli.main", *sys.argv[1:]]
+    env = {**os.environ, DETACHED: "1", "GOSSAMER_HOME": str(home)}
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT + 30
+    runtime_file = home / state.RUNTIME
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            err.print(f"gossamer up exited with {child.returncode}; its log ({log_path}):")
+            err.print(log_path.read_text(errors="replace")[-3000:], markup=False)
+            return 1
+        described = state.read_json(runtime_file)
+        if described and described.get("pid") == child.pid and described.get("ready"):
+            out.print(f"[bold green]Gossamer is up[/] in the background (pid {child.pid})")
+            out.print(f"  product page   {described['gateway']}/productpage")
+            out.print(f"  control plane  {described['api']}")
+            out.print(f"  logs           {log_path}")
+            out.print("  stop           gossamer down")
+            return 0
+        time.sleep(0.25)
+    err.print(f"gossamer up is not ready yet (pid {child.pid}); see {log_path}", style="yellow")
+    return 0

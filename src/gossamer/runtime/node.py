@@ -1,0 +1,318 @@
+"""The node: Gossamer's kubelet for this machine.
+
+It follows the control plane (Workloads and Services, polled every second), runs each Workload's
+replicas as pods, gives services stable VIPs and keeps every pod's hosts file in step, and runs
+the ingress gateway and (netns mode) the relay that lets sidecars in pods reach xDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gossamer.runtime import state
+from gossamer.runtime.launch import SIDECAR_GID, pod_argv
+from gossamer.runtime.pod import Pod
+from gossamer.runtime.pods.addressing import PodAddressing
+from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
+from gossamer.runtime.pods.network import PodNetwork, ensure_bridge, remove_bridge_if_unused
+from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
+from gossamer.runtime.probes import HttpProbe
+from gossamer.runtime.process import Child, child_environment
+from gossamer.runtime.registration import RegistryClient
+from gossamer.runtime.relay import TcpRelay
+from gossamer.runtime.sidecars import PodIdentity, envoy_sidecar, python_sidecar
+from gossamer.runtime.vips import assign_vips
+from gossamer.spec.workload import Workload
+
+log = logging.getLogger(__name__)
+POLL_INTERVAL = 1.0
+RETRY_FAILED_POD_AFTER = 5.0
+EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
+GOSSAMER = [sys.executable, "-m", "gossamer.cli.main"]
+GATEWAY_HEALTH = HttpProbe("127.0.0.1", 15021, "/healthz/ready")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    home: Path
+    api: str
+    token: str
+    xds_port: int = 15010
+    netns: bool = True
+    dataplane: str = "python"  # for Workloads that do not say
+    gateway: bool = True
+    addressing: PodAddressing = field(default_factory=PodAddressing)
+    sink: Callable[[str, str], None] | None = None  # (pod, line) for app output
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+
+@dataclass(slots=True)
+class _Slot:
+    pod: Pod
+    task: asyncio.Task[int | None]
+    fingerprint: str
+    workload: str
+    dataplane: str
+    index: int
+    finished_at: float | None = None
+
+
+class Node:
+    def __init__(self, options: NodeOptions) -> None:
+        self.options = options
+        self.registry = RegistryClient(options.api, options.token)
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._ips: dict[int, tuple[str, str]] = {}
+        self._services: dict[tuple[str, str], str] = {}
+        self._relay: TcpRelay | None = None
+        self._gateway: Child | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._dirty = asyncio.Event()
+
+    @property
+    def addressing(self) -> PodAddressing:
+        return self.options.addressing if self.options.netns else EXPLICIT_ADDRESSING
+
+    @property
+    def controlplane_for_pods(self) -> str:
+        if self.options.netns:
+            return f"{self.addressing.gateway}:{self.options.xds_port}"
+        return f"127.0.0.1:{self.options.xds_port}"
+
+    async def start(self) -> None:
+        if self.options.netns:
+            await asyncio.to_thread(ensure_bridge, self.addressing)
+            self._relay = TcpRelay(
+                self.addressing.gateway, self.options.xds_port, "127.0.0.1", self.options.xds_port
+            )
+            await self._relay.start()
+        if self.options.gateway:
+            await self._start_gateway()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Reconcile until `stopping` is set."""
+        writer = asyncio.create_task(self._write_pods_forever())
+        try:
+            while not stopping.is_set():
+                try:
+                    await self.reconcile()
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    log.warning("cannot read the control plane: %s", exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
+        finally:
+            writer.cancel()
+
+    async def stop(self) -> None:
+        slots = list(self._slots.values())
+        await asyncio.gather(*(s.pod.stop() for s in slots), return_exceptions=True)
+        await asyncio.gather(*(s.task for s in slots), return_exceptions=True)
+        self._slots.clear()
+        if self._gateway is not None:
+            await self._gateway.stop(grace=10.0)
+        if self._relay is not None:
+            await self._relay.stop()
+        await self.registry.close()
+        if self._http is not None:
+            await self._http.close()
+        if self.options.netns:
+            await asyncio.to_thread(remove_bridge_if_unused, self.addressing)
+        self.write_pods()
+
+    async def _get(self, path: str) -> Any:
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self.options.token}"}
+            self._http = aiohttp.ClientSession(
+                headers=headers, timeout=aiohttp.ClientTimeout(total=5), trust_env=False
+            )
+        async with self._http.get(self.options.api + path) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def reconcile(self) -> None:
+        workloads = [
+            Workload.model_validate(item)
+            for item in (await self._get("/api/v1/resources/workloads"))["items"]
+        ]
+        await self._update_services((await self._get("/api/v1/registry"))["services"])
+        desired: dict[tuple[str, str], tuple[Workload, int, str, str]] = {}
+        for workload in workloads:
+            dataplane = self._dataplane(workload)
+            fingerprint = json.dumps(
+                [workload.spec.model_dump(mode="json"), workload.labels, dataplane],
+                sort_keys=True,
+            )
+            for index in range(workload.spec.replicas):
+                key = (workload.namespace, pod_name(workload, index))
+                desired[key] = (workload, index, fingerprint, dataplane)
+        now = time.monotonic()
+        for key, slot in list(self._slots.items()):
+            if slot.task.done():
+                slot.finished_at = slot.finished_at or now
+                if now - slot.finished_at >= RETRY_FAILED_POD_AFTER or key not in desired:
+                    self._release(key)
+            elif key not in desired or desired[key][2] != slot.fingerprint:
+                await slot.pod.stop()
+        for key, (workload, index, fingerprint, dataplane) in desired.items():
+            if key not in self._slots:
+                self._create(key, workload, index, fingerprint, dataplane)
+
+    def _dataplane(self, workload: Workload) -> str:
+        if "dataplane" in workload.spec.model_fields_set:
+            return workload.spec.dataplane
+        return self.options.dataplane
+
+    def _release(self, key: tuple[str, str]) -> None:
+        self._slots.pop(key, None)
+        for index, owner in list(self._ips.items()):
+            if owner == key:
+                del self._ips[index]
+        self._dirty.set()
+
+    def _allocate_ip(self, key: tuple[str, str]) -> str:
+        index = 0
+        while index in self._ips:
+            index += 1
+        self._ips[index] = key
+        return self.addressing.pod_ip(index)
+
+    def _create(
+        self, key: tuple[str, str], workload: Workload, index: int, fingerprint: str, dataplane: str
+    ) -> None:
+        ip = self._allocate_ip(key)
+        name = key[1]
+        netns = self.addressing.netns_name(name) if self.options.netns else None
+        placement = Placement(ip=ip, netns=netns)
+        logs = self.options.logs / f"{workload.namespace}.{name}"
+        identity = PodIdentity(
+            name=name,
+            namespace=workload.namespace,
+            ip=ip,
+            labels=workload.labels,
+            service_account=workload.spec.service_account,
+            workload=workload.metadata.name,
+        )
+        if dataplane == "envoy":
+            sidecar = envoy_sidecar(identity, controlplane=self.controlplane_for_pods, workdir=logs)
+        else:
+            sidecar = python_sidecar(
+                identity, controlplane=self.controlplane_for_pods, explicit=netns is None
+            )
+        network = None
+        if netns is not None:
+            network = PodNetwork(name, ip, self.addressing, services=dict(self._services))
+        sink = self.options.sink
+        pod = Pod(
+            pod_record(workload, index, placement),
+            app=app_launch(workload, index, placement),
+            sidecar=sidecar,
+            sidecar_argv=pod_argv(sidecar.argv, netns=netns, gid=SIDECAR_GID if netns else None),
+            sidecar_env=child_environment({}, drop_proxy=True),
+            network=network,
+            registry=self.registry,
+            logs=logs,
+            app_sink=(lambda line: sink(name, line)) if sink else None,
+            on_change=self._dirty.set,
+        )
+        task = asyncio.create_task(pod.run(), name=f"pod-{name}")
+        self._slots[key] = _Slot(
+            pod, task, fingerprint, workload.metadata.name, sidecar.kind, index
+        )
+        self._dirty.set()
+
+    async def _update_services(self, services: list[dict[str, Any]]) -> None:
+        fixed: dict[str, str] = {}
+        names: dict[str, tuple[str, str]] = {}
+        for svc in services:
+            hostname: str = svc["hostname"]
+            suffix = f".{svc['namespace']}.svc.cluster.local"
+            if not hostname.endswith(suffix):
+                continue  # ServiceEntry hosts resolve outside the mesh
+            names[hostname] = (hostname.removesuffix(suffix), svc["namespace"])
+            if svc.get("addresses"):
+                fixed[hostname] = svc["addresses"][0]
+        vips = assign_vips(names, self.addressing.service_cidr, fixed)
+        current = {names[h]: vip for h, vip in vips.items() if h in names}
+        if current == self._services:
+            return
+        self._services = current
+        if self.options.netns:
+            await asyncio.to_thread(self._rewrite_hosts)
+
+    def _rewrite_hosts(self) -> None:
+        """In place (same inode): `ip netns exec` bind-mounted this very file into running pods."""
+        for (_namespace, name), slot in self._slots.items():
+            path = hosts_dir(self.addressing.netns_name(name)) / "hosts"
+            text = hosts_file_text(name, slot.pod.record.address, self._services)
+            with contextlib.suppress(OSError), path.open("r+") as f:
+                f.truncate(0)
+                f.write(text)
+
+    async def _start_gateway(self) -> None:
+        argv = [
+            *GOSSAMER,
+            "proxy",
+            "--gateway",
+            "--controlplane",
+            f"127.0.0.1:{self.options.xds_port}",
+        ]
+        argv += ["--concurrency", "1", "--ip", "127.0.0.1"]
+        self._gateway = Child(
+            pod_argv(argv),
+            env=child_environment({}, drop_proxy=True),
+            log_path=self.options.logs / "gateway.log",
+        )
+        await self._gateway.start()
+
+    async def gateway_ready(self) -> bool:
+        if self._gateway is None:
+            return True
+        return self._gateway.running and await GATEWAY_HEALTH.check()
+
+    def pods(self) -> list[dict[str, Any]]:
+        rows = []
+        for (namespace, name), slot in sorted(self._slots.items()):
+            status, record = slot.pod.status, slot.pod.record
+            rows.append(
+                {
+                    "name": name,
+                    "namespace": namespace,
+                    "workload": slot.workload,
+                    "labels": dict(record.labels),
+                    "ip": record.address,
+                    "sidecar": slot.dataplane,
+                    "ready": status.ready,
+                    "phase": status.phase,
+                    "restarts": status.restarts,
+                    "appPid": status.app_pid,
+                    "sidecarPid": status.sidecar_pid,
+                    "started": status.started,
+                    "message": status.message,
+                    "mode": "netns" if self.options.netns else "explicit",
+                }
+            )
+        return rows
+
+    def write_pods(self) -> None:
+        state.write_json(self.options.home / state.PODS, self.pods())
+
+    async def _write_pods_forever(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self.write_pods()
+            await asyncio.sleep(0.2)

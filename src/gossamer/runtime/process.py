@@ -1,0 +1,124 @@
+"""One child process of the runtime: started, logged, waited for, stopped by its own PID.
+
+Output goes to a log file and, line by line, to an optional sink (the foreground `up` prints app
+lines prefixed with the pod name, as `docker compose up` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+LineSink = Callable[[str], None]
+
+
+class Child:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: str | None = None,
+        sink: LineSink | None = None,
+        inherit_stdio: bool = False,
+    ) -> None:
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.cwd = cwd
+        self.log_path = log_path
+        self.sink = sink
+        self.inherit_stdio = inherit_stdio
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        if self.inherit_stdio:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv, env=self.env, cwd=self.cwd
+            )
+            return
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if self.sink else self._log,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the runtime, which stops children in order
+        )
+        if self.sink is not None:
+            self._pump = asyncio.create_task(self._copy_output(), name=f"log-{self._proc.pid}")
+
+    async def _copy_output(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None and self._log is not None
+        sink = self.sink
+        async for line in self._proc.stdout:
+            self._log.write(line)
+            self._log.flush()
+            if sink is not None:
+                sink(line.decode(errors="replace").rstrip("\n"))
+
+    async def wait(self) -> int:
+        assert self._proc is not None, "not started"
+        code = await self._proc.wait()
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+    async def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after `grace` seconds; only this child's own PID."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        return await self.wait()
+
+
+def child_environment(extra: Mapping[str, str], *, drop_proxy: bool) -> dict[str, str]:
+    """The runtime's environment for a child: ours (so `python` is this interpreter's), minus
+    Gossamer's own settings, minus proxy variables when interception does the proxying."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOSSAMER_")}
+    if drop_proxy:
+        for key in list(env):
+            if key.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+                del env[key]
+    import sys
+
+    bindir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if bindir not in path.split(":"):
+        env["PATH"] = f"{bindir}:{path}"
+    env.update(extra)
+    return env

@@ -1,0 +1,72 @@
+"""What a running `gossamer up` leaves in $GOSSAMER_HOME for other commands to find.
+
+`runtime.lock` is held (flock) for the runtime's whole life: a second `up` fails fast and names
+the first. `runtime.json` says where things are; `pods.json` is the pod list `get pods` prints.
+Both are replaced atomically (write + rename) so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from gossamer.control.store.base import StoreLocked
+from gossamer.control.store.lockfile import LockFile
+
+LOCK = "runtime.lock"
+RUNTIME = "runtime.json"
+PODS = "pods.json"
+
+
+class RuntimeRunning(RuntimeError):
+    """Another `gossamer up` holds the lock on this home."""
+
+    def __init__(self, home: Path, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"Gossamer is already running ({who}, home {home}); "
+            "`gossamer down` stops it, `gossamer get pods` shows it"
+        )
+        self.pid = pid
+
+
+def acquire(home: Path) -> LockFile:
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        return LockFile.acquire(home / LOCK)
+    except StoreLocked as exc:
+        raise RuntimeRunning(home, exc.pid) from None
+
+
+def write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running_pid(home: Path) -> int | None:
+    """The PID of the `up` that holds the lock (-1 if it has not written it yet), or None when
+    none runs. Probes with flock and never writes, so it cannot disturb a starting `up`."""
+    path = home / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+    return None
