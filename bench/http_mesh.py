@@ -3,10 +3,13 @@
 Three services, all HTTP, all applied to a real `gossamer controlplane`:
 - `bench` (port SP1): one WorkloadEntry at 127.0.0.1:<upstream> (the application).
 - `hop-envoy` (SP2) and `hop-gossamer` (SP3): targetPort = the upstream's port, one WorkloadEntry
-  each at 127.0.0.1:<hop B's inbound port>, so sidecar A's outbound cluster reaches sidecar B,
+  each at <hop B's IP>:<hop B's inbound port>, so sidecar A's outbound cluster reaches sidecar B,
   and B's inbound chain forwards to the application at the Service's targetPort (Istio's two
-  hops without iptables). B's node claims IP 127.0.0.2, so the control plane recognises it by
-  labels, not as the WorkloadEntry at 127.0.0.1 (which would make B forward to itself).
+  hops without iptables). Envoy B's node claims IP 127.0.0.2, so the control plane recognises it
+  by labels, not as the WorkloadEntry at 127.0.0.1 (which would make B forward to itself).
+  Gossamer B runs as an explicit-mode pod does: `--ip 127.0.0.2`, inbound on 127.0.0.2:15006,
+  its WorkloadEntry at 127.0.0.2:15006 (the plane then targets the app's port, and B delivers
+  to 127.0.0.2:<upstream> from 127.0.0.6: the upstream listens there too).
 
 Sidecar A is one proxy per kind (`bench-client`): its outbound routes serve the single-hop rows
 (Host bench...) and the two-hop rows (Host hop-...). Envoy A runs with INTERCEPTION_MODE NONE
@@ -22,13 +25,14 @@ import contextlib
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
 from gossamer.control.translate import clusters, listeners
+from gossamer.control.translate.names import INBOUND_CAPTURE_PORT
 from gossamer.control.translate.sidecar import _inbound_chain
 from gossamer.control.world import ServicePort
 from gossamer.runtime.envoy import EnvoyProcess, bootstrap, envoy_binary, node_id, node_metadata
@@ -37,6 +41,7 @@ from tests.e2e.harness import ControlPlane, free_port, gossamer_argv
 
 NS = "default"
 CLIENT = "bench-client"
+GOSSAMER_B_IP = "127.0.0.2"
 
 
 def fqdn(service: str) -> str:
@@ -48,6 +53,9 @@ class Ports:
     upstream: int
     services: dict[str, int]  # service name -> service port (Envoy A's listener port)
     hop_inbound: dict[str, int]  # "envoy"/"gossamer" -> sidecar B's inbound port
+    hop_ip: dict[str, str] = field(
+        default_factory=lambda: {"envoy": "127.0.0.1", "gossamer": GOSSAMER_B_IP}
+    )  # "envoy"/"gossamer" -> where sidecar B's inbound listens
 
     def host(self, service: str) -> str:
         return f"{fqdn(service)}:{self.services[service]}"
@@ -55,12 +63,14 @@ class Ports:
 
 def mesh_yaml(ports: Ports) -> str:
     docs = []
-    entries: list[tuple[str, str, int, int | None]] = [("bench", "bench-app", ports.upstream, None)]
+    entries: list[tuple[str, str, str, int, int | None]] = [
+        ("bench", "bench-app", "127.0.0.1", ports.upstream, None)
+    ]
     entries += [
-        (f"hop-{kind}", f"hop-{kind}", inbound, ports.upstream)
+        (f"hop-{kind}", f"hop-{kind}", ports.hop_ip[kind], inbound, ports.upstream)
         for kind, inbound in ports.hop_inbound.items()
     ]
-    for service, app, endpoint_port, target in entries:
+    for service, app, address, endpoint_port, target in entries:
         target_line = f", targetPort: {target}" if target else ""
         docs.append(
             f"apiVersion: v1\nkind: Service\nmetadata: {{name: {service}, namespace: {NS}}}\n"
@@ -70,7 +80,7 @@ def mesh_yaml(ports: Ports) -> str:
         docs.append(
             "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
             f"metadata: {{name: {app}-instance, namespace: {NS}}}\n"
-            f"spec:\n  address: 127.0.0.1\n  labels: {{app: {app}}}\n"
+            f"spec:\n  address: {address}\n  labels: {{app: {app}}}\n"
             f"  ports: {{http: {endpoint_port}}}\n"
         )
     return "---\n".join(docs)
@@ -166,6 +176,7 @@ def gossamer_available() -> str:
 @dataclass
 class GossamerSidecar:
     proc: Launched
+    ip: str
     outbound: int
     inbound: int
     health: int
@@ -184,7 +195,7 @@ def start_gossamer(
     argv += ["--stats-port", str(stats), "--health-port", str(health), "--concurrency", "1"]
     argv += ["--log-level", "warning"]
     proc = Launched(f"gossamer {workload}", argv, workdir / "proxy.log", cpu)
-    return GossamerSidecar(proc, outbound, inbound, health)
+    return GossamerSidecar(proc, ip, outbound, inbound, health)
 
 
 def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:
@@ -194,7 +205,7 @@ def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:
     while time.monotonic() < deadline:
         if not sidecar.proc.alive():
             return f"exited: {sidecar.proc.log_tail(5)}"
-        url = f"http://127.0.0.1:{sidecar.health}/healthz/ready"
+        url = f"http://{sidecar.ip}:{sidecar.health}/healthz/ready"  # explicit: binds --ip
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -208,7 +219,7 @@ def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:
 
 def allocate_ports() -> Ports:
     services = {name: free_port() for name in ("bench", "hop-envoy", "hop-gossamer")}
-    return Ports(free_port(), services, {"envoy": free_port(), "gossamer": free_port()})
+    return Ports(free_port(), services, {"envoy": free_port(), "gossamer": INBOUND_CAPTURE_PORT})
 
 
 def stop_all(things: list[Any]) -> None:

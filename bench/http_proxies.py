@@ -144,7 +144,7 @@ def _gossamers(
     things.append(side_a.proc)
     side_b = mesh.start_gossamer(
         cp, work / "gossamer-b", PROXY_CPU, app="hop-gossamer", workload="hop-gossamer-b",
-        ip="127.0.0.2", inbound=ports.hop_inbound["gossamer"],
+        ip=mesh.GOSSAMER_B_IP, inbound=ports.hop_inbound["gossamer"],
     )  # fmt: skip
     things.append(side_b.proc)
     single.port = pair.port = side_a.outbound

@@ -42,15 +42,19 @@ spec:
 """
 
 
+PRODUCTPAGE_IP = "127.0.0.5"
+
+
 def translated(reviews_port: int, app_port: int) -> ProxyConfig:
-    """The ProxyConfig the real control plane sends productpage's sidecar."""
+    """The ProxyConfig the real control plane sends productpage's sidecar (its pod IP is
+    PRODUCTPAGE_IP: inbound traffic goes to the app there)."""
     text = MESH.replace("REVIEWS_PORT", str(reviews_port)).replace("APP_PORT", str(app_port))
-    return applied(build_snapshot(world(text), sidecar()))
+    return applied(build_snapshot(world(text), sidecar(INSTANCE_IPS=PRODUCTPAGE_IP)))
 
 
 async def test_explicit_outbound_routes_by_host_and_absolute_form() -> None:
     reviews = await Upstream("reviews").start()
-    app = await Upstream("app").start()
+    app = await Upstream("app", host=PRODUCTPAGE_IP).start()
     options = DataplaneOptions(explicit=True, outbound_port=0, inbound_port=0)
     dataplane = Dataplane(options)
     try:
@@ -197,3 +201,29 @@ async def test_drain_closes_idle_connections_and_lets_busy_ones_finish() -> None
         assert await idle.at_eof() and await busy.at_eof()
         await idle.close()
         await busy.close()
+
+
+async def test_explicit_dataplanes_on_distinct_loopback_ips_share_port_numbers() -> None:
+    """Explicit sidecars bind their capture listeners on their own --ip only."""
+    outbound, inbound = free_port(), free_port()
+    first = Dataplane(
+        DataplaneOptions(
+            explicit=True, ip="127.231.0.9", outbound_port=outbound, inbound_port=inbound
+        )
+    )
+    second = Dataplane(
+        DataplaneOptions(
+            explicit=True, ip="127.231.0.10", outbound_port=outbound, inbound_port=inbound
+        )
+    )
+    try:
+        config = translated(free_port(), free_port())
+        await first.apply(config)
+        await second.apply(config)
+        assert first.address_of("virtualOutbound") == ("127.231.0.9", outbound)
+        assert first.address_of("virtualInbound") == ("127.231.0.9", inbound)
+        assert second.address_of("virtualOutbound") == ("127.231.0.10", outbound)
+        assert second.address_of("virtualInbound") == ("127.231.0.10", inbound)
+    finally:
+        await first.close()
+        await second.close()

@@ -176,6 +176,15 @@ def test_node_is_an_istio_sidecar_with_capture_listeners_even_in_explicit_mode()
     assert {k: v.string_value for k, v in labels.items()} == {"app": "cart", "version": "v2"}
 
 
+def test_explicit_and_gateway_proxies_listen_on_their_ip_pod_sidecars_on_every_address() -> None:
+    explicit = ProxyOptions(controlplane="127.0.0.1:15010", ip="127.231.0.7", explicit=True)
+    assert (explicit.admin_host, explicit.stats_host) == ("127.231.0.7", "127.231.0.7")
+    in_pod = ProxyOptions(controlplane="127.0.0.1:15010", ip="10.231.0.7")
+    assert (in_pod.admin_host, in_pod.stats_host) == ("127.0.0.1", "0.0.0.0")
+    gateway = ProxyOptions(controlplane="127.0.0.1:15010", gateway=True)
+    assert (gateway.admin_host, gateway.stats_host) == ("127.0.0.1", "127.0.0.1")
+
+
 def test_ready_after_config_and_config_dump_lists_what_was_sent(
     world: World, proxy2: Proxy
 ) -> None:

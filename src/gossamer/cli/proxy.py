@@ -105,11 +105,14 @@ def proxy(
     ] = "127.0.0.1",
     explicit: Annotated[
         bool,
-        typer.Option("--explicit", help="No iptables (no root): clients send to the capture port."),
+        typer.Option(
+            "--explicit",
+            help="No iptables (no root): clients send to the capture port; every port binds --ip.",
+        ),
     ] = False,
     outbound_port: Annotated[int, _port("--outbound-port", "Outbound capture port.")] = 15001,
     inbound_port: Annotated[int, _port("--inbound-port", "Inbound capture port.")] = 15006,
-    admin_port: Annotated[int, _port("--admin-port", "Admin (127.0.0.1).")] = 15000,
+    admin_port: Annotated[int, _port("--admin-port", "Admin (127.0.0.1, or --ip).")] = 15000,
     stats_port: Annotated[int, _port("--stats-port", "/stats/prometheus.")] = 15020,
     health_port: Annotated[int, _port("--health-port", "/healthz/ready.")] = 15021,
     concurrency: Annotated[

@@ -48,11 +48,12 @@ _WILDCARDS = frozenset({"0.0.0.0", "::"})
 @dataclass(frozen=True, slots=True)
 class DataplaneOptions:
     """How the sidecar listens. `explicit`: no iptables redirect; capture listeners still bind
-    (on 127.0.0.1) and behave as an HTTP proxy (outbound) / the single inbound chain (inbound).
-    `bind_address` overrides where capture listeners bind (default: 127.0.0.1 when explicit,
-    else 0.0.0.0). `wildcard_address` (gateway mode): where bind_to_port listeners whose LDS
-    address is a wildcard (0.0.0.0, ::) bind instead, so a local gateway is not exposed; None
-    keeps the LDS address. Port 0 lets the kernel choose (tests read `Dataplane.address_of`)."""
+    (on `ip`, so explicit sidecars with distinct loopback IPs share port numbers) and behave as
+    an HTTP proxy (outbound) / the single inbound chain (inbound). `bind_address` overrides
+    where capture listeners bind (default: `ip` when explicit, else 0.0.0.0).
+    `wildcard_address` (gateway mode): where bind_to_port listeners whose LDS address is a
+    wildcard (0.0.0.0, ::) bind instead, so a local gateway is not exposed; None keeps the LDS
+    address. Port 0 lets the kernel choose (tests read `Dataplane.address_of`)."""
 
     explicit: bool = True
     ip: str = "127.0.0.1"
@@ -69,7 +70,7 @@ class DataplaneOptions:
     def capture_address(self) -> str:
         if self.bind_address is not None:
             return self.bind_address
-        return "127.0.0.1" if self.explicit else "0.0.0.0"
+        return self.ip if self.explicit else "0.0.0.0"
 
 
 @dataclass(slots=True)

@@ -82,10 +82,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.quit)
-        stats_host = "127.0.0.1" if opts.explicit else "0.0.0.0"  # the pod IP, as Istio
+        stats_host = opts.stats_host
         self._admin = AdminServers(
             self,
-            admin=ListenAddress("127.0.0.1", opts.admin_port),
+            admin=ListenAddress(opts.admin_host, opts.admin_port),
             stats=ListenAddress(stats_host, opts.stats_port),
             health=ListenAddress(stats_host, opts.health_port),
         )
@@ -111,10 +111,10 @@ class Supervisor:
             inputs.append(asyncio.create_task(self._watch_xds()))
             ports = self._admin.ports
             log.info(
-                "gossamer proxy %s: pid %d, xDS %s, concurrency %d%s, admin 127.0.0.1:%d, "
+                "gossamer proxy %s: pid %d, xDS %s, concurrency %d%s, admin %s:%d, "
                 "stats %s:%d, health %s:%d",
                 opts.node_id, os.getpid(), opts.controlplane, opts.concurrency,
-                " (explicit)" if opts.explicit else "", ports["admin"], stats_host,
+                " (explicit)" if opts.explicit else "", opts.admin_host, ports["admin"], stats_host,
                 ports["stats"], stats_host, ports["health"],
             )  # fmt: skip
             stopping = asyncio.create_task(self._stopping.wait())

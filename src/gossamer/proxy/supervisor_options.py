@@ -38,6 +38,19 @@ class ProxyOptions:
         )
 
     @property
+    def admin_host(self) -> str:
+        """Explicit sidecars share the host's loopback: each binds only its own --ip, so several
+        run side by side on the same port numbers. In a pod: 127.0.0.1, as Envoy's admin."""
+        return self.ip if self.explicit else "127.0.0.1"
+
+    @property
+    def stats_host(self) -> str:
+        """Where stats and health listen: --ip for host processes (explicit sidecars, the
+        gateway), else every address (the pod IP, as Istio's 15020/15021). A host process on
+        0.0.0.0:15020 would keep every explicit sidecar off 15020 on its own loopback IP."""
+        return self.ip if self.explicit or self.gateway else "0.0.0.0"
+
+    @property
     def cluster(self) -> str:
         return f"{self.workload}.{self.namespace}"
 

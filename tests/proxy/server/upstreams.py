@@ -38,7 +38,7 @@ async def echo(up: Upstream, req: Message, writer: asyncio.StreamWriter) -> None
 
 @dataclass
 class Upstream:
-    """Serves `handler` on 127.0.0.1 with keep-alive; `fail_first` requests get 503 first."""
+    """Serves `handler` on `host` with keep-alive; `fail_first` requests get 503 first."""
 
     name: str = "up"
     handler: Handler = echo
@@ -51,6 +51,7 @@ class Upstream:
     port: int = 0
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    host: str = "127.0.0.1"
 
     async def wait_for_requests(self, count: int, within: float = 5.0) -> None:
         async with asyncio.timeout(within):
@@ -59,7 +60,7 @@ class Upstream:
                 await self.arrived.wait()
 
     async def start(self) -> Upstream:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
