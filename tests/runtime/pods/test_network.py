@@ -259,3 +259,20 @@ def test_cleanup_all_leaves_foreign_namespaces_alone() -> None:
         assert foreign in names.stdout.split()
     finally:
         subprocess.run(["ip", "netns", "delete", foreign], check=False, timeout=STEP_TIMEOUT_S)
+
+
+@root_only
+def test_cleanup_all_spares_pods_of_another_bridge_and_prefix() -> None:
+    """All host veths share one name prefix: another runtime's (or test's) live pod stays.
+    (Cleans a runtime of its own, never the default `gsm-`/gossamer0 one a real `up` may own.)"""
+    ours = PodAddressing(pod_cidr="10.247.34.0/24", bridge="gsmh1cc", netns_prefix="gsmh1x-")
+    other = PodAddressing(pod_cidr="10.247.33.0/24", bridge="gsmh1cl", netns_prefix="gsmh1c-")
+    pod = PodNetwork(f"t{os.getpid()}-other", other.pod_ip(0), other, interception=None)
+    try:
+        pod.apply()
+        cleanup_all(ours.netns_prefix, ours)
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+        assert pod.host_veth in links.stdout and f": {other.bridge}:" in links.stdout
+    finally:
+        pod.teardown()
+    assert leftovers([pod]) == []

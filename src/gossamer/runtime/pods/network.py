@@ -193,9 +193,22 @@ def cleanup_all(
         for directory in etc_root.iterdir():
             if directory.name.startswith(prefix):
                 shutil.rmtree(directory, ignore_errors=True)
+    addressing = addressing or PodAddressing()
     result = run(["ip", "-o", "link", "show", "type", "veth"], check=False)
     for line in result.stdout.splitlines():
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if name.startswith(HOST_VETH_PREFIX):
+        if name.startswith(HOST_VETH_PREFIX) and _veth_is_ours(line, prefix, addressing.bridge):
             run(["ip", "link", "delete", name], check=False)
-    remove_bridge_if_unused(addressing or PodAddressing())
+    remove_bridge_if_unused(addressing)
+
+
+def _veth_is_ours(link_line: str, prefix: str, bridge: str) -> bool:
+    """Every runtime's host veths share one name prefix: a veth on another bridge or into a
+    namespace without our prefix is a live pod of another runtime (or test), not a leftover."""
+    words = link_line.split()
+
+    def after(key: str) -> str | None:
+        return words[words.index(key) + 1] if key in words[:-1] else None
+
+    master, netns = after("master"), after("link-netns")
+    return (master is None or master == bridge) and (netns is None or netns.startswith(prefix))
