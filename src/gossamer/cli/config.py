@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gossamer.cli.client import ApiClient, ApiFailure
 from gossamer.cli.output import Format, err, out, print_findings, print_json, print_yaml
+from gossamer.cli.pods import POD_WORDS, show_pods
 from gossamer.spec.findings import Finding, Level
 from gossamer.spec.loader import Unreadable, load_file, manifest_files
 from gossamer.spec.parse import parse_loaded
@@ -149,8 +150,12 @@ def get(
     output: OutputOpt = Format.text,
     server: ServerOpt = None,
 ) -> None:
-    """List resources of a kind (all namespaces unless -n), or show one."""
+    """List resources of a kind (all namespaces unless -n), or show one; `pods`: the pods
+    `gossamer up` runs."""
     client = ApiClient.from_env(server)
+    if kind in POD_WORDS and name is None:
+        show_pods(client, namespace, output)
+        return
     try:
         if name:
             items = [client.get(f"/api/v1/resources/{kind}/{namespace or 'default'}/{name}")]

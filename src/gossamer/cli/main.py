@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
+# Gossamer's processes only ever fork to exec (sidecar workers, pods, Envoy), never to run
+# Python after a fork; gRPC's fork handlers would only log that they skip each one. gRPC reads
+# this when it is imported, hence before the imports below.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import typer
 
-from gossamer.cli import config, controlplane, proxies, proxy, up, validate
+from gossamer.cli import config, controlplane, down, proxies, proxy, run, up, validate
 
 app = typer.Typer(
     name="gossamer",
@@ -26,6 +33,8 @@ controlplane.register(app)
 proxies.register(app)
 proxy.register(app)
 up.register(app)
+down.register(app)
+run.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

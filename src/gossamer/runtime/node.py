@@ -250,6 +250,8 @@ class Node:
         if current == self._services:
             return
         self._services = current
+        rows = [[name, namespace, vip] for (name, namespace), vip in sorted(current.items())]
+        state.write_json(self.options.home / state.SERVICES, rows)
         if self.options.netns:
             await asyncio.to_thread(self._rewrite_hosts)
 

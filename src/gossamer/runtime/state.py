@@ -19,6 +19,7 @@ from gossamer.control.store.lockfile import LockFile
 LOCK = "runtime.lock"
 RUNTIME = "runtime.json"
 PODS = "pods.json"
+SERVICES = "services.json"  # [[name, namespace, vip], ...] for `gossamer run` pods
 
 
 class RuntimeRunning(RuntimeError):

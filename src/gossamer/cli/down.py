@@ -1,0 +1,60 @@
+"""`gossamer down`: stop the running mesh and remove everything it made."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gossamer.cli.output import err, out
+from gossamer.control.plane import default_home
+from gossamer.runtime import state
+
+STOP_TIMEOUT = 60.0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("down")(down)
+
+
+def down(
+    home: Annotated[Path | None, typer.Option("--home", envvar="GOSSAMER_HOME")] = None,
+) -> None:
+    """Stop `gossamer up` (pods, sidecars, gateway, its control plane) and remove every
+    network namespace, veth, bridge and iptables rule it made."""
+    home = home or default_home()
+    pid = state.running_pid(home)
+    if pid is None:
+        out.print("Gossamer is not running.", markup=False)
+    elif pid < 0:
+        err.print("Gossamer is starting; try again in a moment.", style="yellow")
+        raise typer.Exit(1)
+    else:
+        out.print(f"stopping gossamer up (pid {pid}) ...", markup=False)
+        if not _stop(home, pid):
+            err.print(f"pid {pid} did not stop within {STOP_TIMEOUT:.0f}s", style="bold red")
+            raise typer.Exit(1)
+    if os.geteuid() == 0:
+        from gossamer.runtime.pods.network import cleanup_all
+
+        cleanup_all()  # leftovers of a run that was killed (SIGKILL leaves namespaces behind)
+    (home / state.PODS).unlink(missing_ok=True)
+    out.print("Gossamer is down: no pods, sidecars, namespaces or rules are left.", markup=False)
+
+
+def _stop(home: Path, pid: int) -> bool:
+    """SIGTERM the runtime (it stops its pods in order) and wait until it lets go of its lock."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if state.running_pid(home) is None:
+            return True
+        time.sleep(0.2)
+    return False
