@@ -67,9 +67,6 @@ def up(
         err.print("Error: --dataplane envoy needs netns mode (run as root)", style="bold red")
         raise typer.Exit(2)
     manifests = _manifests(paths)
-    # This process starts many children while gRPC (the control plane) runs: gRPC's fork
-    # handlers would only log that they skip each fork.
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     if detach and not os.environ.get(DETACHED):
         raise typer.Exit(_detach(home))
     options = MeshOptions(

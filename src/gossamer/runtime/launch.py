@@ -19,9 +19,7 @@ from gossamer.runtime.envoy import with_parent_death_signal
 SIDECAR_GID = 1337
 
 
-def pod_argv(
-    argv: Sequence[str], *, netns: str | None = None, gid: int | None = None
-) -> list[str]:
+def pod_argv(argv: Sequence[str], *, netns: str | None = None, gid: int | None = None) -> list[str]:
     """`argv` as a pod process: in `netns` (None: the host's), with group `gid` (None: ours)."""
     if not argv:
         raise ValueError("empty argv")
