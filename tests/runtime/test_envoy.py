@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +311,55 @@ def test_wait_ready_times_out_naming_state(tmp_path: Path) -> None:
             proc.wait_ready(0.3)
     finally:
         proc.stop()
+
+
+# --- readiness listener -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_readiness_listener_needs_a_fixed_admin_port() -> None:
+    with pytest.raises(ValueError, match="admin_port"):
+        _sidecar(admin_port=0, readiness_port=15021)
+
+
+def test_readiness_listener_in_the_bootstrap() -> None:
+    config = _sidecar(admin_port=15000, readiness_port=15021)
+    static = config["static_resources"]
+    (listener,) = static["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 15021}
+    admin = next(c for c in static["clusters"] if c["name"] == rt.ADMIN_CLUSTER)
+    lb = admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert lb["endpoint"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 15000,
+    }
+
+
+@pytest.mark.envoy
+def test_readiness_listener_answers_from_the_admins_ready(tmp_path: Path) -> None:
+    """/healthz/ready on the readiness port is the admin's /ready (200 LIVE); nothing else of
+    the admin shows through it."""
+    binary = _envoy_or_skip()
+    admin, ready = _free_port(), _free_port()
+    config = _static(admin_port=admin)
+    config["static_resources"]["clusters"].append(rt.admin_cluster("127.0.0.1", admin))
+    config["static_resources"]["listeners"].append(rt.readiness_listener(ready, "127.0.0.1"))
+    with rt.EnvoyProcess(config, tmp_path, binary=binary) as proc:
+        proc.wait_ready(60)
+        assert _get(f"http://127.0.0.1:{ready}/healthz/ready") == (200, "LIVE\n")
+        status, _ = _get(f"http://127.0.0.1:{ready}/stats")
+        assert status == 404

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from gossamer.runtime import envoy
 
@@ -107,7 +108,7 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, object]:
+def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, Any]:
     """Envoy's bootstrap for this pod: ADS at `controlplane`, admin on 127.0.0.1:15000 (inside
     the pod's namespace, so every pod can use the same port), readiness on 0.0.0.0:15021."""
     xds_host, xds_port = split_host_port(controlplane)
@@ -120,7 +121,7 @@ def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, object]
         service_account=pod.service_account,
         instance_ips=(pod.ip,),
     )
-    return envoy.bootstrap(
+    config = envoy.bootstrap(
         envoy.node_id("sidecar", pod.ip, pod.name, pod.namespace),
         cluster=f"{pod.workload_name}.{pod.namespace}",
         metadata=metadata,
@@ -129,6 +130,11 @@ def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, object]
         admin_port=ADMIN_PORT,
         readiness_port=HEALTH_PORT,
     )
+    # As Istio's bootstrap: wait for the first CDS and LDS forever. Envoy's default 15 s timeout
+    # would make a sidecar whose control plane is unreachable LIVE (ready) with no listeners.
+    for source in ("cds_config", "lds_config"):
+        config["dynamic_resources"][source]["initial_fetch_timeout"] = "0s"
+    return config
 
 
 def envoy_sidecar(

@@ -1,0 +1,447 @@
+"""Sidecars in pods: what `python_sidecar` and `envoy_sidecar` launch, and (as root) a request
+from pod a's app to the `echo` service that crosses a's sidecar (iptables → 15001) and b's
+(→ 15006) for every pairing of the Python and Envoy data planes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import pytest
+import typer
+
+from gossamer.cli.main import app
+from gossamer.control.config import apply_text
+from gossamer.control.plane import ControlPlane, PlaneConfig
+from gossamer.control.registry import Workload
+from gossamer.runtime import envoy as rt
+from gossamer.runtime.launch import SIDECAR_GID, pod_argv
+from gossamer.runtime.pods import PodAddressing, PodNetwork
+from gossamer.runtime.sidecars import (
+    PodIdentity,
+    SidecarLaunch,
+    envoy_bootstrap,
+    envoy_sidecar,
+    python_sidecar,
+)
+
+T = TypeVar("T")
+
+CLIENT = PodIdentity("client-0", "default", "10.247.31.2", {"app": "client"}, "default", "client")
+ECHO = PodIdentity("echo-0", "default", "10.247.31.3", {"app": "echo"}, "sleepy", "echo")
+
+
+def _envoy_or_skip() -> Path:
+    try:
+        return rt.envoy_binary()
+    except rt.EnvoyNotFound as e:
+        pytest.skip(str(e))
+
+
+# --- what is launched (no root) -----------------------------------------------------------------
+
+
+def test_python_sidecar_is_a_command_line_gossamer_proxy_accepts() -> None:
+    launch = python_sidecar(ECHO, controlplane="10.247.31.1:15010", explicit=True, concurrency=3)
+    assert launch.kind == "python" and not launch.files
+    assert launch.ready_url == "http://10.247.31.3:15021/healthz/ready"
+    assert launch.argv[:4] == [sys.executable, "-m", "gossamer.cli.main", "proxy"]
+    command = typer.main.get_command(app)
+    ctx = command.make_context("gossamer", launch.argv[3:])
+    with ctx:
+        sub = command.get_command(ctx, "proxy")  # type: ignore[attr-defined]
+        assert sub is not None
+        params = sub.make_context("proxy", launch.argv[4:], parent=ctx).params
+    assert params["controlplane"] == "10.247.31.1:15010"
+    assert (params["namespace"], params["service_account"]) == ("default", "sleepy")
+    assert (params["workload"], params["ip"]) == ("echo-0", "10.247.31.3")
+    assert params["labels"] == "app=echo"
+    assert (params["concurrency"], params["explicit"]) == (3, True)
+
+
+def test_python_sidecar_module_runs() -> None:
+    """`python -m gossamer.cli.main proxy` is a real entry point (the package has no __main__)."""
+    launch = python_sidecar(CLIENT, controlplane="127.0.0.1:1", explicit=False)
+    done = subprocess.run(
+        [*launch.argv[:4], "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--controlplane" in done.stdout
+
+
+def test_labels_that_cannot_be_passed_are_refused() -> None:
+    pod = PodIdentity("x-0", "default", "10.0.0.2", {"team": "a,b"}, "default", "x")
+    with pytest.raises(ValueError, match="team"):
+        python_sidecar(pod, controlplane="10.0.0.1:15010", explicit=False)
+
+
+def test_envoy_bootstrap_names_the_pod_as_istio_does() -> None:
+    config = envoy_bootstrap(ECHO, controlplane="10.247.31.1:15010")
+    node = config["node"]
+    assert node["id"] == "sidecar~10.247.31.3~echo-0.default~default.svc.cluster.local"
+    assert node["cluster"] == "echo.default"
+    meta = node["metadata"]
+    assert meta["INTERCEPTION_MODE"] == "REDIRECT"
+    assert meta["WORKLOAD_NAME"] == "echo" and meta["NAME"] == "echo-0"
+    assert meta["INSTANCE_IPS"] == "10.247.31.3"
+    assert meta["SERVICE_ACCOUNT"] == "sleepy" and meta["LABELS"] == {"app": "echo"}
+    assert config["admin"] == {
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 15000}}
+    }
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 15021}
+    # Not ready until the control plane answered (Envoy's default gives up after 15 s and goes
+    # LIVE without listeners).
+    for source in ("cds_config", "lds_config"):
+        assert config["dynamic_resources"][source]["initial_fetch_timeout"] == "0s"
+
+
+@pytest.mark.envoy
+def test_envoy_sidecar_bootstrap_passes_envoy_validate(tmp_path: Path) -> None:
+    binary = _envoy_or_skip()
+    launch = envoy_sidecar(ECHO, controlplane="[::1]:15010", workdir=tmp_path, binary=binary)
+    assert launch.kind == "envoy"
+    assert launch.argv[:3] == [str(binary), "-c", str(tmp_path / "bootstrap.json")]
+    assert "--disable-hot-restart" in launch.argv
+    assert launch.argv[launch.argv.index("--concurrency") + 1] == "1"
+    launch.write_files(tmp_path)
+    config = json.loads((tmp_path / "bootstrap.json").read_text())
+    xds = config["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]
+    address = xds["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert address == {"address": "::1", "port_value": 15010}
+    rt.validate(config, tmp_path, binary=binary)
+
+
+def test_write_files_stays_inside_the_work_dir(tmp_path: Path) -> None:
+    launch = SidecarLaunch(["true"], {"../escape": "x"}, "http://127.0.0.1:1/", "python")
+    with pytest.raises(ValueError, match="outside"):
+        launch.write_files(tmp_path / "pod")
+    assert not (tmp_path / "escape").exists()
+
+
+# --- real pods (root) ---------------------------------------------------------------------------
+
+root_only = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"),
+    reason="needs root with iproute2 and iptables to create network namespaces",
+)
+
+# Our own ranges and names, so other tests building pods at the same time never collide.
+ADDRESSING = PodAddressing(
+    pod_cidr="10.247.31.0/24",
+    service_cidr="10.247.32.0/24",
+    bridge="gsmh1sc",
+    netns_prefix="gsmh1-",
+)
+ECHO_SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 8080}]
+"""
+OUTBOUND_CLUSTER = "outbound|8080||echo.default.svc.cluster.local"
+INBOUND_CLUSTER = "inbound|8080||"
+STEP_S = 30.0
+
+# The app in pod b: answers every GET with what it received and from where.
+ECHO_APP = """
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        body = json.dumps({
+            "path": self.path,
+            "peer": self.client_address[0],
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+server = ThreadingHTTPServer(("0.0.0.0", 8080), Echo)
+server.daemon_threads = True
+print("ready", flush=True)
+server.serve_forever()
+"""
+
+# The app in pod a: one GET by service name, as root (not exempt: iptables sends it to 15001).
+CLIENT_APP = """
+import json, sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as resp:
+        print(json.dumps({"status": resp.status, "body": resp.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode(errors="replace")}))
+except OSError as e:
+    print(json.dumps({"status": 0, "body": repr(e)}))
+"""
+
+ADMIN_GET = """
+import sys, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:15000" + sys.argv[1], timeout=5) as resp:
+    sys.stdout.write(resp.read().decode())
+"""
+
+
+class PlaneThread:
+    """The control plane in-process, on its own event loop in a thread, so sync tests (and
+    module-scoped fixtures) can share it; calls into it go through that loop."""
+
+    def __init__(self, config: PlaneConfig) -> None:
+        self.plane = ControlPlane(config)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        self.call(self.plane.start())
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(STEP_S)
+
+    def apply(self, text: str) -> None:
+        assert self.plane.store is not None
+        self.call(apply_text(self.plane.store, text))
+
+    def register(self, workload: Workload) -> None:
+        async def register() -> None:
+            self.plane.registry.register(workload, 3600.0)
+
+        self.call(register())
+
+    @property
+    def xds(self) -> str:
+        return f"{self.plane.config.xds_host}:{self.plane.xds_port}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call(self.plane.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(STEP_S)
+        self.loop.close()
+
+
+@dataclass
+class Mesh:
+    client: PodNetwork
+    echo: PodNetwork
+    plane: PlaneThread
+    echo_app: subprocess.Popen[str]
+
+
+def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL, exactly the PID we started."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+
+
+def _workload(pod: PodIdentity, ports: dict[str, int]) -> Workload:
+    return Workload(
+        name=pod.name,
+        namespace=pod.namespace,
+        address=pod.ip,
+        labels=dict(pod.labels),
+        service_account=pod.service_account,
+        ports=ports,
+    )
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    """Two intercepted pods on our bridge, the control plane serving xDS on the bridge address,
+    the `echo` service with pod b's app behind it. Sidecars are per test."""
+    services = {("echo", "default"): ADDRESSING.service_vip(0)}
+    client = PodNetwork(CLIENT.name, CLIENT.ip, ADDRESSING, services)
+    echo = PodNetwork(ECHO.name, ECHO.ip, ADDRESSING, services)
+    plane: PlaneThread | None = None
+    echo_app: subprocess.Popen[str] | None = None
+    try:
+        client.apply()
+        echo.apply()
+        home = tmp_path_factory.mktemp("plane")
+        plane = PlaneThread(
+            PlaneConfig(
+                home=home, xds_host=ADDRESSING.gateway, xds_port=0, api_port=0, debounce=0.01
+            )
+        )
+        plane.start()
+        plane.apply(ECHO_SERVICE)
+        plane.register(_workload(CLIENT, {}))
+        plane.register(_workload(ECHO, {"http": 8080, "8080": 8080}))
+        echo_app = subprocess.Popen(
+            pod_argv([sys.executable, "-c", ECHO_APP], netns=echo.netns),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert echo_app.stdout is not None and echo_app.stdout.readline().strip() == "ready"
+        yield Mesh(client, echo, plane, echo_app)
+    finally:
+        if echo_app is not None:
+            _stop(echo_app)
+            if echo_app.stdout is not None:
+                echo_app.stdout.close()
+        if plane is not None:
+            plane.stop()
+        client.teardown()
+        echo.teardown()
+
+
+@dataclass
+class RunningSidecar:
+    launch: SidecarLaunch
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _launch(kind: str, pod: PodIdentity, xds: str, workdir: Path) -> SidecarLaunch:
+    if kind == "envoy":
+        return envoy_sidecar(pod, controlplane=xds, workdir=workdir, log_level="info")
+    return python_sidecar(pod, controlplane=xds, explicit=False)
+
+
+def _start(launch: SidecarLaunch, netns: str, workdir: Path) -> RunningSidecar:
+    launch.write_files(workdir)
+    log_path = workdir / "sidecar.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        pod_argv(launch.argv, netns=netns, gid=SIDECAR_GID),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return RunningSidecar(launch, proc, log, log_path)
+
+
+def _ready(sidecar: RunningSidecar) -> bool:
+    if sidecar.proc.poll() is not None:
+        raise AssertionError(
+            f"{sidecar.launch.kind} sidecar exited {sidecar.proc.returncode}:\n"
+            + sidecar.log_tail()
+        )
+    try:
+        with urllib.request.urlopen(sidecar.launch.ready_url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+def _wait_ready(sidecars: list[RunningSidecar]) -> None:
+    deadline = time.monotonic() + STEP_S
+    waiting = list(sidecars)
+    while waiting:
+        waiting = [s for s in waiting if not _ready(s)]
+        if waiting and time.monotonic() > deadline:
+            s = waiting[0]
+            raise AssertionError(f"{s.launch.kind} sidecar not ready:\n{s.log_tail()}")
+        time.sleep(0.05)
+
+
+def _in_pod(netns: str, code: str, *args: str) -> str:
+    done = subprocess.run(
+        pod_argv([sys.executable, "-c", code, *args], netns=netns),
+        capture_output=True,
+        text=True,
+        timeout=STEP_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _counter(netns: str, cluster: str, stat: str) -> int:
+    """`cluster.<cluster>.<stat>` from the sidecar's admin /stats, read inside the pod."""
+    wanted = f"cluster.{cluster}.{stat}:"
+    for line in _in_pod(netns, ADMIN_GET, "/stats").splitlines():
+        if line.startswith(wanted):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def _get_from_client(mesh: Mesh, url: str) -> dict[str, Any]:
+    """One GET from pod a's app; retried (bounded) while the first config settles."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        reply: dict[str, Any] = json.loads(_in_pod(mesh.client.netns, CLIENT_APP, url))
+        if reply["status"] == 200 or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
+
+
+@root_only
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("client_kind", "echo_kind"),
+    [("python", "python"), ("envoy", "envoy"), ("python", "envoy"), ("envoy", "python")],
+)
+def test_request_crosses_both_sidecars(
+    mesh: Mesh, client_kind: str, echo_kind: str, tmp_path: Path
+) -> None:
+    if "envoy" in (client_kind, echo_kind):
+        _envoy_or_skip()
+    started: list[RunningSidecar] = []
+    try:
+        for kind, pod, net in ((client_kind, CLIENT, mesh.client), (echo_kind, ECHO, mesh.echo)):
+            workdir = tmp_path / pod.name
+            workdir.mkdir()
+            started.append(_start(_launch(kind, pod, mesh.plane.xds, workdir), net.netns, workdir))
+        _wait_ready(started)
+
+        reply = _get_from_client(mesh, "http://echo:8080/hello?x=1")
+        assert reply["status"] == 200, (reply, started[0].log_tail(), started[1].log_tail())
+        seen = json.loads(reply["body"])
+        assert seen["path"] == "/hello?x=1"
+        assert seen["headers"]["host"] == "echo:8080"
+        # Headers only a proxy adds: the request went through the mesh, not straight to pod b.
+        assert seen["headers"]["x-forwarded-proto"] == "http"
+        assert seen["headers"].get("x-request-id")
+        # b's sidecar delivered it inside the pod, from Istio's inbound source address.
+        assert seen["peer"] == "127.0.0.6"
+
+        def counted() -> tuple[int, int]:
+            return (
+                _counter(mesh.client.netns, OUTBOUND_CLUSTER, "upstream_rq_total"),
+                _counter(mesh.echo.netns, INBOUND_CLUSTER, "upstream_rq_total"),
+            )
+
+        deadline = time.monotonic() + 5.0
+        while min(counted()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        outbound, inbound = counted()
+        assert outbound >= 1, f"client {client_kind} sidecar did not count the request"
+        assert inbound >= 1, f"echo {echo_kind} sidecar did not count the request"
+    finally:
+        for sidecar in started:
+            _stop(sidecar.proc)
+            sidecar.log.close()
