@@ -39,6 +39,8 @@ def test_workloads_run_each_service_version_under_its_own_account() -> None:
         "reviews",
         "--version",
         "v2",
+        "--host",
+        "$(POD_IP)",  # the runtime expands it: pods share the host's ports in explicit mode
     ]
     assert v2.spec.service_account == "bookinfo-reviews"
     assert [p.number for p in v2.spec.ports] == [9080]
