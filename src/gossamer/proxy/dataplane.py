@@ -135,6 +135,8 @@ class Dataplane:
                     self.pool.close_backend(name)  # idle connections bound the old source
                 if old.config != cluster or self._endpoint_sets.get(name) != endpoints:
                     old.reconfigure(cluster, endpoints)
+                    kept = {(e.host, e.port) for e in endpoints.endpoints} if endpoints else set()
+                    self.pool.close_removed_hosts(name, kept)
                 backends[name] = old
             self._endpoint_sets[name] = endpoints
         for name in self._backends:

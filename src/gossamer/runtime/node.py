@@ -37,6 +37,7 @@ from gossamer.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
+MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
 EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
 GOSSAMER = [sys.executable, "-m", "gossamer.cli.main"]
@@ -82,6 +83,8 @@ class Node:
         self._gateway: Child | None = None
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
+        self._next_ip = 0
+        self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     @property
     def addressing(self) -> PodAddressing:
@@ -161,12 +164,16 @@ class Node:
                 desired[key] = (workload, index, fingerprint, dataplane)
         now = time.monotonic()
         for key, slot in list(self._slots.items()):
+            unwanted = key not in desired or desired[key][2] != slot.fingerprint
             if slot.task.done():
                 slot.finished_at = slot.finished_at or now
-                if now - slot.finished_at >= RETRY_FAILED_POD_AFTER or key not in desired:
-                    self._release(key)
-            elif key not in desired or desired[key][2] != slot.fingerprint:
-                await slot.pod.stop()
+                if unwanted or now - slot.finished_at >= RETRY_FAILED_POD_AFTER:
+                    self._release(key)  # a failed pod is retried after a pause
+            elif unwanted and key not in self._stopping:
+                self._stopping[key] = asyncio.create_task(slot.pod.stop())
+        for key, task in list(self._stopping.items()):
+            if task.done() and key not in self._slots:
+                del self._stopping[key]
         for key, (workload, index, fingerprint, dataplane) in desired.items():
             if key not in self._slots:
                 self._create(key, workload, index, fingerprint, dataplane)
@@ -184,11 +191,14 @@ class Node:
         self._dirty.set()
 
     def _allocate_ip(self, key: tuple[str, str]) -> str:
-        index = 0
-        while index in self._ips:
-            index += 1
-        self._ips[index] = key
-        return self.addressing.pod_ip(index)
+        """The next free address after the last one given, as Kubernetes' IPAM does: a
+        replaced pod gets a new IP, so no proxy mistakes it for the one that just left."""
+        for _ in range(MAX_PODS):
+            index, self._next_ip = self._next_ip, (self._next_ip + 1) % MAX_PODS
+            if index not in self._ips:
+                self._ips[index] = key
+                return self.addressing.pod_ip(index)
+        raise RuntimeError(f"no free pod address left in {self.addressing.pod_cidr}")
 
     def _create(
         self, key: tuple[str, str], workload: Workload, index: int, fingerprint: str, dataplane: str

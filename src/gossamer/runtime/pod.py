@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SIDECAR_READY_TIMEOUT = 60.0
 HEARTBEAT_INTERVAL = 5.0
 STARTUP_PROBE_INTERVAL = 0.2
+UNREADY_GRACE = 1.0  # seconds between unready and SIGTERM on a deliberate stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,14 @@ class Pod:
         return code
 
     async def stop(self) -> None:
+        """Unready first and give the push a moment to reach every proxy (as Kubernetes
+        removes a terminating pod's endpoints before its containers get SIGTERM), then stop."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        if self._app is not None:
+        if self._app is not None and self._app.running:
+            await self._set_ready(False)
+            await asyncio.sleep(UNREADY_GRACE)
             await self._app.stop()
 
     async def _start_sidecar(self) -> None:

@@ -13,9 +13,11 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from gossamer.demo.bookinfo.workloads import workload_manifest
 from tests.e2e.mesh.bookinfo import (
     Load,
     Mesh,
@@ -37,7 +39,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module", params=["python", "envoy"])
+@pytest.fixture(scope="module", params=["python", "envoy", "explicit"])
 def mesh(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Mesh]:
@@ -48,7 +50,11 @@ def mesh(
             envoy_binary()
         except EnvoyNotFound as exc:
             pytest.skip(str(exc))
-    mesh = Mesh(tmp_path_factory.mktemp(f"home-{request.param}"), dataplane=request.param)
+    home = tmp_path_factory.mktemp(f"home-{request.param}")
+    if request.param == "explicit":  # no namespaces, no iptables: HTTP_PROXY on loopback
+        mesh = Mesh(home, dataplane="python", extra=("--no-netns",))
+    else:
+        mesh = Mesh(home, dataplane=request.param)
     assert leftovers() == {k: [] for k in leftovers()}, "another mesh runs on this machine"
     started = mesh.up()
     assert started.returncode == 0, started.stdout + started.stderr
@@ -82,7 +88,7 @@ def test_get_pods_shows_labels_ips_sidecars_and_readiness(mesh: Mesh) -> None:
     row = next(line for line in result.stdout.splitlines() if "reviews-v2-0" in line)
     pod = mesh.pod("reviews-v2-0")
     assert pod["labels"] == {"app": "reviews", "version": "v2"}
-    assert pod["ip"].startswith("10.231.") and pod["ip"] in row
+    assert pod["ip"].startswith("127.231." if mesh.extra else "10.231.") and pod["ip"] in row
     assert "1/1" in row and "Running" in row and mesh.dataplane in row
     assert "app=reviews,version=v2" in row
 
@@ -120,6 +126,25 @@ def test_a_killed_app_is_restarted_and_gets_no_traffic_while_down(mesh: Mesh) ->
     assert mesh.pod("reviews-v2-0")["restarts"] >= 4
     converge({"v1", "v2", "v3"}, within=20)
     assert "v2" in versions(60)
+
+
+def test_a_workload_can_choose_envoy_in_a_python_mesh(mesh: Mesh, tmp_path: Path) -> None:
+    """`spec.dataplane: envoy` on one Workload: its pod comes back with an Envoy sidecar and
+    Gossamer and Envoy sidecars serve each other, with no failed page during the swap."""
+    if mesh.dataplane != "python" or mesh.extra:
+        pytest.skip("the mixed mesh is checked on the netns mesh with Gossamer sidecars")
+    envoy_v2 = tmp_path / "reviews-v2-envoy.yaml"
+    envoy_v2.write_text(workload_manifest("reviews", "v2") + "  dataplane: envoy\n")
+    with Load(cookie=None) as load:
+        mesh.apply(envoy_v2)
+        _wait_for_sidecar(mesh, "reviews-v2-0", "envoy")
+        converge({"v1", "v2", "v3"})
+        assert "v2" in versions(60)
+        python_v2 = tmp_path / "reviews-v2.yaml"
+        python_v2.write_text(workload_manifest("reviews", "v2"))
+        mesh.apply(python_v2)
+        _wait_for_sidecar(mesh, "reviews-v2-0", "python")
+    assert load.failures == [], f"{len(load.failures)} of {load.pages} pages failed"
 
 
 def test_istio_task_files_under_load_lose_no_request(mesh: Mesh) -> None:
@@ -176,6 +201,16 @@ def _wait_for_app(mesh: Mesh, name: str, ready: bool = False, within: float = 60
             return int(pod["appPid"])
         time.sleep(0.1)
     raise AssertionError(f"{name} has no running app after {within}s: {mesh.pod(name)}")
+
+
+def _wait_for_sidecar(mesh: Mesh, name: str, sidecar: str, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pod = next((p for p in mesh.pods() if p["name"] == name), None)
+        if pod and pod["sidecar"] == sidecar and pod["ready"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never became ready with a {sidecar} sidecar")
 
 
 def _backoff_seconds(mesh: Mesh, name: str, restarts: int, within: float = 10.0) -> float:

@@ -296,6 +296,14 @@ class ConnectionPool:
             for conn in self._idle.pop(key):
                 conn.close()
 
+    def close_removed_hosts(self, name: str, kept: set[tuple[str, int]]) -> None:
+        """Close idle connections to endpoints that left the backend, as Envoy drains a removed
+        host's pool: a pod that comes back later on the same address would answer a stale
+        connection with a reset."""
+        for key in [k for k in self._idle if k[0] == name and (k[1], k[2]) not in kept]:
+            for conn in self._idle.pop(key):
+                conn.close()
+
     def close(self) -> None:
         if self._sweep is not None:
             self._sweep.cancel()
