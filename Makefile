@@ -10,8 +10,12 @@ APT_PACKAGES := python3-venv python3-dev iproute2 iptables procps
 
 .PHONY: up test deps venv envoy lint bench clean
 
-up: venv
-	$(BIN)/gossamer up
+# `make up UP_FLAGS=--detach` returns once the mesh is ready; `UP_FLAGS="--dataplane envoy"`
+# runs Envoy sidecars. As root, pods are network namespaces (iproute2, iptables).
+UP_FLAGS ?=
+
+up: apt venv envoy
+	$(BIN)/gossamer up $(UP_FLAGS)
 
 test: deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
