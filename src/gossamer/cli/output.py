@@ -12,7 +12,8 @@ from rich.console import Console
 
 from gossamer.spec.findings import Finding, Level
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (scripts, grep) gets whole table rows, not rows cut to 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

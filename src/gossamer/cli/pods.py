@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from gossamer.cli.client import ApiClient, ApiFailure
@@ -46,8 +45,7 @@ def show_pods(client: ApiClient, namespace: str | None, output: Format) -> None:
             pod["sidecar"],
             ",".join(f"{k}={v}" for k, v in sorted(pod["labels"].items())),
         )
-    console = out if out.is_terminal else Console(width=250, highlight=False)  # whole lines
-    console.print(table)
+    out.print(table)
 
 
 def _age(started: float) -> str:
