@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from gossamer.cli.output import err, out
 from gossamer.control.plane import default_home
 from gossamer.runtime import state
 from gossamer.runtime.mesh import ApplyFailed, LocalMesh, MeshOptions
+from gossamer.runtime.node import PortBusy
 from gossamer.spec.loader import Unreadable, load_file, manifest_files
 
 READY_TIMEOUT = 120.0
@@ -69,6 +71,8 @@ def up(
     manifests = _manifests(paths)
     if detach and not os.environ.get(DETACHED):
         raise typer.Exit(_detach(home))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("gossamer.runtime").setLevel(logging.INFO)
     options = MeshOptions(
         home=home,
         netns=netns,
@@ -129,7 +133,7 @@ async def _run(options: MeshOptions, manifests: list[tuple[str, str]]) -> int:
         try:
             for line in await mesh.start(manifests):
                 out.print(line, markup=False)
-        except ApplyFailed as exc:
+        except (ApplyFailed, PortBusy) as exc:
             err.print(f"Error: {exc}", style="bold red", markup=False)
             return 1
         state.write_json(runtime_file, mesh.describe(ready=False))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from gossamer.runtime import state
+from gossamer.runtime.backoff import RestartBackoff
 from gossamer.runtime.launch import SIDECAR_GID, pod_argv
 from gossamer.runtime.pod import Pod
 from gossamer.runtime.pods.addressing import PodAddressing
@@ -37,6 +39,7 @@ from gossamer.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
+GATEWAY_PORTS = (15000, 15020, 15021, 8080)  # admin, stats, health; the demo's Gateway
 MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
 EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
@@ -84,6 +87,7 @@ class Node:
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
         self._next_ip = 0
+        self._gateway_watch: asyncio.Task[None] | None = None
         self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     @property
@@ -104,7 +108,9 @@ class Node:
             )
             await self._relay.start()
         if self.options.gateway:
+            check_ports_free("127.0.0.1", GATEWAY_PORTS, "the ingress gateway")
             await self._start_gateway()
+            self._gateway_watch = asyncio.create_task(self._keep_gateway(), name="gateway")
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile until `stopping` is set."""
@@ -125,6 +131,8 @@ class Node:
         await asyncio.gather(*(s.pod.stop() for s in slots), return_exceptions=True)
         await asyncio.gather(*(s.task for s in slots), return_exceptions=True)
         self._slots.clear()
+        if self._gateway_watch is not None:
+            self._gateway_watch.cancel()
         if self._gateway is not None:
             await self._gateway.stop(grace=10.0)
         if self._relay is not None:
@@ -290,6 +298,22 @@ class Node:
         )
         await self._gateway.start()
 
+    async def _keep_gateway(self) -> None:
+        """Restart the ingress gateway with back-off if it dies, as a Deployment would."""
+        backoff = RestartBackoff()
+        while self._gateway is not None:
+            started = time.monotonic()
+            code = await self._gateway.wait()
+            delay = backoff.after_exit(time.monotonic() - started)
+            log.warning(
+                "ingress gateway exited with %s (%s); restarting in %gs",
+                code,
+                _last_error(self.options.logs / "gateway.log"),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            await self._start_gateway()
+
     async def gateway_ready(self) -> bool:
         if self._gateway is None:
             return True
@@ -328,3 +352,30 @@ class Node:
             self._dirty.clear()
             self.write_pods()
             await asyncio.sleep(0.2)
+
+
+class PortBusy(RuntimeError):
+    """A port the mesh needs is taken by another process."""
+
+
+def check_ports_free(host: str, ports: tuple[int, ...], who: str) -> None:
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise PortBusy(
+                    f"{host}:{port} is in use by another process; {who} needs it "
+                    "(another gossamer up on a different home? an Envoy?)"
+                ) from None
+
+
+def _last_error(log_path: Path) -> str:
+    """The last ERROR line of a process's log: why it exited, for the terminal."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    errors = [line for line in lines if " ERROR " in line or "Error" in line]
+    return (errors or lines or ["no output"])[-1][-200:]

@@ -81,6 +81,7 @@ class Pod:
         self._stopping = asyncio.Event()
         self._registered = False
         self._ready_sent: bool | None = None
+        self._app_ready = False
         self._sidecar = Child(sidecar_argv, env=sidecar_env, log_path=logs / "sidecar.log")
         self._app: Child | None = None
         self._app_sink = app_sink
@@ -101,8 +102,10 @@ class Pod:
             self._registered = True
             async with asyncio.TaskGroup() as group:
                 beats = group.create_task(self._heartbeats())
+                watch = group.create_task(self._watch_sidecar())
                 code = await self._run_app()
                 beats.cancel()
+                watch.cancel()
         except (RegistrationError, OSError, RuntimeError) as exc:
             self.status.phase, self.status.message = "Failed", str(exc)
             log.error("pod %s failed: %s", self.name, exc)
@@ -195,7 +198,37 @@ class Pod:
                 if failures >= schedule.failure_threshold:
                     await self._set_ready(False)
 
-    async def _set_ready(self, ready: bool) -> None:
+    async def _watch_sidecar(self) -> None:
+        """A sidecar that dies takes the pod out of service until a new one has its config
+        (the app keeps running: its traffic cannot flow without the sidecar anyway)."""
+        backoff = RestartBackoff()
+        while True:
+            started = time.monotonic()
+            code = await self._sidecar.wait()
+            if self._stopping.is_set():
+                return
+            self.status.sidecar_ready, self.status.sidecar_pid = False, None
+            await self._set_ready(self._app_ready)
+            delay = backoff.after_exit(time.monotonic() - started)
+            self.status.message = f"sidecar exited with {code}; restarting in {delay:g}s"
+            log.warning("pod %s: %s", self.name, self.status.message)
+            await asyncio.sleep(delay)
+            self._sidecar = Child(
+                self._sidecar.argv, env=self._sidecar.env, log_path=self._sidecar.log_path
+            )
+            try:
+                await self._start_sidecar()
+            except RuntimeError as exc:
+                log.warning("pod %s: %s", self.name, exc)
+                continue
+            await self._set_ready(self._app_ready)
+
+    async def _set_ready(self, app_ready: bool) -> None:
+        """Ready = the app's probe passes and the sidecar is up."""
+        self._app_ready = app_ready
+        ready = app_ready and self.status.sidecar_ready
+        if ready != self.status.ready:
+            log.info("pod %s %s", self.name, "ready" if ready else "not ready")
         self.status.ready = ready
         self._changed()
         if self._registered and ready != self._ready_sent:
