@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 LineSink = Callable[[str], None]
+OUTPUT_GRACE = 1.0  # seconds to read what is left in the pipe after the child exits
 
 
 class Child:
@@ -83,6 +84,12 @@ class Child:
         assert self._proc is not None, "not started"
         code = await self._proc.wait()
         if self._pump is not None:
+            # A process the child left behind (outside its group) may hold the pipe open: its
+            # lines are not worth waiting for once the child itself has exited.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pump), OUTPUT_GRACE)
+            except TimeoutError:
+                self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
         if self._log is not None:
@@ -101,9 +108,19 @@ class Child:
             try:
                 await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                self._kill(proc)
         return await self.wait()
+
+    def _kill(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGKILL the child and, when it leads its own session, everything it started there
+        (as a container's processes all die with it): a shell's `sleep` would otherwise keep
+        the output pipe open and `wait()` would not return until it ended by itself. Only while
+        the child is unreaped, so its PID (the group's id) cannot belong to anyone else."""
+        with contextlib.suppress(ProcessLookupError):
+            if proc.returncode is None and not self.inherit_stdio:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
 
 
 def child_environment(extra: Mapping[str, str], *, drop_proxy: bool) -> dict[str, str]:
@@ -118,7 +135,6 @@ def child_environment(extra: Mapping[str, str], *, drop_proxy: bool) -> dict[str
 
     bindir = str(Path(sys.executable).parent)
     path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if bindir not in path.split(":"):
-        env["PATH"] = f"{bindir}:{path}"
+    env["PATH"] = ":".join([bindir, *(d for d in path.split(":") if d != bindir)])
     env.update(extra)
     return env

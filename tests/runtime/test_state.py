@@ -1,0 +1,95 @@
+"""What `gossamer up` leaves in its home: the runtime lock and atomically replaced JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gossamer.runtime import state
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from gossamer.runtime import state
+lock = state.acquire(Path(sys.argv[1]))
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process that holds the runtime lock on tmp_path until its stdin closes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    yield proc
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+def test_a_second_acquire_fails_naming_the_holder(tmp_path: Path) -> None:
+    lock = state.acquire(tmp_path / "home")
+    try:
+        with pytest.raises(state.RuntimeRunning, match=f"pid {os.getpid()}") as caught:
+            state.acquire(tmp_path / "home")
+        assert caught.value.pid == os.getpid()
+        assert "gossamer down" in str(caught.value)
+    finally:
+        lock.release()
+    state.acquire(tmp_path / "home").release()  # free again once released
+
+
+def test_running_pid_is_none_without_a_lock_file_or_a_holder(tmp_path: Path) -> None:
+    assert state.running_pid(tmp_path) is None
+    state.acquire(tmp_path).release()
+    assert (tmp_path / state.LOCK).exists()
+    assert state.running_pid(tmp_path) is None
+
+
+def test_running_pid_names_another_process_and_leaves_its_lock_alone(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    for _ in range(3):
+        assert state.running_pid(tmp_path) == holder.pid
+    assert (tmp_path / state.LOCK).read_text() == f"{holder.pid}\n"
+    with pytest.raises(state.RuntimeRunning, match=f"pid {holder.pid}"):
+        state.acquire(tmp_path)
+
+
+def test_running_pid_is_minus_one_while_the_holder_has_not_written_its_pid(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    os.truncate(tmp_path / state.LOCK, 0)  # as just after the holder's flock
+    assert state.running_pid(tmp_path) == -1
+    with pytest.raises(state.RuntimeRunning, match="another process"):
+        state.acquire(tmp_path)
+
+
+def test_write_json_replaces_the_file_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / state.PODS
+    path.write_text("old")
+    inode = path.stat().st_ino
+    state.write_json(path, [{"name": "reviews-0", "ready": True}])
+    assert json.loads(path.read_text()) == [{"name": "reviews-0", "ready": True}]
+    assert path.stat().st_ino != inode  # a rename, not a rewrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == [state.PODS]
+    assert state.read_json(path) == [{"name": "reviews-0", "ready": True}]
+
+
+def test_read_json_is_none_for_a_missing_or_broken_file(tmp_path: Path) -> None:
+    assert state.read_json(tmp_path / "missing.json") is None
+    (tmp_path / "broken.json").write_text('{"pid": ')
+    assert state.read_json(tmp_path / "broken.json") is None
