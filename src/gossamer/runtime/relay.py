@@ -49,7 +49,10 @@ class TcpRelay:
                 log.warning("xDS relay: cannot reach %s:%d: %s", *self.target, exc)
                 writer.close()
                 return
-            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+            try:
+                await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+            finally:
+                up_writer.close()  # else the target keeps a dead pod's stream until GC
         finally:
             self._tasks.discard(task)  # type: ignore[arg-type]
             writer.close()
