@@ -56,13 +56,21 @@ def proxy_env(ip: str) -> dict[str, str]:
     }
 
 
-def app_environment(
+def pod_variables(
     spec: WorkloadSpec, name: str, namespace: str, placement: Placement
 ) -> dict[str, str]:
+    """The variables the pod declares (downward API, explicit mode's proxy, the Workload's env):
+    the only names `$(VAR)` may refer to, as in Kubernetes (not the runtime's own environment)."""
     variables = downward_env(name, namespace, placement.ip, spec.service_account)
     if placement.netns is None:
         variables.update(proxy_env(placement.ip))
-    variables = expand_env(variables, spec.environment)
+    return expand_env(variables, spec.environment)
+
+
+def app_environment(
+    spec: WorkloadSpec, name: str, namespace: str, placement: Placement
+) -> dict[str, str]:
+    variables = pod_variables(spec, name, namespace, placement)
     return child_environment(variables, drop_proxy=placement.netns is not None)
 
 
@@ -98,8 +106,9 @@ def app_launch(
 ) -> AppLaunch:
     spec = workload.spec
     name = pod_name(workload, index)
-    env = app_environment(spec, name, workload.namespace, placement)
-    argv = [expand(arg, env) for arg in spec.command]
+    variables = pod_variables(spec, name, workload.namespace, placement)
+    env = child_environment(variables, drop_proxy=placement.netns is not None)
+    argv = [expand(arg, variables) for arg in spec.command]
     argv[0] = shutil.which(argv[0], path=env.get("PATH")) or argv[0]  # the launcher execs a path
     probe, schedule = readiness(spec, placement.ip)
     return AppLaunch(
