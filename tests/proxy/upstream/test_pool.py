@@ -199,3 +199,27 @@ async def test_pending_request_connects_when_a_connection_closes() -> None:
         assert fresh is not first and not reused and accepted[0] == 2
         pool.release(fresh, True)
         pool.close()
+
+
+async def test_close_removed_hosts_drops_idle_connections_to_hosts_that_left() -> None:
+    """As Envoy drains a removed host's pool: a pod that comes back on the same address must
+    not be sent a request over the old pod's connection."""
+    pool, cb = ConnectionPool(), breaker()
+    async with server() as (gone, gone_accepted), server() as (staying, _):
+        to_gone, _ = await pool.acquire("a", gone, cb, 1.0)
+        to_staying, _ = await pool.acquire("a", staying, cb, 1.0)
+        other_backend, _ = await pool.acquire("b", gone, cb, 1.0)
+        busy, _ = await pool.acquire("a", gone, cb, 1.0)
+        for conn in (to_gone, to_staying, other_backend):
+            pool.release(conn, True)
+        pool.close_removed_hosts("a", {(staying.host, staying.port)})
+        await asyncio.sleep(0.05)
+        assert to_gone.closed and not to_staying.closed and not other_backend.closed
+        assert pool.idle_count("a", gone) == 0
+        assert pool.idle_count("a", staying) == pool.idle_count("b", gone) == 1
+        assert not (await exchange(busy)).lost  # a request in flight finishes
+        pool.release(busy, False)
+        again, reused = await pool.acquire("a", gone, cb, 1.0)
+        assert not reused and gone_accepted[0] == 4  # a new connection, not the old one
+        pool.release(again, False)
+        pool.close()
