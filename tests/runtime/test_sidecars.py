@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -139,13 +139,17 @@ root_only = pytest.mark.skipif(
     reason="needs root with iproute2 and iptables to create network namespaces",
 )
 
-# Our own ranges and names, so other tests building pods at the same time never collide.
+# Ranges and names of our own, per test process, so neither other tests building pods nor a
+# second run of this file at the same time collide with these pods.
+_RUN = 20 + os.getpid() % 200
 ADDRESSING = PodAddressing(
-    pod_cidr="10.247.31.0/24",
-    service_cidr="10.247.32.0/24",
-    bridge="gsmh1sc",
-    netns_prefix="gsmh1-",
+    pod_cidr=f"10.247.{_RUN}.0/24",
+    service_cidr=f"10.248.{_RUN}.0/24",
+    bridge=f"gsmh1s{_RUN}",
+    netns_prefix=f"gsmh1{_RUN}-",
 )
+POD_A = replace(CLIENT, ip=ADDRESSING.pod_ip(0))
+POD_B = replace(ECHO, ip=ADDRESSING.pod_ip(1))
 ECHO_SERVICE = """
 apiVersion: v1
 kind: Service
@@ -158,9 +162,10 @@ OUTBOUND_CLUSTER = "outbound|8080||echo.default.svc.cluster.local"
 INBOUND_CLUSTER = "inbound|8080||"
 STEP_S = 30.0
 
-# The app in pod b: answers every GET with what it received and from where.
+# The app in pod b: answers every GET on 8080 with what it received and from where; on 9090
+# (no service's port) answers raw TCP with the peer's address and the bytes it got.
 ECHO_APP = """
-import json
+import json, socket, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Echo(BaseHTTPRequestHandler):
@@ -179,8 +184,18 @@ class Echo(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+def raw_echo(listener):
+    while True:
+        conn, peer = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            data = conn.recv(100)
+            conn.sendall(peer[0].encode() + b" " + data)
+
 server = ThreadingHTTPServer(("0.0.0.0", 8080), Echo)
 server.daemon_threads = True
+raw = socket.create_server(("0.0.0.0", 9090))
+threading.Thread(target=raw_echo, args=(raw,), daemon=True).start()
 print("ready", flush=True)
 server.serve_forever()
 """
@@ -195,6 +210,14 @@ except urllib.error.HTTPError as e:
     print(json.dumps({"status": e.code, "body": e.read().decode(errors="replace")}))
 except OSError as e:
     print(json.dumps({"status": 0, "body": repr(e)}))
+"""
+
+TCP_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as sock:
+    sock.sendall(b"ping")
+    sock.settimeout(10)
+    print(sock.recv(100).decode())
 """
 
 ADMIN_GET = """
@@ -277,8 +300,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """Two intercepted pods on our bridge, the control plane serving xDS on the bridge address,
     the `echo` service with pod b's app behind it. Sidecars are per test."""
     services = {("echo", "default"): ADDRESSING.service_vip(0)}
-    client = PodNetwork(CLIENT.name, CLIENT.ip, ADDRESSING, services)
-    echo = PodNetwork(ECHO.name, ECHO.ip, ADDRESSING, services)
+    client = PodNetwork(POD_A.name, POD_A.ip, ADDRESSING, services)
+    echo = PodNetwork(POD_B.name, POD_B.ip, ADDRESSING, services)
     plane: PlaneThread | None = None
     echo_app: subprocess.Popen[str] | None = None
     try:
@@ -292,8 +315,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         )
         plane.start()
         plane.apply(ECHO_SERVICE)
-        plane.register(_workload(CLIENT, {}))
-        plane.register(_workload(ECHO, {"http": 8080, "8080": 8080}))
+        plane.register(_workload(POD_A, {}))
+        plane.register(_workload(POD_B, {"http": 8080, "8080": 8080}))
         echo_app = subprocess.Popen(
             pod_argv([sys.executable, "-c", ECHO_APP], netns=echo.netns),
             stdout=subprocess.PIPE,
@@ -368,6 +391,28 @@ def _wait_ready(sidecars: list[RunningSidecar]) -> None:
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _sidecars(mesh: Mesh, client_kind: str, echo_kind: str, tmp_path: Path) -> Iterator[None]:
+    """Both pods' sidecars, started together, ready on exit from the `with`; stopped after."""
+    if "envoy" in (client_kind, echo_kind):
+        _envoy_or_skip()
+    started: list[RunningSidecar] = []
+    try:
+        for kind, pod, net in ((client_kind, POD_A, mesh.client), (echo_kind, POD_B, mesh.echo)):
+            workdir = tmp_path / pod.name
+            workdir.mkdir()
+            started.append(_start(_launch(kind, pod, mesh.plane.xds, workdir), net.netns, workdir))
+        _wait_ready(started)
+        yield
+    except AssertionError as e:
+        logs = "\n".join(f"--- {s.launch.kind} sidecar:\n{s.log_tail()}" for s in started)
+        raise AssertionError(f"{e}\n{logs}") from None
+    finally:
+        for sidecar in started:
+            _stop(sidecar.proc)
+            sidecar.log.close()
+
+
 def _in_pod(netns: str, code: str, *args: str) -> str:
     done = subprocess.run(
         pod_argv([sys.executable, "-c", code, *args], netns=netns),
@@ -408,18 +453,9 @@ def _get_from_client(mesh: Mesh, url: str) -> dict[str, Any]:
 def test_request_crosses_both_sidecars(
     mesh: Mesh, client_kind: str, echo_kind: str, tmp_path: Path
 ) -> None:
-    if "envoy" in (client_kind, echo_kind):
-        _envoy_or_skip()
-    started: list[RunningSidecar] = []
-    try:
-        for kind, pod, net in ((client_kind, CLIENT, mesh.client), (echo_kind, ECHO, mesh.echo)):
-            workdir = tmp_path / pod.name
-            workdir.mkdir()
-            started.append(_start(_launch(kind, pod, mesh.plane.xds, workdir), net.netns, workdir))
-        _wait_ready(started)
-
+    with _sidecars(mesh, client_kind, echo_kind, tmp_path):
         reply = _get_from_client(mesh, "http://echo:8080/hello?x=1")
-        assert reply["status"] == 200, (reply, started[0].log_tail(), started[1].log_tail())
+        assert reply["status"] == 200, reply
         seen = json.loads(reply["body"])
         assert seen["path"] == "/hello?x=1"
         assert seen["headers"]["host"] == "echo:8080"
@@ -441,7 +477,20 @@ def test_request_crosses_both_sidecars(
         outbound, inbound = counted()
         assert outbound >= 1, f"client {client_kind} sidecar did not count the request"
         assert inbound >= 1, f"echo {echo_kind} sidecar did not count the request"
-    finally:
-        for sidecar in started:
-            _stop(sidecar.proc)
-            sidecar.log.close()
+
+
+@root_only
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["python", "envoy"])
+def test_a_port_no_service_declares_passes_through_both_sidecars(
+    mesh: Mesh, kind: str, tmp_path: Path
+) -> None:
+    """ALLOW_ANY: raw TCP from pod a's app to pod b's 9090 goes a's 15001 → PassthroughCluster
+    → b's 15006 → InboundPassthroughCluster → b's app. (An answer at all shows a's sidecar
+    forwarded it: iptables sends every outbound connection of the app to 15001.)"""
+    with _sidecars(mesh, kind, kind, tmp_path):
+        reply = _in_pod(mesh.client.netns, TCP_CLIENT, POD_B.ip, "9090").strip()
+        peer, _, data = reply.partition(" ")
+        assert data == "ping"
+        # Delivered by b's sidecar inside pod b, not straight from pod a.
+        assert peer in (POD_B.ip, "127.0.0.6")
