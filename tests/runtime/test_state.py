@@ -5,39 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gossamer.runtime import state
-
-HOLD_LOCK = """
-import sys
-from pathlib import Path
-from gossamer.runtime import state
-lock = state.acquire(Path(sys.argv[1]))
-print("locked", flush=True)
-sys.stdin.read()
-lock.release()
-"""
+from tests.runtime.lock_holder import holding_lock
 
 
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process that holds the runtime lock on tmp_path until its stdin closes."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
-    yield proc
-    assert proc.stdin is not None
-    proc.stdin.close()
-    proc.wait(timeout=10)
+    with holding_lock(tmp_path) as proc:
+        yield proc
 
 
 def test_a_second_acquire_fails_naming_the_holder(tmp_path: Path) -> None:
