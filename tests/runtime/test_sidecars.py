@@ -165,8 +165,8 @@ STEP_S = 30.0
 # The app in pod b: answers every GET on 8080 with what it received and from where; on 9090
 # (no service's port) answers raw TCP with the peer's address and the bytes it got.
 ECHO_APP = """
-import json, socket, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json, socket, socketserver, threading
+from http.server import BaseHTTPRequestHandler
 
 class Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -192,8 +192,10 @@ def raw_echo(listener):
             data = conn.recv(100)
             conn.sendall(peer[0].encode() + b" " + data)
 
-server = ThreadingHTTPServer(("0.0.0.0", 8080), Echo)
-server.daemon_threads = True
+# Not ThreadingHTTPServer: its bind looks up the host's FQDN, 10 s of DNS timeout in a pod.
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.daemon_threads = True
+server = socketserver.ThreadingTCPServer(("0.0.0.0", 8080), Echo)
 raw = socket.create_server(("0.0.0.0", 9090))
 threading.Thread(target=raw_echo, args=(raw,), daemon=True).start()
 print("ready", flush=True)
