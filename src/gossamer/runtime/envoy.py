@@ -4,7 +4,8 @@ Theory of operation:
 
 1. `bootstrap()` is pure: it returns the Envoy v3 bootstrap (as JSON-ready dicts) that points
    Envoy's ADS at the control plane through one static cluster, `xds-grpc`, over explicit HTTP/2.
-   Listeners and clusters all come over ADS (`lds_config`/`cds_config` = `{ads: {}}`).
+   Listeners and clusters all come over ADS (`lds_config`/`cds_config` = `{ads: {}}`). A
+   sidecar's bootstrap adds a static readiness listener (15021) that proxies the admin's `/ready`.
 2. `EnvoyProcess` writes that bootstrap into a work directory the caller owns and starts Envoy
    through `LAUNCHER`, a tiny `python -c` program that asks the kernel to SIGKILL it when its
    parent dies (prctl PR_SET_PDEATHSIG) and then `os.execv`s Envoy in place (same PID). Never
