@@ -157,6 +157,13 @@ metadata: {name: echo, namespace: default}
 spec:
   selector: {app: echo}
   ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: echo}
+  ports: [{name: http-web, port: 80, targetPort: 8080}]
 """
 OUTBOUND_CLUSTER = "outbound|8080||echo.default.svc.cluster.local"
 INBOUND_CLUSTER = "inbound|8080||"
@@ -301,7 +308,10 @@ def _workload(pod: PodIdentity, ports: dict[str, int]) -> Workload:
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """Two intercepted pods on our bridge, the control plane serving xDS on the bridge address,
     the `echo` service with pod b's app behind it. Sidecars are per test."""
-    services = {("echo", "default"): ADDRESSING.service_vip(0)}
+    services = {
+        ("echo", "default"): ADDRESSING.service_vip(0),
+        ("web", "default"): ADDRESSING.service_vip(1),
+    }
     client = PodNetwork(POD_A.name, POD_A.ip, ADDRESSING, services)
     echo = PodNetwork(POD_B.name, POD_B.ip, ADDRESSING, services)
     plane: PlaneThread | None = None
@@ -496,3 +506,23 @@ def test_a_port_no_service_declares_passes_through_both_sidecars(
         assert data == "ping"
         # Delivered by b's sidecar inside pod b, not straight from pod a.
         assert peer in (POD_B.ip, "127.0.0.6")
+
+
+@root_only
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["python", "envoy"])
+def test_service_port_other_than_the_target_port(mesh: Mesh, kind: str, tmp_path: Path) -> None:
+    """`web` is port 80 → targetPort 8080 (Kubernetes' usual shape): the client names port 80,
+    b's sidecar takes it on 8080 (the original destination after a's sidecar picked the pod)."""
+    with _sidecars(mesh, kind, kind, tmp_path):
+        reply = _get_from_client(mesh, "http://web/")
+        assert reply["status"] == 200, reply
+        seen = json.loads(reply["body"])
+        assert seen["headers"]["host"] == "web"
+        assert seen["peer"] == "127.0.0.6"
+        assert (
+            _counter(
+                mesh.client.netns, "outbound|80||web.default.svc.cluster.local", "upstream_rq_total"
+            )
+            >= 1
+        )
