@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,22 @@ def test_running_pid_is_minus_one_while_the_holder_has_not_written_its_pid(
     assert state.running_pid(tmp_path) == -1
     with pytest.raises(state.RuntimeRunning, match="another process"):
         state.acquire(tmp_path)
+
+
+def test_acquire_is_not_refused_because_a_reader_was_probing_the_lock(tmp_path: Path) -> None:
+    """`running_pid` (down, run, get pods) holds a shared flock for an instant; an `up` that
+    starts in that instant must wait it out, not report "already running (another process)"."""
+    state.acquire(tmp_path).release()
+    fd = os.open(tmp_path / state.LOCK, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a probe, frozen mid-way
+    releaser = threading.Timer(0.1, os.close, (fd,))
+    releaser.start()
+    try:
+        lock = state.acquire(tmp_path)
+    finally:
+        releaser.join()
+    assert (tmp_path / state.LOCK).read_text() == f"{os.getpid()}\n"
+    lock.release()
 
 
 def test_write_json_replaces_the_file_whole_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ LOCK = "runtime.lock"
 RUNTIME = "runtime.json"
 PODS = "pods.json"
 SERVICES = "services.json"  # [[name, namespace, vip], ...] for `gossamer run` pods
+PROBE_WAIT = 0.5  # seconds acquire waits out a holder that names no PID (see acquire)
 
 
 class RuntimeRunning(RuntimeError):
@@ -35,11 +37,18 @@ class RuntimeRunning(RuntimeError):
 
 
 def acquire(home: Path) -> LockFile:
+    """Take the runtime lock. A holder that names no PID is given `PROBE_WAIT` seconds to go
+    away or to write its PID: `running_pid` holds a shared lock for an instant, and a holder
+    that has just locked writes its PID right after."""
     home.mkdir(parents=True, exist_ok=True)
-    try:
-        return LockFile.acquire(home / LOCK)
-    except StoreLocked as exc:
-        raise RuntimeRunning(home, exc.pid) from None
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        try:
+            return LockFile.acquire(home / LOCK)
+        except StoreLocked as exc:
+            if exc.pid is not None or time.monotonic() >= deadline:
+                raise RuntimeRunning(home, exc.pid) from None
+        time.sleep(0.02)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -57,7 +66,8 @@ def read_json(path: Path) -> Any:
 
 def running_pid(home: Path) -> int | None:
     """The PID of the `up` that holds the lock (-1 if it has not written it yet), or None when
-    none runs. Probes with flock and never writes, so it cannot disturb a starting `up`."""
+    none runs. Probes with a shared flock for an instant and never writes; `acquire` waits such
+    a probe out, so it cannot make a starting `up` fail."""
     path = home / LOCK
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
