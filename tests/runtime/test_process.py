@@ -100,6 +100,31 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def test_wait_returns_soon_after_exit_even_if_a_leftover_holds_the_output(
+    tmp_path: Path,
+) -> None:
+    """On uvloop, as the runtime runs: a background process the app left behind keeps the
+    output pipe open; the app's exit (and so its pod's unready) must not wait for it."""
+    import uvloop
+
+    lines: list[str] = []
+
+    async def run() -> tuple[int, float]:
+        script = "sleep 5 & echo $!"
+        child = Child(
+            ["sh", "-c", script], env=os.environ, log_path=tmp_path / "log", sink=lines.append
+        )
+        await child.start()
+        started = time.monotonic()
+        code = await child.wait()
+        return code, time.monotonic() - started
+
+    code, took = uvloop.run(run())
+    os.kill(int(lines[0]), signal.SIGKILL)  # the leftover, by its PID
+    assert code == 0
+    assert took < 3.0
+
+
 async def test_stop_of_an_exited_or_unstarted_child_is_harmless(tmp_path: Path) -> None:
     assert await Child(["true"], env=os.environ, log_path=tmp_path / "a").stop() is None
     child = Child(["false"], env=os.environ, log_path=tmp_path / "b")
