@@ -125,6 +125,14 @@ def test_envoy_sidecar_bootstrap_passes_envoy_validate(tmp_path: Path) -> None:
     rt.validate(config, tmp_path, binary=binary)
 
 
+@pytest.mark.parametrize("address", ["10.0.0.1", "10.0.0.1:", ":15010", "10.0.0.1:99999"])
+def test_envoy_sidecar_refuses_a_control_plane_that_is_not_host_port(
+    tmp_path: Path, address: str
+) -> None:
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        envoy_sidecar(ECHO, controlplane=address, workdir=tmp_path, binary=Path("/bin/true"))
+
+
 def test_write_files_stays_inside_the_work_dir(tmp_path: Path) -> None:
     launch = SidecarLaunch(["true"], {"../escape": "x"}, "http://127.0.0.1:1/", "python")
     with pytest.raises(ValueError, match="outside"):
