@@ -187,3 +187,21 @@ async def test_stop_goes_unready_before_the_app_is_stopped_then_deregisters(
     assert setup.ready("web-0") is None
     assert not alive(app_pid) and not alive(sidecar_pid)
     assert pod.status.phase == "Terminating" and not pod.status.ready
+
+
+async def test_a_crashing_app_backs_off_and_stop_during_the_wait_ends_the_pod_at_once(
+    setup: Setup,
+) -> None:
+    setup.gate.touch()
+    argv = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    pod = setup.pod("crash-0", AppLaunch(argv, dict(os.environ), AlwaysReady()))
+    task = asyncio.create_task(pod.run())
+    await eventually(lambda: pod.status.restarts == 2, "two restarts (0.5 s, then 1 s)")
+    assert pod.status.phase == "CrashLoopBackOff"
+    assert pod.status.message == "app exited with 1; restarting in 1s"
+    assert setup.ready("crash-0") is False  # registered, unready while it waits
+    started = time.monotonic()
+    await pod.stop()
+    await asyncio.wait_for(task, WAIT)
+    assert time.monotonic() - started < 1.0  # no unready grace: nothing was running
+    assert setup.ready("crash-0") is None
