@@ -42,6 +42,18 @@ def read_token() -> str:
         return ""
 
 
+def announced_server(state_dir: Path) -> str | None:
+    """The API address in runtime.json (a running `gossamer up`) or controlplane.json."""
+    for name in ("runtime.json", "controlplane.json"):
+        try:
+            api = json.loads((state_dir / name).read_text()).get("api")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(api, str) and api:
+            return api
+    return None
+
+
 @dataclass
 class ApiClient:
     server: str = DEFAULT_SERVER
@@ -50,7 +62,10 @@ class ApiClient:
 
     @classmethod
     def from_env(cls, server: str | None = None) -> ApiClient:
-        return cls(server or os.environ.get("GOSSAMER_SERVER") or DEFAULT_SERVER, read_token())
+        """--server, else $GOSSAMER_SERVER, else the API a running `up`/`controlplane` on this
+        home announced (it may have bound any port), else the default."""
+        chosen = server or os.environ.get("GOSSAMER_SERVER") or announced_server(home())
+        return cls(chosen or DEFAULT_SERVER, read_token())
 
     def request(
         self,
