@@ -17,6 +17,11 @@ from gossamer.runtime.pods.addressing import veth_names
 from gossamer.runtime.pods.interception import InterceptionPorts
 
 SIDECAR_UID = 1337
+# Real pods in these tests live on a bridge, range and prefix of their own, never the default
+# `gossamer0`/`gsm-` a running `gossamer up` on this machine owns.
+TEST_NET = PodAddressing(
+    pod_cidr="10.236.0.0/24", service_cidr="10.237.0.0/24", bridge="gsmtnet0", netns_prefix="gsmtn-"
+)
 STEP_TIMEOUT_S = 10.0
 
 
@@ -127,7 +132,7 @@ def leftovers(pods: list[PodNetwork]) -> list[str]:
 @pytest.fixture
 def two_pods() -> Iterator[tuple[PodNetwork, PodNetwork]]:
     """Pod a intercepts outbound and inbound traffic; pod b is a plain pod."""
-    addressing = PodAddressing()
+    addressing = TEST_NET
     etc = Path("/etc/netns")
     services = {("reviews", "default"): addressing.service_vip(0)}
     suffix = str(os.getpid())
@@ -217,10 +222,10 @@ def test_hosts_file_resolves_service_names_to_the_vip(
 
 @root_only
 def test_cleanup_all_removes_a_crashed_runs_leftovers() -> None:
-    pod = PodNetwork(f"t{os.getpid()}-crash", PodAddressing().pod_ip(5), interception=None)
+    pod = PodNetwork(f"t{os.getpid()}-crash", TEST_NET.pod_ip(5), TEST_NET, interception=None)
     try:
         pod.apply()
-        cleanup_all()
+        cleanup_all(TEST_NET.netns_prefix, TEST_NET)
         assert leftovers([pod]) == []
     finally:
         pod.teardown()
@@ -254,7 +259,7 @@ def test_cleanup_all_leaves_foreign_namespaces_alone() -> None:
     foreign = f"other-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", foreign], check=True, timeout=STEP_TIMEOUT_S)
     try:
-        cleanup_all()
+        cleanup_all(TEST_NET.netns_prefix, TEST_NET)
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
         assert foreign in names.stdout.split()
     finally:

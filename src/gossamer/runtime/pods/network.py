@@ -18,7 +18,7 @@ from gossamer.runtime.pods.addressing import (
     PodAddressing,
     veth_names,
 )
-from gossamer.runtime.pods.hosts import NETNS_ETC, hosts_dir, hosts_file_text
+from gossamer.runtime.pods.hosts import NETNS_ETC, hosts_dir, hosts_file_text, resolv_conf_text
 from gossamer.runtime.pods.interception import InterceptionPorts, interception_rules
 
 _TIMEOUT_S = 20.0
@@ -117,6 +117,7 @@ class PodNetwork:
             directory = hosts_dir(self.netns, self.etc_root)
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "hosts").write_text(self.hosts_text())
+            (directory / "resolv.conf").write_text(resolv_conf_text())
             for argv in self.plan():
                 run(argv)
         except BaseException:
