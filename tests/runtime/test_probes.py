@@ -38,6 +38,22 @@ async def http_port() -> AsyncIterator[int]:
     await runner.cleanup()
 
 
+async def test_http_probe_reaches_an_ipv6_address() -> None:
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz/ready", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "::1", 0).start()
+    try:
+        port = runner.addresses[0][1]
+        assert await HttpProbe("::1", port, "/healthz/ready").check()
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def silent_port() -> AsyncIterator[int]:
     """Accepts connections and never answers."""

@@ -20,7 +20,8 @@ class HttpProbe:
     timeout: float = 1.0
 
     async def check(self) -> bool:
-        url = f"http://{self.host}:{self.port}{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        url = f"http://{host}:{self.port}{self.path}"
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with (
