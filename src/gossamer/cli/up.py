@@ -18,8 +18,8 @@ import typer
 from gossamer.cli.output import err, out
 from gossamer.control.plane import default_home
 from gossamer.runtime import state
+from gossamer.runtime.gateway import PortBusy
 from gossamer.runtime.mesh import ApplyFailed, LocalMesh, MeshOptions
-from gossamer.runtime.node import PortBusy
 from gossamer.spec.loader import Unreadable, load_file, manifest_files
 
 READY_TIMEOUT = 120.0

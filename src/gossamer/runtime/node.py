@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,15 +20,14 @@ from typing import Any
 import aiohttp
 
 from gossamer.runtime import state
-from gossamer.runtime.backoff import RestartBackoff
+from gossamer.runtime.gateway import IngressGateway
 from gossamer.runtime.launch import SIDECAR_GID, pod_argv
 from gossamer.runtime.pod import Pod
 from gossamer.runtime.pods.addressing import PodAddressing
 from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
 from gossamer.runtime.pods.network import PodNetwork, ensure_bridge, remove_bridge_if_unused
 from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
-from gossamer.runtime.probes import HttpProbe
-from gossamer.runtime.process import Child, child_environment
+from gossamer.runtime.process import child_environment
 from gossamer.runtime.registration import RegistryClient
 from gossamer.runtime.relay import TcpRelay
 from gossamer.runtime.sidecars import PodIdentity, envoy_sidecar, python_sidecar
@@ -39,12 +36,9 @@ from gossamer.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
-GATEWAY_PORTS = (15000, 15020, 15021, 8080)  # admin, stats, health; the demo's Gateway
 MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
 EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
-GOSSAMER = [sys.executable, "-m", "gossamer.cli.main"]
-GATEWAY_HEALTH = HttpProbe("127.0.0.1", 15021, "/healthz/ready")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +77,10 @@ class Node:
         self._ips: dict[int, tuple[str, str]] = {}
         self._services: dict[tuple[str, str], str] = {}
         self._relay: TcpRelay | None = None
-        self._gateway: Child | None = None
+        self._gateway: IngressGateway | None = None
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
         self._next_ip = 0
-        self._gateway_watch: asyncio.Task[None] | None = None
         self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     @property
@@ -108,9 +101,8 @@ class Node:
             )
             await self._relay.start()
         if self.options.gateway:
-            check_ports_free("127.0.0.1", GATEWAY_PORTS, "the ingress gateway")
-            await self._start_gateway()
-            self._gateway_watch = asyncio.create_task(self._keep_gateway(), name="gateway")
+            self._gateway = IngressGateway(self.options.xds_port, self.options.logs / "gateway.log")
+            await self._gateway.start()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile until `stopping` is set."""
@@ -131,10 +123,8 @@ class Node:
         await asyncio.gather(*(s.pod.stop() for s in slots), return_exceptions=True)
         await asyncio.gather(*(s.task for s in slots), return_exceptions=True)
         self._slots.clear()
-        if self._gateway_watch is not None:
-            self._gateway_watch.cancel()
         if self._gateway is not None:
-            await self._gateway.stop(grace=10.0)
+            await self._gateway.stop()
         if self._relay is not None:
             await self._relay.stop()
         await self.registry.close()
@@ -282,42 +272,8 @@ class Node:
                 f.truncate(0)
                 f.write(text)
 
-    async def _start_gateway(self) -> None:
-        argv = [
-            *GOSSAMER,
-            "proxy",
-            "--gateway",
-            "--controlplane",
-            f"127.0.0.1:{self.options.xds_port}",
-        ]
-        argv += ["--concurrency", "1", "--ip", "127.0.0.1"]
-        self._gateway = Child(
-            pod_argv(argv),
-            env=child_environment({}, drop_proxy=True),
-            log_path=self.options.logs / "gateway.log",
-        )
-        await self._gateway.start()
-
-    async def _keep_gateway(self) -> None:
-        """Restart the ingress gateway with back-off if it dies, as a Deployment would."""
-        backoff = RestartBackoff()
-        while self._gateway is not None:
-            started = time.monotonic()
-            code = await self._gateway.wait()
-            delay = backoff.after_exit(time.monotonic() - started)
-            log.warning(
-                "ingress gateway exited with %s (%s); restarting in %gs",
-                code,
-                _last_error(self.options.logs / "gateway.log"),
-                delay,
-            )
-            await asyncio.sleep(delay)
-            await self._start_gateway()
-
     async def gateway_ready(self) -> bool:
-        if self._gateway is None:
-            return True
-        return self._gateway.running and await GATEWAY_HEALTH.check()
+        return self._gateway is None or await self._gateway.ready()
 
     def pods(self) -> list[dict[str, Any]]:
         rows = []
@@ -352,30 +308,3 @@ class Node:
             self._dirty.clear()
             self.write_pods()
             await asyncio.sleep(0.2)
-
-
-class PortBusy(RuntimeError):
-    """A port the mesh needs is taken by another process."""
-
-
-def check_ports_free(host: str, ports: tuple[int, ...], who: str) -> None:
-    for port in ports:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError:
-                raise PortBusy(
-                    f"{host}:{port} is in use by another process; {who} needs it "
-                    "(another gossamer up on a different home? an Envoy?)"
-                ) from None
-
-
-def _last_error(log_path: Path) -> str:
-    """The last ERROR line of a process's log: why it exited, for the terminal."""
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log"
-    errors = [line for line in lines if " ERROR " in line or "Error" in line]
-    return (errors or lines or ["no output"])[-1][-200:]
