@@ -27,9 +27,7 @@ def logs(
     pod: Annotated[str, typer.Argument(help="Pod name, e.g. reviews-v2-0 (see `get pods`).")],
     namespace: Annotated[str, typer.Option("-n", "--namespace")] = "default",
     sidecar: Annotated[bool, typer.Option("--sidecar", help="The sidecar's log.")] = False,
-    follow: Annotated[
-        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
-    ] = False,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Print new lines too.")] = False,
     tail: Annotated[int, typer.Option("--tail", min=-1, help="Last N lines (-1: all).")] = -1,
     home: Annotated[Path | None, typer.Option("--home", envvar="GOSSAMER_HOME")] = None,
 ) -> None:

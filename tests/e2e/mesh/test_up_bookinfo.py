@@ -93,6 +93,16 @@ def test_get_pods_shows_labels_ips_sidecars_and_readiness(mesh: Mesh) -> None:
     assert "app=reviews,version=v2" in row
 
 
+def test_logs_show_a_pods_app_and_sidecar_output(mesh: Mesh) -> None:
+    assert product_page().ok
+    app = mesh.cli("logs", "productpage-v1-0", "--tail", "200")
+    assert app.returncode == 0 and '"GET /productpage" 200' in app.stdout, app.stderr
+    sidecar = mesh.cli("logs", "productpage-v1-0", "--sidecar")
+    assert sidecar.returncode == 0 and sidecar.stdout, sidecar.stderr
+    missing = mesh.cli("logs", "no-such-pod")
+    assert missing.returncode == 1 and "no logs for pod default/no-such-pod" in missing.stderr
+
+
 def test_gossamer_run_calls_services_by_plain_name(mesh: Mesh) -> None:
     fetch = (
         "import json, urllib.request\n"
