@@ -44,8 +44,16 @@ def down(home: Path) -> subprocess.CompletedProcess[str]:
 def test_down_with_nothing_running_says_so_and_succeeds(home: Path) -> None:
     result = down(home)
     assert result.returncode == 0, result.stderr
-    assert "Gossamer is not running." in result.stdout
-    assert "Gossamer is down" in result.stdout
+    assert result.stdout == "Gossamer is not running.\n"
+
+
+def test_down_after_a_killed_run_removes_what_it_left(home: Path) -> None:
+    for name in (state.RUNTIME, state.PODS, state.SERVICES):
+        (home / name).write_text('{"mode": "explicit"}\n' if name == state.RUNTIME else "[]\n")
+    result = down(home)
+    assert result.returncode == 0, result.stderr
+    assert "killed without cleaning up" in result.stdout and "Gossamer is down" in result.stdout
+    assert not [n for n in (state.RUNTIME, state.PODS, state.SERVICES) if (home / n).exists()]
 
 
 def test_down_stops_the_running_up_by_its_pid_and_removes_the_pod_list(home: Path) -> None:

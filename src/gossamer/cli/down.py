@@ -28,8 +28,12 @@ def down(
     network namespace, veth, bridge and iptables rule it made."""
     home = home or default_home()
     pid = state.running_pid(home)
-    if pid is None:
+    described = state.read_json(home / state.RUNTIME)  # left behind only by a killed run
+    if pid is None and not described:
         out.print("Gossamer is not running.", markup=False)
+        return
+    if pid is None:
+        out.print("Gossamer was killed without cleaning up; removing what it left.", markup=False)
     elif pid < 0:
         err.print("Gossamer is starting; try again in a moment.", style="yellow")
         raise typer.Exit(1)
@@ -38,11 +42,12 @@ def down(
         if not _stop(home, pid):
             err.print(f"pid {pid} did not stop within {STOP_TIMEOUT:.0f}s", style="bold red")
             raise typer.Exit(1)
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and (described or {}).get("mode") == "netns":
         from gossamer.runtime.pods.network import cleanup_all
 
-        cleanup_all()  # leftovers of a run that was killed (SIGKILL leaves namespaces behind)
-    (home / state.PODS).unlink(missing_ok=True)
+        cleanup_all()  # what a killed run left (SIGKILL leaves namespaces behind)
+    for name in (state.PODS, state.RUNTIME, state.SERVICES):
+        (home / name).unlink(missing_ok=True)
     out.print("Gossamer is down: no pods, sidecars, namespaces or rules are left.", markup=False)
 
 

@@ -107,8 +107,9 @@ class Pod:
                 beats.cancel()
                 watch.cancel()
         except (RegistrationError, OSError, RuntimeError) as exc:
-            self.status.phase, self.status.message = "Failed", str(exc)
-            log.error("pod %s failed: %s", self.name, exc)
+            if not self._stopping.is_set():
+                self.status.phase, self.status.message = "Failed", str(exc)
+                log.error("pod %s failed: %s", self.name, exc)
         finally:
             await self._cleanup()
         return code
@@ -129,10 +130,25 @@ class Pod:
         await self._sidecar.start()
         self.status.sidecar_pid = self._sidecar.pid
         self._changed()
-        ready = _UrlReady(self.sidecar.ready_url)
-        if not await wait_until(ready.probe(), SIDECAR_READY_TIMEOUT, interval=0.1):
-            limit = f"{SIDECAR_READY_TIMEOUT:.0f}s"
-            raise RuntimeError(f"sidecar not ready after {limit} (see {self.logs}/sidecar.log)")
+        ready = asyncio.ensure_future(
+            wait_until(_UrlReady(self.sidecar.ready_url).probe(), SIDECAR_READY_TIMEOUT, 0.1)
+        )
+        exited = asyncio.ensure_future(self._sidecar.wait())
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((ready, exited, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (ready, stopped):
+                waiter.cancel()
+            if not exited.done():
+                exited.cancel()
+        see = f"see {self.logs}/sidecar.log"
+        if stopped.done() and not ready.done():
+            raise RuntimeError("stopped before the sidecar was ready")
+        if exited.done() and not exited.cancelled():
+            raise RuntimeError(f"sidecar exited with {exited.result()} before ready ({see})")
+        if not (ready.done() and not ready.cancelled() and ready.result()):
+            raise RuntimeError(f"sidecar not ready after {SIDECAR_READY_TIMEOUT:.0f}s ({see})")
         self.status.sidecar_ready = True
 
     def _write_sidecar_files(self) -> None:
