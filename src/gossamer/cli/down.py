@@ -43,12 +43,26 @@ def down(
             err.print(f"pid {pid} did not stop within {STOP_TIMEOUT:.0f}s", style="bold red")
             raise typer.Exit(1)
     if os.geteuid() == 0 and (described or {}).get("mode") == "netns":
-        from gossamer.runtime.pods.network import cleanup_all
-
-        cleanup_all()  # what a killed run left (SIGKILL leaves namespaces behind)
+        _remove_pod_networks()
     for name in (state.PODS, state.RUNTIME, state.SERVICES):
         (home / name).unlink(missing_ok=True)
     out.print("Gossamer is down: no pods, sidecars, namespaces or rules are left.", markup=False)
+
+
+def _remove_pod_networks() -> None:
+    """What a killed run left (SIGKILL leaves namespaces behind), unless another `up` now owns
+    the pod network."""
+    from gossamer.runtime.pods.network import cleanup_all
+
+    try:
+        network = state.acquire_network()
+    except state.PodNetworkInUse as exc:
+        err.print(f"left the pod network alone: {exc}", style="yellow", markup=False)
+        return
+    try:
+        cleanup_all()
+    finally:
+        network.release()
 
 
 def _stop(home: Path, pid: int) -> bool:
@@ -59,7 +73,17 @@ def _stop(home: Path, pid: int) -> bool:
         return True
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if state.running_pid(home) is None:
+        if state.running_pid(home) is None and not _alive(pid):
             return True
-        time.sleep(0.2)
+        time.sleep(0.1)
     return False
+
+
+def _alive(pid: int) -> bool:
+    """Still running (the lock goes a moment before the interpreter has exited); a zombie
+    waiting for its parent to reap it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -121,33 +121,65 @@ def _print_line(pod: str, line: str) -> None:
 async def _run(options: MeshOptions, manifests: list[tuple[str, str]]) -> int:
     from gossamer.runtime.pods.network import cleanup_all
 
+    try:
+        network = state.acquire_network() if options.netns else None
+    except state.PodNetworkInUse as exc:
+        err.print(f"Error: {exc}", style="bold red", markup=False)
+        return 1
     if options.netns:
-        await asyncio.to_thread(cleanup_all)  # we hold the lock: leftovers are a crashed run's
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+        await asyncio.to_thread(cleanup_all)  # no one else runs pods: leftovers of a killed run
+    stopping = _stop_on_signals()
     mesh = LocalMesh(options)
     runtime_file = options.home / state.RUNTIME
+    node_task: asyncio.Task[None] | None = None
     try:
+        starting = asyncio.create_task(mesh.start(manifests))
+        await asyncio.wait(
+            (starting, asyncio.create_task(stopping.wait())), return_when=asyncio.FIRST_COMPLETED
+        )
+        if not starting.done():
+            starting.cancel()
+            return 0
         try:
-            for line in await mesh.start(manifests):
+            for line in starting.result():
                 out.print(line, markup=False)
         except (ApplyFailed, PortBusy) as exc:
             err.print(f"Error: {exc}", style="bold red", markup=False)
             return 1
         state.write_json(runtime_file, mesh.describe(ready=False))
         node_task = asyncio.create_task(mesh.run(stopping))
-        pending = await mesh.wait_ready(READY_TIMEOUT)
-        state.write_json(runtime_file, mesh.describe(ready=not pending))
-        _print_ready(mesh, pending)
+        pending = await mesh.wait_ready(READY_TIMEOUT, stopping)
+        if not stopping.is_set():
+            state.write_json(runtime_file, mesh.describe(ready=not pending, settled=True))
+            _print_ready(mesh, pending)
         await node_task
         return 0
     finally:
         out.print("stopping: pods, sidecars, gateway, control plane ...", markup=False)
+        if node_task is not None and not node_task.done():
+            node_task.cancel()
         await mesh.stop()
         if options.netns:
             await asyncio.to_thread(cleanup_all)
+        if network is not None:
+            network.release()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """SIGINT, SIGTERM or SIGHUP stop the mesh in order; a second Ctrl-C stops it at once (the
+    children die with us; the next `up` or `down` removes what is left)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def first_signal() -> None:
+        if not stopping.is_set():
+            err.print("stopping (Ctrl-C again to quit at once) ...", markup=False)
+        stopping.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, first_signal)
+    return stopping
 
 
 def _print_ready(mesh: LocalMesh, pending: list[str]) -> None:
@@ -185,7 +217,15 @@ def _detach(home: Path) -> int:
             err.print(log_path.read_text(errors="replace")[-3000:], markup=False)
             return 1
         described = state.read_json(runtime_file)
-        if described and described.get("pid") == child.pid and described.get("ready"):
+        mine = bool(described) and described.get("pid") == child.pid
+        if mine and described.get("settled") and not described.get("ready"):
+            err.print(
+                f"gossamer up (pid {child.pid}) runs, but not everything is ready; "
+                f"see `gossamer get pods` and {log_path}",
+                style="yellow",
+            )
+            return 1
+        if mine and described.get("ready"):
             out.print(f"[bold green]Gossamer is up[/] in the background (pid {child.pid})")
             out.print(f"  product page   {described['gateway']}/productpage")
             out.print(f"  control plane  {described['api']}")

@@ -84,7 +84,8 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
     argv[0] = shutil.which(argv[0], path=env.get("PATH")) or argv[0]
     network = None
     if netns is not None:
-        network = PodNetwork(job.name, ip, addressing, services=shared_services(mesh.home))
+        services = shared_services(mesh.home)
+        network = PodNetwork(job.name, ip, addressing, services=services, owns_bridge=False)
     registry = RegistryClient(mesh.api, mesh.token)
     pod = Pod(
         PodRecord(job.name, job.namespace, ip, job.labels, job.service_account, {}),

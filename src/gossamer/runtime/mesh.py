@@ -51,6 +51,7 @@ class LocalMesh:
         self.api = f"http://127.0.0.1:{options.api_port}"
         self.xds_port = options.xds_port
         self.token = ""
+        self.started = time.time()
 
     async def start(self, manifests: list[tuple[str, str]]) -> list[str]:
         """Start everything and apply `manifests`; returns one summary line per manifest."""
@@ -85,7 +86,8 @@ class LocalMesh:
         await self.node.start()
         return lines
 
-    def describe(self, ready: bool) -> dict[str, Any]:
+    def describe(self, ready: bool, settled: bool = False) -> dict[str, Any]:
+        """runtime.json: `settled` once the wait for readiness is over (ready or not)."""
         return {
             "pid": os.getpid(),
             "mode": "netns" if self.options.netns else "explicit",
@@ -93,21 +95,25 @@ class LocalMesh:
             "api": self.api,
             "xds": f"127.0.0.1:{self.xds_port}",
             "gateway": f"http://127.0.0.1:{GATEWAY_PORT}",
-            "started": time.time(),
+            "started": self.started,
             "ready": ready,
+            "settled": settled,
             "ownControlPlane": self.plane is not None,
         }
 
-    async def wait_ready(self, limit_s: float) -> list[str]:
-        """Wait until every pod is ready and the gateway answers; returns what is not."""
+    async def wait_ready(self, limit_s: float, stopping: asyncio.Event) -> list[str]:
+        """Wait until the node has made its pods, every pod is ready and the gateway answers
+        (or `stopping` is set); returns what is not ready."""
         assert self.node is not None
         loop = asyncio.get_running_loop()
         end = loop.time() + limit_s
         while True:
             pending = [p["name"] for p in self.node.pods() if not p["ready"]]
+            if not self.node.reconciled.is_set():
+                pending.append("pods (not created yet)")
             if not await self.node.gateway_ready():
                 pending.append("ingress gateway")
-            if not pending or loop.time() >= end:
+            if not pending or loop.time() >= end or stopping.is_set():
                 return pending
             await asyncio.sleep(0.25)
 

@@ -81,6 +81,8 @@ class Node:
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
         self._next_ip = 0
+        self._refused: dict[tuple[str, str], str] = {}  # pod → fingerprint that cannot run
+        self.reconciled = asyncio.Event()  # set after the first complete round
         self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     @property
@@ -113,6 +115,8 @@ class Node:
                     await self.reconcile()
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     log.warning("cannot read the control plane: %s", exc)
+                except Exception:  # one bad round must not end the node
+                    log.exception("reconcile failed; trying again")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
         finally:
@@ -121,7 +125,9 @@ class Node:
     async def stop(self) -> None:
         slots = list(self._slots.values())
         await asyncio.gather(*(s.pod.stop() for s in slots), return_exceptions=True)
-        await asyncio.gather(*(s.task for s in slots), return_exceptions=True)
+        await asyncio.gather(
+            *(s.task for s in slots), *self._stopping.values(), return_exceptions=True
+        )
         self._slots.clear()
         if self._gateway is not None:
             await self._gateway.stop()
@@ -145,10 +151,12 @@ class Node:
             return await response.json()
 
     async def reconcile(self) -> None:
-        workloads = [
-            Workload.model_validate(item)
-            for item in (await self._get("/api/v1/resources/workloads"))["items"]
-        ]
+        workloads = []
+        for item in (await self._get("/api/v1/resources/workloads"))["items"]:
+            try:
+                workloads.append(Workload.model_validate(item))
+            except ValueError as exc:  # the store validated it; a newer schema may not
+                log.warning("skipping Workload %s: %s", item.get("metadata", {}).get("name"), exc)
         await self._update_services((await self._get("/api/v1/registry"))["services"])
         desired: dict[tuple[str, str], tuple[Workload, int, str, str]] = {}
         for workload in workloads:
@@ -173,8 +181,16 @@ class Node:
             if task.done() and key not in self._slots:
                 del self._stopping[key]
         for key, (workload, index, fingerprint, dataplane) in desired.items():
-            if key not in self._slots:
-                self._create(key, workload, index, fingerprint, dataplane)
+            if key not in self._slots and self._refused.get(key) != fingerprint:
+                try:
+                    self._create(key, workload, index, fingerprint, dataplane)
+                except (ValueError, OSError, RuntimeError) as exc:
+                    self._refused[key] = fingerprint  # until the Workload changes
+                    self._release(key)
+                    log.error("cannot run pod %s/%s: %s", key[0], key[1], exc)
+        if self.options.netns:
+            await asyncio.to_thread(self._rewrite_hosts)
+        self.reconciled.set()
 
     def _dataplane(self, workload: Workload) -> str:
         if "dataplane" in workload.spec.model_fields_set:
@@ -201,6 +217,8 @@ class Node:
     def _create(
         self, key: tuple[str, str], workload: Workload, index: int, fingerprint: str, dataplane: str
     ) -> None:
+        if dataplane == "envoy" and not self.options.netns:
+            raise ValueError("spec.dataplane: envoy needs netns mode (run `gossamer up` as root)")
         ip = self._allocate_ip(key)
         name = key[1]
         netns = self.addressing.netns_name(name) if self.options.netns else None
@@ -222,7 +240,9 @@ class Node:
             )
         network = None
         if netns is not None:
-            network = PodNetwork(name, ip, self.addressing, services=dict(self._services))
+            network = PodNetwork(
+                name, ip, self.addressing, services=dict(self._services), owns_bridge=False
+            )
         sink = self.options.sink
         pod = Pod(
             pod_record(workload, index, placement),
@@ -260,17 +280,19 @@ class Node:
         self._services = current
         rows = [[name, namespace, vip] for (name, namespace), vip in sorted(current.items())]
         state.write_json(self.options.home / state.SERVICES, rows)
-        if self.options.netns:
-            await asyncio.to_thread(self._rewrite_hosts)
 
     def _rewrite_hosts(self) -> None:
-        """In place (same inode): `ip netns exec` bind-mounted this very file into running pods."""
-        for (_namespace, name), slot in self._slots.items():
+        """Keep every pod's hosts file in step with the services. In place (same inode):
+        `ip netns exec` bind-mounted this very file into the pod's processes; written before
+        it is cut, so a lookup never meets an empty file."""
+        for (_namespace, name), slot in list(self._slots.items()):
             path = hosts_dir(self.addressing.netns_name(name)) / "hosts"
             text = hosts_file_text(name, slot.pod.record.address, self._services)
             with contextlib.suppress(OSError), path.open("r+") as f:
-                f.truncate(0)
-                f.write(text)
+                if f.read() != text:
+                    f.seek(0)
+                    f.write(text)
+                    f.truncate()
 
     async def gateway_ready(self) -> bool:
         return self._gateway is None or await self._gateway.ready()

@@ -82,6 +82,7 @@ class Pod:
         self._registered = False
         self._ready_sent: bool | None = None
         self._app_ready = False
+        self._reporting = asyncio.Lock()
         self._sidecar = Child(sidecar_argv, env=sidecar_env, log_path=logs / "sidecar.log")
         self._app: Child | None = None
         self._app_sink = app_sink
@@ -100,12 +101,16 @@ class Pod:
             await self._start_sidecar()
             await self.registry.register(self.record, ready=False)
             self._registered = True
-            async with asyncio.TaskGroup() as group:
-                beats = group.create_task(self._heartbeats())
-                watch = group.create_task(self._watch_sidecar())
+            helpers = (
+                asyncio.create_task(self._heartbeats()),
+                asyncio.create_task(self._watch_sidecar()),
+            )
+            try:
                 code = await self._run_app()
-                beats.cancel()
-                watch.cancel()
+            finally:
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
         except (RegistrationError, OSError, RuntimeError) as exc:
             if not self._stopping.is_set():
                 self.status.phase, self.status.message = "Failed", str(exc)
@@ -236,18 +241,26 @@ class Pod:
                 await self._start_sidecar()
             except RuntimeError as exc:
                 log.warning("pod %s: %s", self.name, exc)
+                await self._sidecar.stop()
                 continue
             await self._set_ready(self._app_ready)
 
     async def _set_ready(self, app_ready: bool) -> None:
         """Ready = the app's probe passes and the sidecar is up."""
         self._app_ready = app_ready
-        ready = app_ready and self.status.sidecar_ready
+        ready = app_ready and self.status.sidecar_ready and not self._stopping.is_set()
         if ready != self.status.ready:
             log.info("pod %s %s", self.name, "ready" if ready else "not ready")
         self.status.ready = ready
         self._changed()
         if self._registered and ready != self._ready_sent:
+            await self._report()
+
+    async def _report(self) -> None:
+        """One report at a time, so the registry hears readiness changes in order."""
+        async with self._reporting:
+            ready = self.status.ready  # the latest word, not what was current when queued
+            self._ready_sent = None
             try:
                 await self.registry.heartbeat(self.record, ready)
                 self._ready_sent = ready
@@ -257,11 +270,7 @@ class Pod:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
-            try:
-                await self.registry.heartbeat(self.record, self.status.ready)
-                self._ready_sent = self.status.ready
-            except RegistrationError as exc:
-                log.warning("pod %s: heartbeat failed: %s", self.name, exc)
+            await self._report()
 
     async def _cleanup(self) -> None:
         self.status.phase = (

@@ -78,7 +78,10 @@ class Child:
             self._log.write(line)
             self._log.flush()
             if sink is not None:
-                sink(line.decode(errors="replace").rstrip("\n"))
+                try:
+                    sink(line.decode(errors="replace").rstrip("\n"))
+                except (OSError, ValueError):  # the terminal went away: keep the log, drop it
+                    sink = None
 
     async def wait(self) -> int:
         assert self._proc is not None, "not started"
@@ -103,8 +106,7 @@ class Child:
         if proc is None:
             return None
         if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+            self._signal(proc, signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
             except TimeoutError:
@@ -116,11 +118,16 @@ class Child:
         (as a container's processes all die with it): a shell's `sleep` would otherwise keep
         the output pipe open and `wait()` would not return until it ended by itself. Only while
         the child is unreaped, so its PID (the group's id) cannot belong to anyone else."""
+        self._signal(proc, signal.SIGKILL)
+
+    def _signal(self, proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+        """`sig` to the child's whole session (what a shell app started dies with it), or to
+        the child alone when it shares our terminal (`gossamer run`)."""
         with contextlib.suppress(ProcessLookupError):
             if proc.returncode is None and not self.inherit_stdio:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
             else:
-                proc.kill()
+                proc.send_signal(sig)
 
 
 def child_environment(extra: Mapping[str, str], *, drop_proxy: bool) -> dict[str, str]:

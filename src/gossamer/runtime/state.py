@@ -51,6 +51,29 @@ def acquire(home: Path) -> LockFile:
         time.sleep(0.02)
 
 
+NETWORK_LOCK = Path("/run/gossamer-pods.lock")
+
+
+class PodNetworkInUse(RuntimeError):
+    """Another `gossamer up` (any home) runs netns pods on this machine: one bridge, one owner."""
+
+    def __init__(self, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"another gossamer up ({who}) runs pods on this machine; "
+            "stop it first (`gossamer down --home <its home>`)"
+        )
+        self.pid = pid
+
+
+def acquire_network(path: Path = NETWORK_LOCK) -> LockFile:
+    """Held by a netns-mode `up` for its whole life: nothing else cleans up pod networks."""
+    try:
+        return LockFile.acquire(path)
+    except StoreLocked as exc:
+        raise PodNetworkInUse(exc.pid) from None
+
+
 def write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,6 +166,17 @@ class Mesh:
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return self.cli("down", timeout=120)
+
+    def api(self, path: str) -> Any:
+        """GET from the mesh's REST API with its token, as the CLI does."""
+        described = self.runtime()
+        assert described, "the mesh is not running"
+        token = (self.home / "token").read_text().strip()
+        request = urllib.request.Request(
+            described["api"] + path, headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def pods(self) -> list[dict[str, Any]]:
         result = self.cli("get", "pods", "-o", "json", timeout=30)

@@ -114,7 +114,10 @@ def test_gossamer_run_calls_services_by_plain_name(mesh: Mesh) -> None:
     assert result.stdout.strip() in {"reviews-v1-0", "reviews-v2-0", "reviews-v3-0"}
     failed = mesh.cli("run", "--", "sh", "-c", "exit 3", timeout=90)
     assert failed.returncode == 3, failed.stdout + failed.stderr
-    assert not any(p["name"] == "curl-reviews" for p in mesh.pods())
+    # the job's pod is gone: deregistered, its sidecar drained, its namespace removed
+    registered = [w["name"] for w in mesh.api("/api/v1/registry")["workloads"]]
+    assert "curl-reviews" not in registered and "productpage-v1-0" in registered
+    assert "gsm-curl-reviews" not in leftovers()["netns"]
 
 
 def test_a_killed_app_is_restarted_and_gets_no_traffic_while_down(mesh: Mesh) -> None:
@@ -126,7 +129,7 @@ def test_a_killed_app_is_restarted_and_gets_no_traffic_while_down(mesh: Mesh) ->
         os.kill(pid, signal.SIGKILL)  # a process of the mesh this test started
         killed_at = time.monotonic()
         delay = _backoff_seconds(mesh, "reviews-v2-0", restarts)
-    time.sleep(max(0.0, killed_at + 0.7 - time.monotonic()))  # unready at once; push lands
+    time.sleep(max(0.0, killed_at + 1.0 - time.monotonic()))  # unready at once; push lands
     down_pages = []
     while time.monotonic() < killed_at + delay - 0.3:
         down_pages.append(product_page())

@@ -77,6 +77,7 @@ class PodNetwork:
     services: Mapping[tuple[str, str], str] = field(default_factory=dict)
     interception: InterceptionPorts | None = field(default_factory=InterceptionPorts)
     etc_root: Path = NETNS_ETC
+    owns_bridge: bool = True  # False: whoever runs many pods removes the bridge once, at the end
 
     @property
     def netns(self) -> str:
@@ -111,8 +112,11 @@ class PodNetwork:
         return hosts_file_text(self.pod, self.pod_ip, self.services)
 
     def apply(self) -> None:
-        """Build the pod network; on failure, remove whatever part was made and re-raise."""
+        """Build the pod network; on failure, remove whatever part was made and re-raise.
+        A namespace of that name that already exists is another pod's: refused, untouched."""
         ensure_bridge(self.addressing)
+        if self.netns in list_netns(self.addressing.netns_prefix):
+            raise PodNetworkError(f"a pod network named {self.netns} already exists")
         try:
             directory = hosts_dir(self.netns, self.etc_root)
             directory.mkdir(parents=True, exist_ok=True)
@@ -127,7 +131,8 @@ class PodNetwork:
     def teardown(self) -> None:
         """Remove the namespace, veth and hosts dir; the bridge too when no pod uses it."""
         remove_pod_objects(self.netns, self.etc_root)
-        remove_bridge_if_unused(self.addressing)
+        if self.owns_bridge:
+            remove_bridge_if_unused(self.addressing)
 
 
 def ensure_bridge(addressing: PodAddressing) -> None:
