@@ -1,0 +1,63 @@
+"""What an RBAC decision reads from a request and its connection.
+
+One `AuthzRequest` per request (or per TCP connection, with no method, path or headers). It
+satisfies routing's `RequestView` (`method`, `target`, `headers`), so header matchers are the
+routing ones, with Envoy's pseudo-header and repeated-header rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from gossamer.codec.headers import Headers
+
+IPAddress = IPv4Address | IPv6Address
+ISTIO_AUTHN = "istio_authn"  # the dynamic-metadata namespace Istio's RBAC reads JWT facts from
+
+
+@dataclass(slots=True)
+class AuthzRequest:
+    """The facts Envoy's RBAC engine consults.
+
+    `target` is the request target as received (path and query); `authority` the Host/:authority
+    value. `direct_remote_ip` is the connection's peer address, `remote_ip` the client address
+    after X-Forwarded-For handling (equal to it unless the HCM trusts XFF). `peer_principal` is the
+    peer certificate's URI SAN (`spiffe://...`), None without mTLS. `sni` is "" without TLS.
+    `metadata` is dynamic metadata by filter namespace (JSON-like values), e.g. `istio_authn`.
+    `http` is False for a TCP connection: no path, no headers (url_path never matches).
+    """
+
+    method: bytes = b""
+    target: bytes = b""
+    authority: bytes = b""
+    headers: Headers = field(default_factory=Headers)
+    destination_ip: IPAddress | None = None
+    destination_port: int = 0
+    remote_ip: IPAddress | None = None
+    direct_remote_ip: IPAddress | None = None
+    peer_principal: str | None = None
+    sni: str = ""
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    http: bool = True
+
+
+def istio_authn_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The `istio_authn` namespace Istio derives from a validated JWT payload: its RBAC
+    configs match `request.auth.principal` (`iss/sub`), `.audiences`, `.presenter` and
+    `request.auth.claims` (the whole payload; nested claims are reached by path)."""
+    out: dict[str, Any] = {"request.auth.claims": dict(payload)}
+    iss, sub = payload.get("iss"), payload.get("sub")
+    if isinstance(iss, str) and isinstance(sub, str):
+        out["request.auth.principal"] = f"{iss}/{sub}"
+    aud = payload.get("aud")
+    if isinstance(aud, str):
+        out["request.auth.audiences"] = aud
+    elif isinstance(aud, list):
+        out["request.auth.audiences"] = ",".join(str(a) for a in aud)
+    azp = payload.get("azp")
+    if isinstance(azp, str):
+        out["request.auth.presenter"] = azp
+    return out
