@@ -12,6 +12,7 @@ Envoy semantics kept here:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
@@ -133,7 +134,7 @@ def _unpack(config: any_pb2.Any | object, cls: type, type_url: str, where: str) 
     return message
 
 
-FilterConfig = http_rbac_pb2.RBAC | network_rbac_pb2.RBAC
+FilterConfig: TypeAlias = http_rbac_pb2.RBAC | network_rbac_pb2.RBAC
 
 
 def _refuse_matchers(pb: FilterConfig, where: str) -> None:
