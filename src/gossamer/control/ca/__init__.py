@@ -1,0 +1,81 @@
+"""The mesh CA: SPIFFE identities, workload certificates from CSRs, trust bundle, root rotation.
+
+Contract for the code that wires it in (the CSR endpoint on 15012, SDS, `gossamer check`):
+
+What is persisted where (`ca_dir_of(home)` = `$GOSSAMER_HOME/ca`, mode 0700):
+- Plug-in CA (Istio's `cacerts` layout), used whenever any of these exist in `ca/cacerts/`:
+  `ca-cert.pem` (signs leaves), `ca-key.pem`, `cert-chain.pem` (ca-cert first, then further
+  intermediates, optionally the root), `root-cert.pem` (the trust bundle). Never written here.
+- Otherwise the self-signed root, created on first `open_ca`: `state.json` (the rotation
+  state, written last = commit point), `roots/<serial>-cert.pem` (0644) and
+  `roots/<serial>-key.pem` (0600) per trusted root, `trust-bundle.pem` (0644, derived).
+- Any unusable file raises `CaFileError` naming the file and the reason; a broken plug-in CA
+  never falls back to the self-signed one.
+
+How a workload gets a certificate (the private key never leaves it):
+1. Workload: `key = new_key()`, `csr = make_csr(key, SpiffeId(ns, sa))`; send `csr` to the CA
+   over the authenticated channel (15012, TLS with the root pinned, plus the pod's bootstrap
+   credential bound to its namespace and service account).
+2. Control plane: `authority = open_ca(ca_dir_of(home))` once at start (and again after a
+   rotation step); per request `issued = authority.sign(csr, identity_from_credential, ttl)`.
+   The identity MUST come from the credential, never from the CSR: a CSR naming another
+   identity raises `CsrRejected` (the message names both; log it). Default TTL 24 h, max 90 d.
+3. Answer with `issued.chain_pem()` (leaf + intermediates) and `issued.bundle_pem()` (roots).
+4. Workload: present the chain and `key_pem(key)`; trust the bundle; check a peer with
+   `verify_peer(chain, bundle)` (returns its `SpiffeId`) or with `ssl` (see tests); renew at
+   `renew_at(leaf)` (50 % of the lifetime, ±10 % jitter).
+
+Root rotation (self-signed only): `begin_root_rotation(ca_dir, overlap)` then, once every leaf
+has renewed (overlap > longest TTL), `finish_root_rotation(ca_dir)`; `selfsigned.finish_if_due`
+for a periodic task. Re-open the CA and push the new bundle to every workload after each step.
+Health for `gossamer check`: `cert_health(cert, now)` per leaf, intermediate and root.
+"""
+
+from gossamer.control.ca.authority import DEFAULT_TTL, MAX_TTL, Authority, IssuedCert
+from gossamer.control.ca.bundle import TrustBundle
+from gossamer.control.ca.cadir import (
+    begin_root_rotation,
+    ca_dir_of,
+    finish_root_rotation,
+    open_ca,
+)
+from gossamer.control.ca.csr import key_pem, make_csr, new_key
+from gossamer.control.ca.errors import (
+    CaError,
+    CaFileError,
+    CsrRejected,
+    PeerRejected,
+    RotationError,
+)
+from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN, InvalidSpiffeId, SpiffeId
+from gossamer.control.ca.renewal import CertHealth, Level, cert_health, renew_at
+from gossamer.control.ca.verify import leaf_identity, verify_peer
+
+__all__ = [
+    "DEFAULT_TRUST_DOMAIN",
+    "DEFAULT_TTL",
+    "MAX_TTL",
+    "Authority",
+    "CaError",
+    "CaFileError",
+    "CertHealth",
+    "CsrRejected",
+    "InvalidSpiffeId",
+    "IssuedCert",
+    "Level",
+    "PeerRejected",
+    "RotationError",
+    "SpiffeId",
+    "TrustBundle",
+    "begin_root_rotation",
+    "ca_dir_of",
+    "cert_health",
+    "finish_root_rotation",
+    "key_pem",
+    "leaf_identity",
+    "make_csr",
+    "new_key",
+    "open_ca",
+    "renew_at",
+    "verify_peer",
+]

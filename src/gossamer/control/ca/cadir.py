@@ -1,0 +1,62 @@
+"""Opening the mesh CA from its directory: the operator's plug-in CA when present, else the
+self-signed root (created on first use). Root rotation applies to the self-signed root only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gossamer.control.ca import selfsigned
+from gossamer.control.ca.authority import Authority
+from gossamer.control.ca.errors import RotationError
+from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN
+from gossamer.control.ca.plugin import load_plugin, plugin_present
+
+PLUGIN_DIR = "cacerts"
+
+
+def ca_dir_of(home: Path) -> Path:
+    """`$GOSSAMER_HOME/ca`."""
+    return home / "ca"
+
+
+def open_ca(
+    ca_dir: Path,
+    now: datetime | None = None,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+) -> Authority:
+    """The CA to sign with. Raises CaFileError naming any unusable file; never falls back from a
+    broken plug-in CA to a self-signed one (that would silently split the mesh's trust)."""
+    now = datetime.now(UTC) if now is None else now
+    if plugin_present(ca_dir / PLUGIN_DIR):
+        return load_plugin(ca_dir / PLUGIN_DIR, now, trust_domain)
+    return selfsigned.open_self_signed(ca_dir, now, trust_domain)
+
+
+def _refuse_plugin(ca_dir: Path) -> None:
+    if plugin_present(ca_dir / PLUGIN_DIR):
+        raise RotationError(
+            f"{ca_dir / PLUGIN_DIR}: a plug-in CA's roots are rotated by its operator "
+            "(replace the files, with old and new roots in root-cert.pem during the overlap)"
+        )
+
+
+def begin_root_rotation(
+    ca_dir: Path,
+    overlap: timedelta,
+    now: datetime | None = None,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+) -> None:
+    """Start signing with a new root; trust the old one too until now + overlap."""
+    _refuse_plugin(ca_dir)
+    now = datetime.now(UTC) if now is None else now
+    selfsigned.begin_rotation(ca_dir, overlap, now, trust_domain)
+
+
+def finish_root_rotation(
+    ca_dir: Path, now: datetime | None = None, force: bool = False
+) -> tuple[str, ...]:
+    """Drop the old root(s); returns their serials (hex)."""
+    _refuse_plugin(ca_dir)
+    now = datetime.now(UTC) if now is None else now
+    return selfsigned.finish_rotation(ca_dir, now, force)

@@ -1,0 +1,52 @@
+"""Verifying a peer's certificate chain against the trust bundle and reading its SPIFFE ID.
+
+Uses `cryptography.x509.verification` (RFC 5280 path building with the CA/B web PKI profile).
+Mesh peers are named by SPIFFE URI, not by host name, so both directions use the client
+verifier, which checks the chain, validity and EKU but no DNS name; the identity is then read
+from the leaf's URI SAN and compared by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from gossamer.control.ca.bundle import TrustBundle
+from gossamer.control.ca.errors import PeerRejected
+from gossamer.control.ca.identity import InvalidSpiffeId, SpiffeId
+
+
+def leaf_identity(leaf: x509.Certificate) -> SpiffeId:
+    """The single SPIFFE ID in a leaf's SAN; PeerRejected if there is none or several."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise PeerRejected("certificate has no subjectAltName") from None
+    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    spiffe = [u for u in uris if u.startswith("spiffe://")]
+    if len(spiffe) != 1:
+        raise PeerRejected(f"certificate must name exactly one SPIFFE ID, found {spiffe}")
+    try:
+        return SpiffeId.parse(spiffe[0])
+    except InvalidSpiffeId as exc:
+        raise PeerRejected(str(exc)) from exc
+
+
+def verify_peer(
+    chain: Sequence[x509.Certificate],
+    bundle: TrustBundle,
+    now: datetime | None = None,
+) -> SpiffeId:
+    """Verify leaf `chain[0]` with intermediates `chain[1:]`; return the peer's identity."""
+    if not chain:
+        raise PeerRejected("no certificate presented")
+    now = datetime.now(UTC) if now is None else now
+    verifier = PolicyBuilder().store(Store(list(bundle.roots))).time(now).build_client_verifier()
+    try:
+        verifier.verify(chain[0], list(chain[1:]))
+    except VerificationError as exc:
+        raise PeerRejected(f"certificate chain does not verify: {exc}") from exc
+    return leaf_identity(chain[0])
