@@ -86,3 +86,19 @@ def _compile_policy(name: str, pb: rbac_pb2.Policy, action: str, where: str) -> 
     )
     on_match = Decision(allowed=action != DENY, policy=name, logged=action == LOG)
     return Policy(name, permission, principal, on_match)
+
+
+def refuse_headers(pb: rbac_pb2.Permission | rbac_pb2.Principal, where: str) -> None:
+    """Envoy's network RBAC filter refuses header rules anywhere in a permission or principal
+    (a connection has no headers; url_path is accepted and never matches)."""
+    kind = pb.WhichOneof("rule" if isinstance(pb, rbac_pb2.Permission) else "identifier")
+    if kind == "header":
+        raise ConfigRejected(f"{where}.header: not supported by the network RBAC filter")
+    if kind in ("and_rules", "or_rules"):
+        for i, rule in enumerate(getattr(pb, kind).rules):
+            refuse_headers(rule, f"{where}.{kind}.rules[{i}]")
+    elif kind in ("and_ids", "or_ids"):
+        for i, principal in enumerate(getattr(pb, kind).ids):
+            refuse_headers(principal, f"{where}.{kind}.ids[{i}]")
+    elif kind in ("not_rule", "not_id"):
+        refuse_headers(getattr(pb, kind), f"{where}.{kind}")

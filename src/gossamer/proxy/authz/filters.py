@@ -18,7 +18,7 @@ from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 from google.protobuf import any_pb2
 
-from gossamer.proxy.authz.engine import Decision, Engine, compile_engine
+from gossamer.proxy.authz.engine import Decision, Engine, compile_engine, refuse_headers
 from gossamer.proxy.authz.request import AuthzRequest
 from gossamer.proxy.config.rejected import ConfigRejected
 
@@ -27,9 +27,17 @@ NETWORK_TYPE = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBA
 ALLOWED = Decision(allowed=True)
 
 
+def stat_join(prefix: str, name: str) -> str:
+    """Envoy's stat-prefix join: a dot between the parts unless the prefix ends with one
+    (`rbac.` + `dry_` + `shadow_denied` is `rbac.dry_.shadow_denied`)."""
+    if not prefix or prefix.endswith("."):
+        return prefix + name
+    return f"{prefix}.{name}"
+
+
 class RbacStats:
     """Envoy's four RBAC counters. `names()` gives their full stat names:
-    `<scope>rbac.<rules_stat_prefix>allowed`, `<scope>rbac.<shadow_rules_stat_prefix>shadow_denied`
+    `<scope>rbac.<rules_stat_prefix>.allowed`, `<scope>rbac.<shadow_prefix>.shadow_denied`
     (HTTP: scope is the HCM's `http.<stat_prefix>.`; network: the filter's `stat_prefix`)."""
 
     __slots__ = ("allowed", "denied", "prefix", "shadow_allowed", "shadow_denied", "shadow_prefix")
@@ -41,10 +49,10 @@ class RbacStats:
 
     def names(self) -> dict[str, int]:
         return {
-            f"{self.prefix}allowed": self.allowed,
-            f"{self.prefix}denied": self.denied,
-            f"{self.shadow_prefix}shadow_allowed": self.shadow_allowed,
-            f"{self.shadow_prefix}shadow_denied": self.shadow_denied,
+            stat_join(self.prefix, "allowed"): self.allowed,
+            stat_join(self.prefix, "denied"): self.denied,
+            stat_join(self.shadow_prefix, "shadow_allowed"): self.shadow_allowed,
+            stat_join(self.shadow_prefix, "shadow_denied"): self.shadow_denied,
         }
 
 
@@ -161,8 +169,10 @@ def compile_http_rbac(
     if pb.track_per_rule_stats:
         raise ConfigRejected(f"{where}.track_per_rule_stats: not supported")
     rules, shadow = _engines(pb, where)
-    scope = f"{stat_scope}rbac."
-    stats = RbacStats(scope + pb.rules_stat_prefix, scope + pb.shadow_rules_stat_prefix)
+    scope = stat_join(stat_scope, "rbac.")
+    stats = RbacStats(
+        stat_join(scope, pb.rules_stat_prefix), stat_join(scope, pb.shadow_rules_stat_prefix)
+    )
     return HttpRbac(rules, shadow, stats)
 
 
@@ -175,9 +185,16 @@ def compile_network_rbac(
     _refuse_matchers(pb, where)
     if not pb.stat_prefix:
         raise ConfigRejected(f"{where}.stat_prefix: must not be empty")
+    for field in ("rules", "shadow_rules"):
+        for name, policy in getattr(pb, field).policies.items():
+            at = f"{where}.{field}.policies[{name!r}]"
+            for i, permission in enumerate(policy.permissions):
+                refuse_headers(permission, f"{at}.permissions[{i}]")
+            for i, principal in enumerate(policy.principals):
+                refuse_headers(principal, f"{at}.principals[{i}]")
     rules, shadow = _engines(pb, where)
-    scope = f"{pb.stat_prefix}rbac."
-    stats = RbacStats(scope, scope + pb.shadow_rules_stat_prefix)
+    scope = stat_join(pb.stat_prefix, "rbac.")
+    stats = RbacStats(scope, stat_join(scope, pb.shadow_rules_stat_prefix))
     continuous = pb.enforcement_type == network_rbac_pb2.RBAC.CONTINUOUS
     delay = pb.delay_deny.ToNanoseconds() / 1e9 if pb.HasField("delay_deny") else 0.0
     return NetworkRbac(rules, shadow, stats, continuous=continuous, delay_deny_s=delay)
