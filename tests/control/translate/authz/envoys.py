@@ -124,7 +124,8 @@ def get(
 
 @contextmanager
 def greeter() -> Iterator[int]:
-    """A TCP server on 127.0.0.1:0 that writes b"hello" to every connection; yields its port."""
+    """A TCP server on 127.0.0.1:0 answering b"hello" to a connection's first bytes; yields its
+    port. Client-first on purpose: Envoy's network RBAC decides on the first downstream byte."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.2)
     stop = threading.Event()
@@ -138,7 +139,12 @@ def greeter() -> Iterator[int]:
             except OSError:
                 return
             with conn:
-                conn.sendall(b"hello")
+                conn.settimeout(TIMEOUT)
+                try:
+                    if conn.recv(1024):
+                        conn.sendall(b"hello")
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -151,10 +157,12 @@ def greeter() -> Iterator[int]:
 
 
 def tcp_greeting(port: int) -> bytes:
-    """What a TCP connection to `port` receives before it is closed (b"" when refused early)."""
+    """What a TCP connection to `port` receives for b"ping" before it is closed (b"" when the
+    connection is closed unanswered)."""
     received = b""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         try:
+            sock.sendall(b"ping")
             while chunk := sock.recv(1024):
                 received += chunk
         except ConnectionResetError:
