@@ -121,6 +121,12 @@ PRINCIPAL_KINDS = {
 }
 
 METADATA_KINDS = {
+    "list-miss": claim(
+        "request.auth.claims", "groups", list_match={"one_of": {"string_match": {"exact": "qa"}}}
+    ),
+    "number-miss": claim("request.auth.claims", "n", double_match={"exact": 4}),
+    "string-on-list": claim("request.auth.claims", "groups", string_match={"exact": "dev"}),
+    "path-through-string": claim("request.auth.principal", "x", present_match=True),
     "principal": claim(
         "request.auth.principal", string_match={"prefix": "https://issuer.example/"}
     ),
@@ -264,6 +270,10 @@ PROBES = [
     Probe(headers=[("x-num", "100")]),
     Probe(headers=[("x-num", " 7 ")]),
     Probe(source="127.0.0.2"),
+    Probe(headers=[("x-forwarded-for", "127.0.0.2")]),
+    Probe(headers=[("x-forwarded-for", "10.1.1.1, 127.0.0.2")], source="127.0.0.3"),
+    Probe(headers=[("x-forwarded-for", "not-an-ip")], source="127.0.0.2"),
+    Probe(headers=[("x-forwarded-for", "127.0.0.1"), ("x-forwarded-for", "127.0.0.3")]),
     Probe("PUT", "/items?debug=true", headers=[("x-user", "eve")], source="127.0.0.3"),
     Probe("GET", "/api/v1/items?a=%2F&b", host="example.com", headers=[("x-request-id", "fixed")]),
 ]

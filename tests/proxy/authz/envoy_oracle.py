@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from gossamer.codec.headers import Headers
-from gossamer.proxy.authz import AuthzRequest
+from gossamer.proxy.authz import AuthzRequest, downstream_remote_ip
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 
 try:
@@ -170,7 +170,7 @@ class Probe:
             headers=headers if http else Headers(),
             destination_ip=LISTENER_IP,
             destination_port=port,
-            remote_ip=source,
+            remote_ip=downstream_remote_ip(source, headers) if http else source,
             direct_remote_ip=source,
             http=http,
         )

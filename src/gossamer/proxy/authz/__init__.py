@@ -16,7 +16,7 @@ from gossamer.proxy.authz.filters import (
     compile_network_rbac,
 )
 from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS, denied_response
-from gossamer.proxy.authz.request import AuthzRequest, istio_authn_metadata
+from gossamer.proxy.authz.request import AuthzRequest, downstream_remote_ip, istio_authn_metadata
 
 __all__ = [
     "DENIED_BODY",
@@ -31,5 +31,6 @@ __all__ = [
     "compile_http_rbac",
     "compile_network_rbac",
     "denied_response",
+    "downstream_remote_ip",
     "istio_authn_metadata",
 ]

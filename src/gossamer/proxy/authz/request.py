@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from gossamer.codec.headers import Headers
@@ -61,3 +61,29 @@ def istio_authn_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(azp, str):
         out["request.auth.presenter"] = azp
     return out
+
+
+def downstream_remote_ip(
+    direct: IPAddress | None,
+    headers: Headers,
+    *,
+    use_remote_address: bool = False,
+    xff_num_trusted_hops: int = 0,
+) -> IPAddress | None:
+    """The address Envoy's HCM gives `remote_ip` (checked against Envoy 1.40): with
+    `use_remote_address` false (the default, and Istio's sidecar inbound) it is the last
+    X-Forwarded-For entry, skipping `xff_num_trusted_hops` from the right; without a usable
+    entry, or with `use_remote_address`, the connection's peer address."""
+    if use_remote_address:
+        return direct
+    values = headers.get_all(b"x-forwarded-for")
+    if not values:
+        return direct
+    entries = b",".join(values).split(b",")
+    index = len(entries) - 1 - xff_num_trusted_hops
+    if index < 0:
+        return direct
+    try:
+        return ip_address(entries[index].strip().decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return direct
