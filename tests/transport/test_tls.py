@@ -1,0 +1,352 @@
+"""Mesh mTLS with real sockets on 127.0.0.1, on asyncio and uvloop: PERMISSIVE serves TLS and
+plaintext on one port, STRICT refuses what it must, clients check SPIFFE identities, and a
+certificate rotation drops nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import socket
+import ssl
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvloop
+
+from gossamer.codec.detect import Detection, Kind
+from gossamer.transport.tls import (
+    CLIENT_ALPN_HTTP1,
+    IdentityMaterial,
+    IdentityMaterialInvalid,
+    MeshTls,
+    PeerIdentityRejected,
+    client_context,
+    peer_identity,
+    server_context,
+    sniff,
+)
+from tests.transport.certs import TestCA
+
+SERVER_ID = "spiffe://cluster.local/ns/default/sa/reviews"
+CLIENT_ID = "spiffe://cluster.local/ns/default/sa/productpage"
+SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """Runs a coroutine on a fresh asyncio or uvloop loop (the sidecar runs uvloop)."""
+    with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
+        yield runner.run
+
+
+@pytest.fixture(scope="module")
+def ca() -> TestCA:
+    return TestCA.create()
+
+
+# --- an inbound server as the sidecar will wire it ----------------------------------------
+
+
+class Reply(asyncio.Protocol):
+    """Answers every chunk with `<security> <peer> <chunk>`."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
+        self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.prefix = f"mutual_tls {peer_identity(ssl_object)} ".encode()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(self.prefix + data)
+
+
+@dataclass
+class Inbound:
+    """An inbound listener as the sidecar will wire it: accept, sniff the first bytes, then
+    hand the socket to the loop with TLS (`connect_accepted_socket(ssl=...)`) or without.
+    STRICT closes plaintext. Every task it starts is awaited by `stop`."""
+
+    mesh: MeshTls
+    strict: bool
+    verdicts: list[Detection] = field(default_factory=list)
+    peers: list[str | None] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    transports: list[asyncio.BaseTransport] = field(default_factory=list)
+
+    async def serve(self) -> int:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setblocking(False)
+        self.tasks.add(asyncio.get_running_loop().create_task(self._accept_loop()))
+        return int(self.listener.getsockname()[1])
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, _ = await loop.sock_accept(self.listener)
+            self.tasks.add(loop.create_task(self._connection(sock)))
+
+    async def _connection(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        verdict = await sniff(sock.fileno())
+        self.verdicts.append(verdict)
+        if verdict.kind is not Kind.TLS and self.strict:
+            self.refused.append("plaintext")
+            sock.close()
+            return
+        context = self.mesh.server() if verdict.kind is Kind.TLS else None
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: Reply(b"none - "),
+                sock,
+                ssl=context,
+                ssl_handshake_timeout=5 if context else None,
+            )
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            self.refused.append(type(exc).__name__)
+            sock.close()
+            return
+        self.transports.append(transport)
+        if context is not None:
+            self.peers.append(peer_identity(transport.get_extra_info("ssl_object")))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for transport in self.transports:
+            transport.close()
+        self.listener.close()
+
+
+async def exchange(
+    port: int, ssl_context: ssl.SSLContext | None, payload: bytes = b"ping"
+) -> tuple[bytes, asyncio.StreamWriter]:
+    """Connect, send `payload`, return the answer (b"" when the server closed) and the writer."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ssl_context, server_hostname=SNI if ssl_context else None
+    )
+    writer.write(payload)
+    await writer.drain()
+    try:
+        answer = await reader.read(4096)
+    except (ssl.SSLError, ConnectionError):
+        answer = b""
+    return answer, writer
+
+
+async def closed(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ssl.SSLError, ConnectionError):
+        await writer.wait_closed()
+
+
+# --- identity material ---------------------------------------------------------------------
+
+
+def test_material_names_its_spiffe_identity_and_serial(ca: TestCA) -> None:
+    material = ca.issue(SERVER_ID)
+    assert material.identity == SERVER_ID
+    assert material.serial == material.leaf().serial_number
+    assert SERVER_ID in repr(MeshTls(material))
+
+
+def test_bad_material_is_refused_and_a_rotation_to_it_keeps_the_old(ca: TestCA) -> None:
+    good, other = ca.issue(SERVER_ID), ca.issue(CLIENT_ID)
+    mismatched = IdentityMaterial(good.cert_chain_pem, other.private_key_pem, ca.root_pem)
+    with pytest.raises(IdentityMaterialInvalid):
+        server_context(mismatched, require_client_cert=True)
+    with pytest.raises(IdentityMaterialInvalid):
+        server_context(
+            IdentityMaterial(good.cert_chain_pem, good.private_key_pem, ""),
+            require_client_cert=True,
+        )
+    mesh = MeshTls(good)
+    with pytest.raises(IdentityMaterialInvalid):
+        mesh.rotate(mismatched)
+    assert (mesh.material, mesh.generation) == (good, 1)
+
+
+def test_contexts_speak_tls13_only(ca: TestCA) -> None:
+    material = ca.issue(SERVER_ID)
+    for ctx in (
+        server_context(material, require_client_cert=True),
+        client_context(material, [SERVER_ID]).ssl_context,
+    ):
+        assert ctx.minimum_version is ssl.TLSVersion.TLSv1_3
+        assert ctx.maximum_version is ssl.TLSVersion.TLSv1_3
+        assert ctx.verify_mode is ssl.CERT_REQUIRED
+
+
+# --- PERMISSIVE and STRICT ------------------------------------------------------------------
+
+
+def test_permissive_serves_mtls_and_plaintext_on_one_port(run: Run, ca: TestCA) -> None:
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=False)
+        port = await inbound.serve()
+        client = client_context(ca.issue(CLIENT_ID), [SERVER_ID])
+        async with asyncio.timeout(10):
+            secure_answer, secure = await exchange(port, client.ssl_context)
+            assert client.verify_peer(secure.get_extra_info("ssl_object")) == SERVER_ID
+            assert secure.get_extra_info("ssl_object").version() == "TLSv1.3"
+            assert secure.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
+            plain_answer, plain = await exchange(port, None, b"GET / HTTP/1.1\r\n\r\n")
+            await closed(secure)
+            await closed(plain)
+            await inbound.stop()
+        assert secure_answer == f"mutual_tls {CLIENT_ID} ping".encode()
+        assert plain_answer == b"none - GET / HTTP/1.1\r\n\r\n"
+        assert [v.kind for v in inbound.verdicts] == [Kind.TLS, Kind.HTTP1]
+        assert inbound.verdicts[0].sni == SNI
+        assert inbound.verdicts[0].alpn == CLIENT_ALPN_HTTP1
+
+    run(scenario())
+
+
+def _no_cert_client(ca: TestCA) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cadata=ca.root_pem)
+    return ctx
+
+
+@pytest.mark.parametrize("client_kind", ["plaintext", "no certificate", "other CA", "expired"])
+def test_strict_refuses(run: Run, ca: TestCA, client_kind: str) -> None:
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=True)
+        port = await inbound.serve()
+        client: ssl.SSLContext | None
+        if client_kind == "plaintext":
+            client = None
+        elif client_kind == "no certificate":
+            client = _no_cert_client(ca)
+        elif client_kind == "other CA":
+            stranger = TestCA.create("another mesh").issue(CLIENT_ID, trust_bundle_pem=ca.root_pem)
+            client = client_context(stranger, [SERVER_ID]).ssl_context
+        else:
+            long_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
+            expired = ca.issue(CLIENT_ID, valid_from=long_ago, valid_for=datetime.timedelta(days=1))
+            client = client_context(expired, [SERVER_ID]).ssl_context
+        async with asyncio.timeout(10):
+            answer, writer = await exchange(port, client, b"GET / HTTP/1.1\r\n\r\n")
+            await closed(writer)
+            await inbound.stop()
+        assert answer == b""
+        assert inbound.peers == []
+        assert len(inbound.refused) == 1
+
+    run(scenario())
+
+
+def test_client_refuses_a_server_with_an_unexpected_identity(run: Run, ca: TestCA) -> None:
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue("spiffe://cluster.local/ns/default/sa/impostor")), True)
+        port = await inbound.serve()
+        client = client_context(ca.issue(CLIENT_ID), [SERVER_ID])
+        async with asyncio.timeout(10):
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client.ssl_context, server_hostname=SNI
+            )
+            with pytest.raises(PeerIdentityRejected) as rejected:
+                client.verify_peer(writer.get_extra_info("ssl_object"))
+            await closed(writer)
+            await inbound.stop()
+        assert rejected.value.got == "spiffe://cluster.local/ns/default/sa/impostor"
+
+    run(scenario())
+
+
+def test_client_refuses_a_server_from_another_ca(run: Run, ca: TestCA) -> None:
+    async def scenario() -> None:
+        stranger = TestCA.create("another mesh").issue(SERVER_ID)
+        inbound = Inbound(MeshTls(stranger), strict=False)
+        port = await inbound.serve()
+        client = client_context(ca.issue(CLIENT_ID), [SERVER_ID])
+        async with asyncio.timeout(10):
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await exchange(port, client.ssl_context)
+            await inbound.stop()
+
+    run(scenario())
+
+
+# --- rotation ----------------------------------------------------------------------------
+
+
+def _server_serial(writer: asyncio.StreamWriter) -> int:
+    from cryptography import x509
+
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def test_rotation_keeps_open_connections_and_new_ones_get_the_new_cert(
+    run: Run, ca: TestCA
+) -> None:
+    async def scenario() -> None:
+        first, second = ca.issue(SERVER_ID), ca.issue(SERVER_ID)
+        mesh = MeshTls(first)
+        inbound = Inbound(mesh, strict=True)
+        port = await inbound.serve()
+        client = client_context(ca.issue(CLIENT_ID), [SERVER_ID])
+        async with asyncio.timeout(10):
+            reader, old = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client.ssl_context, server_hostname=SNI
+            )
+            old.write(b"before")
+            assert await reader.read(4096) == f"mutual_tls {CLIENT_ID} before".encode()
+            mesh.rotate(second)
+            old.write(b"after")
+            assert await reader.read(4096) == f"mutual_tls {CLIENT_ID} after".encode()
+            assert _server_serial(old) == first.serial
+            answer, new = await exchange(port, client.ssl_context)
+            assert answer == f"mutual_tls {CLIENT_ID} ping".encode()
+            assert _server_serial(new) == second.serial
+            await closed(old)
+            await closed(new)
+            await inbound.stop()
+        assert mesh.generation == 2
+
+    run(scenario())
+
+
+# --- cost (printed for the report, never asserted) ---------------------------------------
+
+
+def test_handshake_cost_per_connection(run: Run, ca: TestCA) -> None:
+    count = 100
+
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=True)
+        port = await inbound.serve()
+        client = client_context(ca.issue(CLIENT_ID), [SERVER_ID])
+        async with asyncio.timeout(60):
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(count):
+                _answer, writer = await exchange(port, client.ssl_context)
+                client.verify_peer(writer.get_extra_info("ssl_object"))
+                await closed(writer)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            await inbound.stop()
+        assert len(inbound.peers) == count
+        loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        print(
+            f"\n{loop_name}: mTLS connect + sniff + handshake + 1 echo + close, both ends in one "
+            f"process: {wall / count * 1e3:.2f} ms wall, {cpu / count * 1e3:.2f} ms CPU each"
+        )
+
+    run(scenario())
