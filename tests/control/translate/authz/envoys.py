@@ -38,8 +38,13 @@ def _address(port: int = 0) -> dict[str, Any]:
     return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
 
 
-def http_listener(name: str, filters: Sequence[hcm_pb2.HttpFilter]) -> dict[str, Any]:
-    """HCM (port stripped from Host, as the sidecar's inbound HCM must) → RBAC → 200 "ok"."""
+def http_listener(
+    name: str,
+    filters: Sequence[hcm_pb2.HttpFilter],
+    before: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """HCM (port stripped from Host, as the sidecar's inbound HCM must) → `before` (e.g.
+    jwt_authn) → RBAC → 200 "ok"."""
     route = {
         "match": {"prefix": "/"},
         "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
@@ -50,6 +55,7 @@ def http_listener(name: str, filters: Sequence[hcm_pb2.HttpFilter]) -> dict[str,
         "strip_any_host_port": True,
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
         "http_filters": [
+            *before,
             *(_as_json(f) for f in filters),
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],
