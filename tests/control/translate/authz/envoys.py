@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,9 +43,10 @@ def http_listener(
     name: str,
     filters: Sequence[hcm_pb2.HttpFilter],
     before: Sequence[Mapping[str, Any]] = (),
+    tls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """HCM (port stripped from Host, as the sidecar's inbound HCM must) → `before` (e.g.
-    jwt_authn) → RBAC → 200 "ok"."""
+    jwt_authn) → RBAC → 200 "ok"; `tls` is the chain's transport socket (mTLS)."""
     route = {
         "match": {"prefix": "/"},
         "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
@@ -60,9 +62,11 @@ def http_listener(
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],
     }
-    chain = {
+    chain: dict[str, Any] = {
         "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     }
+    if tls is not None:
+        chain["transport_socket"] = dict(tls)
     return {"name": name, "address": _address(), "filter_chains": [chain]}
 
 
@@ -117,9 +121,19 @@ class Answer:
 
 
 def get(
-    port: int, path: str = "/", *, method: str = "GET", headers: Mapping[str, str] | None = None
+    port: int,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Answer:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    """One request on a fresh connection (HTTPS with `tls`, a client certificate context)."""
+    connection = (
+        http.client.HTTPSConnection("127.0.0.1", port, timeout=TIMEOUT, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    )
     try:
         connection.request(method, path, headers=dict(headers or {}))
         response = connection.getresponse()
