@@ -22,13 +22,14 @@ How a workload gets a certificate (the private key never leaves it):
    identity raises `CsrRejected` (the message names both; log it). Default TTL 24 h, max 90 d.
 3. Answer with `issued.chain_pem()` (leaf + intermediates) and `issued.bundle_pem()` (roots).
 4. Workload: present the chain and `key_pem(key)`; trust the bundle; check a peer with
-   `verify_peer(chain, bundle)` (returns its `SpiffeId`) or with `ssl` (see tests); renew at
-   `renew_at(leaf)` (50 % of the lifetime, ±10 % jitter).
+   `verify_peer(chain, bundle, expect=...)` (returns its `SpiffeId`) or with `ssl` (see
+   tests/control/ca/test_tls.py); renew at `renew_at(leaf)` (50 % of the lifetime, ±10 %).
 
 Root rotation (self-signed only): `begin_root_rotation(ca_dir, overlap)` then, once every leaf
 has renewed (overlap > longest TTL), `finish_root_rotation(ca_dir)`; `selfsigned.finish_if_due`
 for a periodic task. Re-open the CA and push the new bundle to every workload after each step.
-Health for `gossamer check`: `cert_health(cert, now)` per leaf, intermediate and root.
+Health for `gossamer check`: `ca_health(authority, now)` for the CA's own certificates and
+`cert_health(cert, now)` per workload leaf (expired = error, CA expiring < 30 days = warning).
 """
 
 from gossamer.control.ca.authority import DEFAULT_TTL, MAX_TTL, Authority, IssuedCert
@@ -48,7 +49,7 @@ from gossamer.control.ca.errors import (
     RotationError,
 )
 from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN, InvalidSpiffeId, SpiffeId
-from gossamer.control.ca.renewal import CertHealth, Level, cert_health, renew_at
+from gossamer.control.ca.renewal import CertHealth, Level, ca_health, cert_health, renew_at
 from gossamer.control.ca.verify import leaf_identity, verify_peer
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "TrustBundle",
     "begin_root_rotation",
     "ca_dir_of",
+    "ca_health",
     "cert_health",
     "finish_root_rotation",
     "key_pem",

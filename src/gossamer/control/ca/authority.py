@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gossamer.control.ca.bundle import TrustBundle
-from gossamer.control.ca.errors import CsrRejected
+from gossamer.control.ca.errors import CaError, CsrRejected
 from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN, SpiffeId
 from gossamer.control.ca.issue import build_leaf, check_requested_identity, load_csr
 from gossamer.control.ca.pemfiles import SigningKey
@@ -58,7 +58,9 @@ class Authority:
     ) -> IssuedCert:
         """Sign `csr_pem` for `identity`, the identity the caller was authenticated as.
 
-        Raises CsrRejected for a bad CSR, a foreign identity or trust domain, or a bad TTL.
+        Raises CsrRejected for a bad CSR, a foreign identity or trust domain, or a bad TTL;
+        CaError if the CA's own chain has expired since it was loaded. A leaf never outlives
+        the chain that signed it.
         """
         ttl = self.default_ttl if ttl is None else ttl
         if ttl <= timedelta(0):
@@ -72,7 +74,10 @@ class Authority:
         csr = load_csr(csr_pem)
         check_requested_identity(csr, identity)
         now = datetime.now(UTC) if now is None else now
-        leaf = build_leaf(csr, identity, self.key, self.cert, ttl, now)
+        latest = min(c.not_valid_after_utc for c in (self.cert, *self.intermediates))
+        if now >= latest:
+            raise CaError(f"the CA chain expired at {latest.isoformat()}; nothing can be signed")
+        leaf = build_leaf(csr, identity, self.key, self.cert, ttl, now, latest)
         return IssuedCert(leaf=leaf, intermediates=self.intermediates, bundle=self.bundle)
 
     def __repr__(self) -> str:

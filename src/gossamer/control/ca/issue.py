@@ -9,7 +9,7 @@ Rules, in the order they are checked:
 4. The leaf: empty subject, SAN URI = identity (critical, as RFC 5280 §4.2.1.6 requires with an
    empty subject), CA:false, keyUsage digitalSignature+keyEncipherment, extKeyUsage
    serverAuth+clientAuth, SKI and AKI, a random serial, not-before backdated a little for clock
-   skew, not-after = now + ttl but never past the issuing certificate's own not-after.
+   skew, not-after = now + ttl but never past the signing chain's own not-after.
 """
 
 from __future__ import annotations
@@ -78,11 +78,15 @@ def build_leaf(
     issuer_cert: x509.Certificate,
     ttl: timedelta,
     now: datetime,
+    latest: datetime,
     clock_skew: timedelta = CLOCK_SKEW,
 ) -> x509.Certificate:
-    """Rule 4. The backdate is at most a tenth of the TTL so short-lived certs keep their life."""
+    """Rule 4, with not-after capped at `latest` (the signing chain's end).
+
+    The backdate is at most a tenth of the TTL so short-lived certificates keep their life.
+    """
     not_before = now - min(clock_skew, ttl / 10)
-    not_after = min(now + ttl, issuer_cert.not_valid_after_utc)
+    not_after = min(now + ttl, latest)
     key = csr.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)  # load_csr checked it
     try:

@@ -16,6 +16,7 @@ from enum import Enum
 
 from cryptography import x509
 
+from gossamer.control.ca.authority import Authority
 from gossamer.control.ca.errors import PeerRejected
 from gossamer.control.ca.verify import leaf_identity
 
@@ -109,3 +110,10 @@ def cert_health(
         level=level,
         message=message,
     )
+
+
+def ca_health(authority: Authority, now: datetime) -> list[CertHealth]:
+    """The CA's own certificates (signing certificate, intermediates, every trusted root)."""
+    certs = [authority.cert, *authority.intermediates, *authority.bundle.roots]
+    unique = list(dict.fromkeys(certs))  # the self-signed signing root is also in the bundle
+    return [cert_health(cert, now) for cert in unique]

@@ -5,12 +5,17 @@ Layout (directory 0700):
   roots/<serial>-cert.pem  0644  one per trusted root
   roots/<serial>-key.pem   0600  its private key
   trust-bundle.pem         0644  every trusted root, derived from state.json after each change
+  .lock                    0600  flock held while reading or changing the files above
 `state.json` is written last (atomically), so it is the commit point: files a crash left behind
 that it does not name are ignored.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,10 +33,11 @@ from gossamer.control.ca.pemfiles import (
     write_atomic,
 )
 from gossamer.control.ca.root import check_ca_cert, check_key_matches, new_root
-from gossamer.control.ca.rotation import Phase, RootsState
+from gossamer.control.ca.rotation import Phase, RootsState, Step, next_phase
 
 STATE_FILE = "state.json"
 BUNDLE_FILE = "trust-bundle.pem"
+LOCK_FILE = ".lock"
 
 
 def cert_path(ca_dir: Path, serial: str) -> Path:
@@ -82,15 +88,30 @@ def _load_bundle(ca_dir: Path, state: RootsState, now: datetime) -> TrustBundle:
     return TrustBundle(tuple(roots))
 
 
+@contextmanager
+def _locked(ca_dir: Path) -> Iterator[None]:
+    """Serialise changes to the directory between processes (two first starts make one root)."""
+    ensure_private_dir(ca_dir)
+    fd = os.open(ca_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, KEY_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def open_self_signed(ca_dir: Path, now: datetime, trust_domain: str) -> Authority:
     """Load the self-signed CA, creating the directory and a first root when there is none."""
-    ensure_private_dir(ca_dir)
-    state = load_state(ca_dir)
-    if state is None:
-        serial = _make_root(ca_dir, now, trust_domain)
-        state = RootsState(phase=Phase.STEADY, signing=serial, trusted=(serial,))
-        _commit(ca_dir, state, now)
-    bundle = _load_bundle(ca_dir, state, now)
+    with _locked(ca_dir):
+        state = load_state(ca_dir)
+        if state is None:
+            serial = _make_root(ca_dir, now, trust_domain)
+            state = RootsState(phase=Phase.STEADY, signing=serial, trusted=(serial,))
+            _commit(ca_dir, state, now)
+        bundle = _load_bundle(ca_dir, state, now)
+        bundle_file = ca_dir / BUNDLE_FILE
+        if not bundle_file.exists() or bundle_file.read_bytes() != bundle.pem():
+            write_atomic(bundle_file, bundle.pem(), CERT_MODE)  # a crash left it behind
     cert = bundle.roots[state.trusted.index(state.signing)]
     key = read_signing_key(key_path(ca_dir, state.signing))
     check_key_matches(key_path(ca_dir, state.signing), key, cert)
@@ -113,16 +134,16 @@ def _current(ca_dir: Path) -> RootsState:
 
 def begin_rotation(ca_dir: Path, overlap: timedelta, now: datetime, trust_domain: str) -> None:
     """Make a new signing root; trust old and new until now + overlap."""
-    state = _current(ca_dir)
-    if state.phase is not Phase.STEADY:
-        state.begin("", now)  # raises the phase error before any file is written
-    serial = _make_root(ca_dir, now, trust_domain)
-    _commit(ca_dir, state.begin(serial, now + overlap), now)
+    if overlap <= timedelta(0):
+        raise RotationError(f"the overlap must be positive, got {overlap}")
+    with _locked(ca_dir):
+        state = _current(ca_dir)
+        next_phase(state.phase, Step.BEGIN)  # refuse a step out of order before writing files
+        serial = _make_root(ca_dir, now, trust_domain)
+        _commit(ca_dir, state.begin(serial, now + overlap), now)
 
 
-def finish_rotation(ca_dir: Path, now: datetime, force: bool = False) -> tuple[str, ...]:
-    """Drop the old roots from the bundle and delete their files; return their serials."""
-    state = _current(ca_dir)
+def _finish(ca_dir: Path, state: RootsState, now: datetime, force: bool) -> tuple[str, ...]:
     finished = state.finish(now, force)
     dropped = state.dropped_by_finish()
     _commit(ca_dir, finished, now)
@@ -132,12 +153,19 @@ def finish_rotation(ca_dir: Path, now: datetime, force: bool = False) -> tuple[s
     return dropped
 
 
+def finish_rotation(ca_dir: Path, now: datetime, force: bool = False) -> tuple[str, ...]:
+    """Drop the old roots from the bundle and delete their files; return their serials."""
+    with _locked(ca_dir):
+        return _finish(ca_dir, _current(ca_dir), now, force)
+
+
 def finish_if_due(ca_dir: Path, now: datetime) -> bool:
     """Finish an overlap whose deadline has passed (for a periodic check); True if it did."""
-    state = load_state(ca_dir)
-    if state is None or state.phase is not Phase.OVERLAP:
-        return False
-    if state.overlap_until is not None and now < state.overlap_until:
-        return False
-    finish_rotation(ca_dir, now)
-    return True
+    with _locked(ca_dir):
+        state = load_state(ca_dir)
+        if state is None or state.phase is not Phase.OVERLAP:
+            return False
+        if state.overlap_until is not None and now < state.overlap_until:
+            return False
+        _finish(ca_dir, state, now, force=False)
+        return True

@@ -3,7 +3,7 @@
 Uses `cryptography.x509.verification` (RFC 5280 path building with the CA/B web PKI profile).
 Mesh peers are named by SPIFFE URI, not by host name, so both directions use the client
 verifier, which checks the chain, validity and EKU but no DNS name; the identity is then read
-from the leaf's URI SAN and compared by the caller.
+from the leaf's URI SAN and compared with the expected one.
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ def verify_peer(
     chain: Sequence[x509.Certificate],
     bundle: TrustBundle,
     now: datetime | None = None,
+    expect: SpiffeId | None = None,
 ) -> SpiffeId:
-    """Verify leaf `chain[0]` with intermediates `chain[1:]`; return the peer's identity."""
+    """Verify leaf `chain[0]` with intermediates `chain[1:]`; return the peer's identity.
+
+    With `expect`, a valid chain for any other identity is refused too (outbound: the peer must
+    be the workload the destination says it runs as).
+    """
     if not chain:
         raise PeerRejected("no certificate presented")
     now = datetime.now(UTC) if now is None else now
@@ -49,4 +54,7 @@ def verify_peer(
         verifier.verify(chain[0], list(chain[1:]))
     except VerificationError as exc:
         raise PeerRejected(f"certificate chain does not verify: {exc}") from exc
-    return leaf_identity(chain[0])
+    identity = leaf_identity(chain[0])
+    if expect is not None and identity != expect:
+        raise PeerRejected(f"peer is {identity.uri!r}, expected {expect.uri!r}")
+    return identity
