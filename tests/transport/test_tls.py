@@ -7,17 +7,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import socket
 import ssl
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import uvloop
 
 from gossamer.codec.detect import Detection, Kind
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 from gossamer.transport.tls import (
     CLIENT_ALPN_HTTP1,
     IdentityMaterial,
@@ -62,8 +67,7 @@ class Reply(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are no asyncio.Transport
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.prefix = f"mutual_tls {peer_identity(ssl_object)} ".encode()
@@ -71,6 +75,23 @@ class Reply(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.write(self.prefix + data)
+
+
+class HttpReply(Reply):
+    """Answers each HTTP/1.1 request head with 200 and `<security> <peer>` as the body."""
+
+    def __init__(self, prefix: bytes) -> None:
+        super().__init__(prefix)
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            _, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            body = self.prefix.strip()
+            head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n"
+            self.transport.write(head.encode() + body)
 
 
 @dataclass
@@ -81,6 +102,7 @@ class Inbound:
 
     mesh: MeshTls
     strict: bool
+    reply: type[Reply] = Reply
     verdicts: list[Detection] = field(default_factory=list)
     peers: list[str | None] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -101,7 +123,7 @@ class Inbound:
 
     async def _connection(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        verdict = await sniff(sock.fileno())
+        verdict = await sniff(sock)
         self.verdicts.append(verdict)
         if verdict.kind is not Kind.TLS and self.strict:
             self.refused.append("plaintext")
@@ -110,7 +132,7 @@ class Inbound:
         context = self.mesh.server() if verdict.kind is Kind.TLS else None
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: Reply(b"none - "),
+                lambda: self.reply(b"none - "),
                 sock,
                 ssl=context,
                 ssl_handshake_timeout=5 if context else None,
@@ -350,3 +372,202 @@ def test_handshake_cost_per_connection(run: Run, ca: TestCA) -> None:
         )
 
     run(scenario())
+
+
+# --- Envoy interop: a Gossamer sidecar and an Envoy sidecar agree both ways --------------
+
+ENVOY_ID = "spiffe://cluster.local/ns/default/sa/ratings"
+_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+_LOOPBACK = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+
+
+def _common_tls(material: IdentityMaterial, alpn: list[str], sans: list[str]) -> dict[str, Any]:
+    """Envoy's CommonTlsContext as Istio builds it for ISTIO_MUTUAL (inline PEM, not SDS)."""
+    validation: dict[str, Any] = {"trusted_ca": {"inline_string": material.trust_bundle_pem}}
+    if sans:
+        validation["match_typed_subject_alt_names"] = [
+            {"san_type": "URI", "matcher": {"exact": san}} for san in sans
+        ]
+    return {
+        "alpn_protocols": alpn,
+        "tls_params": {
+            "tls_minimum_protocol_version": "TLSv1_3",
+            "tls_maximum_protocol_version": "TLSv1_3",
+        },
+        "tls_certificates": [
+            {
+                "certificate_chain": {"inline_string": material.cert_chain_pem},
+                "private_key": {"inline_string": material.private_key_pem},
+            }
+        ],
+        "validation_context": validation,
+    }
+
+
+def _hcm(routes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": "hcm",
+        "typed_config": {
+            "@type": _HCM + "HttpConnectionManager",
+            "stat_prefix": "interop",
+            "codec_type": "HTTP1",
+            "route_config": {
+                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
+            },
+            "http_filters": [{"name": "router", "typed_config": {"@type": _ROUTER}}],
+        },
+    }
+
+
+def _mesh_cluster(name: str, port: int, material: IdentityMaterial, san: str) -> dict[str, Any]:
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+        "transport_socket": {
+            "name": "tls",
+            "typed_config": {
+                "@type": _TLS + "UpstreamTlsContext",
+                "sni": SNI,
+                "common_tls_context": _common_tls(material, list(CLIENT_ALPN_HTTP1), [san]),
+            },
+        },
+    }
+
+
+def _envoy_bootstrap(material: IdentityMaterial, gossamer_port: int) -> dict[str, Any]:
+    """Envoy as an Istio sidecar would be: an mTLS inbound chain matched on the mesh ALPN, and
+    a plaintext outbound listener whose clusters originate ISTIO_MUTUAL to Gossamer."""
+    inbound = {
+        "name": "inbound",
+        "address": _LOOPBACK,
+        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": _INSPECTOR}}],
+        "filter_chains": [
+            {
+                "filter_chain_match": {
+                    "transport_protocol": "tls",
+                    "application_protocols": ["istio-http/1.0", "istio-http/1.1", "istio-h2"],
+                },
+                "transport_socket": {
+                    "name": "tls",
+                    "typed_config": {
+                        "@type": _TLS + "DownstreamTlsContext",
+                        "require_client_certificate": True,
+                        "common_tls_context": _common_tls(material, ["h2", "http/1.1"], []),
+                    },
+                },
+                "filters": [
+                    _hcm(
+                        [
+                            {
+                                "match": {"prefix": "/"},
+                                "direct_response": {"status": 200},
+                                "response_headers_to_add": [
+                                    {
+                                        "header": {
+                                            "key": "x-peer",
+                                            "value": "%DOWNSTREAM_PEER_URI_SAN%",
+                                        }
+                                    }
+                                ],
+                            }
+                        ]
+                    )
+                ],
+            }
+        ],
+    }
+    outbound = {
+        "name": "outbound",
+        "address": _LOOPBACK,
+        "filter_chains": [
+            {
+                "filters": [
+                    _hcm(
+                        [
+                            {"match": {"prefix": "/wrong"}, "route": {"cluster": "wrong"}},
+                            {"match": {"prefix": "/"}, "route": {"cluster": "gossamer"}},
+                        ]
+                    )
+                ]
+            }
+        ],
+    }
+    return {
+        "node": {"id": "tls-interop", "cluster": "tls-interop"},
+        "admin": {"address": _LOOPBACK},
+        "static_resources": {
+            "listeners": [inbound, outbound],
+            "clusters": [
+                _mesh_cluster("gossamer", gossamer_port, material, SERVER_ID),
+                _mesh_cluster("wrong", gossamer_port, material, CLIENT_ID),
+            ],
+        },
+    }
+
+
+def _http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_gossamer_and_envoy_sidecars_agree_both_ways(ca: TestCA, tmp_path: Path) -> None:
+    try:
+        envoy_binary()
+    except EnvoyNotFound:
+        pytest.skip("no Envoy binary")
+
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=True, reply=HttpReply)
+        gossamer_port = await inbound.serve()
+        envoy = EnvoyProcess(_envoy_bootstrap(ca.issue(ENVOY_ID), gossamer_port), tmp_path)
+        try:
+            envoy.start()
+            await asyncio.to_thread(envoy.wait_ready)
+            _, body = await asyncio.to_thread(envoy.admin_get, "/listeners?format=json")
+            ports = {
+                status["name"]: int(status["local_address"]["socket_address"]["port_value"])
+                for status in json.loads(body)["listener_statuses"]
+            }
+            async with asyncio.timeout(20):
+                # Gossamer client -> Envoy inbound (mesh ALPN picks Envoy's mTLS chain).
+                client = MeshTls(ca.issue(CLIENT_ID)).client([ENVOY_ID])
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", ports["inbound"], ssl=client.ssl_context, server_hostname=SNI
+                )
+                ssl_object = writer.get_extra_info("ssl_object")
+                assert client.verify_peer(ssl_object) == ENVOY_ID
+                assert ssl_object.selected_alpn_protocol() == "http/1.1"
+                assert ssl_object.version() == "TLSv1.3"
+                writer.write(b"GET / HTTP/1.1\r\nhost: ratings\r\n\r\n")
+                head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+                await closed(writer)
+                assert head.startswith("http/1.1 200")
+                assert f"x-peer: {CLIENT_ID}\r\n" in head
+                # Envoy client (ISTIO_MUTUAL cluster) -> Gossamer inbound (STRICT).
+                assert await asyncio.to_thread(_http_get, ports["outbound"], "/") == (
+                    200,
+                    f"mutual_tls {ENVOY_ID}",
+                )
+                # Envoy refuses Gossamer when its SAN is not the one expected.
+                status, _ = await asyncio.to_thread(_http_get, ports["outbound"], "/wrong")
+                assert status == 503
+        finally:
+            envoy.stop()
+            await inbound.stop()
+        assert inbound.verdicts[0].alpn == CLIENT_ALPN_HTTP1
+        assert inbound.verdicts[0].sni == SNI
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())

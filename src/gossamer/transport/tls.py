@@ -16,9 +16,11 @@ Contract (for wiring into proxy/server inbound and proxy/upstream/pool.py outbou
    no SAN on inbound mTLS and neither do we: after the handshake `peer_identity(ssl_object)`
    records the client's SPIFFE id for authorization (`source.principal`), metrics
    (`source_principal`, `connection_security_policy="mutual_tls"`) and logs.
-   PERMISSIVE: `await sniff(sock.fileno())` peeks (MSG_PEEK, nothing consumed) and returns a
-   `codec.detect.Detection`; TLS goes to `loop.start_tls(transport, protocol, ctx,
-   server_side=True)` on the still-paused transport, anything else to the plaintext chain.
+   PERMISSIVE: accept with `loop.sock_accept` (not `create_server`: both asyncio 3.11 and
+   uvloop start reading right after `connection_made`, so the ClientHello would be consumed
+   before a peek), then `await sniff(sock)` peeks (MSG_PEEK, nothing consumed) and
+   returns a `codec.detect.Detection`; hand the socket on with
+   `loop.connect_accepted_socket(factory, sock, ssl=MeshTls.server() if TLS else None)`.
    `Detection.alpn` is the client's offer, for filter chain `application_protocols` matching
    (e.g. "istio-http/1.1" marks mesh HTTP).
 4. Outbound (client). `MeshTls.client(expected)` gives a `MeshClientContext`; connect with
@@ -304,33 +306,31 @@ class MeshTls:
 
 
 async def sniff(
-    fileno: int, *, give_up_after: float = 5.0, retry_interval: float = 0.002
+    sock: socket.socket, *, give_up_after: float = 5.0, retry_interval: float = 0.002
 ) -> Detection:
-    """Peek at a connected socket's first bytes (MSG_PEEK: nothing is consumed) until
-    `codec.detect` decides. Silence past `give_up_after` s and a close before any byte are OPAQUE.
+    """Peek at an accepted, non-blocking socket's first bytes (MSG_PEEK: nothing is consumed)
+    until `codec.detect` decides. Silence past `give_up_after` s, and a close or reset before
+    any byte, are OPAQUE. No transport may own the socket yet (it would read the bytes).
 
-    Works beside a paused asyncio/uvloop transport: it polls a duplicate of the descriptor,
-    which it closes before returning. While bytes wait unread the socket stays readable, so a
-    split ClientHello is re-peeked every `retry_interval` seconds rather than spun on."""
+    While bytes wait unread the socket stays readable, so a split ClientHello is re-peeked
+    every `retry_interval` seconds rather than spun on."""
     loop = asyncio.get_running_loop()
-    with socket.socket(fileno=os.dup(fileno)) as sock:
-        sock.setblocking(False)
-        try:
-            async with asyncio.timeout(give_up_after):
-                while True:
-                    await _readable(loop, sock)
-                    try:
-                        data = sock.recv(MAX_INSPECT_BYTES, socket.MSG_PEEK)
-                    except BlockingIOError:
-                        continue
-                    if not data:
-                        return OPAQUE
-                    verdict = detect(data)
-                    if verdict.kind is not Kind.NEED_MORE:
-                        return verdict
-                    await asyncio.sleep(retry_interval)
-        except (TimeoutError, ConnectionError):
-            return OPAQUE
+    try:
+        async with asyncio.timeout(give_up_after):
+            while True:
+                await _readable(loop, sock)
+                try:
+                    data = sock.recv(MAX_INSPECT_BYTES, socket.MSG_PEEK)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    return OPAQUE
+                verdict = detect(data)
+                if verdict.kind is not Kind.NEED_MORE:
+                    return verdict
+                await asyncio.sleep(retry_interval)
+    except (TimeoutError, ConnectionError):
+        return OPAQUE
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
