@@ -45,8 +45,8 @@ def http_listener(
     before: Sequence[Mapping[str, Any]] = (),
     tls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """HCM (port stripped from Host, as the sidecar's inbound HCM must) → `before` (e.g.
-    jwt_authn) → RBAC → 200 "ok"; `tls` is the chain's transport socket (mTLS)."""
+    """HCM → `before` (e.g. jwt_authn) → RBAC → 200 "ok"; `tls` is the chain's transport
+    socket (mTLS). Like Istio's inbound HCM it keeps the port in :authority."""
     route = {
         "match": {"prefix": "/"},
         "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
@@ -54,7 +54,6 @@ def http_listener(
     hcm = {
         "@type": HCM_TYPE,
         "stat_prefix": name,
-        "strip_any_host_port": True,
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
         "http_filters": [
             *before,

@@ -65,6 +65,10 @@ SCENARIOS: dict[str, list[AuthorizationPolicy]] = {
     "path-template": [policy("  rules:\n  - to: [{operation: {paths: ['/api/{*}/info']}}]\n")],
     "not-paths": [policy("  rules:\n  - to: [{operation: {notPaths: ['/admin*']}}]\n")],
     "hosts": [policy("  rules:\n  - to: [{operation: {hosts: [example.com, '*.example.org']}}]\n")],
+    # Istio's advice for any port: list the host and `host:*` (a prefix match on "host:").
+    "hosts-any-port": [
+        policy("  rules:\n  - to: [{operation: {hosts: [example.com, 'example.com:*']}}]\n")
+    ],
     "deny-header-then-allow": [
         policy(
             "  action: DENY\n  rules:\n"
@@ -123,7 +127,10 @@ DECISIONS = [
     ("not-paths", "GET", "/admin/users", {}, 403),
     ("hosts", "GET", "/", {"Host": "example.com"}, 200),
     ("hosts", "GET", "/", {"Host": "EXAMPLE.com"}, 200),
-    ("hosts", "GET", "/", {"Host": "example.com:9080"}, 200),
+    ("hosts", "GET", "/", {"Host": "example.com:9080"}, 403),  # hosts are not port-blind
+    ("hosts-any-port", "GET", "/", {"Host": "example.com:9080"}, 200),
+    ("hosts-any-port", "GET", "/", {"Host": "Example.com"}, 200),
+    ("hosts-any-port", "GET", "/", {"Host": "example.com.evil:9080"}, 403),
     ("hosts", "GET", "/", {"Host": "api.example.org"}, 200),
     ("hosts", "GET", "/", {"Host": "example.net"}, 403),
     ("deny-header-then-allow", "GET", "/ok", {}, 200),
