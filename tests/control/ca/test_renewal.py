@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gossamer.control.ca import Authority, Level, cert_health, open_ca, renew_at
-from tests.control.ca.support import Issue
+from gossamer.control.ca import Authority, Level, ca_health, cert_health, open_ca, renew_at
+from tests.control.ca.support import Issue, WritePlugin
 
 DAY_TTL = timedelta(hours=24)
 
@@ -90,3 +90,21 @@ def test_root_expiring_within_30_days_is_a_warning(ca_dir: Path, now: datetime) 
     assert health.is_ca and health.level is Level.WARNING and "rotate" in health.message
     assert health.name.startswith("CN=cluster.local root")
     assert cert_health(root, root.not_valid_after_utc).level is Level.ERROR
+
+
+def test_ca_health_lists_the_plugin_chain(
+    ca_dir: Path, now: datetime, write_plugin: WritePlugin
+) -> None:
+    plugin = write_plugin(intermediate_not_after=now + timedelta(days=10))
+    report = ca_health(open_ca(ca_dir, now=now), now)
+    assert [h.serial for h in report] == [
+        f"{plugin.intermediate.serial_number:x}",
+        f"{plugin.root.serial_number:x}",
+    ]
+    assert [h.level for h in report] == [Level.WARNING, Level.OK]
+    assert report[0].name == "CN=Operator Intermediate,O=Operator"
+
+
+def test_ca_health_of_a_self_signed_ca_names_each_root_once(ca_dir: Path, now: datetime) -> None:
+    report = ca_health(open_ca(ca_dir, now=now), now)
+    assert len(report) == 1 and report[0].is_ca and report[0].level is Level.OK

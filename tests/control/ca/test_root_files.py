@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -135,3 +137,27 @@ def test_malformed_state_is_named(ca_dir: Path, now: datetime) -> None:
     with pytest.raises(CaFileError, match="malformed root state") as err:
         open_ca(ca_dir, now=now)
     assert err.value.path == ca_dir / "state.json"
+
+
+def test_concurrent_first_starts_make_one_root(ca_dir: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from gossamer.control.ca import open_ca; "
+        "print(open_ca(Path(sys.argv[1])).cert.serial_number)"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(ca_dir)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    serials = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(serials) == 1
+    assert len(list((ca_dir / "roots").iterdir())) == 2
+
+
+def test_a_stale_trust_bundle_is_rewritten(ca_dir: Path, now: datetime) -> None:
+    authority = open_ca(ca_dir, now=now)
+    (ca_dir / "trust-bundle.pem").write_bytes(b"")
+    open_ca(ca_dir, now=now)
+    assert (ca_dir / "trust-bundle.pem").read_bytes() == authority.bundle.pem()

@@ -130,3 +130,9 @@ def test_plugin_ca_roots_are_rotated_by_their_operator(
         begin_root_rotation(ca_dir, OVERLAP, now=now)
     with pytest.raises(RotationError, match="plug-in CA"):
         finish_root_rotation(ca_dir, now=now)
+
+
+def test_overlap_must_be_positive(ca_dir: Path, now: datetime) -> None:
+    open_ca(ca_dir, now=now)
+    with pytest.raises(RotationError, match="positive"):
+        begin_root_rotation(ca_dir, timedelta(0), now=now)

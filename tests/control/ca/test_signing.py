@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,13 +15,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gossamer.control.ca import (
     DEFAULT_TTL,
     Authority,
+    CaError,
     CsrRejected,
+    PeerRejected,
     SpiffeId,
     make_csr,
     new_key,
+    open_ca,
     verify_peer,
 )
-from tests.control.ca.support import Issue
+from tests.control.ca.support import Issue, WritePlugin
 
 REVIEWS = SpiffeId("default", "reviews")
 
@@ -170,3 +175,36 @@ def test_private_key_never_reaches_the_ca(authority: Authority) -> None:
     assert b"PRIVATE KEY" not in csr
     secret = key.private_numbers().private_value.to_bytes(32, "big")
     assert secret not in x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
+
+
+def test_extensions_the_csr_requests_are_ignored(authority: Authority, now: datetime) -> None:
+    key = new_key()
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+    csr = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    leaf = authority.sign(csr, REVIEWS, now=now).leaf
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_leaf_never_outlives_a_plugin_intermediate(
+    ca_dir: Path, now: datetime, write_plugin: WritePlugin, issue: Issue
+) -> None:
+    plugin = write_plugin(intermediate_not_after=now + timedelta(hours=12))
+    _, issued = issue(open_ca(ca_dir, now=now), now=now)
+    assert issued.leaf.not_valid_after_utc == plugin.intermediate.not_valid_after_utc
+
+
+def test_nothing_is_signed_once_the_ca_has_expired(authority: Authority, issue: Issue) -> None:
+    with pytest.raises(CaError, match="CA chain expired"):
+        issue(authority, now=authority.cert.not_valid_after_utc)
+
+
+def test_verify_peer_checks_the_expected_identity(
+    authority: Authority, issue: Issue, now: datetime
+) -> None:
+    _, issued = issue(authority, sa="reviews", now=now)
+    assert verify_peer([issued.leaf], authority.bundle, now=now, expect=REVIEWS) == REVIEWS
+    with pytest.raises(
+        PeerRejected, match=re.escape("expected 'spiffe://cluster.local/ns/default/sa/x'")
+    ):
+        verify_peer([issued.leaf], authority.bundle, now=now, expect=SpiffeId("default", "x"))
