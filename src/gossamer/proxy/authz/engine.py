@@ -50,7 +50,8 @@ class Engine:
 
     def evaluate(self, request: AuthzRequest) -> Decision:
         for policy in self.policies:
-            if policy.permission(request) and policy.principal(request):
+            # principals first: usually one cheap test; both are pure, so the order is free
+            if policy.principal(request) and policy.permission(request):
                 return policy.on_match
         return self._no_match
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from operator import attrgetter
 
 from envoy.config.rbac.v3 import rbac_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -25,6 +26,12 @@ from gossamer.proxy.routing.strings import string_test
 
 Rule = Callable[[AuthzRequest], bool]
 _NO_HEADERS = AuthzRequest(http=False)
+_PSEUDO_FIELDS = {
+    b":method": "method",
+    b":path": "target",
+    b":authority": "authority",
+    b"host": "authority",
+}
 
 
 def always(request: AuthzRequest) -> bool:
@@ -33,19 +40,43 @@ def always(request: AuthzRequest) -> bool:
 
 
 def all_of(rules: Sequence[Rule]) -> Rule:
-    """and_rules / and_ids: every rule must hold (short-circuit, in order)."""
-    if len(rules) == 1:
-        return rules[0]
+    """and_rules / and_ids: every rule must hold (short-circuit, in order; no generator, since
+    this runs per request)."""
     items = tuple(rules)
-    return lambda request: all(rule(request) for rule in items)
+    if len(items) == 1:
+        return items[0]
+    if len(items) == 2:
+        a, b = items
+        return lambda request: a(request) and b(request)
+    if len(items) == 3:
+        a, b, c = items
+        return lambda request: a(request) and b(request) and c(request)
+
+    def every(request: AuthzRequest) -> bool:
+        for rule in items:  # noqa: SIM110 (a generator per request costs more)
+            if not rule(request):
+                return False
+        return True
+
+    return every
 
 
 def any_of(rules: Sequence[Rule]) -> Rule:
     """or_rules / or_ids: one rule suffices (short-circuit, in order)."""
-    if len(rules) == 1:
-        return rules[0]
     items = tuple(rules)
-    return lambda request: any(rule(request) for rule in items)
+    if len(items) == 1:
+        return items[0]
+    if len(items) == 2:
+        a, b = items
+        return lambda request: a(request) or b(request)
+
+    def some(request: AuthzRequest) -> bool:
+        for rule in items:  # noqa: SIM110 (a generator per request costs more)
+            if rule(request):
+                return True
+        return False
+
+    return some
 
 
 def negate(rule: Rule) -> Rule:
@@ -63,8 +94,16 @@ def header_rule(pb: rc.HeaderMatcher, where: str) -> Rule:
     """A HeaderMatcher on the request headers. A TCP connection has no headers at all, not even
     pseudo-headers, so there every matcher gets its answer for a missing header."""
     condition = compile_header_matcher(pb, where)
-    holds = condition.holds
     on_tcp = replace(condition, pseudo=False).holds(_NO_HEADERS, b"")
+    field = _PSEUDO_FIELDS.get(condition.name)
+    test = condition.test
+    if field is not None and test is not None:  # the hot case: :method, :path, :authority
+        invert = condition.invert
+        read = attrgetter(field)
+        if invert:
+            return lambda request: not test(read(request)) if request.http else on_tcp
+        return lambda request: test(read(request)) if request.http else on_tcp
+    holds = condition.holds
 
     def rule(request: AuthzRequest) -> bool:
         return holds(request, request.authority) if request.http else on_tcp
@@ -120,7 +159,7 @@ def compile_permission(pb: rbac_pb2.Permission, where: str) -> Rule:
         return lambda request: start <= request.destination_port < end
     if kind == "requested_server_name":
         sni_test = string_test(pb.requested_server_name, at)
-        return lambda request: sni_test(request.sni.encode())
+        return lambda request: sni_test(request.sni)
     if kind == "metadata":
         return metadata_rule(pb.metadata, at)
     raise ConfigRejected(f"{where}: unsupported permission {kind or 'unset'}")

@@ -33,7 +33,7 @@ def authenticated_rule(pb: rbac_pb2.Principal.Authenticated, where: str) -> Rule
 
     def rule(request: AuthzRequest) -> bool:
         principal = request.peer_principal
-        return principal is not None and test(principal.encode())
+        return principal is not None and test(principal)
 
     return rule
 

@@ -38,8 +38,8 @@ class AuthzRequest:
     destination_port: int = 0
     remote_ip: IPAddress | None = None
     direct_remote_ip: IPAddress | None = None
-    peer_principal: str | None = None
-    sni: str = ""
+    peer_principal: bytes | None = None
+    sni: bytes = b""
     metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     http: bool = True
 
