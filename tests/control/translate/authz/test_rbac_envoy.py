@@ -77,6 +77,12 @@ SCENARIOS: dict[str, list[AuthorizationPolicy]] = {
         ),
         policy("  rules:\n  - to: [{operation: {paths: [/ok]}}]\n", name="allow"),
     ],
+    "inline-header-list": [
+        policy(
+            "  rules:\n"
+            "  - when: [{key: 'request.experimental.inline.headers[x-list]', values: [b]}]\n"
+        )
+    ],
     "from-loopback": [policy("  rules:\n  - from: [{source: {ipBlocks: [127.0.0.0/8]}}]\n")],
     "from-elsewhere": [policy("  rules:\n  - from: [{source: {ipBlocks: [10.0.0.0/8]}}]\n")],
     "deny-not-loopback": [
@@ -137,6 +143,9 @@ DECISIONS = [
     ("deny-header-then-allow", "GET", "/ok", {"x-block": "block"}, 403),
     ("deny-header-then-allow", "GET", "/ok", {"x-block": "pass"}, 200),
     ("deny-header-then-allow", "GET", "/elsewhere", {}, 403),
+    ("inline-header-list", "GET", "/", {"x-list": "a,b,c"}, 200),
+    ("inline-header-list", "GET", "/", {"x-list": "b"}, 200),
+    ("inline-header-list", "GET", "/", {"x-list": "abc"}, 403),
     ("from-loopback", "GET", "/", {}, 200),
     ("from-elsewhere", "GET", "/", {}, 403),
     ("deny-not-loopback", "GET", "/", {}, 200),

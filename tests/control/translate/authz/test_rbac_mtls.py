@@ -43,6 +43,7 @@ SCENARIOS: dict[str, list[AuthorizationPolicy]] = {
     "when-principal-suffix": [
         policy("  rules:\n  - when: [{key: source.principal, values: ['*/sa/sleep']}]\n")
     ],
+    "trust-domain": [policy("  rules:\n  - from: [{source: {trustDomains: [cluster.local]}}]\n")],
     "oracle-deny-and-allow": oracle_in("http-deny-and-allow"),
 }
 
@@ -75,6 +76,9 @@ DECISIONS = [
     ("when-principal-suffix", SLEEP, 200),
     ("when-principal-suffix", OTHER_NS, 200),
     ("when-principal-suffix", "spiffe://cluster.local/ns/foo/sa/web", 403),
+    ("trust-domain", SLEEP, 200),
+    ("trust-domain", "spiffe://other.domain/ns/foo/sa/sleep", 403),
+    ("trust-domain", "spiffe://cluster.localhost/ns/foo/sa/sleep", 403),
     ("oracle-deny-and-allow", ALLOWED, 200),
     ("oracle-deny-and-allow", DENIED, 403),
     ("oracle-deny-and-allow", SLEEP, 403),
