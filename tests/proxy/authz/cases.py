@@ -53,7 +53,7 @@ JWT_METADATA = {
     }
 }
 
-HEADER_KINDS = {
+HEADER_KINDS: dict[str, dict[str, Any]] = {
     "exact": header("x-user", exact_match="alice"),
     "prefix": header("x-user", prefix_match="al"),
     "suffix": header("x-user", suffix_match="ce"),
@@ -78,7 +78,7 @@ HEADER_KINDS = {
     "request-id": header("x-request-id", present_match=True),
 }
 
-PATH_KINDS = {
+PATH_KINDS: dict[str, dict[str, Any]] = {
     "exact": path(exact="/api/v1/items"),
     "prefix": path(prefix="/api/"),
     "ignore-case": path(prefix="/api/", ignore_case=True),
@@ -88,7 +88,7 @@ PATH_KINDS = {
     "encoded-slash": path(exact="/p%20q/%2Fx"),
 }
 
-CONNECTION_KINDS = {
+CONNECTION_KINDS: dict[str, dict[str, Any]] = {
     "destination-ip-in": {"destination_ip": cidr("127.0.0.0", 8)},
     "destination-ip-out": {"destination_ip": cidr("10.0.0.0", 8)},
     "destination-port-other": {"destination_port": 1},
@@ -147,7 +147,7 @@ METADATA_KINDS = {
     },
 }
 
-COMBINED = {
+COMBINED: dict[str, dict[str, Any]] = {
     "and": {"and_rules": {"rules": [path(prefix="/api/"), header(":method", exact_match="GET")]}},
     "or": {"or_rules": {"rules": [path(prefix="/admin"), header("x-user", exact_match="eve")]}},
     "not": {

@@ -112,13 +112,13 @@ def running(
         yield envoy, ports
 
 
-def counters(envoy: EnvoyProcess, prefix: str) -> dict[str, int]:
-    """Envoy's counters whose names start with `prefix` and contain `rbac.`."""
-    _, text = envoy.admin_get("/stats?format=json&usedonly")
+def rbac_counters(envoy: EnvoyProcess, prefixes: Sequence[str]) -> dict[str, int]:
+    """Envoy's non-zero counters whose names start with one of `prefixes`."""
+    _, text = envoy.admin_get("/stats?format=json")
     out: dict[str, int] = {}
     for stat in json.loads(text)["stats"]:
         name = stat.get("name", "")
-        if name.startswith(prefix) and "rbac." in name and "value" in stat:
+        if stat.get("value") and any(name.startswith(p) for p in prefixes):
             out[name] = int(stat["value"])
     return out
 

@@ -27,7 +27,14 @@ from gossamer.proxy.authz import (
 from gossamer.runtime.envoy import EnvoyProcess
 from tests.conftest import shared_dir
 from tests.proxy.authz.cases import PROBES, all_cases
-from tests.proxy.authz.envoy_oracle import NEEDS_ENVOY, Case, Probe, oracle_bootstrap, running
+from tests.proxy.authz.envoy_oracle import (
+    NEEDS_ENVOY,
+    Case,
+    Probe,
+    oracle_bootstrap,
+    rbac_counters,
+    running,
+)
 
 pytestmark = NEEDS_ENVOY
 CASES = all_cases(shared_dir() / "conformance")
@@ -44,12 +51,12 @@ def envoy(
 def compiled(case: Case) -> tuple[RbacChain, RbacChain, list[RbacFilter]]:
     """(network chain, HTTP chain, all filters) for one case, freshly compiled."""
     network = [
-        compile_network_rbac(json_format.ParseDict(c, network_rbac_pb2.RBAC()))
+        compile_network_rbac(json_format.ParseDict(dict(c), network_rbac_pb2.RBAC()))
         for c in case.network_rbac
     ]
     http = [
         compile_http_rbac(
-            json_format.ParseDict(c, http_rbac_pb2.RBAC()), stat_scope=f"http.{case.name}."
+            json_format.ParseDict(dict(c), http_rbac_pb2.RBAC()), stat_scope=f"http.{case.name}."
         )
         for c in case.http_rbac
     ]
@@ -90,22 +97,10 @@ def test_same_decisions_and_counters_as_envoy(
         for name, value in rbac.stats.names().items():
             if value:
                 ours[name] = ours.get(name, 0) + value
-    theirs = _envoy_counters(process, case)
-    assert sorted(ours.items()) == sorted(theirs.items())
-
-
-def _envoy_counters(process: EnvoyProcess, case: Case) -> dict[str, int]:
-    import json
-
-    _, text = process.admin_get("/stats?format=json")
     prefixes = [f"http.{case.name}.rbac."]
     prefixes += [c.get("stat_prefix", c.get("statPrefix", "")) + "rbac." for c in case.network_rbac]
-    out = {}
-    for stat in json.loads(text)["stats"]:
-        name = stat.get("name", "")
-        if any(name.startswith(p) for p in prefixes) and stat.get("value"):
-            out[name] = int(stat["value"])
-    return out
+    theirs = rbac_counters(process, prefixes)
+    assert sorted(ours.items()) == sorted(theirs.items())
 
 
 def test_denial_reply_is_envoys(envoy: tuple[EnvoyProcess, dict[str, int]]) -> None:
