@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from gossamer.codec.headers import Headers
-from gossamer.proxy.authz import AuthzRequest, downstream_remote_ip
+from gossamer.proxy.authz import AuthzRequest, downstream_remote_ip, origin_form
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 
 try:
@@ -163,10 +163,11 @@ class Probe:
             if headers.get(b"x-request-id") is None:
                 headers.add(b"x-request-id", str(uuid.uuid4()).encode())
         source = ip_address(self.source)
+        target, authority = origin_form(self.target.encode(), self.host.encode())
         return AuthzRequest(
             method=self.method.encode() if http else b"",
-            target=self.target.encode() if http else b"",
-            authority=self.host.encode() if http else b"",
+            target=target if http else b"",
+            authority=authority if http else b"",
             headers=headers if http else Headers(),
             destination_ip=LISTENER_IP,
             destination_port=port,

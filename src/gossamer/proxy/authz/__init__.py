@@ -16,7 +16,12 @@ from gossamer.proxy.authz.filters import (
     compile_network_rbac,
 )
 from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS, denied_response
-from gossamer.proxy.authz.request import AuthzRequest, downstream_remote_ip, istio_authn_metadata
+from gossamer.proxy.authz.request import (
+    AuthzRequest,
+    downstream_remote_ip,
+    istio_authn_metadata,
+    origin_form,
+)
 
 __all__ = [
     "DENIED_BODY",
@@ -33,4 +38,5 @@ __all__ = [
     "denied_response",
     "downstream_remote_ip",
     "istio_authn_metadata",
+    "origin_form",
 ]

@@ -44,6 +44,24 @@ class AuthzRequest:
     http: bool = True
 
 
+def origin_form(target: bytes, authority: bytes) -> tuple[bytes, bytes]:
+    """(target, authority) as Envoy's HTTP/1 codec presents them to filters: an absolute-form
+    target (`http://host/p?q`) becomes its path and query, and its host replaces the Host
+    header's (checked against Envoy 1.40)."""
+    if target[:1] == b"/" or b"://" not in target:
+        return target, authority
+    rest = target[target.find(b"://") + 3 :]
+    end = len(rest)
+    for mark in (b"/", b"?"):
+        at = rest.find(mark)
+        if 0 <= at < end:
+            end = at
+    path = rest[end:]
+    if path[:1] != b"/":
+        path = b"/" + path
+    return path, rest[:end]
+
+
 def istio_authn_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The `istio_authn` namespace Istio derives from a validated JWT payload: its RBAC
     configs match `request.auth.principal` (`iss/sub`), `.audiences`, `.presenter` and
