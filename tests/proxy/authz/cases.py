@@ -228,6 +228,19 @@ def _action_cases() -> list[Case]:
                 }
             ],
         ),
+        Case(
+            "network-shadow-undotted-prefix",
+            network_rbac=[
+                {
+                    "stat_prefix": "oracle_tcp3",
+                    "shadow_rules_stat_prefix": "dry",
+                    "shadow_rules": rbac("ALLOW", p=policy(principal={"any": True}))["rules"],
+                    **rbac(
+                        "ALLOW", src=policy(principal={"direct_remote_ip": cidr("127.0.0.3", 32)})
+                    ),
+                }
+            ],
+        ),
     ]
 
 

@@ -98,7 +98,7 @@ def test_same_decisions_and_counters_as_envoy(
             if value:
                 ours[name] = ours.get(name, 0) + value
     prefixes = [f"http.{case.name}.rbac."]
-    prefixes += [c.get("stat_prefix", c.get("statPrefix", "")) + "rbac." for c in case.network_rbac]
+    prefixes += [c.get("stat_prefix", c.get("statPrefix", "")) for c in case.network_rbac]
     theirs = rbac_counters(process, prefixes)
     assert sorted(ours.items()) == sorted(theirs.items())
 
