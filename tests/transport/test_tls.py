@@ -21,8 +21,9 @@ from typing import Any, cast
 
 import pytest
 import uvloop
+from cryptography import x509
 
-from gossamer.codec.detect import Detection, Kind
+from gossamer.codec.detect import Detection, Kind, detect
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 from gossamer.transport.tls import (
     CLIENT_ALPN_HTTP1,
@@ -31,6 +32,7 @@ from gossamer.transport.tls import (
     MeshTls,
     PeerIdentityRejected,
     client_context,
+    is_mesh_tls,
     peer_identity,
     server_context,
     sniff,
@@ -126,11 +128,14 @@ class Inbound:
         loop = asyncio.get_running_loop()
         verdict = await sniff(sock)
         self.verdicts.append(verdict)
-        if verdict.kind is not Kind.TLS and self.strict:
+        # STRICT terminates every TLS connection; PERMISSIVE only a sidecar's (mesh ALPN), and
+        # passes the app's own TLS and plaintext through.
+        terminate = verdict.kind is Kind.TLS and (self.strict or is_mesh_tls(verdict))
+        if self.strict and not terminate:
             self.refused.append("plaintext")
             sock.close()
             return
-        context = self.mesh.server() if verdict.kind is Kind.TLS else None
+        context = self.mesh.server() if terminate else None
         try:
             transport, _ = await loop.connect_accepted_socket(
                 lambda: self.reply(b"none - "),
@@ -240,6 +245,50 @@ def test_permissive_serves_mtls_and_plaintext_on_one_port(run: Run, ca: TestCA) 
     run(scenario())
 
 
+def _hello(alpn: list[str] | None) -> bytes:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    with pytest.raises(ssl.SSLWantReadError):
+        ctx.wrap_bio(incoming, outgoing, server_hostname=SNI).do_handshake()
+    return outgoing.read()
+
+
+def test_permissive_passes_the_apps_own_tls_through(run: Run, ca: TestCA) -> None:
+    """TLS without a mesh ALPN is the app's (it terminates TLS itself): not ours to end."""
+    hello = _hello(["h2", "http/1.1"])
+
+    async def scenario() -> None:
+        inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=False)
+        port = await inbound.serve()
+        async with asyncio.timeout(10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(hello)
+            answer = await reader.readexactly(len(b"none - ") + len(hello))
+            await closed(writer)
+            await inbound.stop()
+        assert answer == b"none - " + hello
+        assert inbound.peers == []
+        assert not is_mesh_tls(inbound.verdicts[0])
+
+    run(scenario())
+
+
+def test_mesh_tls_is_told_by_its_alpn() -> None:
+    assert is_mesh_tls(detect(_hello(list(CLIENT_ALPN_HTTP1))))
+    assert is_mesh_tls(detect(_hello(["istio-peer-exchange", "istio"])))
+    assert not is_mesh_tls(detect(_hello(["h2", "http/1.1"])))
+    assert not is_mesh_tls(detect(_hello(None)))
+    assert not is_mesh_tls(detect(b"GET / HTTP/1.1\r\n"))
+
+
+def test_a_logged_material_never_shows_its_key(ca: TestCA) -> None:
+    material = ca.issue(SERVER_ID)
+    assert "PRIVATE KEY" not in repr(material)
+    assert "PRIVATE KEY" not in repr(MeshTls(material))
+
+
 def _no_cert_client(ca: TestCA) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -311,8 +360,6 @@ def test_client_refuses_a_server_from_another_ca(run: Run, ca: TestCA) -> None:
 
 
 def _server_serial(writer: asyncio.StreamWriter) -> int:
-    from cryptography import x509
-
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     return int(x509.load_der_x509_certificate(der).serial_number)
 
@@ -650,6 +697,7 @@ def test_gossamer_and_envoy_sidecars_agree_both_ways(ca: TestCA, tmp_path: Path)
             await inbound.stop()
         assert inbound.verdicts[0].alpn == CLIENT_ALPN_HTTP1
         assert inbound.verdicts[0].sni == SNI
+        assert is_mesh_tls(inbound.verdicts[0])
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())

@@ -21,8 +21,9 @@ Contract (for wiring into proxy/server inbound and proxy/upstream/pool.py outbou
    before a peek), then `await sniff(sock)` peeks (MSG_PEEK, nothing consumed) and
    returns a `codec.detect.Detection`; hand the socket on with
    `loop.connect_accepted_socket(factory, sock, ssl=MeshTls.server() if TLS else None)`.
-   `Detection.alpn` is the client's offer, for filter chain `application_protocols` matching
-   (e.g. "istio-http/1.1" marks mesh HTTP).
+   `Detection.alpn` is the client's offer, for filter chain `application_protocols` matching:
+   `is_mesh_tls(detection)` (an "istio*" protocol offered) is mesh mTLS to terminate; other TLS
+   is the app's own and, in PERMISSIVE, passes through untouched as Istio's chains do.
 4. Outbound (client). `MeshTls.client(expected)` gives a `MeshClientContext`; connect with
    `ssl=ctx.ssl_context, server_hostname=<Istio SNI outbound_.<port>_.<subset>_.<fqdn>>`, then
    call `ctx.verify_peer(ssl_object)` before sending a byte: `PeerIdentityRejected` means close
@@ -68,7 +69,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -79,6 +80,10 @@ CLIENT_ALPN_HTTP1: tuple[str, ...] = ("istio-http/1.1", "istio", "http/1.1")
 CLIENT_ALPN_TCP: tuple[str, ...] = ("istio",)
 SERVER_ALPN: tuple[str, ...] = ("http/1.1",)
 SPIFFE_SCHEME = "spiffe://"
+MESH_ALPN: frozenset[str] = frozenset(
+    {"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+)
+"""Offered by a sidecar only: what Istio's inbound chains match as mesh mTLS."""
 
 SslConnection = ssl.SSLObject | ssl.SSLSocket
 
@@ -101,7 +106,7 @@ class IdentityMaterial:
     """A workload identity as PEM text: leaf-first chain, private key, trust bundle."""
 
     cert_chain_pem: str
-    private_key_pem: str
+    private_key_pem: str = field(repr=False)  # a logged repr must never carry the key
     trust_bundle_pem: str
 
     def leaf(self) -> x509.Certificate:
@@ -140,6 +145,11 @@ def peer_identity(ssl_object: SslConnection) -> str | None:
     if not der:
         return None
     return spiffe_id(x509.load_der_x509_certificate(der))
+
+
+def is_mesh_tls(detection: Detection) -> bool:
+    """True for a ClientHello from a mesh sidecar (it offers one of `MESH_ALPN`)."""
+    return detection.kind is Kind.TLS and not MESH_ALPN.isdisjoint(detection.alpn)
 
 
 # --- contexts -----------------------------------------------------------------------------
