@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -117,3 +118,10 @@ def write_plugin_files(
     (directory / "root-cert.pem").write_bytes(pem(root))
     (directory / "cert-chain.pem").write_bytes(pem(inter, root) if root_in_chain else pem(inter))
     return Plugin(directory=directory, root=root, intermediate=inter)
+
+
+def peer_uris(conn: ssl.SSLSocket) -> list[str]:
+    """The URI SANs of the certificate the TLS peer presented (empty if none)."""
+    cert = conn.getpeercert() or {}
+    names: tuple[tuple[str, str], ...] = tuple(cert.get("subjectAltName", ()))  # type: ignore[arg-type]
+    return [value for kind, value in names if kind == "URI"]

@@ -20,7 +20,7 @@ from gossamer.control.ca import (
     key_pem,
     open_ca,
 )
-from tests.control.ca.support import Issue, WritePlugin
+from tests.control.ca.support import Issue, WritePlugin, peer_uris
 
 
 @dataclass
@@ -58,11 +58,7 @@ def context(side: Party, server: bool, workdir: Path) -> ssl.SSLContext:
 
 
 def peer_uri(conn: ssl.SSLSocket) -> str | None:
-    cert = conn.getpeercert()
-    if not cert:
-        return None
-    names: tuple[tuple[str, str], ...] = tuple(cert.get("subjectAltName", ()))  # type: ignore[arg-type]
-    uris = [value for kind, value in names if kind == "URI"]
+    uris = peer_uris(conn)
     return uris[0] if uris else None
 
 
