@@ -27,6 +27,7 @@ from gossamer.codec.detect import Detection, Kind, detect
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 from gossamer.transport.tls import (
     CLIENT_ALPN_HTTP1,
+    CLIENT_ALPN_TCP,
     IdentityMaterial,
     IdentityMaterialInvalid,
     MeshTls,
@@ -232,13 +233,18 @@ def test_permissive_serves_mtls_and_plaintext_on_one_port(run: Run, ca: TestCA) 
             assert client.verify_peer(secure.get_extra_info("ssl_object")) == SERVER_ID
             assert secure.get_extra_info("ssl_object").version() == "TLSv1.3"
             assert secure.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
+            # A TCP upstream offers only "istio": no overlap, the handshake goes on without ALPN.
+            tcp = MeshTls(ca.issue(CLIENT_ID)).client([SERVER_ID], alpn=CLIENT_ALPN_TCP)
+            tcp_answer, tcp_writer = await exchange(port, tcp.ssl_context)
+            assert tcp_writer.get_extra_info("ssl_object").selected_alpn_protocol() is None
+            await closed(tcp_writer)
             plain_answer, plain = await exchange(port, None, b"GET / HTTP/1.1\r\n\r\n")
             await closed(secure)
             await closed(plain)
             await inbound.stop()
-        assert secure_answer == f"mutual_tls {CLIENT_ID} ping".encode()
+        assert secure_answer == tcp_answer == f"mutual_tls {CLIENT_ID} ping".encode()
         assert plain_answer == b"none - GET / HTTP/1.1\r\n\r\n"
-        assert [v.kind for v in inbound.verdicts] == [Kind.TLS, Kind.HTTP1]
+        assert [v.kind for v in inbound.verdicts] == [Kind.TLS, Kind.TLS, Kind.HTTP1]
         assert inbound.verdicts[0].sni == SNI
         assert inbound.verdicts[0].alpn == CLIENT_ALPN_HTTP1
 

@@ -55,9 +55,9 @@ Envoy's TLS transport socket docs, so a Gossamer sidecar and an Envoy sidecar ag
   the client's Finished last), so a refused client sees the failure on its first read.
 * The identity check on the client runs right after the handshake (Python's `ssl` has no verify
   callback), so a wrong server sees a close instead of an alert; no request byte is sent.
-* The server sends no session tickets (`num_tickets = 0`): Gossamer never resumes, each ticket
-  costs a signature-free but measurable encryption per handshake, and resumption would let a
-  client skip presenting a rotated certificate.
+* The server sends no session tickets (`num_tickets = 0`): Gossamer's client never resumes,
+  tickets cost CPU on every handshake, and a resumed session would carry the identity of a
+  certificate that has since been rotated.
 """
 
 from __future__ import annotations
