@@ -25,7 +25,7 @@ def leaf_identity(leaf: x509.Certificate) -> SpiffeId:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise PeerRejected("certificate has no subjectAltName") from None
-    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     spiffe = [u for u in uris if u.startswith("spiffe://")]
     if len(spiffe) != 1:
         raise PeerRejected(f"certificate must name exactly one SPIFFE ID, found {spiffe}")
