@@ -90,42 +90,53 @@ def test_remote_ip_from_x_forwarded_for() -> None:
     assert downstream_remote_ip(direct, Headers([(b"x-forwarded-for", b"junk")])) == direct
 
 
-def test_jwt_claims_through_istio_authn_metadata() -> None:
-    payload = {"iss": "https://issuer", "sub": "alice", "groups": ["dev"], "org": {"tier": "gold"}}
+def one_of(*keys: str, exact: str) -> dict[str, Any]:
+    """A claim condition as Istio writes it for `request.auth.claims[...]`."""
+    return claim(*keys, list_match={"one_of": {"string_match": {"exact": exact}}})
+
+
+def test_jwt_claims_in_the_shape_istio_matches() -> None:
+    payload = {
+        "iss": "https://issuer",
+        "sub": "alice",
+        "groups": ["dev", "ops"],
+        "org": {"tier": "gold"},
+        "scope": "read write",
+        "exp": 1700000000,
+    }
     metadata = {"istio_authn": istio_authn_metadata(payload)}
     principal = claim("request.auth.principal", string_match={"exact": "https://issuer/alice"})
-    group = claim(
-        "request.auth.claims", "groups", list_match={"one_of": {"string_match": {"exact": "dev"}}}
+    ids = [
+        principal,
+        one_of("request.auth.claims", "iss", exact="https://issuer"),
+        one_of("request.auth.claims", "groups", exact="ops"),
+        one_of("request.auth.claims", "org", "tier", exact="gold"),
+        one_of("request.auth.claims", "scope", exact="write"),
+    ]
+    every = http(rbac(p=policy(principal={"and_ids": {"ids": ids}})))
+    assert every.decide(req(metadata=metadata)).allowed
+    assert not every.decide(req()).allowed  # no token: no request principal, no claims
+    number = http(
+        rbac(p=policy(principal=one_of("request.auth.claims", "exp", exact="1700000000")))
     )
-    tier = claim("request.auth.claims", "org", "tier", string_match={"exact": "gold"})
-    both = http(rbac(p=policy(principal={"and_ids": {"ids": [principal, group, tier]}})))
-    assert both.decide(req(metadata=metadata)).allowed
-    assert not both.decide(req()).allowed  # no token, no request principal
+    assert not number.decide(req(metadata=metadata)).allowed  # only string claims are kept
+
+
+def test_value_matchers_null_bool_or() -> None:
+    def claims(value: object) -> AuthzRequest:
+        return req(metadata={"istio_authn": {"request.auth.claims": {"x": value}}})
+
     null = http(rbac(p=policy(principal=claim("request.auth.claims", "x", null_match={}))))
-    assert null.decide(req(metadata={"istio_authn": {"request.auth.claims": {"x": None}}})).allowed
-    assert not null.decide(req(metadata=metadata)).allowed  # missing is not null
-    flag = claim("request.auth.claims", "admin", bool_match=True)
-    either = http(
-        rbac(
-            p=policy(
-                principal=claim(
-                    "request.auth.claims",
-                    "admin",
-                    or_match={
-                        "value_matchers": [{"bool_match": True}, {"string_match": {"exact": "yes"}}]
-                    },
-                )
-            )
-        )
-    )
+    assert null.decide(claims(None)).allowed
+    assert not null.decide(req()).allowed  # missing is not null
+    flag = http(rbac(p=policy(principal=claim("request.auth.claims", "x", bool_match=True))))
+    assert flag.decide(claims(True)).allowed and not flag.decide(claims("true")).allowed
+    matchers = [{"bool_match": True}, {"string_match": {"exact": "yes"}}]
+    either = claim("request.auth.claims", "x", or_match={"value_matchers": matchers})
+    either_rbac = http(rbac(p=policy(principal=either)))
     assert (
-        http(rbac(p=policy(principal=flag)))
-        .decide(req(metadata={"istio_authn": {"request.auth.claims": {"admin": True}}}))
-        .allowed
+        either_rbac.decide(claims("yes")).allowed and not either_rbac.decide(claims("no")).allowed
     )
-    assert either.decide(
-        req(metadata={"istio_authn": {"request.auth.claims": {"admin": "yes"}}})
-    ).allowed
 
 
 def test_log_action_never_denies_and_marks() -> None:

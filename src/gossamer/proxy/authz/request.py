@@ -7,7 +7,7 @@ routing ones, with Envoy's pseudo-header and repeated-header rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -62,11 +62,19 @@ def origin_form(target: bytes, authority: bytes) -> tuple[bytes, bytes]:
     return path, rest[:end]
 
 
-def istio_authn_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The `istio_authn` namespace Istio derives from a validated JWT payload: its RBAC
-    configs match `request.auth.principal` (`iss/sub`), `.audiences`, `.presenter` and
-    `request.auth.claims` (the whole payload; nested claims are reached by path)."""
-    out: dict[str, Any] = {"request.auth.claims": dict(payload)}
+SPACE_DELIMITED = ("scope", "permission")  # Istio always splits these claims at spaces
+
+
+def istio_authn_metadata(
+    payload: Mapping[str, Any], space_delimited: Sequence[str] = SPACE_DELIMITED
+) -> dict[str, Any]:
+    """The `istio_authn` namespace for a validated JWT payload, in the shape Istio's RBAC reads:
+    `request.auth.principal` (`iss/sub`), `.audiences` and `.presenter` are strings (a list
+    audience is joined with ","; unverified against Istio); `request.auth.claims` maps each
+    claim to a list of strings, since Istio matches claims with `list_match.one_of` (a string
+    claim is a one-element list; `space_delimited` claims are split at spaces; objects nest;
+    numbers and booleans are left out)."""
+    out: dict[str, Any] = {"request.auth.claims": _claim_lists(payload, space_delimited)}
     iss, sub = payload.get("iss"), payload.get("sub")
     if isinstance(iss, str) and isinstance(sub, str):
         out["request.auth.principal"] = f"{iss}/{sub}"
@@ -78,6 +86,18 @@ def istio_authn_metadata(payload: Mapping[str, Any]) -> dict[str, Any]:
     azp = payload.get("azp")
     if isinstance(azp, str):
         out["request.auth.presenter"] = azp
+    return out
+
+
+def _claim_lists(claims: Mapping[str, Any], space_delimited: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in claims.items():
+        if isinstance(value, str):
+            out[name] = value.split() if name in space_delimited else [value]
+        elif isinstance(value, list):
+            out[name] = [v for v in value if isinstance(v, str)]
+        elif isinstance(value, Mapping):
+            out[name] = _claim_lists(value, space_delimited)
     return out
 
 
