@@ -12,7 +12,7 @@ Envoy semantics kept here:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
@@ -129,7 +129,11 @@ class RbacChain:
         return result
 
 
-def _unpack(config: any_pb2.Any | object, cls: type, type_url: str, where: str) -> object:
+Config = TypeVar("Config", http_rbac_pb2.RBAC, network_rbac_pb2.RBAC)
+
+
+def _unpack(config: any_pb2.Any | Config, cls: type[Config], type_url: str, where: str) -> Config:
+    """The filter config itself, or unpacked from the listener's `typed_config`."""
     if isinstance(config, cls):
         return config
     if not isinstance(config, any_pb2.Any):
@@ -164,7 +168,6 @@ def compile_http_rbac(
 ) -> HttpRbac:
     """An HTTP RBAC filter config (packed or not). `stat_scope` is the HCM's `http.<prefix>.`."""
     pb = _unpack(config, http_rbac_pb2.RBAC, HTTP_TYPE, where)
-    assert isinstance(pb, http_rbac_pb2.RBAC)
     _refuse_matchers(pb, where)
     if pb.track_per_rule_stats:
         raise ConfigRejected(f"{where}.track_per_rule_stats: not supported")
@@ -181,7 +184,6 @@ def compile_network_rbac(
 ) -> NetworkRbac:
     """A network RBAC filter config (packed or not); `stat_prefix` is required, as in Envoy."""
     pb = _unpack(config, network_rbac_pb2.RBAC, NETWORK_TYPE, where)
-    assert isinstance(pb, network_rbac_pb2.RBAC)
     _refuse_matchers(pb, where)
     if not pb.stat_prefix:
         raise ConfigRejected(f"{where}.stat_prefix: must not be empty")
