@@ -145,7 +145,7 @@ class Inbound:
                 ssl_handshake_timeout=5 if context else None,
             )
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self.refused.append(type(exc).__name__)
+            self.refused.append(f"{type(exc).__name__}: {exc}")
             sock.close()
             return
         self.transports.append(transport)
@@ -302,7 +302,15 @@ def _no_cert_client(ca: TestCA) -> ssl.SSLContext:
     return ctx
 
 
-@pytest.mark.parametrize("client_kind", ["plaintext", "no certificate", "other CA", "expired"])
+REFUSAL_REASON = {
+    "plaintext": "plaintext",
+    "no certificate": "peer did not return a certificate",
+    "other CA": "unable to get local issuer certificate",
+    "expired": "certificate has expired",
+}
+
+
+@pytest.mark.parametrize("client_kind", sorted(REFUSAL_REASON))
 def test_strict_refuses(run: Run, ca: TestCA, client_kind: str) -> None:
     async def scenario() -> None:
         inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=True)
@@ -326,6 +334,7 @@ def test_strict_refuses(run: Run, ca: TestCA, client_kind: str) -> None:
         assert answer == b""
         assert inbound.peers == []
         assert len(inbound.refused) == 1
+        assert REFUSAL_REASON[client_kind] in inbound.refused[0]
 
     run(scenario())
 
