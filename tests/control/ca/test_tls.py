@@ -164,7 +164,7 @@ def test_old_and_new_roots_talk_during_rotation_overlap(
     ca_dir: Path, issue: Issue, tmp_path: Path
 ) -> None:
     old_leaf = issue(open_ca(ca_dir), sa="ratings")
-    begin_root_rotation(ca_dir, timedelta(days=1))
+    begin_root_rotation(ca_dir, timedelta(days=1), promote=True)
     rotated = open_ca(ca_dir)
     new_leaf = issue(rotated, sa="reviews")
     overlap = rotated.bundle.pem()

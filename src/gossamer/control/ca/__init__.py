@@ -25,9 +25,11 @@ How a workload gets a certificate (the private key never leaves it):
    `verify_peer(chain, bundle, expect=...)` (returns its `SpiffeId`) or with `ssl` (see
    tests/control/ca/test_tls.py); renew at `renew_at(leaf)` (50 % of the lifetime, ±10 %).
 
-Root rotation (self-signed only): `begin_root_rotation(ca_dir, overlap)` then, once every leaf
-has renewed (overlap > longest TTL), `finish_root_rotation(ca_dir)`; `selfsigned.finish_if_due`
-for a periodic task. Re-open the CA and push the new bundle to every workload after each step.
+Root rotation (self-signed only; see rotation.py): `begin_root_rotation(ca_dir, overlap)` adds
+a new root to the bundle (the old one still signs); once every workload has the new bundle,
+`promote_root_rotation(ca_dir)` makes the new root sign; once every leaf has renewed (overlap >
+longest TTL), `finish_root_rotation(ca_dir)` drops the old root (`selfsigned.finish_if_due` for
+a periodic task). Re-open the CA and push the new bundle to every workload after each step.
 Health for `gossamer check`: `ca_health(authority, now)` for the CA's own certificates and
 `cert_health(cert, now)` per workload leaf (expired = error, CA expiring < 30 days = warning).
 """
@@ -39,6 +41,7 @@ from gossamer.control.ca.cadir import (
     ca_dir_of,
     finish_root_rotation,
     open_ca,
+    promote_root_rotation,
 )
 from gossamer.control.ca.csr import key_pem, make_csr, new_key
 from gossamer.control.ca.errors import (
@@ -78,6 +81,7 @@ __all__ = [
     "make_csr",
     "new_key",
     "open_ca",
+    "promote_root_rotation",
     "renew_at",
     "verify_peer",
 ]

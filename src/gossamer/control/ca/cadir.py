@@ -46,11 +46,22 @@ def begin_root_rotation(
     overlap: timedelta,
     now: datetime | None = None,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    promote: bool = False,
 ) -> None:
-    """Start signing with a new root; trust the old one too until now + overlap."""
+    """Make a new root and add it to the trust bundle; the old root keeps signing until
+    `promote_root_rotation` (push the new bundle to every workload in between). With
+    `promote=True` the new root signs at once: only safe when no workload can receive a
+    new-root leaf before its peers have the new bundle."""
     _refuse_plugin(ca_dir)
     now = datetime.now(UTC) if now is None else now
-    selfsigned.begin_rotation(ca_dir, overlap, now, trust_domain)
+    selfsigned.begin_rotation(ca_dir, overlap, now, trust_domain, promote)
+
+
+def promote_root_rotation(ca_dir: Path, now: datetime | None = None) -> None:
+    """Sign with the new root; trust the old one too until now + the overlap given at begin."""
+    _refuse_plugin(ca_dir)
+    now = datetime.now(UTC) if now is None else now
+    selfsigned.promote_rotation(ca_dir, now)
 
 
 def finish_root_rotation(

@@ -132,15 +132,24 @@ def _current(ca_dir: Path) -> RootsState:
     return state
 
 
-def begin_rotation(ca_dir: Path, overlap: timedelta, now: datetime, trust_domain: str) -> None:
-    """Make a new signing root; trust old and new until now + overlap."""
+def begin_rotation(
+    ca_dir: Path, overlap: timedelta, now: datetime, trust_domain: str, promote: bool
+) -> None:
+    """Make a new root and trust it; with `promote`, also sign with it from now on."""
     if overlap <= timedelta(0):
         raise RotationError(f"the overlap must be positive, got {overlap}")
     with _locked(ca_dir):
         state = _current(ca_dir)
         next_phase(state.phase, Step.BEGIN)  # refuse a step out of order before writing files
         serial = _make_root(ca_dir, now, trust_domain)
-        _commit(ca_dir, state.begin(serial, now + overlap), now)
+        begun = state.begin(serial, overlap)
+        _commit(ca_dir, begun.promote(now) if promote else begun, now)
+
+
+def promote_rotation(ca_dir: Path, now: datetime) -> None:
+    """Sign with the new root from now on; the overlap deadline starts now."""
+    with _locked(ca_dir):
+        _commit(ca_dir, _current(ca_dir).promote(now), now)
 
 
 def _finish(ca_dir: Path, state: RootsState, now: datetime, force: bool) -> tuple[str, ...]:
