@@ -19,6 +19,7 @@ from gossamer.control.ca import (
     CsrRejected,
     PeerRejected,
     SpiffeId,
+    leaf_identity,
     make_csr,
     new_key,
     open_ca,
@@ -208,3 +209,37 @@ def test_verify_peer_checks_the_expected_identity(
         PeerRejected, match=re.escape("expected 'spiffe://cluster.local/ns/default/sa/x'")
     ):
         verify_peer([issued.leaf], authority.bundle, now=now, expect=SpiffeId("default", "x"))
+
+
+@pytest.mark.parametrize(
+    ("sans", "says"),
+    [
+        ([], "no subjectAltName"),
+        ([x509.DNSName("reviews")], "exactly one SPIFFE ID"),
+        (
+            [
+                x509.UniformResourceIdentifier("spiffe://cluster.local/ns/a/sa/b"),
+                x509.UniformResourceIdentifier("spiffe://cluster.local/ns/a/sa/c"),
+            ],
+            "exactly one SPIFFE ID",
+        ),
+        ([x509.UniformResourceIdentifier("spiffe://cluster.local/x")], "path must be"),
+    ],
+)
+def test_a_leaf_must_name_exactly_one_workload_identity(
+    now: datetime, sans: list[x509.GeneralName], says: str
+) -> None:
+    key = new_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(x509.Name([]))
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(hours=1))
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=True)
+    with pytest.raises(PeerRejected, match=says):
+        leaf_identity(builder.sign(key, hashes.SHA256()))
