@@ -100,7 +100,7 @@ def test_the_http2_preface_is_h2c_and_its_prefixes_need_more() -> None:
     "first",
     [
         b"\x00\x00\x00\x01",  # a binary protocol
-        b"SSH-2.0-OpenSSH_9.2\r\n",  # no space after a token-shaped word... then not HTTP
+        b"SSH-2.0-OpenSSH_9.2\r\n",  # the line ends before any space: no request line
         b"GET / HTTP/2.0\r\n",  # not an HTTP/1 version
         b"GET /a b HTTP/1.1\r\n",  # a space in the target
         b"GET / HTTP/1.1\n",  # bare LF: a control inside the line
