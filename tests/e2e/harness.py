@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,16 +25,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from gossamer.runtime.envoy import with_parent_death_signal
+from tests.ports import free_port
+
+__all__ = ["free_port"]  # re-exported: many e2e tests take it from here
 
 BACKENDS_SCRIPT = Path(__file__).with_name("http_backends.py")
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (for listeners we cannot bind to 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def gossamer_argv() -> list[str]:

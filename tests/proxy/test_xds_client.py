@@ -155,7 +155,7 @@ async def test_reconnects_to_a_restarted_server_and_resyncs(
 
 
 async def test_keeps_retrying_while_nothing_listens() -> None:
-    from tests.e2e.harness import free_port
+    from tests.ports import free_port
 
     async with running_client(free_port()) as running:
         await eventually(lambda: running.client.status().last_error is not None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from gossamer.runtime import envoy as rt
+from tests.ports import free_port as _free_port
 
 NODE = rt.node_id("sidecar", "127.0.0.1", "reviews-v1-abc", "default")
 
@@ -314,13 +314,6 @@ def test_wait_ready_times_out_naming_state(tmp_path: Path) -> None:
 
 
 # --- readiness listener -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ from gossamer.runtime.pod import AppLaunch, Pod
 from gossamer.runtime.probes import AlwaysReady, ProbeSchedule, TcpProbe
 from gossamer.runtime.registration import PodRecord, RegistryClient
 from gossamer.runtime.sidecars import SidecarLaunch
+from tests.ports import free_port
 from tests.runtime.running_plane import api_url, registered, running_plane
 
 WAIT = 10.0  # seconds any one step may take at most
@@ -38,13 +38,6 @@ class Ready(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def alive(pid: int) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -11,14 +10,7 @@ import pytest
 from aiohttp import web
 
 from gossamer.runtime.probes import AlwaysReady, HttpProbe, TcpProbe, wait_until
-
-
-def free_port() -> int:
-    """A port nothing listens on (connecting to it is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+from tests.ports import free_port
 
 
 @pytest.fixture

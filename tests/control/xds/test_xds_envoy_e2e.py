@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from gossamer.control.xds import AdsServer, SyncState
 from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend, until
 from tests.control.xds.xds_world import StaticSource, world
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 ENVOY = Path(os.environ.get("GOSSAMER_ENVOY", REPO / ".envoy/envoy/_bin/envoy"))
@@ -31,12 +31,6 @@ pytestmark = [
 LAUNCHER = (
     "import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9); os.execv(sys.argv[1], sys.argv[1:])"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bootstrap(ads_port: int) -> dict[str, Any]:

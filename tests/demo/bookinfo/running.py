@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,15 +18,10 @@ from typing import IO
 from aiohttp import web
 
 from gossamer.runtime.envoy import with_parent_death_signal
+from tests.ports import free_port
 
 PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
 STARTUP_DEADLINE_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def upstream_env(**ports: int) -> dict[str, str]:

@@ -26,8 +26,9 @@ from gossamer.runtime.envoy import (
     node_metadata,
     with_parent_death_signal,
 )
-from tests.e2e.harness import free_port, gossamer_argv, until
+from tests.e2e.harness import gossamer_argv, until
 from tests.e2e.parity.world import NS, World
+from tests.ports import free_port
 
 
 class DataPlane(Protocol):

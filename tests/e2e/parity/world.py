@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.harness import Backends, BackendSpec, ControlPlane, free_port
+from tests.e2e.harness import Backends, BackendSpec, ControlPlane
+from tests.ports import free_port
 
 NS = "default"
 INSTANCES: dict[str, tuple[str, ...]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -16,14 +15,9 @@ from gossamer.control.translate import listeners
 from gossamer.control.translate.clusters import socket_address
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
+from tests.ports import free_port
 
 Cluster = cluster_pb2.Cluster
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def static_cluster(
@@ -100,4 +94,4 @@ def proxy_config(*resources: Any, builder: SnapshotBuilder | None = None) -> Pro
     return config
 
 
-__all__ = ["ec", "rc"]
+__all__ = ["ec", "free_port", "rc"]
