@@ -11,7 +11,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 
-from gossamer.cli import config, controlplane, down, logs, proxies, proxy, run, up, validate
+from gossamer.cli import check, config, controlplane, down, logs, proxies, proxy, run, up, validate
 
 app = typer.Typer(
     name="gossamer",
@@ -36,6 +36,7 @@ up.register(app)
 down.register(app)
 run.register(app)
 logs.register(app)
+check.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gossamer.control.ca import Authority, CaError, ca_dir_of, open_ca
 from gossamer.control.registry import Registry
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.store import open_store
@@ -74,6 +75,8 @@ class ControlPlane:
         self.source = TranslatingSource(lambda: self.world)
         self.xds = AdsServer(self.source, debounce=config.debounce)
         self.token = ""
+        self.ca: Authority | None = None
+        self.ca_error = ""  # why the CA could not be opened (`gossamer check` reports it)
         self.xds_port = 0
         self.api_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,6 +87,7 @@ class ControlPlane:
         """Open the store, load every object, start serving xDS and the API."""
         cfg = self.config
         self.token = ensure_token(cfg.home)
+        await self._open_ca()
         self.store = open_store(cfg.store_url or str(cfg.home / "store.db"))
         revision, objects = await self.store.list()
         for obj in objects:
@@ -104,6 +108,15 @@ class ControlPlane:
             self.api_port,
             revision,
         )
+
+    async def _open_ca(self) -> None:
+        """The mesh CA (its root is created on first start). A broken plug-in CA does not stop
+        the control plane: nothing is issued until it is fixed, and `gossamer check` says why."""
+        try:
+            self.ca = await asyncio.to_thread(open_ca, ca_dir_of(self.config.home))
+        except CaError as exc:
+            self.ca, self.ca_error = None, str(exc)
+            log.error("mesh CA unavailable: %s", exc)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -96,7 +96,7 @@ def auth(token: str) -> Any:
 
 
 def make_app(plane: ControlPlane) -> web.Application:
-    from gossamer.control.api import openapi, pods, proxies, registry, resources
+    from gossamer.control.api import ca, openapi, pods, proxies, registry, resources
 
     app = web.Application(middlewares=[errors, auth(plane.token)], client_max_size=8 * 1024**2)
     app[PLANE] = plane
@@ -106,6 +106,7 @@ def make_app(plane: ControlPlane) -> web.Application:
     proxies.add_routes(app)
     registry.add_routes(app)
     pods.add_routes(app)
+    ca.add_routes(app)
     return app
 
 
