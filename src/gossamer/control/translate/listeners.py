@@ -32,19 +32,24 @@ OUTBOUND = base_pb2.OUTBOUND
 INBOUND = base_pb2.INBOUND
 
 
-def http_filters() -> list[hcm_pb2.HttpFilter]:
-    """fault → cors → router (router last). Filters with no per-route config do nothing."""
+def http_filters(authz: Sequence[hcm_pb2.HttpFilter] = ()) -> list[hcm_pb2.HttpFilter]:
+    """[authz →] fault → cors → router (router last). Filters with no per-route config do
+    nothing. `authz` (RBAC, inbound only) comes first, as in Istio, so a denied request is
+    answered 403 before any fault or CORS decision and never reaches the router."""
     return [
+        *authz,
         hcm_pb2.HttpFilter(name=FAULT_FILTER, typed_config=packed(fault_pb2.HTTPFault())),
         hcm_pb2.HttpFilter(name=CORS_FILTER, typed_config=packed(cors_pb2.Cors())),
         hcm_pb2.HttpFilter(name=ROUTER_FILTER, typed_config=packed(router_pb2.Router())),
     ]
 
 
-def _hcm(stat_prefix: str) -> hcm_pb2.HttpConnectionManager:
+def _hcm(
+    stat_prefix: str, authz: Sequence[hcm_pb2.HttpFilter] = ()
+) -> hcm_pb2.HttpConnectionManager:
     return hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
-        http_filters=http_filters(),
+        http_filters=http_filters(authz),
         upgrade_configs=[hcm_pb2.HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
     )
 
@@ -55,8 +60,14 @@ def rds_filter(route_name: str) -> lc.Filter:
     return lc.Filter(name=HCM, typed_config=packed(hcm))
 
 
-def inline_routes_filter(stat_prefix: str, config: route_pb2.RouteConfiguration) -> lc.Filter:
-    hcm = _hcm(stat_prefix)
+def inline_routes_filter(
+    stat_prefix: str,
+    config: route_pb2.RouteConfiguration,
+    authz: Sequence[hcm_pb2.HttpFilter] = (),
+) -> lc.Filter:
+    """An HTTP connection manager with its routes inline (inbound chains); `authz` as in
+    `http_filters`."""
+    hcm = _hcm(stat_prefix, authz)
     hcm.route_config.CopyFrom(config)
     return lc.Filter(name=HCM, typed_config=packed(hcm))
 
@@ -110,12 +121,18 @@ def virtual_outbound(port: int, passthrough: str) -> listener_pb2.Listener:
 
 
 def virtual_inbound(
-    port: int, chains: Sequence[lc.FilterChain], passthrough: str
+    port: int,
+    chains: Sequence[lc.FilterChain],
+    passthrough: str,
+    authz: Sequence[lc.Filter] = (),
 ) -> listener_pb2.Listener:
-    """0.0.0.0:15006: inbound traffic, one filter chain per application port; others pass."""
+    """0.0.0.0:15006: inbound traffic, one filter chain per application port; others pass.
+
+    `authz` (network RBAC) guards the passthrough chain too, as in Istio: a port no service
+    declares is no way around the workload's AuthorizationPolicies."""
     default = lc.FilterChain(
         name="InboundPassthroughFilterChain",
-        filters=[tcp_proxy_filter(passthrough, [(passthrough, 1)])],
+        filters=[*authz, tcp_proxy_filter(passthrough, [(passthrough, 1)])],
     )
     out = listener_pb2.Listener(
         name="virtualInbound",

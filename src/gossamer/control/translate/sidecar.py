@@ -3,15 +3,20 @@ inbound clusters for the local application, and the fixed clusters."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
-from gossamer.control.translate import clusters, listeners, names
+from gossamer.control.registry import Workload
+from gossamer.control.translate import authz, clusters, listeners, names
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.translate.mesh import service_routes
@@ -22,6 +27,7 @@ from gossamer.control.translate.scope import (
     MatchScope,
     inbound_ports,
     mesh_virtual_services,
+    own_workload,
     virtual_service_for,
     visible_services,
 )
@@ -29,6 +35,7 @@ from gossamer.control.world import DOMAIN, MeshService, ServicePort, World
 from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.gatewayapi.httproute import HTTPRoute as GatewayHTTPRoute
 from gossamer.spec.networking.virtualservice import VirtualService
+from gossamer.spec.security.authorizationpolicy import AuthorizationPolicy
 
 
 def interception_none(node: ProxyNode) -> bool:
@@ -100,9 +107,12 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
     inbound = inbound_ports(world, node)
     if not no_capture:
         out.append(listeners.virtual_outbound(names.OUTBOUND_CAPTURE_PORT, names.PASSTHROUGH))
-        chains = [_inbound_chain(p.port, p.target) for p in inbound]
+        guard = InboundAuthz.of(world, node)
+        chains = [_inbound_chain(p.port, p.target, guard) for p in inbound]
         out.append(
-            listeners.virtual_inbound(names.INBOUND_CAPTURE_PORT, chains, names.INBOUND_PASSTHROUGH)
+            listeners.virtual_inbound(
+                names.INBOUND_CAPTURE_PORT, chains, names.INBOUND_PASSTHROUGH, guard.network
+            )
         )
     out += [clusters.passthrough(), clusters.blackhole(), clusters.inbound_passthrough()]
     out += [clusters.inbound(p.port.number, p.target, p.port, node.ip) for p in inbound]
@@ -162,15 +172,55 @@ def _tcp_split(
     return [(names.outbound_cluster(port.number, svc.hostname), 1)]
 
 
-def _inbound_chain(port: ServicePort, target: int) -> lc.FilterChain:
+@dataclass(frozen=True, slots=True)
+class InboundAuthz:
+    """The RBAC filters guarding a sidecar's inbound chains (both empty when no
+    AuthorizationPolicy applies to its workload, which leaves the chains as they were)."""
+
+    http: tuple[hcm_pb2.HttpFilter, ...]
+    network: tuple[lc.Filter, ...]
+
+    @classmethod
+    def of(cls, world: World, node: ProxyNode) -> InboundAuthz:
+        policies = world.of(AuthorizationPolicy)
+        if not policies:
+            return cls((), ())
+        workload = policy_subject(world, node)
+        return cls(
+            tuple(authz.http_rbac_filters(policies, workload)),
+            tuple(authz.network_rbac_filters(policies, workload)),
+        )
+
+
+def policy_subject(world: World, node: ProxyNode) -> Workload:
+    """The workload whose AuthorizationPolicies the sidecar enforces: the registry's instance
+    it fronts, else (not registered yet) what the proxy says of itself, as Istio reads the
+    pod's namespace and labels from the proxy's metadata."""
+    found = own_workload(world, node)
+    if found is not None:
+        return found
+    return Workload(
+        name=node.workload,
+        namespace=node.namespace,
+        address=node.ip,
+        labels=dict(node.labels),
+        service_account=node.service_account or "default",
+    )
+
+
+def _inbound_chain(port: ServicePort, target: int, guard: InboundAuthz) -> lc.FilterChain:
     cluster = names.inbound_cluster(port.number)
     if not port.is_http:
         return listeners.port_chain(
-            cluster, target, [listeners.tcp_proxy_filter(cluster, [(cluster, 1)])]
+            cluster,
+            target,
+            [*guard.network, listeners.tcp_proxy_filter(cluster, [(cluster, 1)])],
         )
     vhost = rc.VirtualHost(name=f"inbound|http|{target}", domains=["*"])
     route = vhost.routes.add(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
     route.route.timeout.CopyFrom(duration_zero())
     config = route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vhost])
-    return listeners.port_chain(cluster, target, [listeners.inline_routes_filter(cluster, config)])
+    return listeners.port_chain(
+        cluster, target, [listeners.inline_routes_filter(cluster, config, guard.http)]
+    )
