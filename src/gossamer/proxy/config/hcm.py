@@ -1,15 +1,17 @@
 """HTTP connection manager (HCM) network filter → HttpChain: routes, http filters, upgrades.
 
 Rules (Envoy's; anything else is NACKed): routes come from RDS over ADS (or `self`) or inline;
-http filters are fault, cors and router, the router present and last, optional unknown filters
-skipped; a listener-level fault (delay/abort outside routes) is refused; the downstream codec is
-HTTP/1.1 (AUTO or HTTP1).
+http filters are rbac, fault, cors and router, the router present and last, optional unknown
+filters skipped; RBAC filters compile into one `RbacChain` run at their place relative to fault
+and cors (`rbac_stage`; Istio puts them first), so they must not straddle fault or cors; with
+RBAC, path normalisation is refused; a listener-level fault (delay/abort outside routes) is
+refused; the downstream codec is HTTP/1.1 (AUTO or HTTP1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
@@ -19,6 +21,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from gossamer.proxy.authz.filters import HTTP_TYPE as _RBAC
+from gossamer.proxy.authz.filters import HttpRbac, RbacChain, compile_http_rbac
 from gossamer.proxy.config import compilers
 from gossamer.proxy.config.compilers import RouteTable
 from gossamer.proxy.config.rejected import ConfigRejected
@@ -28,6 +32,8 @@ HCM_TYPE = _PREFIX + hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 _FAULT = _PREFIX + fault_pb2.HTTPFault.DESCRIPTOR.full_name
 _CORS = _PREFIX + cors_pb2.Cors.DESCRIPTOR.full_name
 _ROUTER = _PREFIX + router_pb2.Router.DESCRIPTOR.full_name
+# Where the chain's RBAC filters run: before fault and cors, between them, or after both.
+RBAC_FIRST, RBAC_AFTER_FAULT, RBAC_AFTER_CORS = 0, 1, 2
 _HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
 
 
@@ -45,6 +51,12 @@ class HttpChain:
     # Clusters the inline routes name that must exist when the listener is applied (Envoy's
     # `validate_clusters`, on by default for inline route configurations, off for RDS).
     required_clusters: frozenset[str] = frozenset()
+    # The chain's RBAC filters in order (None: no RBAC filter, the request path is unchanged).
+    rbac: RbacChain | None = None
+    rbac_stage: int = RBAC_FIRST
+    # X-Forwarded-For handling: what RBAC's `remote_ip` is (the HCM's fields of these names).
+    use_remote_address: bool = False
+    xff_num_trusted_hops: int = 0
 
 
 def compile_hcm(where: str, filter_pb: Any) -> HttpChain:
@@ -82,13 +94,39 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
             required = _named_clusters(config)
     else:
         raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
-    fault, cors = _http_filters(where, hcm.http_filters)
+    filters = _http_filters(where, hcm.http_filters, f"http.{hcm.stat_prefix}.")
+    if filters.rbac:
+        _refuse_path_normalisation(where, hcm)
     upgrades = frozenset(
         str(u.upgrade_type).lower().encode()
         for u in hcm.upgrade_configs
         if not u.HasField("enabled") or u.enabled.value
     )
-    return HttpChain(route_name, routes, upgrades, str(hcm.stat_prefix), fault, cors, required)
+    return HttpChain(
+        route_name,
+        routes,
+        upgrades,
+        str(hcm.stat_prefix),
+        filters.fault,
+        filters.cors,
+        required,
+        RbacChain(filters.rbac) if filters.rbac else None,
+        filters.rbac_stage,
+        bool(hcm.use_remote_address.value),
+        int(hcm.xff_num_trusted_hops),
+    )
+
+
+def _refuse_path_normalisation(where: str, hcm: Any) -> None:
+    """The sidecar hands filters the path as received; an HCM that asks Envoy to normalise it
+    first would let RBAC see another path than Envoy's (`/a/../admin` vs `/admin`): refused
+    rather than enforced on the wrong path."""
+    if hcm.normalize_path.value:
+        raise ConfigRejected(f"{where}.normalize_path: not supported with RBAC")
+    if hcm.merge_slashes:
+        raise ConfigRejected(f"{where}.merge_slashes: not supported with RBAC")
+    if hcm.path_with_escaped_slashes_action > hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED:
+        raise ConfigRejected(f"{where}.path_with_escaped_slashes_action: not supported with RBAC")
 
 
 def _named_clusters(config: Any) -> frozenset[str]:
@@ -106,29 +144,46 @@ def _named_clusters(config: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-def _http_filters(where: str, filters: Sequence[Any]) -> tuple[bool, bool]:
-    """(fault present, cors present); the router must be present and last."""
-    fault = cors = router = False
+@dataclass(slots=True)
+class _Filters:
+    fault: bool = False
+    cors: bool = False
+    router: bool = False
+    rbac: list[HttpRbac] = field(default_factory=list)
+    rbac_stage: int = RBAC_FIRST
+
+    def stage(self) -> int:
+        return RBAC_AFTER_CORS if self.cors else RBAC_AFTER_FAULT if self.fault else RBAC_FIRST
+
+
+def _http_filters(where: str, filters: Sequence[Any], stat_scope: str) -> _Filters:
+    """The filters present; the router must be present and last."""
+    seen = _Filters()
     for i, f in enumerate(filters):
         here = f"{where} http_filters[{i}] {f.name!r}"
-        if router:
+        if seen.router:
             raise ConfigRejected(f"{here}: the router filter must be the last http filter")
         type_url = str(f.typed_config.type_url)
         if f.disabled:
             continue
         if type_url == _ROUTER:
-            router = True
+            seen.router = True
         elif type_url == _FAULT:
             config = unpack(f, fault_pb2.HTTPFault)
             if config.HasField("delay") or config.HasField("abort"):
                 raise ConfigRejected(f"{here}: listener-level fault is not supported (per route)")
-            fault = True
+            seen.fault = True
         elif type_url == _CORS:
-            cors = True
+            seen.cors = True
+        elif type_url == _RBAC:
+            if seen.rbac and seen.rbac_stage != seen.stage():
+                raise ConfigRejected(f"{here}: RBAC filters on both sides of fault/cors")
+            seen.rbac_stage = seen.stage()
+            seen.rbac.append(compile_http_rbac(f.typed_config, stat_scope=stat_scope, where=here))
         elif not f.is_optional:
             raise ConfigRejected(
                 f"{here}: unsupported http filter {type_url or '(no typed_config)'}"
             )
-    if not router:
+    if not seen.router:
         raise ConfigRejected(f"{where}: the router filter is required (last http filter)")
-    return fault, cors
+    return seen

@@ -1,6 +1,8 @@
 """The life of one HTTP request: route, then a local reply or a forward to a Backend.
 
-Order (Envoy's HCM with fault → cors → router): route selection (404 NR), the route's fault
+Order (Envoy's HCM with rbac → fault → cors → router): route selection, the chain's RBAC filters
+when it has any (403 `RBAC: access denied`, unrouted requests included: RBAC runs before the
+router; placed after fault or cors, they run there), 404 NR, the route's fault
 (delay, then abort; every route kind), CORS preflights answered here, direct responses and
 redirects, upgrade admission (403), cluster choice (503 NC), then `forward.forward` (breaker,
 endpoint, tries, retries, timeouts, mirrors). `handle` returns whether the downstream connection
@@ -16,11 +18,16 @@ from random import random
 from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.headers import Headers
+from gossamer.proxy.authz import gate
+from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS
+from gossamer.proxy.config.hcm import RBAC_AFTER_CORS, RBAC_AFTER_FAULT, RBAC_FIRST
 from gossamer.proxy.routing.actions import DirectResponse, Forward, Redirect
 from gossamer.proxy.server import local_reply as replies
 from gossamer.proxy.server.forward import forward
+from gossamer.proxy.server.upstream_request import request_id
 
 if TYPE_CHECKING:
+    from gossamer.proxy.config.hcm import HttpChain
     from gossamer.proxy.server.context import Resolved
     from gossamer.proxy.server.downstream import HttpConnection, Request
 
@@ -33,6 +40,14 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     resolved = conn.resolver.resolve(conn.ctx.config, head)
     table = resolved.table
     route = table.select(head, resolved.authority) if table is not None else None
+    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    if (
+        chain is not None
+        and chain.rbac is not None
+        and (route is None or chain.rbac_stage == RBAC_FIRST)
+        and not _authorized(conn, request, resolved, chain)
+    ):
+        return _denied(conn, request, route)
     if route is None:
         return reply(conn, request, 404, b"")
     fault = route.fault
@@ -72,11 +87,15 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
     """After the fault filter: CORS preflights, then the route's action."""
     head = request.head
     action: Any = route.action
+    if _denied_at(RBAC_AFTER_FAULT, conn, request, resolved):
+        return _denied(conn, request, route)
     cors = route.cors
     if cors is not None:
         preflight = cors.preflight(head)
         if preflight is not None:  # answered by the CORS filter: no route response headers
             return reply(conn, request, 200, b"", headers=Headers(preflight))
+    if _denied_at(RBAC_AFTER_CORS, conn, request, resolved):
+        return _denied(conn, request, route)
     if isinstance(action, Forward):
         if head.upgrade:
             token = head.headers.get(b"upgrade") or b""
@@ -92,6 +111,43 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
         extra = Headers([(b"location", own_url)]) if own_url is not None else None
         return reply(conn, request, action.status, action.body, route, extra)
     raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
+
+
+def _denied_at(stage: int, conn: HttpConnection, request: Request, resolved: Resolved) -> bool:
+    """RBAC filters placed after fault (or cors) deny here, at their place in the chain."""
+    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    if chain is None or chain.rbac is None or chain.rbac_stage != stage:
+        return False
+    return not _authorized(conn, request, resolved, chain)
+
+
+def _authorized(
+    conn: HttpConnection, request: Request, resolved: Resolved, chain: HttpChain
+) -> bool:
+    """The chain's RBAC filters on this request, with the headers Envoy's HCM added first."""
+    rbac = chain.rbac
+    assert rbac is not None
+    head = request.head
+    gate.add_connection_manager_headers(head.headers, request_id)
+    facts = gate.http_request(
+        head.method,
+        resolved.target,
+        resolved.authority,
+        head.headers,
+        conn.peer_ip,
+        conn.transport,
+        conn.original_dst,
+        use_remote_address=chain.use_remote_address,
+        xff_num_trusted_hops=chain.xff_num_trusted_hops,
+    )
+    return rbac.decide(facts).allowed
+
+
+def _denied(conn: HttpConnection, request: Request, route: Any) -> bool:
+    """Envoy's RBAC local reply; a forwarding route adds its response headers, as for a fault
+    abort."""
+    forwarding = route is not None and isinstance(route.action, Forward)
+    return reply(conn, request, DENIED_STATUS, DENIED_BODY, route if forwarding else None)
 
 
 def reply(
