@@ -57,6 +57,8 @@ class HttpChain:
     # X-Forwarded-For handling: what RBAC's `remote_ip` is (the HCM's fields of these names).
     use_remote_address: bool = False
     xff_num_trusted_hops: int = 0
+    # Network RBAC filters before the HCM (listeners.py sets it): they decide per connection.
+    network_rbac: RbacChain | None = None
 
 
 def compile_hcm(where: str, filter_pb: Any) -> HttpChain:

@@ -6,7 +6,9 @@ Rules (what Envoy does with the same resource; anything else is NACKed, never ha
  2. Filter chains match on `destination_port` only (the field the translator uses); a chain with
     any other match field, or two chains with the same match, is rejected.
     `default_filter_chain` is kept as the fallback.
- 3. Each chain has exactly one network filter: an HTTP connection manager or a TCP proxy.
+ 3. Each chain ends with one terminal network filter, an HTTP connection manager or a TCP
+    proxy, after any number of network RBAC filters (`envoy.filters.network.rbac`), compiled
+    into the handler's `network_rbac` chain; anything else is rejected.
  4. HCM: see hcm.py.
  5. Listener filters: original_dst sets `original_dst_filter`; tls_inspector and
     http_inspector only feed chain-match fields rule 2 refuses, so they are no-ops; anything
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -26,6 +28,8 @@ from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
+from gossamer.proxy.authz.filters import NETWORK_TYPE as _NETWORK_RBAC
+from gossamer.proxy.authz.filters import NetworkRbac, RbacChain, compile_network_rbac
 from gossamer.proxy.config.hcm import HCM_TYPE, HttpChain, compile_hcm, unpack
 from gossamer.proxy.config.rejected import ConfigRejected
 
@@ -59,6 +63,8 @@ class TcpChain:
 
     clusters: tuple[tuple[str, int], ...]
     stat_prefix: str
+    # Network RBAC filters before the tcp_proxy (None: none); they decide on the first bytes.
+    network_rbac: RbacChain | None = None
     _cumulative: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -189,27 +195,46 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
     if pb.HasField("transport_socket"):
         raise ConfigRejected(f"{where}: transport_socket (TLS) is not supported")
     port = int(match.destination_port.value) if match.HasField("destination_port") else None
-    if len(pb.filters) != 1:
+    if not pb.filters:
         raise ConfigRejected(
-            f"{where}: exactly one network filter (http_connection_manager or tcp_proxy) "
-            f"is supported, got {len(pb.filters)}"
+            f"{where}: a network filter (http_connection_manager or tcp_proxy) is required"
         )
-    net = pb.filters[0]
+    rbac = _network_rbac(where, pb.filters[:-1])
+    last = len(pb.filters) - 1
+    net = pb.filters[last]
+    here = f"{where} filters[{last}]"
     type_url = str(net.typed_config.type_url)
     handler: HttpChain | TcpChain
     if type_url == HCM_TYPE:
-        handler = compile_hcm(f"{where} filters[0]", net)
+        handler = compile_hcm(here, net)
+        if rbac is not None:
+            handler = replace(handler, network_rbac=rbac)
     elif type_url == _TCP_PROXY:
-        handler = _tcp_chain(f"{where} filters[0]", unpack(net, tcp_proxy_pb2.TcpProxy))
+        handler = _tcp_chain(here, unpack(net, tcp_proxy_pb2.TcpProxy), rbac)
     else:
         raise ConfigRejected(
-            f"{where} filters[0] {net.name!r}: unsupported network filter "
-            f"{type_url or '(no typed_config)'}"
+            f"{here} {net.name!r}: unsupported network filter {type_url or '(no typed_config)'}"
+            " (the last filter must be http_connection_manager or tcp_proxy)"
         )
     return FilterChain(name=str(pb.name), destination_port=port, handler=handler)
 
 
-def _tcp_chain(where: str, proxy: Any) -> TcpChain:
+def _network_rbac(where: str, filters: Sequence[Any]) -> RbacChain | None:
+    """The filters before the terminal one: network RBAC only, in order."""
+    compiled: list[NetworkRbac] = []
+    for i, f in enumerate(filters):
+        here = f"{where} filters[{i}] {f.name!r}"
+        type_url = str(f.typed_config.type_url)
+        if type_url != _NETWORK_RBAC:
+            raise ConfigRejected(
+                f"{here}: unsupported network filter {type_url or '(no typed_config)'} "
+                "(only network RBAC may come before http_connection_manager or tcp_proxy)"
+            )
+        compiled.append(compile_network_rbac(f.typed_config, where=here))
+    return RbacChain(compiled) if compiled else None
+
+
+def _tcp_chain(where: str, proxy: Any, rbac: RbacChain | None = None) -> TcpChain:
     specifier = proxy.WhichOneof("cluster_specifier")
     if specifier == "cluster":
         if not proxy.cluster:
@@ -223,4 +248,4 @@ def _tcp_chain(where: str, proxy: Any) -> TcpChain:
             raise ConfigRejected(f"{where}: tcp_proxy.weighted_clusters weights sum to 0")
     else:
         raise ConfigRejected(f"{where}: tcp_proxy needs cluster or weighted_clusters")
-    return TcpChain(clusters, str(proxy.stat_prefix))
+    return TcpChain(clusters, str(proxy.stat_prefix), rbac)

@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Coroutine
 from random import random
 from typing import TYPE_CHECKING, Any
+from weakref import WeakSet
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz import gate
@@ -27,6 +28,7 @@ from gossamer.proxy.server.forward import forward
 from gossamer.proxy.server.upstream_request import request_id
 
 if TYPE_CHECKING:
+    from gossamer.proxy.authz.filters import RbacChain
     from gossamer.proxy.config.hcm import HttpChain
     from gossamer.proxy.server.context import Resolved
     from gossamer.proxy.server.downstream import HttpConnection, Request
@@ -41,6 +43,13 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     table = resolved.table
     route = table.select(head, resolved.authority) if table is not None else None
     chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    if (
+        chain is not None
+        and chain.network_rbac is not None
+        and conn not in _connections_decided
+        and not _connection_authorized(conn, chain.network_rbac)
+    ):
+        return False
     if (
         chain is not None
         and chain.rbac is not None
@@ -111,6 +120,21 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
         extra = Headers([(b"location", own_url)]) if own_url is not None else None
         return reply(conn, request, action.status, action.body, route, extra)
     raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
+
+
+# Connections a chain's network RBAC has already allowed (it decides once per connection).
+_connections_decided: WeakSet[HttpConnection] = WeakSet()
+
+
+def _connection_authorized(conn: HttpConnection, rbac: RbacChain) -> bool:
+    """Network RBAC in front of an HCM: decided at the connection's first request head (Envoy
+    decides on its first bytes); a denial closes the connection without a response."""
+    peer_ip, transport, original_dst = conn.peer_ip, conn.transport, conn.original_dst
+    if rbac.decide(gate.tcp_connection(peer_ip, transport, original_dst)).allowed:
+        _connections_decided.add(conn)
+        return True
+    conn.close()
+    return False
 
 
 def _denied_at(stage: int, conn: HttpConnection, request: Request, resolved: Resolved) -> bool:

@@ -3,7 +3,10 @@
 Downstream reading is paused until the upstream connection is up (bytes are not buffered
 unboundedly), and each side pauses the other's reading while its own send buffer is full.
 PassthroughCluster / ORIGINAL_DST clusters connect to the connection's original destination.
-Either side's close half-closes the other (write_eof); the second close ends both."""
+Either side's close half-closes the other (write_eof); the second close ends both.
+Network RBAC filters (Envoy's default ONE_TIME_ON_FIRST_BYTE) decide on the client's first
+bytes, after the upstream connection is up, as in Envoy (a server-first protocol's greeting
+still reaches the client); a denial drops those bytes and closes both sides."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from random import random
 from typing import TYPE_CHECKING, Any, cast
 
+from gossamer.proxy.authz import gate
 from gossamer.proxy.upstream.endpoints import Endpoint
 
 if TYPE_CHECKING:
@@ -104,6 +108,8 @@ class TcpProxy(_Side):
         self.chain = chain
         self.original_dst = original_dst
         self.local = local
+        self._rbac_pending = chain.network_rbac is not None  # no decision taken yet
+        self._denied = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -115,6 +121,33 @@ class TcpProxy(_Side):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.ctx.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._rbac_pending and not self._authorized():
+            return
+        super().data_received(data)
+
+    def _authorized(self) -> bool:
+        """The chain's network RBAC on this connection; a denial closes both sides (after the
+        filters' `delay_deny`, reading nothing meanwhile)."""
+        if self._denied:
+            return False
+        rbac = self.chain.network_rbac
+        assert rbac is not None
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        facts = gate.tcp_connection(str(peer[0]) if peer else "", self.transport, self.original_dst)
+        denial = next((f for f in rbac.filters if not f.decide(facts).allowed), None)
+        if denial is None:
+            self._rbac_pending = any(getattr(f, "continuous", False) for f in rbac.filters)
+            return True
+        self._denied = True
+        delay = float(getattr(denial, "delay_deny_s", 0.0))
+        if delay > 0 and self.transport is not None:
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(delay, self.close_both)
+        else:
+            self.close_both()
+        return False
 
     def close(self) -> None:
         """Dataplane shutdown: both sockets go."""
