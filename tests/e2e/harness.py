@@ -99,7 +99,7 @@ class ControlPlane:
         state.unlink(missing_ok=True)
         argv = [*gossamer_argv(), "controlplane", "--home", str(self.home)]
         api_port = self.api.rpartition(":")[2] if self.api else "0"
-        argv += ["--xds-port", str(self.xds_port), "--api-port", api_port]
+        argv += ["--xds-port", str(self.xds_port), "--api-port", api_port, "--ca-port", "0"]
         argv += ["--debounce-ms", str(self.debounce_ms)]
         argv += ["--log-level", self.log_level]
         self._log = self.log_path.open("ab")

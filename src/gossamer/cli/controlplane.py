@@ -30,6 +30,9 @@ def controlplane(
     xds_port: Annotated[int, typer.Option("--xds-port", help="Plaintext xDS (ADS).")] = 15010,
     api_host: Annotated[str, typer.Option("--api-host")] = "127.0.0.1",
     api_port: Annotated[int, typer.Option("--api-port", help="REST API.")] = 15080,
+    ca_port: Annotated[
+        int, typer.Option("--ca-port", help="Certificate service (CSR + credential, TLS).")
+    ] = 15012,
     debounce_ms: Annotated[int, typer.Option("--debounce-ms", help="Push debounce.")] = 100,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
@@ -47,6 +50,7 @@ def controlplane(
         xds_port=xds_port,
         api_host=api_host,
         api_port=api_port,
+        ca_port=ca_port,
         debounce=debounce_ms / 1000,
     )
     try:
@@ -71,6 +75,7 @@ async def _serve(config: PlaneConfig) -> None:
                 "pid": os.getpid(),
                 "xds": f"{config.xds_host}:{plane.xds_port}",
                 "api": f"http://{config.api_host}:{plane.api_port}",
+                "ca": f"{config.ca_host}:{plane.ca_port}" if plane.ca_port else "",
             }
         )
     )

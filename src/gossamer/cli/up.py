@@ -53,6 +53,7 @@ def up(
     home: Annotated[Path | None, typer.Option("--home", envvar="GOSSAMER_HOME")] = None,
     xds_port: Annotated[int, typer.Option("--xds-port")] = 15010,
     api_port: Annotated[int, typer.Option("--api-port")] = 15080,
+    ca_port: Annotated[int, typer.Option("--ca-port", help="Certificate service.")] = 15012,
 ) -> None:
     """Run the mesh: control plane, every Workload as pods with sidecars, ingress gateway on
     127.0.0.1:8080. As root each pod is a network namespace with transparent interception;
@@ -79,6 +80,7 @@ def up(
         dataplane=dataplane.value,
         xds_port=xds_port,
         api_port=api_port,
+        ca_port=ca_port,
         sink=_print_line,
     )
     try:

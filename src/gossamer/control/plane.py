@@ -19,6 +19,8 @@ from pathlib import Path
 from aiohttp import web
 
 from gossamer.control.ca import Authority, CaError, ca_dir_of, open_ca
+from gossamer.control.ca.credentials import CredentialIssuer, load_or_create_secret
+from gossamer.control.ca.service import start_service
 from gossamer.control.registry import Registry
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.store import open_store
@@ -46,6 +48,8 @@ class PlaneConfig:
     xds_port: int = 15010
     api_host: str = "127.0.0.1"
     api_port: int = 15080
+    ca_host: str = "127.0.0.1"
+    ca_port: int | None = None  # the certificate service (15012); None: not served
     debounce: float = 0.1
     registry_sweep: float = 1.0
 
@@ -77,6 +81,9 @@ class ControlPlane:
         self.token = ""
         self.ca: Authority | None = None
         self.ca_error = ""  # why the CA could not be opened (`gossamer check` reports it)
+        self.credentials = CredentialIssuer()
+        self.ca_port = 0
+        self._ca_runner: web.AppRunner | None = None
         self.xds_port = 0
         self.api_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,11 +119,18 @@ class ControlPlane:
     async def _open_ca(self) -> None:
         """The mesh CA (its root is created on first start). A broken plug-in CA does not stop
         the control plane: nothing is issued until it is fixed, and `gossamer check` says why."""
+        ca_dir = ca_dir_of(self.config.home)
         try:
-            self.ca = await asyncio.to_thread(open_ca, ca_dir_of(self.config.home))
+            self.ca = await asyncio.to_thread(open_ca, ca_dir)
+            self.credentials = CredentialIssuer(load_or_create_secret(ca_dir))
         except CaError as exc:
             self.ca, self.ca_error = None, str(exc)
             log.error("mesh CA unavailable: %s", exc)
+            return
+        if self.config.ca_port is not None:
+            self._ca_runner, self.ca_port = await start_service(
+                self.ca, self.credentials, self.config.ca_host, self.config.ca_port
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -127,6 +141,8 @@ class ControlPlane:
         self._tasks.clear()
         if self._api_runner is not None:
             await self._api_runner.cleanup()
+        if self._ca_runner is not None:
+            await self._ca_runner.cleanup()
         await self.xds.stop(0.5)
         if self.store is not None:
             await self.store.close()

@@ -33,6 +33,7 @@ class MeshOptions:
     dataplane: str = "python"
     xds_port: int = 15010
     api_port: int = 15080
+    ca_port: int = 15012
     addressing: PodAddressing = field(default_factory=PodAddressing)
     sink: Callable[[str, str], None] | None = None
 
@@ -59,7 +60,10 @@ class LocalMesh:
         if not await self._api_answers():
             self.plane = ControlPlane(
                 PlaneConfig(
-                    home=home, xds_port=self.options.xds_port, api_port=self.options.api_port
+                    home=home,
+                    xds_port=self.options.xds_port,
+                    api_port=self.options.api_port,
+                    ca_port=self.options.ca_port,
                 )
             )
             await self.plane.start()

@@ -161,7 +161,8 @@ class Mesh:
         )
 
     def up(self) -> subprocess.CompletedProcess[str]:
-        args = ["up", "--detach", "--xds-port", "0", "--api-port", "0", *self.extra]
+        args = ["up", "--detach", "--xds-port", "0", "--api-port", "0", "--ca-port", "0"]
+        args += self.extra
         return self.cli(*args, "--dataplane", self.dataplane, timeout=240)
 
     def down(self) -> subprocess.CompletedProcess[str]:

@@ -56,7 +56,9 @@ def test_up_without_root_runs_the_demo_in_explicit_mode(home: Path) -> None:
     )
     if readable.returncode != 0:
         pytest.skip("this checkout is not readable by an unprivileged user")
-    started = as_nobody(home, "up", "--detach", "--xds-port", "0", "--api-port", "0")
+    started = as_nobody(
+        home, "up", "--detach", "--xds-port", "0", "--api-port", "0", "--ca-port", "0"
+    )
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         assert "explicit mode" in started.stderr

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import serialization
 
 from gossamer.control.ca.bundle import TrustBundle
 from gossamer.control.ca.errors import CaError, CsrRejected
-from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN, SpiffeId
 from gossamer.control.ca.issue import build_leaf, check_requested_identity, load_csr
 from gossamer.control.ca.pemfiles import SigningKey
+from gossamer.identity.spiffe import DEFAULT_TRUST_DOMAIN, SpiffeId
 
 DEFAULT_TTL = timedelta(hours=24)
 MAX_TTL = timedelta(days=90)  # Istio's default max-workload-cert-ttl

@@ -9,8 +9,8 @@ from pathlib import Path
 from gossamer.control.ca import selfsigned
 from gossamer.control.ca.authority import Authority
 from gossamer.control.ca.errors import RotationError
-from gossamer.control.ca.identity import DEFAULT_TRUST_DOMAIN
 from gossamer.control.ca.plugin import load_plugin, plugin_present
+from gossamer.identity.spiffe import DEFAULT_TRUST_DOMAIN
 
 PLUGIN_DIR = "cacerts"
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gossamer.control.ca.errors import CsrRejected
-from gossamer.control.ca.identity import SpiffeId
 from gossamer.control.ca.pemfiles import SigningKey
+from gossamer.identity.spiffe import SpiffeId
 
 CLOCK_SKEW = timedelta(seconds=60)
 

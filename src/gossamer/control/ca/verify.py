@@ -16,7 +16,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from gossamer.control.ca.bundle import TrustBundle
 from gossamer.control.ca.errors import PeerRejected
-from gossamer.control.ca.identity import InvalidSpiffeId, SpiffeId
+from gossamer.identity.spiffe import InvalidSpiffeId, SpiffeId
 
 
 def leaf_identity(leaf: x509.Certificate) -> SpiffeId:

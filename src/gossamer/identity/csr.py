@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gossamer.control.ca.identity import SpiffeId
+from gossamer.identity.spiffe import SpiffeId
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
