@@ -12,7 +12,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
 
-from gossamer.control.translate import build_snapshot
+from gossamer.control.translate import build_snapshot, listeners
+from gossamer.control.translate.authz import ProxyRbac
 from gossamer.control.xds.resources import Snapshot
 from gossamer.xdstypes import LISTENER
 from tests.control.translate.worlds import node, pod, world
@@ -182,3 +183,30 @@ def test_no_policy_means_byte_identical_output() -> None:
         assert {t: {n: r.any.value for n, r in rs.items()} for t, rs in snap.resources.items()} == {
             t: {n: r.any.value for n, r in rs.items()} for t, rs in base.resources.items()
         }
+
+
+INGRESS_POLICY = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ingress-get, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+"""
+
+
+def test_gateway_rbac_is_selected_by_the_gateway_labels_and_goes_before_fault() -> None:
+    """The hook gateway listeners need (gateway.py passes `ProxyRbac.of(...).http` to
+    `rds_filter`): a policy selecting the gateway's labels yields its filter, first."""
+    gateway = node("router", namespace="istio-system", labels={"istio": "ingressgateway"})
+    rbac = ProxyRbac.of(world(MESH, INGRESS_POLICY, workloads=PODS), gateway)
+    assert [f.name for f in rbac.http] == ["envoy.filters.http.rbac"]
+    hcm = hcm_pb2.HttpConnectionManager()
+    listeners.rds_filter("http.80", rbac.http).typed_config.Unpack(hcm)
+    assert [f.name for f in hcm.http_filters][:2] == [
+        "envoy.filters.http.rbac",
+        "envoy.filters.http.fault",
+    ]
+    # A sidecar in istio-system without those labels is not selected.
+    other = node("sidecar", namespace="istio-system", labels={"app": "x"})
+    assert ProxyRbac.of(world(MESH, INGRESS_POLICY, workloads=PODS), other) == ProxyRbac((), ())

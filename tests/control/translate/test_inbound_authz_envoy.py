@@ -223,6 +223,7 @@ def test_a_policy_for_another_workload_changes_nothing(sidecar: Sidecar) -> None
         return view.get("types", {}).get("lds", {}).get("sent")
 
     before = lds_sent()
+    assert before is not None
     sidecar.cp.apply(ELSEWHERE)
     try:
         time.sleep(1.5)  # past the control plane's longest debounce (1 s): a push would be out

@@ -54,8 +54,10 @@ def _hcm(
     )
 
 
-def rds_filter(route_name: str) -> lc.Filter:
-    hcm = _hcm(route_name)
+def rds_filter(route_name: str, authz: Sequence[hcm_pb2.HttpFilter] = ()) -> lc.Filter:
+    """An HTTP connection manager taking its routes from RDS; `authz` as in `http_filters`
+    (gateways pass their RBAC filters here; sidecars' outbound listeners never do)."""
+    hcm = _hcm(route_name, authz)
     hcm.rds.CopyFrom(hcm_pb2.Rds(config_source=ads(), route_config_name=route_name))
     return lc.Filter(name=HCM, typed_config=packed(hcm))
 

@@ -3,20 +3,16 @@ inbound clusters for the local application, and the fixed clusters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
-from gossamer.control.registry import Workload
-from gossamer.control.translate import authz, clusters, listeners, names
+from gossamer.control.translate import clusters, listeners, names
+from gossamer.control.translate.authz.proxy_filters import ProxyRbac
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.translate.mesh import service_routes
@@ -27,7 +23,6 @@ from gossamer.control.translate.scope import (
     MatchScope,
     inbound_ports,
     mesh_virtual_services,
-    own_workload,
     virtual_service_for,
     visible_services,
 )
@@ -35,7 +30,6 @@ from gossamer.control.world import DOMAIN, MeshService, ServicePort, World
 from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.gatewayapi.httproute import HTTPRoute as GatewayHTTPRoute
 from gossamer.spec.networking.virtualservice import VirtualService
-from gossamer.spec.security.authorizationpolicy import AuthorizationPolicy
 
 
 def interception_none(node: ProxyNode) -> bool:
@@ -107,7 +101,7 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
     inbound = inbound_ports(world, node)
     if not no_capture:
         out.append(listeners.virtual_outbound(names.OUTBOUND_CAPTURE_PORT, names.PASSTHROUGH))
-        guard = InboundAuthz.of(world, node)
+        guard = ProxyRbac.of(world, node)
         chains = [_inbound_chain(p.port, p.target, guard) for p in inbound]
         out.append(
             listeners.virtual_inbound(
@@ -172,43 +166,7 @@ def _tcp_split(
     return [(names.outbound_cluster(port.number, svc.hostname), 1)]
 
 
-@dataclass(frozen=True, slots=True)
-class InboundAuthz:
-    """The RBAC filters guarding a sidecar's inbound chains (both empty when no
-    AuthorizationPolicy applies to its workload, which leaves the chains as they were)."""
-
-    http: tuple[hcm_pb2.HttpFilter, ...]
-    network: tuple[lc.Filter, ...]
-
-    @classmethod
-    def of(cls, world: World, node: ProxyNode) -> InboundAuthz:
-        policies = world.of(AuthorizationPolicy)
-        if not policies:
-            return cls((), ())
-        workload = policy_subject(world, node)
-        return cls(
-            tuple(authz.http_rbac_filters(policies, workload)),
-            tuple(authz.network_rbac_filters(policies, workload)),
-        )
-
-
-def policy_subject(world: World, node: ProxyNode) -> Workload:
-    """The workload whose AuthorizationPolicies the sidecar enforces: the registry's instance
-    it fronts, else (not registered yet) what the proxy says of itself, as Istio reads the
-    pod's namespace and labels from the proxy's metadata."""
-    found = own_workload(world, node)
-    if found is not None:
-        return found
-    return Workload(
-        name=node.workload,
-        namespace=node.namespace,
-        address=node.ip,
-        labels=dict(node.labels),
-        service_account=node.service_account or "default",
-    )
-
-
-def _inbound_chain(port: ServicePort, target: int, guard: InboundAuthz) -> lc.FilterChain:
+def _inbound_chain(port: ServicePort, target: int, guard: ProxyRbac) -> lc.FilterChain:
     cluster = names.inbound_cluster(port.number)
     if not port.is_http:
         return listeners.port_chain(
