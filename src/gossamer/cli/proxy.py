@@ -131,6 +131,15 @@ def proxy(
             "--gateway", help="Run as an ingress gateway (router node) serving Istio Gateways."
         ),
     ] = False,
+    ca_address: Annotated[
+        str, typer.Option("--ca-address", help="Certificate service HOST:PORT (15012).")
+    ] = "",
+    credential_file: Annotated[
+        str, typer.Option("--credential-file", help="Bootstrap credential (from the runtime).")
+    ] = "",
+    root_cert: Annotated[
+        str, typer.Option("--root-cert", help="The pinned mesh root (PEM file).")
+    ] = "",
     gateway_address: Annotated[
         str,
         typer.Option(
@@ -178,5 +187,8 @@ def proxy(
         log_level=log_level.lower(),
         gateway=gateway,
         gateway_address=gateway_address,
+        ca_address=ca_address,
+        credential_file=credential_file,
+        root_cert_file=root_cert,
     )
     raise typer.Exit(run_proxy(options))

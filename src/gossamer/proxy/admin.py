@@ -35,6 +35,9 @@ class AdminSource(Protocol):
     def quit(self) -> None:
         """Begin a graceful drain and exit (POST /quitquitquit); returns at once."""
 
+    def certs(self) -> dict[str, Any]:
+        """The workload certificate in Envoy's `/certs` shape."""
+
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
@@ -95,6 +98,7 @@ class AdminServers:
         app.router.add_get("/stats/prometheus", self._prometheus)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/server_info", self._server_info)
+        app.router.add_get("/certs", self._certs)
         app.router.add_post("/quitquitquit", self._quit)
         return app
 
@@ -146,6 +150,9 @@ class AdminServers:
             return web.Response(text="LIVE\n")
         state = self._source.server_info().get("state", "PRE_INITIALIZING")
         return web.Response(text=f"{state}\n", status=503)
+
+    async def _certs(self, request: web.Request) -> web.Response:
+        return _json(self._source.certs())
 
     async def _server_info(self, request: web.Request) -> web.Response:
         return _json(self._source.server_info())

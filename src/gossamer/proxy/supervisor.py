@@ -24,7 +24,8 @@ import os
 import signal
 import time
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
@@ -33,6 +34,9 @@ from gossamer.proxy.supervisor_heap import FrozenHeap
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
 from gossamer.proxy.worker import apply_config, drain_dataplane, new_dataplane
+
+if TYPE_CHECKING:
+    from gossamer.proxy.identity_agent import IdentityAgent
 
 __all__ = ["ProxyOptions", "Supervisor", "run_proxy"]
 
@@ -72,6 +76,7 @@ class Supervisor:
         self._xds: Any = None
         self._admin: AdminServers | None = None
         self._heap = FrozenHeap()
+        self._identity = identity_agent(options)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class Supervisor:
                 pool.append(asyncio.create_task(self._workers.run()))
             self._xds = XdsClient(opts.controlplane, opts.node(), self._on_config)
             inputs.append(asyncio.create_task(self._xds.run()))
+            if self._identity is not None:
+                inputs.append(asyncio.create_task(self._identity.run()))
             inputs.append(asyncio.create_task(self._watch_xds()))
             ports = self._admin.ports
             log.info(
@@ -267,6 +274,11 @@ class Supervisor:
             "workers": self._workers.describe() if self._workers is not None else [],
         }
 
+    def certs(self) -> dict[str, Any]:
+        if self._identity is None:
+            return {"certificates": []}
+        return self._identity.certs()
+
     def config_dump(self) -> dict[str, Any]:
         config = self._config
         if config is None:
@@ -279,3 +291,16 @@ class Supervisor:
         if self._dataplane is None:
             return {}
         return snapshot_backends(self._dataplane)
+
+
+def identity_agent(options: ProxyOptions) -> IdentityAgent | None:
+    """The certificate keeper, when the runtime gave this proxy an identity to fetch."""
+    if not (options.ca_address and options.credential_file and options.root_cert_file):
+        return None
+    from gossamer.identity.spiffe import SpiffeId  # cryptography only when it is needed
+    from gossamer.proxy.identity_agent import IdentityAgent
+
+    identity = SpiffeId(options.namespace, options.service_account)
+    return IdentityAgent(
+        options.ca_address, Path(options.credential_file), Path(options.root_cert_file), identity
+    )

@@ -30,6 +30,9 @@ class ProxyOptions:
     log_level: str = "info"
     gateway: bool = False  # an ingress gateway (router node): serves Istio Gateway listeners
     gateway_address: str = "127.0.0.1"  # where gateway listeners on 0.0.0.0 bind (gateway mode)
+    ca_address: str = ""  # the certificate service (15012); "" = no workload certificate
+    credential_file: str = ""  # the pod's bootstrap credential (from the runtime)
+    root_cert_file: str = ""  # the pinned mesh root
 
     @property
     def node_id(self) -> str:

@@ -53,6 +53,7 @@ class LocalMesh:
         self.xds_port = options.xds_port
         self.token = ""
         self.started = time.time()
+        self.ca_port = 0
 
     async def start(self, manifests: list[tuple[str, str]]) -> list[str]:
         """Start everything and apply `manifests`; returns one summary line per manifest."""
@@ -70,10 +71,13 @@ class LocalMesh:
             self.xds_port = self.plane.xds_port
             self.api = f"http://127.0.0.1:{self.plane.api_port}"
             self.token = self.plane.token
+            self.ca_port = self.plane.ca_port
         else:
             self.token = ensure_token(home)
             joined = state.read_json(home / "controlplane.json") or {}
             self.xds_port = int(str(joined.get("xds", f":{self.xds_port}")).rsplit(":", 1)[1])
+            ca = str(joined.get("ca") or "")
+            self.ca_port = int(ca.rsplit(":", 1)[1]) if ca else 0
         lines = [await self._apply(source, text) for source, text in manifests]
         self.node = Node(
             NodeOptions(
@@ -81,6 +85,7 @@ class LocalMesh:
                 api=self.api,
                 token=self.token,
                 xds_port=self.xds_port,
+                ca_port=self.ca_port,
                 netns=self.options.netns,
                 dataplane=self.options.dataplane,
                 addressing=self.options.addressing,

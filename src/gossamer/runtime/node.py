@@ -28,9 +28,14 @@ from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
 from gossamer.runtime.pods.network import PodNetwork, ensure_bridge, remove_bridge_if_unused
 from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
 from gossamer.runtime.process import child_environment
-from gossamer.runtime.registration import RegistryClient
+from gossamer.runtime.registration import CREDENTIAL_FILE, ROOT_CERT_FILE, RegistryClient
 from gossamer.runtime.relay import TcpRelay
-from gossamer.runtime.sidecars import PodIdentity, envoy_sidecar, python_sidecar
+from gossamer.runtime.sidecars import (
+    PodIdentity,
+    SidecarIdentity,
+    envoy_sidecar,
+    python_sidecar,
+)
 from gossamer.runtime.vips import assign_vips
 from gossamer.spec.workload import Workload
 
@@ -47,6 +52,7 @@ class NodeOptions:
     api: str
     token: str
     xds_port: int = 15010
+    ca_port: int = 0  # the certificate service; 0: pods get no workload certificate
     netns: bool = True
     dataplane: str = "python"  # for Workloads that do not say
     gateway: bool = True
@@ -77,6 +83,7 @@ class Node:
         self._ips: dict[int, tuple[str, str]] = {}
         self._services: dict[tuple[str, str], str] = {}
         self._relay: TcpRelay | None = None
+        self._ca_relay: TcpRelay | None = None
         self._gateway: IngressGateway | None = None
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
@@ -102,6 +109,10 @@ class Node:
                 self.addressing.gateway, self.options.xds_port, "127.0.0.1", self.options.xds_port
             )
             await self._relay.start()
+            if self.options.ca_port:
+                port = self.options.ca_port
+                self._ca_relay = TcpRelay(self.addressing.gateway, port, "127.0.0.1", port)
+                await self._ca_relay.start()
         if self.options.gateway:
             self._gateway = IngressGateway(self.options.xds_port, self.options.logs / "gateway.log")
             await self._gateway.start()
@@ -131,8 +142,9 @@ class Node:
         self._slots.clear()
         if self._gateway is not None:
             await self._gateway.stop()
-        if self._relay is not None:
-            await self._relay.stop()
+        for relay in (self._relay, self._ca_relay):
+            if relay is not None:
+                await relay.stop()
         await self.registry.close()
         if self._http is not None:
             await self._http.close()
@@ -224,6 +236,7 @@ class Node:
         netns = self.addressing.netns_name(name) if self.options.netns else None
         placement = Placement(ip=ip, netns=netns)
         logs = self.options.logs / f"{workload.namespace}.{name}"
+        secrets = self.options.home / "pods" / f"{workload.namespace}.{name}"
         identity = PodIdentity(
             name=name,
             namespace=workload.namespace,
@@ -236,7 +249,10 @@ class Node:
             sidecar = envoy_sidecar(identity, controlplane=self.controlplane_for_pods, workdir=logs)
         else:
             sidecar = python_sidecar(
-                identity, controlplane=self.controlplane_for_pods, explicit=netns is None
+                identity,
+                controlplane=self.controlplane_for_pods,
+                explicit=netns is None,
+                identity=self._sidecar_identity(secrets),
             )
         network = None
         if netns is not None:
@@ -256,6 +272,9 @@ class Node:
             app_sink=(lambda line: sink(name, line)) if sink else None,
             on_change=self._dirty.set,
         )
+        if self.options.ca_port and dataplane != "envoy":
+            record = pod.record
+            pod.set_prepare(lambda: self.registry.identity_files(record, secrets))
         task = asyncio.create_task(pod.run(), name=f"pod-{name}")
         self._slots[key] = _Slot(
             pod, task, fingerprint, workload.metadata.name, sidecar.kind, index
@@ -293,6 +312,17 @@ class Node:
                     f.seek(0)
                     f.write(text)
                     f.truncate()
+
+    def _sidecar_identity(self, secrets: Path) -> SidecarIdentity | None:
+        """Python sidecars fetch their certificate themselves (Envoy would need an SDS agent)."""
+        if not self.options.ca_port:
+            return None
+        host = self.addressing.gateway if self.options.netns else "127.0.0.1"
+        return SidecarIdentity(
+            f"{host}:{self.options.ca_port}",
+            secrets / CREDENTIAL_FILE,
+            secrets / ROOT_CERT_FILE,
+        )
 
     async def gateway_ready(self) -> bool:
         return self._gateway is None or await self._gateway.ready()

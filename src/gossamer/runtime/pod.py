@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,7 @@ class Pod:
         app_sink: LineSink | None = None,
         sidecar_env: Mapping[str, str],
         on_change: Callable[[], None] = lambda: None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.record = record
         self.app = app
@@ -78,6 +79,7 @@ class Pod:
         self.logs = logs
         self.status = PodStatus()
         self._on_change = on_change
+        self._prepare = prepare  # e.g. the sidecar's identity files, before it starts
         self._stopping = asyncio.Event()
         self._registered = False
         self._ready_sent: bool | None = None
@@ -87,6 +89,10 @@ class Pod:
         self._app: Child | None = None
         self._app_sink = app_sink
         self._backoff = RestartBackoff()
+
+    def set_prepare(self, prepare: Callable[[], Awaitable[None]]) -> None:
+        """What to do once the network exists and before the sidecar starts."""
+        self._prepare = prepare
 
     @property
     def name(self) -> str:
@@ -98,6 +104,8 @@ class Pod:
         try:
             if self.network is not None:
                 await asyncio.to_thread(self.network.apply)
+            if self._prepare is not None:
+                await self._prepare()
             await self._start_sidecar()
             await self.registry.register(self.record, ready=False)
             self._registered = True

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 log = logging.getLogger(__name__)
 LEASE_TTL = 15.0
+CREDENTIAL_FILE = "credential"
+ROOT_CERT_FILE = "root-cert.pem"
 
 
 class RegistrationError(RuntimeError):
@@ -57,13 +60,9 @@ class RegistryClient:
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any]) -> int:
-        if self._session is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(
-                headers=headers, timeout=aiohttp.ClientTimeout(total=5), trust_env=False
-            )
+        session = self._open()
         try:
-            async with self._session.request(method, self.server + path, json=body) as resp:
+            async with session.request(method, self.server + path, json=body) as resp:
                 if resp.status >= 400 and resp.status != 404:
                     raise RegistrationError(f"{method} {path}: {resp.status} {await resp.text()}")
                 return resp.status
@@ -82,7 +81,40 @@ class RegistryClient:
     async def deregister(self, pod: PodRecord) -> None:
         await self._call("DELETE", f"/api/v1/workloads/{pod.namespace}/{pod.name}", {})
 
+    async def identity_files(self, pod: PodRecord, directory: Path) -> None:
+        """Write the pod's bootstrap credential and the mesh root for its sidecar (0600/0644
+        in a 0700 directory): what it needs to ask 15012 for its certificate."""
+        session = self._open()
+        try:
+            body = {"namespace": pod.namespace, "serviceAccount": pod.service_account}
+            async with session.post(self.server + "/api/v1/credentials", json=body) as resp:
+                if resp.status != 201:
+                    raise RegistrationError(f"credential: {resp.status} {await resp.text()}")
+                credential = (await resp.json())["credential"]
+            async with session.get(self.server + "/api/v1/ca") as resp:
+                bundle = (await resp.json()).get("trustBundle", "")
+        except (aiohttp.ClientError, TimeoutError, OSError, KeyError) as exc:
+            raise RegistrationError(f"identity for {pod.name}: {exc}") from exc
+        write_identity_files(directory, credential, bundle)
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._session = aiohttp.ClientSession(
+                headers=headers, timeout=aiohttp.ClientTimeout(total=5), trust_env=False
+            )
+        return self._session
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def write_identity_files(directory: Path, credential: str, bundle: str) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    secret = directory / CREDENTIAL_FILE
+    secret.touch(mode=0o600)
+    secret.write_text(credential)
+    (directory / ROOT_CERT_FILE).write_text(bundle)

@@ -79,6 +79,15 @@ def labels_flag(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class SidecarIdentity:
+    """Where the sidecar gets its certificate: the CA's address and the runtime's files."""
+
+    ca_address: str
+    credential_file: Path
+    root_cert_file: Path
+
+
 def python_sidecar(
     pod: PodIdentity,
     *,
@@ -86,8 +95,10 @@ def python_sidecar(
     explicit: bool,
     concurrency: int = 1,
     log_level: str = "info",
+    identity: SidecarIdentity | None = None,
 ) -> SidecarLaunch:
-    """`gossamer proxy` for this pod (explicit: no iptables, the app uses it as HTTP proxy)."""
+    """`gossamer proxy` for this pod (explicit: no iptables, the app uses it as HTTP proxy);
+    with `identity`, it fetches and renews its workload certificate from the CA."""
     argv = [sys.executable, "-m", CLI_MODULE, "proxy", "--controlplane", controlplane]
     argv += ["--namespace", pod.namespace, "--service-account", pod.service_account]
     argv += ["--workload", pod.name, "--ip", pod.ip]
@@ -97,6 +108,10 @@ def python_sidecar(
     argv += ["--admin-port", str(ADMIN_PORT), "--health-port", str(HEALTH_PORT)]
     if explicit:
         argv.append("--explicit")
+    if identity is not None:
+        argv += ["--ca-address", identity.ca_address]
+        argv += ["--credential-file", str(identity.credential_file)]
+        argv += ["--root-cert", str(identity.root_cert_file)]
     return SidecarLaunch(argv, MappingProxyType({}), ready_url(pod.ip), "python")
 
 

@@ -61,4 +61,7 @@ async def ca_view(request: web.Request) -> web.Response:
     if plane.ca is None:
         return json_ok({"available": False, "error": plane.ca_error, "certificates": []})
     certificates = [health_json(h) for h in ca_health(plane.ca, datetime.now(UTC))]
-    return json_ok({"available": True, "error": "", "certificates": certificates})
+    bundle = plane.ca.bundle.pem().decode()
+    return json_ok(
+        {"available": True, "error": "", "certificates": certificates, "trustBundle": bundle}
+    )

@@ -50,9 +50,10 @@ from gossamer.control.ca.errors import (
     PeerRejected,
     RotationError,
 )
-from gossamer.control.ca.renewal import CertHealth, Level, ca_health, cert_health, renew_at
+from gossamer.control.ca.renewal import CertHealth, Level, ca_health, cert_health
 from gossamer.control.ca.verify import leaf_identity, verify_peer
 from gossamer.identity.csr import key_pem, make_csr, new_key
+from gossamer.identity.renewal import renew_at
 from gossamer.identity.spiffe import DEFAULT_TRUST_DOMAIN, InvalidSpiffeId, SpiffeId
 
 __all__ = [

@@ -9,7 +9,6 @@ warning (it takes the whole mesh with it); a leaf past its latest renewal point 
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -19,25 +18,9 @@ from cryptography import x509
 from gossamer.control.ca.authority import Authority
 from gossamer.control.ca.errors import PeerRejected
 from gossamer.control.ca.verify import leaf_identity
+from gossamer.identity.renewal import RENEW_FRACTION, RENEW_JITTER
 
-RENEW_FRACTION = 0.5
-RENEW_JITTER = 0.1
 CA_WARNING_WINDOW = timedelta(days=30)
-
-
-def renew_at(
-    cert: x509.Certificate,
-    fraction: float = RENEW_FRACTION,
-    jitter: float = RENEW_JITTER,
-    rng: random.Random | None = None,
-) -> datetime:
-    """The moment to renew `cert`: not-before + lifetime * (fraction ± jitter)."""
-    if jitter < 0 or not 0 < fraction - jitter <= fraction + jitter < 1:
-        raise ValueError(f"need 0 < fraction ± jitter < 1, got {fraction} ± {jitter}")
-    rng = rng or random.Random()
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    share = fraction + rng.uniform(-jitter, jitter)
-    return cert.not_valid_before_utc + lifetime * share
 
 
 class Level(Enum):
