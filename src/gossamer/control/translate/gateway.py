@@ -10,6 +10,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 from gossamer.control.translate import gatewayapi, listeners, names
+from gossamer.control.translate.authz import ProxyRbac
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.translate.routes import RouteContext, virtual_service_routes
@@ -68,14 +69,12 @@ def gateway_resources(world: World, node: ProxyNode) -> list[Message]:
             vhost(port, host, gatewayapi.http_routes(ctx, routes))
         configs.setdefault(port, route_pb2.RouteConfiguration(name=names.gateway_route(port)))
     out: list[Message] = []
+    guard = ProxyRbac.of(world, node)  # AuthorizationPolicies selecting the gateway's labels
     for port, config in sorted(configs.items()):
         out.append(config)
         name = names.socket_listener("0.0.0.0", port)
-        out.append(
-            listeners.socket_listener(
-                name, "0.0.0.0", port, [listeners.rds_filter(config.name)], bind=True
-            )
-        )
+        hcm = listeners.rds_filter(config.name, guard.http)
+        out.append(listeners.socket_listener(name, "0.0.0.0", port, [hcm], bind=True))
     backends = outbound_backends(world, visible_services(world, node.namespace), rules)
     return out + backends.clusters + backends.assignments
 
