@@ -8,6 +8,7 @@ likely versions each count is 100 ± 8.2 (one standard deviation); ±30 is beyon
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,58 @@ def test_istio_task_files_under_load_lose_no_request(mesh: Mesh) -> None:
     assert load.failures == [], f"{len(load.failures)} of {load.pages} pages failed"
     mesh.delete(bookinfo_file("virtual-service-all-v1.yaml"))
     converge({"v1", "v2", "v3"})
+
+
+ALLOW_NOTHING = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-nothing, namespace: default}
+spec: {}
+"""
+PRODUCTPAGE_VIEWER = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: productpage-viewer, namespace: default}
+spec:
+  selector: {matchLabels: {app: productpage}}
+  action: ALLOW
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+"""
+
+
+def test_authorization_policies_from_istios_task_are_enforced(mesh: Mesh, tmp_path: Path) -> None:
+    """Istio's "Authorization for HTTP traffic" task, as far as it goes without mTLS: with
+    allow-nothing in `default` the product page is 403 `RBAC: access denied`; letting anyone
+    GET productpage brings the page back, while its calls to reviews stay denied."""
+    nothing, viewer = tmp_path / "allow-nothing.yaml", tmp_path / "productpage-viewer.yaml"
+    nothing.write_text(ALLOW_NOTHING)
+    viewer.write_text(PRODUCTPAGE_VIEWER)
+    mesh.apply(nothing)
+    _until(lambda: product_page().status == 403, "the product page is denied")
+    status, body = _raw_product_page()
+    assert (status, body) == (403, b"RBAC: access denied")
+    mesh.apply(viewer)
+    _until(lambda: product_page().version == "unavailable", "the page with reviews denied")
+    mesh.delete(viewer)
+    mesh.delete(nothing)
+    converge({"v1", "v2", "v3"})
+
+
+def _raw_product_page() -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=10)
+    try:
+        conn.request("GET", "/productpage")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _until(check: Callable[[], bool], what: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"never saw: {what}"
+        time.sleep(0.1)
 
 
 def test_a_second_up_says_one_is_running(mesh: Mesh) -> None:
