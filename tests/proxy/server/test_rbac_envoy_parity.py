@@ -1,0 +1,111 @@
+"""The sidecar's RBAC enforcement against a real Envoy given the very same listener protos.
+
+Each case sends one request to both planes and compares what a client sees: status, body,
+content-type, whether the connection is closed or still serves the next request. Among them:
+a denied request on an unrouted host (Envoy's RBAC runs before the router: 403, not 404), the
+headers Envoy's HCM adds before filters (a rule on `x-request-id` sees one), a DENY filter
+before an ALLOW one, allow-nothing, and a denied request whose body is still unread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ports import free_port
+from tests.proxy.routing.static_envoy import NEEDS_ENVOY
+from tests.proxy.server.harness import running
+from tests.proxy.server.protos import static_cluster
+from tests.proxy.server.rbac_listeners import (
+    ALLOW_ALL,
+    Seen,
+    both,
+    envoy_serving,
+    exchange,
+    header,
+    http_rbac_listener,
+    path_prefix,
+    policy,
+)
+from tests.proxy.server.upstreams import Upstream
+
+pytestmark = NEEDS_ENVOY
+
+GET_PUBLIC = policy(
+    "ALLOW", [both(header(":method", string_match={"exact": "GET"}), path_prefix("/public"))]
+)
+DENY_BAD = policy("DENY", [header("x-bad", present_match=True)])
+LISTENERS: dict[str, list[dict[str, Any]]] = {
+    "get_public": [{"rules": GET_PUBLIC}],
+    "deny_bad": [{"rules": DENY_BAD}],
+    "allow_nothing": [{"rules": {}}],
+    "deny_then_allow": [{"rules": DENY_BAD}, {"rules": GET_PUBLIC}],
+    "request_id": [{"rules": policy("DENY", [header("x-request-id", present_match=True)])}],
+    "forwarded_proto": [
+        {"rules": policy("ALLOW", [header("x-forwarded-proto", string_match={"exact": "http"})])}
+    ],
+    "shadow_only": [{"shadow_rules": {}}],
+    "allow_all": [{"rules": ALLOW_ALL}],
+}
+
+
+def request(method: str, target: str, host: str = "svc", extra: str = "") -> bytes:
+    return f"{method} {target} HTTP/1.1\r\nhost: {host}\r\n{extra}\r\n".encode()
+
+
+CASES: list[tuple[str, bytes]] = [
+    ("get_public", request("GET", "/public/a")),
+    ("get_public", request("POST", "/public/a", extra="content-length: 0\r\n")),
+    ("get_public", request("GET", "/admin")),
+    ("get_public", request("GET", "/admin", host="elsewhere")),  # unrouted and denied
+    ("get_public", request("GET", "/public/a", host="elsewhere")),  # unrouted, allowed: 404
+    ("get_public", request("HEAD", "/admin")),
+    ("get_public", request("GET", "http://svc/public/x")),  # absolute form: path /public/x
+    ("get_public", request("GET", "/public/../admin")),  # no normalisation asked: prefix holds
+    ("get_public", request("POST", "/admin", extra="content-length: 5\r\n")),  # body unread
+    ("deny_bad", request("GET", "/x", extra="x-bad: 1\r\n")),
+    ("deny_bad", request("GET", "/x")),
+    ("allow_nothing", request("GET", "/public/a")),
+    ("deny_then_allow", request("GET", "/public/a", extra="x-bad: 1\r\n")),
+    ("deny_then_allow", request("GET", "/public/a")),
+    ("deny_then_allow", request("GET", "/other")),
+    ("request_id", request("GET", "/x")),
+    ("forwarded_proto", request("GET", "/x")),
+    ("forwarded_proto", request("GET", "/x", extra="x-forwarded-proto: https\r\n")),
+    ("shadow_only", request("GET", "/x")),
+    ("allow_all", request("GET", "/x", host="elsewhere")),
+]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rbac-envoy")
+
+
+async def test_requests_get_what_envoy_gives_them(workdir: Path) -> None:
+    upstream = await Upstream("backend").start()
+    ours_ports = {name: free_port() for name in LISTENERS}
+    ours = [http_rbac_listener(name, ours_ports[name], c) for name, c in LISTENERS.items()]
+    cluster = static_cluster("backend", upstream.port)
+    try:
+        with envoy_serving(ours, [cluster], workdir) as (_envoy, envoy_ports):
+            async with running(cluster, *ours):
+                mismatches: list[tuple[str, bytes, Seen, Seen]] = []
+                seen: list[Seen] = []
+                for name, wire in CASES:
+                    theirs = await exchange(envoy_ports[name], wire)
+                    mine = await exchange(ours_ports[name], wire)
+                    seen.append(mine)
+                    if mine != theirs:
+                        mismatches.append((name, wire, theirs, mine))
+                assert mismatches == [], "\n".join(map(repr, mismatches))
+    finally:
+        await upstream.stop()
+    unrouted_denied, unrouted_allowed = seen[3], seen[4]
+    assert (unrouted_denied.status, unrouted_denied.body) == (403, b"RBAC: access denied")
+    assert unrouted_allowed.status == 404
+    assert [s.status for s in seen[:3]] == [200, 403, 403]
+    assert seen[1].reused and not seen[1].closes  # a denial keeps the connection
+    assert seen[8].closes  # ... unless the request body was left unread
