@@ -147,3 +147,33 @@ def merge_health_flags(a: Iterable[str], b: Iterable[str]) -> list[str]:
     """A host is healthy only if healthy everywhere; otherwise the union of failure flags."""
     failures = [f for f in dict.fromkeys([*a, *b]) if f != HEALTHY]
     return failures or [HEALTHY]
+
+
+def rbac_counters(config: Any) -> dict[str, int]:
+    """Envoy's RBAC counters under their full names (`http.<stat_prefix>.rbac.allowed`,
+    `<network stat_prefix>rbac.denied`, ...) for every RBAC filter of the accepted listeners
+    (`config`: a ProxyConfig or None), summed over chains sharing a name as Envoy's stat store
+    does. Plain values, so workers' counters merge with `merge_counters`."""
+    out: dict[str, int] = {}
+    if config is None:
+        return out
+    for listener in config.listeners.values():
+        chains = list(listener.chains)
+        if listener.default_chain is not None:
+            chains.append(listener.default_chain)
+        for chain in chains:
+            handler = chain.handler
+            for rbac in (getattr(handler, "rbac", None), getattr(handler, "network_rbac", None)):
+                if rbac is None:
+                    continue
+                for one in rbac.filters:
+                    _sum_into(out, one.stats.names())
+    return out
+
+
+def merge_counters(snapshots: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Workers' `rbac_counters` summed by name."""
+    out: dict[str, int] = {}
+    for snapshot in snapshots:
+        _sum_into(out, snapshot)
+    return dict(sorted(out.items()))

@@ -9,11 +9,14 @@ before an ALLOW one, allow-nothing, and a denied request whose body is still unr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gossamer.proxy.admin_stats import rbac_counters
+from gossamer.runtime.envoy import EnvoyProcess
 from tests.ports import free_port
 from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
@@ -79,6 +82,15 @@ CASES: list[tuple[str, bytes]] = [
 ]
 
 
+def envoy_rbac_counters(envoy: EnvoyProcess) -> dict[str, int]:
+    """Envoy's non-zero RBAC counters by name."""
+    _, text = envoy.admin_get("/stats?format=json")
+    stats = json.loads(text)["stats"]
+    return {
+        s["name"]: int(s["value"]) for s in stats if ".rbac." in s.get("name", "") and s["value"]
+    }
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rbac-envoy")
@@ -90,8 +102,8 @@ async def test_requests_get_what_envoy_gives_them(workdir: Path) -> None:
     ours = [http_rbac_listener(name, ours_ports[name], c) for name, c in LISTENERS.items()]
     cluster = static_cluster("backend", upstream.port)
     try:
-        with envoy_serving(ours, [cluster], workdir) as (_envoy, envoy_ports):
-            async with running(cluster, *ours):
+        with envoy_serving(ours, [cluster], workdir) as (envoy, envoy_ports):
+            async with running(cluster, *ours) as dataplane:
                 mismatches: list[tuple[str, bytes, Seen, Seen]] = []
                 seen: list[Seen] = []
                 for name, wire in CASES:
@@ -101,6 +113,8 @@ async def test_requests_get_what_envoy_gives_them(workdir: Path) -> None:
                     if mine != theirs:
                         mismatches.append((name, wire, theirs, mine))
                 assert mismatches == [], "\n".join(map(repr, mismatches))
+                counters = {k: v for k, v in rbac_counters(dataplane.config).items() if v}
+                assert counters == envoy_rbac_counters(envoy)
     finally:
         await upstream.stop()
     unrouted_denied, unrouted_allowed = seen[3], seen[4]
