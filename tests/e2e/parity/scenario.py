@@ -3,7 +3,8 @@
 A scenario file has `summary` (what feature, which rule of Istio/Envoy), `config` (a list of
 Istio documents applied on top of the base world in `world.py`), optional `probe` (the request
 that shows the config is in force; default: the first call), optional `known_failures`
-({"envoy" | "gossamer" | "agree": why}, run as strict xfail), and `calls`, each with its own
+({"envoy" | "gossamer" | "agree": why}, run as strict xfail), optional `skip` (why the scenario
+cannot run yet: it names the missing piece), and `calls`, each with its own
 `expect` block (see `expectations.py` for the keys). Every scenario has a VirtualService (for a
 DestinationRule-only feature, a plain route to the service): the harness tags every HTTP route
 of every VirtualService in `config` with the response header `x-parity-config: <tag>`, so a data
@@ -60,6 +61,7 @@ class Scenario:
     # plane -> why that plane is known not to meet the expectation yet (strict xfail: the test
     # fails once it does, so the note is removed with the cause)
     known_failures: Mapping[str, str] = field(default_factory=dict)
+    skip: str = ""  # non-empty: not run, and this says which missing piece it waits for
 
     def tagged_config(self, tag: str) -> str:
         """The config as YAML with every VirtualService HTTP route answering `TAG_HEADER: tag`
@@ -100,7 +102,7 @@ def _call(raw: Mapping[str, Any], where: str, index: int) -> Call:
 def load(path: Path) -> Scenario:
     raw = yaml.safe_load(path.read_text())
     where = path.name
-    unknown = set(raw) - {"summary", "config", "probe", "calls", "known_failures"}
+    unknown = set(raw) - {"summary", "config", "probe", "calls", "known_failures", "skip"}
     if unknown:
         raise ScenarioError(f"{where}: unknown keys {sorted(unknown)}")
     calls = tuple(_call(c, where, i) for i, c in enumerate(raw.get("calls") or ()))
@@ -125,6 +127,7 @@ def load(path: Path) -> Scenario:
         probe=probe,
         calls=calls,
         known_failures={str(k): str(v) for k, v in (raw.get("known_failures") or {}).items()},
+        skip=str(raw.get("skip") or ""),
     )
 
 

@@ -26,6 +26,8 @@ CASES = [pytest.param(s, p, id=f"{s.name}-{p}") for s in SCENARIOS for p in PLAN
 
 
 def _known_failure(scenario: Scenario, plane: str, request: pytest.FixtureRequest) -> None:
+    if scenario.skip:
+        pytest.skip(scenario.skip)
     if plane in scenario.known_failures:
         reason = scenario.known_failures[plane]
         request.applymarker(pytest.mark.xfail(reason=reason, strict=True))

@@ -52,3 +52,17 @@ def test_malformed_scenarios_are_refused(tmp_path: Path, text: str, why: str) ->
     path.write_text(text)
     with pytest.raises(ScenarioError, match=why):
         load(path)
+
+
+def test_authz_scenarios_say_which_missing_piece_they_wait_for() -> None:
+    authz = [s for s in load_all() if s.name.startswith("authz_")]
+    assert {s.name for s in authz} >= {
+        "authz_allow_method_path",
+        "authz_deny_header",
+        "authz_allow_nothing",
+        "authz_deny_before_allow",
+    }
+    for scenario in authz:
+        kinds = {d["kind"] for d in scenario.config}
+        assert "AuthorizationPolicy" in kinds, scenario.name
+        assert "server-side plane" in scenario.skip, scenario.name
