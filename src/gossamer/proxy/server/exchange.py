@@ -96,14 +96,16 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
     """After the fault filter: CORS preflights, then the route's action."""
     head = request.head
     action: Any = route.action
-    if _denied_at(RBAC_AFTER_FAULT, conn, request, resolved):
+    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    late = chain if chain is not None and chain.rbac_stage != RBAC_FIRST else None
+    if late is not None and _denied_at(RBAC_AFTER_FAULT, conn, request, resolved, late):
         return _denied(conn, request, route)
     cors = route.cors
     if cors is not None:
         preflight = cors.preflight(head)
         if preflight is not None:  # answered by the CORS filter: no route response headers
             return reply(conn, request, 200, b"", headers=Headers(preflight))
-    if _denied_at(RBAC_AFTER_CORS, conn, request, resolved):
+    if late is not None and _denied_at(RBAC_AFTER_CORS, conn, request, resolved, late):
         return _denied(conn, request, route)
     if isinstance(action, Forward):
         if head.upgrade:
@@ -137,10 +139,11 @@ def _connection_authorized(conn: HttpConnection, rbac: RbacChain) -> bool:
     return False
 
 
-def _denied_at(stage: int, conn: HttpConnection, request: Request, resolved: Resolved) -> bool:
+def _denied_at(
+    stage: int, conn: HttpConnection, request: Request, resolved: Resolved, chain: HttpChain
+) -> bool:
     """RBAC filters placed after fault (or cors) deny here, at their place in the chain."""
-    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
-    if chain is None or chain.rbac is None or chain.rbac_stage != stage:
+    if chain.rbac is None or chain.rbac_stage != stage:
         return False
     return not _authorized(conn, request, resolved, chain)
 
