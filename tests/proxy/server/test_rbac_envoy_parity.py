@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 
+from gossamer.control.translate.policies import FAULT_FILTER, packed
 from gossamer.proxy.admin_stats import rbac_counters
 from gossamer.runtime.envoy import EnvoyProcess
 from tests.ports import free_port
@@ -123,3 +128,38 @@ async def test_requests_get_what_envoy_gives_them(workdir: Path) -> None:
     assert [s.status for s in seen[:3]] == [200, 403, 403]
     assert seen[1].reused and not seen[1].closes  # a denial keeps the connection
     assert seen[8].closes  # ... unless the request body was left unread
+
+
+def _aborting_listener(name: str, port: int, rbac_after_fault: bool) -> Any:
+    """Every request matches a route whose fault aborts with 418; RBAC (allow-nothing) sits
+    before the fault filter, or after it."""
+    listener_pb = http_rbac_listener(name, port, [{"rules": {}}])
+    hcm = hcm_pb2.HttpConnectionManager()
+    listener_pb.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+    abort = fault_pb2.HTTPFault()
+    abort.abort.http_status = 418
+    abort.abort.percentage.numerator = 100
+    vhost_route = hcm.route_config.virtual_hosts[0].routes[0]
+    vhost_route.typed_per_filter_config[FAULT_FILTER].CopyFrom(packed(abort))
+    if rbac_after_fault:
+        rbac = hcm_pb2.HttpFilter()
+        rbac.CopyFrom(hcm.http_filters[0])
+        del hcm.http_filters[0]
+        hcm.http_filters.insert(1, rbac)
+    listener_pb.filter_chains[0].filters[0].typed_config.Pack(hcm)
+    return listener_pb
+
+
+async def test_rbac_runs_at_its_place_relative_to_the_fault_filter(workdir: Path) -> None:
+    ours_ports = {"rbac_first": free_port(), "fault_first": free_port()}
+    ours = [_aborting_listener(n, p, n == "fault_first") for n, p in ours_ports.items()]
+    cluster = static_cluster("backend", free_port())
+    with envoy_serving(ours, [cluster], workdir) as (_envoy, envoy_ports):
+        async with running(cluster, *ours):
+            wire = request("GET", "/x")
+            got = {}
+            for name, port in ours_ports.items():
+                got[name] = await exchange(port, wire)
+                assert got[name] == await exchange(envoy_ports[name], wire), name
+    assert got["rbac_first"].status == 403
+    assert got["fault_first"].status == 418
