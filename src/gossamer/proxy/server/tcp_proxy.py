@@ -110,6 +110,9 @@ class TcpProxy(_Side):
         self.local = local
         self._rbac_pending = chain.network_rbac is not None  # no decision taken yet
         self._denied = False
+        if self._rbac_pending:
+            # Only guarded connections pay for the check: set before the transport binds it.
+            self.data_received = self._guarded_data_received  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -122,10 +125,10 @@ class TcpProxy(_Side):
         super().connection_lost(exc)
         self.ctx.connection_closed(self)
 
-    def data_received(self, data: bytes) -> None:
+    def _guarded_data_received(self, data: bytes) -> None:
         if self._rbac_pending and not self._authorized():
             return
-        super().data_received(data)
+        _Side.data_received(self, data)
 
     def _authorized(self) -> bool:
         """The chain's network RBAC on this connection; a denial closes both sides (after the
