@@ -24,6 +24,7 @@ from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS
 from gossamer.proxy.config.hcm import RBAC_AFTER_CORS, RBAC_AFTER_FAULT, RBAC_FIRST
 from gossamer.proxy.routing.actions import DirectResponse, Forward, Redirect
 from gossamer.proxy.server import local_reply as replies
+from gossamer.proxy.server.context import ChainRoutes
 from gossamer.proxy.server.forward import forward
 from gossamer.proxy.server.upstream_request import request_id
 
@@ -42,7 +43,7 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     resolved = conn.resolver.resolve(conn.ctx.config, head)
     table = resolved.table
     route = table.select(head, resolved.authority) if table is not None else None
-    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    chain: HttpChain | None = _chain_of(conn)
     if (
         chain is not None
         and chain.network_rbac is not None
@@ -96,7 +97,7 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
     """After the fault filter: CORS preflights, then the route's action."""
     head = request.head
     action: Any = route.action
-    chain: HttpChain | None = getattr(conn.resolver, "chain", None)
+    chain: HttpChain | None = _chain_of(conn)
     late = chain if chain is not None and chain.rbac_stage != RBAC_FIRST else None
     if late is not None and _denied_at(RBAC_AFTER_FAULT, conn, request, resolved, late):
         return _denied(conn, request, route)
@@ -122,6 +123,13 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
         extra = Headers([(b"location", own_url)]) if own_url is not None else None
         return reply(conn, request, action.status, action.body, route, extra)
     raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
+
+
+def _chain_of(conn: HttpConnection) -> HttpChain | None:
+    """The connection's chain (None in explicit outbound mode, which has no RBAC): a type test,
+    since a failed attribute lookup costs an exception on every request."""
+    resolver = conn.resolver
+    return resolver.chain if type(resolver) is ChainRoutes else None
 
 
 # Connections a chain's network RBAC has already allowed (it decides once per connection).
