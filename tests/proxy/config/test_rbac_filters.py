@@ -102,8 +102,6 @@ def _rbac_after_fault_too(hcm: Any) -> None:
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
-        (_normalize, "normalize_path"),
-        (_merge, "merge_slashes"),
         (_escaped, "path_with_escaped_slashes_action"),
         (_rbac_after_fault_too, "both sides of fault/cors"),
     ],
@@ -114,11 +112,14 @@ def test_what_the_sidecar_cannot_enforce_as_envoy_is_nacked(edit: Any, words: st
         compile_listener(listener_pb)
 
 
-def test_path_options_without_rbac_are_accepted_as_before() -> None:
+def test_path_normalisation_is_taken_with_or_without_rbac() -> None:
     plain = translate.socket_listener(
         "l", "127.0.0.1", 9080, [translate.rds_filter("9080")], bind=True
     )
-    compile_listener(_edit_hcm(plain, _normalize))
+    for listener_pb in (plain, http_rbac_listener("l", 9080, [{"rules": {}}])):
+        handler = compile_listener(_edit_hcm(_edit_hcm(listener_pb, _normalize), _merge))
+        chain = handler.chains[0].handler
+        assert isinstance(chain, HttpChain) and chain.normalize_path and chain.merge_slashes
 
 
 def test_rbac_after_fault_runs_there() -> None:

@@ -3,9 +3,10 @@
 Rules (Envoy's; anything else is NACKed): routes come from RDS over ADS (or `self`) or inline;
 http filters are rbac, fault, cors and router, the router present and last, optional unknown
 filters skipped; RBAC filters compile into one `RbacChain` run at their place relative to fault
-and cors (`rbac_stage`; Istio puts them first), so they must not straddle fault or cors; with
-RBAC, path normalisation is refused; a listener-level fault (delay/abort outside routes) is
-refused; the downstream codec is HTTP/1.1 (AUTO or HTTP1).
+and cors (`rbac_stage`; Istio puts them first), so they must not straddle fault or cors;
+normalize_path and merge_slashes are applied before filters and routing; with RBAC, escaped-slash
+actions are refused; a listener-level fault (delay/abort outside routes) is refused; the
+downstream codec is HTTP/1.1 (AUTO or HTTP1).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class HttpChain:
     xff_num_trusted_hops: int = 0
     # Network RBAC filters before the HCM (listeners.py sets it): they decide per connection.
     network_rbac: RbacChain | None = None
+    # Envoy's path normalisation before filters and routing (proxy/authz/paths.py).
+    normalize_path: bool = False
+    merge_slashes: bool = False
 
 
 def compile_hcm(where: str, filter_pb: Any) -> HttpChain:
@@ -98,7 +102,7 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
         raise ConfigRejected(f"{where}: route_specifier must be rds or route_config")
     filters = _http_filters(where, hcm.http_filters, f"http.{hcm.stat_prefix}.")
     if filters.rbac:
-        _refuse_path_normalisation(where, hcm)
+        _refuse_escaped_slash_actions(where, hcm)
     upgrades = frozenset(
         str(u.upgrade_type).lower().encode()
         for u in hcm.upgrade_configs
@@ -116,17 +120,14 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
         filters.rbac_stage,
         bool(hcm.use_remote_address.value),
         int(hcm.xff_num_trusted_hops),
+        normalize_path=bool(hcm.normalize_path.value),
+        merge_slashes=bool(hcm.merge_slashes),
     )
 
 
-def _refuse_path_normalisation(where: str, hcm: Any) -> None:
-    """The sidecar hands filters the path as received; an HCM that asks Envoy to normalise it
-    first would let RBAC see another path than Envoy's (`/a/../admin` vs `/admin`): refused
-    rather than enforced on the wrong path."""
-    if hcm.normalize_path.value:
-        raise ConfigRejected(f"{where}.normalize_path: not supported with RBAC")
-    if hcm.merge_slashes:
-        raise ConfigRejected(f"{where}.merge_slashes: not supported with RBAC")
+def _refuse_escaped_slash_actions(where: str, hcm: Any) -> None:
+    """Escaped-slash actions (reject, unescape, redirect) are not implemented; under RBAC they
+    would let it see another path than Envoy's (`/public%2F..%2Fadmin`): refused."""
     if hcm.path_with_escaped_slashes_action > hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED:
         raise ConfigRejected(f"{where}.path_with_escaped_slashes_action: not supported with RBAC")
 

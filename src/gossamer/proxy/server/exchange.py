@@ -20,6 +20,7 @@ from weakref import WeakSet
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz import gate
+from gossamer.proxy.authz.paths import normalize_target
 from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS
 from gossamer.proxy.config.hcm import RBAC_AFTER_CORS, RBAC_AFTER_FAULT, RBAC_FIRST
 from gossamer.proxy.routing.actions import DirectResponse, Forward, Redirect
@@ -40,10 +41,12 @@ Outcome = bool | Coroutine[Any, Any, bool]
 
 def handle(conn: HttpConnection, request: Request) -> Outcome:
     head = request.head
+    chain: HttpChain | None = _chain_of(conn)
+    if chain is not None and (chain.normalize_path or chain.merge_slashes):
+        head.target = _normalized(head.target, chain)
     resolved = conn.resolver.resolve(conn.ctx.config, head)
     table = resolved.table
     route = table.select(head, resolved.authority) if table is not None else None
-    chain: HttpChain | None = _chain_of(conn)
     if (
         chain is not None
         and chain.network_rbac is not None
@@ -123,6 +126,24 @@ def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: R
         extra = Headers([(b"location", own_url)]) if own_url is not None else None
         return reply(conn, request, action.status, action.body, route, extra)
     raise AssertionError(f"route action {action!r} is not Forward/Redirect/DirectResponse")
+
+
+def _normalized(target: bytes, chain: HttpChain) -> bytes:
+    """The HCM's path normalisation, before routing and filters (as Envoy rewrites :path); an
+    absolute-form target keeps its scheme and authority."""
+    start = 0
+    if target[:1] != b"/":
+        scheme_end = target.find(b"://")
+        if scheme_end < 0:
+            return target  # `*` or garbage: the codec's and router's business
+        cuts = (target.find(b"/", scheme_end + 3), target.find(b"?", scheme_end + 3))
+        start = min((i for i in cuts if i >= 0), default=len(target))
+        if target[start : start + 1] != b"/":
+            return target
+    tail = normalize_target(
+        target[start:], normalize=chain.normalize_path, merge=chain.merge_slashes
+    )
+    return target[:start] + tail
 
 
 def _chain_of(conn: HttpConnection) -> HttpChain | None:
