@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from gossamer.control.translate import build_snapshot
-from gossamer.proxy.config.snapshot import ProxyConfig
+from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
 from tests.control.translate.worlds import world
 from tests.proxy.config.meshes import applied, sidecar
@@ -97,16 +97,45 @@ async def upstream_a_served(delay: float = 0.0) -> AsyncIterator[tuple[Upstream,
 
 
 async def test_unchanged_cluster_keeps_its_backend_and_pool() -> None:
-    async with upstream_a_served() as (up, port, dataplane):
-        backend = dataplane.backends["a"]
-        client = await Client.connect(port)
-        assert (await client.get("/", "svc")).status == 200
-        other = static_cluster("b", up.port)
-        await dataplane.apply(proxy_config(static_cluster("a", up.port), other, simple(port, "a")))
-        assert dataplane.backends["a"] is backend
-        assert (await client.get("/", "svc")).status == 200
-        assert up.connections == 1
-        await client.close()
+    up = await Upstream("a").start()
+    port = free_port()
+    builder = SnapshotBuilder()  # the sidecar's one: unchanged bytes keep compiled objects
+    try:
+        first = (static_cluster("a", up.port), simple(port, "a"))
+        async with running(*first, builder=builder) as dataplane:
+            backend = dataplane.backends["a"]
+            client = await Client.connect(port)
+            assert (await client.get("/", "svc")).status == 200
+            other = static_cluster("b", up.port)
+            await dataplane.apply(proxy_config(*first, other, builder=builder))
+            assert dataplane.backends["a"] is backend
+            assert (await client.get("/", "svc")).status == 200  # same downstream connection
+            assert up.connections == 1
+            await client.close()
+    finally:
+        await up.stop()
+
+
+async def test_a_changed_listener_drains_its_connections_so_clients_get_the_new_chain() -> None:
+    """As Envoy drains a modified filter chain: the idle keep-alive connection is closed, and
+    the client's next connection is served by the new listener (here, other routes)."""
+    up = await Upstream("a").start()
+    port = free_port()
+    builder = SnapshotBuilder()
+    try:
+        async with running(static_cluster("a", up.port), simple(port, "a"), builder=builder) as dp:
+            client = await Client.connect(port)
+            assert (await client.get("/", "svc")).status == 200
+            moved = simple(port, "a", route("a", prefix="/only"))
+            await dp.apply(proxy_config(static_cluster("a", up.port), moved, builder=builder))
+            assert await client.at_eof()
+            await client.close()
+            fresh = await Client.connect(port)
+            assert (await fresh.get("/", "svc")).status == 404  # the new routes
+            assert (await fresh.get("/only", "svc")).status == 200
+            await fresh.close()
+    finally:
+        await up.stop()
 
 
 async def test_config_swap_with_50_requests_in_flight_fails_none() -> None:
@@ -130,10 +159,11 @@ async def test_config_swap_with_50_requests_in_flight_fails_none() -> None:
             await dataplane.apply(swapped)
             statuses = await asyncio.gather(*pending)
             assert statuses == [200] * 50
-            # new requests follow the new config
-            resp = await clients[0].get("/", "svc")
+            # the listener changed: its connections drain; new ones follow the new config
+            fresh = await Client.connect(port)
+            resp = await fresh.get("/", "svc")
             assert resp.headers["x-upstream"] == "second"
-            for client in clients:
+            for client in [*clients, fresh]:
                 await client.close()
     finally:
         await first.stop()

@@ -8,6 +8,7 @@ import asyncio
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from gossamer.control.translate.clusters import socket_address
+from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
 from tests.proxy.server.harness import simple
 from tests.proxy.server.http_wire import Client
@@ -38,8 +39,14 @@ async def test_an_eds_change_closes_idle_connections_to_removed_hosts_only() -> 
     dataplane = Dataplane(options)
     try:
         listener = simple(port, "a")
-        await dataplane.apply(
-            proxy_config(eds_cluster("a"), assignment("a", leaving.port, staying.port), listener)
+        builder = SnapshotBuilder()  # one per sidecar, as in production: unchanged bytes,
+        await dataplane.apply(  # unchanged compiled listener, so the client stays connected
+            proxy_config(
+                eds_cluster("a"),
+                assignment("a", leaving.port, staying.port),
+                listener,
+                builder=builder,
+            )
         )
         client = await Client.connect(port)
         for _ in range(6):  # round robin: idle pool connections to both hosts
@@ -47,7 +54,7 @@ async def test_an_eds_change_closes_idle_connections_to_removed_hosts_only() -> 
         assert len(leaving.writers) == len(staying.writers) == 1
         backend = dataplane.backends["a"]
         await dataplane.apply(
-            proxy_config(eds_cluster("a"), assignment("a", staying.port), listener)
+            proxy_config(eds_cluster("a"), assignment("a", staying.port), listener, builder=builder)
         )
         assert dataplane.backends["a"] is backend  # same cluster: reconfigured in place
         for _ in range(250):  # up to 5 s for the upstream to see the sidecar close it

@@ -11,7 +11,10 @@ Theory of operation:
    not change keeps its socket (its chains are looked up per connection); a removed one stops
    accepting while its open connections finish.
 3. Each accepted connection picks its chain once (see `_protocol_for`), then reads the current
-   config per request.
+   config per request (routes by RDS name, backends).
+4. A listener whose bytes changed is compiled anew (unchanged bytes keep their compiled object,
+   see config/snapshot.py): HTTP connections on a chain the new config no longer has drain, so
+   chain-level changes (RBAC, HCM options) reach every client within one request.
 """
 
 from __future__ import annotations
@@ -122,6 +125,20 @@ class Dataplane:
         async with self._applying:  # pushes apply in order; binds never interleave
             self._swap(config)
             await self._bind(config)
+            self._drain_changed_chains(config)
+
+    def _drain_changed_chains(self, config: ProxyConfig) -> None:
+        """Rule 4: connections whose filter chain the new config no longer has (its listener
+        changed) drain, as Envoy drains a modified filter chain: idle ones close now, busy ones
+        after their response (`connection: close`), and the client's next connection gets the
+        new chain (new RBAC filters, new HCM settings)."""
+        live = {id(c.handler) for listener in config.listeners.values() for c in listener.chains}
+        for conn in list(self._connections):
+            chain = getattr(getattr(conn, "resolver", None), "chain", None)
+            if chain is not None and id(chain) not in live:
+                start_draining = getattr(conn, "start_draining", None)
+                if start_draining is not None:
+                    start_draining()
 
     def _swap(self, config: ProxyConfig) -> None:
         backends: dict[str, Backend] = {}
