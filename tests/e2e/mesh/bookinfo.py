@@ -83,11 +83,13 @@ def versions(count: int, cookie: str | None = None) -> Counter[str | None]:
     return Counter(product_page(cookie).version for _ in range(count))
 
 
-def converge(expected: set[str], cookie: str | None = None, within: float = 20.0) -> None:
-    """Wait until 10 pages in a row show only `expected` versions (the push has landed)."""
+def converge(
+    expected: set[str], cookie: str | None = None, within: float = 20.0, streak_of: int = 10
+) -> None:
+    """Wait until `streak_of` pages in a row show only `expected` versions (the push landed)."""
     deadline = time.monotonic() + within
     streak = 0
-    while streak < 10:
+    while streak < streak_of:
         assert time.monotonic() < deadline, f"never saw only {expected} for {cookie or 'anyone'}"
         streak = streak + 1 if product_page(cookie).version in expected else 0
 
