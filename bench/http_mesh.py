@@ -32,6 +32,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from gossamer.control.translate import clusters, listeners
+from gossamer.control.translate.authz import ProxyRbac
 from gossamer.control.translate.names import INBOUND_CAPTURE_PORT
 from gossamer.control.translate.sidecar import _inbound_chain
 from gossamer.control.world import ServicePort
@@ -124,7 +125,7 @@ def start_envoy_inbound(ports: Ports, workdir: Path, cpu: int) -> EnvoyProcess:
     service_port = ServicePort(
         number=ports.services["hop-envoy"], name="http", protocol="HTTP", target=ports.upstream
     )
-    chain = _inbound_chain(service_port, ports.upstream)
+    chain = _inbound_chain(service_port, ports.upstream, ProxyRbac((), ()))  # no policies
     chain.ClearField("filter_chain_match")  # no original destination without iptables
     listener = listeners.socket_listener(
         "virtualInbound",

@@ -67,10 +67,10 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     if fault is not None:  # Envoy's fault filter runs for every route kind
         delay, abort = fault.decide(random(), random())
         if delay:
-            return _after_delay(conn, request, route, resolved, delay, abort)
+            return _after_delay(conn, request, route, resolved, chain, delay, abort)
         if abort is not None:
             return _abort(conn, request, route, abort)
-    return _serve_route(conn, request, route, resolved)
+    return _serve_route(conn, request, route, resolved, chain)
 
 
 def _abort(conn: HttpConnection, request: Request, route: Any, status: int) -> bool:
@@ -83,6 +83,7 @@ async def _after_delay(
     request: Request,
     route: Any,
     resolved: Resolved,
+    chain: HttpChain | None,
     delay: float,
     abort: int | None,
 ) -> bool:
@@ -92,15 +93,16 @@ async def _after_delay(
         return False
     if abort is not None:
         return _abort(conn, request, route, abort)
-    outcome = _serve_route(conn, request, route, resolved)
+    outcome = _serve_route(conn, request, route, resolved, chain)
     return outcome if isinstance(outcome, bool) else await outcome
 
 
-def _serve_route(conn: HttpConnection, request: Request, route: Any, resolved: Resolved) -> Outcome:
+def _serve_route(
+    conn: HttpConnection, request: Request, route: Any, resolved: Resolved, chain: HttpChain | None
+) -> Outcome:
     """After the fault filter: CORS preflights, then the route's action."""
     head = request.head
     action: Any = route.action
-    chain: HttpChain | None = _chain_of(conn)
     late = chain if chain is not None and chain.rbac_stage != RBAC_FIRST else None
     if late is not None and _denied_at(RBAC_AFTER_FAULT, conn, request, resolved, late):
         return _denied(conn, request, route)
