@@ -26,7 +26,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.http1 import Limits
 from gossamer.proxy.config.listeners import HttpChain, ListenerConfig, TcpChain
@@ -39,6 +39,9 @@ from gossamer.proxy.upstream.endpoints import EndpointSet
 from gossamer.proxy.upstream.pool import ConnectionPool
 from gossamer.transport.listen import listening_socket
 from gossamer.transport.original_dst import original_destination
+
+if TYPE_CHECKING:
+    from gossamer.transport.tls import IdentityMaterial, MeshTls
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,9 @@ class Dataplane:
         self._applying = asyncio.Lock()
         self._connections: set[object] = set()
         self._idle: asyncio.Event | None = None  # set when the last connection closes (drain)
+        # The workload's mesh identity (SDS secrets "default" and "ROOTCA" of the translator's
+        # TLS contexts); None until the identity agent delivers a certificate.
+        self.identity: MeshTls | None = None
 
     def __repr__(self) -> str:
         return (
@@ -118,6 +124,16 @@ class Dataplane:
         return bound.address if bound is not None else None
 
     # --- configuration ------------------------------------------------------------------
+
+    def set_identity(self, material: IdentityMaterial) -> None:
+        """Use this certificate for new mesh TLS connections; open ones keep theirs. Bad
+        material raises IdentityMaterialInvalid and the current identity stays."""
+        from gossamer.transport.tls import MeshTls  # cryptography only when mTLS is used
+
+        if self.identity is None:
+            self.identity = MeshTls(material)
+        else:
+            self.identity.rotate(material)
 
     async def apply(self, config: ProxyConfig) -> None:
         """Adopt `config` (rules 1 and 2). Listeners that fail to bind are logged and skipped

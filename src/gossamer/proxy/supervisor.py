@@ -10,7 +10,10 @@ Theory of operation:
    is ever applied.
 2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a config that is
    `initialized` (complete, or the initial fetch gave up waiting: config/snapshot.py rule 7)
-   is applied everywhere (the in-process Dataplane, or every running worker).
+   is applied everywhere (the in-process Dataplane, or every running worker), and, when the
+   proxy has an identity to fetch (--ca-address), every data plane holds its certificate. The
+   identity agent's certificates go to the data planes as they come (workers over their link,
+   before any later config), for new connections; open connections keep theirs.
 3. SIGTERM, SIGINT or POST /quitquitquit drain: not ready at once, the xDS stream stops (no
    push may rebind a drained listener), listeners close, in-flight requests get
    `drain_timeout` seconds, then the admin servers stop and `run()` returns 0.
@@ -23,6 +26,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +80,8 @@ class Supervisor:
         self._xds: Any = None
         self._admin: AdminServers | None = None
         self._heap = FrozenHeap()
-        self._identity = identity_agent(options)
+        self._identity = identity_agent(options, self._on_identity)
+        self._identity_serial = ""  # of the certificate the in-process dataplane holds
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -190,6 +195,24 @@ class Supervisor:
             self._heap.config_applied()  # the compiled config lives here too
         self._config_changed.set()
 
+    def _on_identity(self, material: Any) -> None:
+        """A new certificate from the identity agent: to the data plane(s) for new connections
+        (open ones keep theirs)."""
+        if self._workers is not None:
+            self._workers.push_identity(material)
+        elif self._dataplane is not None:
+            self._dataplane.set_identity(material)
+            self._identity_serial = f"{material.serial:x}"
+
+    def _identity_ready(self) -> bool:
+        """No identity to fetch, or every data plane holds a certificate (as Envoy's SDS
+        warming keeps a sidecar unready until its secrets arrive)."""
+        if self._identity is None:
+            return True
+        if self._workers is not None:
+            return bool(self._workers.identity_serial) and self._workers.identity_everywhere()
+        return bool(self._identity_serial)
+
     async def _apply_in_process(self) -> None:
         while True:
             await self._config_changed.wait()
@@ -244,7 +267,7 @@ class Supervisor:
         first = self._first_ready
         if self._stopping.is_set() or first is None:
             return False
-        ready = self._applied_everywhere(first)
+        ready = self._applied_everywhere(first) and self._identity_ready()
         if ready and self._state == "PRE_INITIALIZING":
             self._state = "LIVE"
         return ready
@@ -293,7 +316,9 @@ class Supervisor:
         return snapshot_backends(self._dataplane)
 
 
-def identity_agent(options: ProxyOptions) -> IdentityAgent | None:
+def identity_agent(
+    options: ProxyOptions, on_material: Callable[[Any], None]
+) -> IdentityAgent | None:
     """The certificate keeper, when the runtime gave this proxy an identity to fetch."""
     if not (options.ca_address and options.credential_file and options.root_cert_file):
         return None
@@ -302,5 +327,9 @@ def identity_agent(options: ProxyOptions) -> IdentityAgent | None:
 
     identity = SpiffeId(options.namespace, options.service_account)
     return IdentityAgent(
-        options.ca_address, Path(options.credential_file), Path(options.root_cert_file), identity
+        options.ca_address,
+        Path(options.credential_file),
+        Path(options.root_cert_file),
+        identity,
+        on_material,
     )

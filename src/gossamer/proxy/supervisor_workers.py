@@ -23,7 +23,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from gossamer.proxy.admin_stats import Snapshot
-from gossamer.proxy.worker import LinkClosed, config_message, frame_bytes, read_frame
+from gossamer.proxy.worker import (
+    LinkClosed,
+    config_message,
+    frame_bytes,
+    identity_message,
+    read_frame,
+)
 from gossamer.runtime.envoy import with_parent_death_signal
 
 log = logging.getLogger("gossamer.proxy.workers")
@@ -45,6 +51,8 @@ class WorkerPool:
         self.generation = 0
         self._config: Any = None
         self._frame: bytes | None = None
+        self.identity_serial = ""  # of the latest identity pushed ("" = none yet)
+        self.identity_frame: bytes | None = None
         # (type URL, name) → (proto, its bytes): the proto is kept so its id is not reused.
         self._bytes: dict[tuple[str, str], tuple[Any, bytes]] = {}
         self._bytes_next: dict[tuple[str, str], tuple[Any, bytes]] = {}
@@ -66,6 +74,18 @@ class WorkerPool:
         self.generation, self._config, self._frame = generation, config, None
         for slot in self.slots:
             slot.wake.set()
+
+    def push_identity(self, material: Any) -> None:
+        """A new workload certificate; every worker (and every restarted one) gets it before
+        its next config."""
+        self.identity_serial = f"{material.serial:x}"
+        self.identity_frame = frame_bytes(identity_message(material))
+        for slot in self.slots:
+            slot.wake.set()
+
+    def identity_everywhere(self) -> bool:
+        """Every worker holds the latest identity pushed."""
+        return all(slot.identity_serial == self.identity_serial for slot in self.slots)
 
     def latest_frame(self) -> tuple[int, bytes | None]:
         """(generation, `config` frame) of the latest config, serialized once per generation."""
@@ -124,6 +144,7 @@ class WorkerSlot:
         self.pool = pool
         self.proc: subprocess.Popen[bytes] | None = None
         self.applied = 0
+        self.identity_serial = ""  # what the running worker confirmed holding
         self.restarts = 0
         self.wake = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
@@ -178,7 +199,7 @@ class WorkerSlot:
             raise
         finally:
             child.close()
-        self.proc, self.applied = proc, 0
+        self.proc, self.applied, self.identity_serial = proc, 0, ""
         reader, writer = await asyncio.open_unix_connection(sock=parent)
         self._writer = writer
         sender = asyncio.create_task(self._send_configs())
@@ -208,6 +229,10 @@ class WorkerSlot:
         elif op == "failed":
             log.error("worker %d failed generation %s: %s", self.index,
                       message.get("generation"), message.get("error"))  # fmt: skip
+        elif op == "identity_applied":
+            self.identity_serial = str(message.get("serial", ""))
+        elif op == "identity_failed":
+            log.error("worker %d refused the identity: %s", self.index, message.get("error"))
         elif op == "stats":
             future = self._pending.pop(int(message.get("id") or 0), None)
             if future is not None and not future.done():
@@ -218,10 +243,14 @@ class WorkerSlot:
             raise RuntimeError(f"worker {self.index}: unknown message {op!r}")
 
     async def _send_configs(self) -> None:
-        sent = 0
+        sent, identity_sent = 0, ""
         while True:
             self.wake.clear()
-            generation, frame = self.pool.latest_frame()
+            pool = self.pool
+            if pool.identity_frame is not None and identity_sent != pool.identity_serial:
+                identity_sent = pool.identity_serial
+                await self._write(pool.identity_frame)
+            generation, frame = pool.latest_frame()
             if frame is not None and generation != sent:
                 await self._write(frame)
                 sent = generation

@@ -140,6 +140,17 @@ def config_message(
     }
 
 
+def identity_message(material: Any) -> dict[str, Any]:
+    """The `identity` frame: the workload's certificate chain, key and trust bundle (PEM). The
+    link is a socketpair inside the pod, so the key never leaves the sidecar's processes."""
+    return {
+        "op": "identity",
+        "cert_chain_pem": material.cert_chain_pem,
+        "private_key_pem": material.private_key_pem,
+        "trust_bundle_pem": material.trust_bundle_pem,
+    }
+
+
 def decode_resources(message: Mapping[str, Any]) -> dict[str, list[tuple[str, bytes]]]:
     return {
         str(type_url): [(str(name), base64.b64decode(data)) for name, data in items]
@@ -192,6 +203,8 @@ class Worker:
             op = message.get("op")
             if op == "config":
                 reply = await self._apply(message)
+            elif op == "identity":
+                reply = self._set_identity(message)
             elif op == "stats":
                 assert self._dataplane is not None
                 reply = {
@@ -222,6 +235,20 @@ class Worker:
             return {"op": "failed", "generation": generation, "error": f"{exc}"}
         self._heap.config_applied()
         return {"op": "applied", "generation": generation}
+
+    def _set_identity(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        from gossamer.transport.tls import IdentityMaterial, IdentityMaterialInvalid
+
+        assert self._dataplane is not None
+        material = IdentityMaterial(
+            message["cert_chain_pem"], message["private_key_pem"], message["trust_bundle_pem"]
+        )
+        try:
+            self._dataplane.set_identity(material)
+        except IdentityMaterialInvalid as exc:
+            log.error("worker %d: identity refused: %s", os.getpid(), exc)
+            return {"op": "identity_failed", "error": str(exc)}
+        return {"op": "identity_applied", "serial": f"{material.serial:x}"}
 
     async def _drain(self, grace: float) -> None:
         if self._draining or self._dataplane is None:
