@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 ENVOY_VERSION := 1.40.0
 ENVOY := .envoy/envoy/_bin/envoy
 APT_PACKAGES := python3-venv python3-dev iproute2 iptables procps
+# The tests also capture pod traffic on the bridge (tshark: is it really TLS on the wire?).
+TEST_APT := tshark
 
-.PHONY: up test deps venv envoy lint bench clean
+.PHONY: up test deps apt test-apt venv envoy lint bench clean
 
 # `make up UP_FLAGS=--detach` returns once the mesh is ready; `UP_FLAGS="--dataplane envoy"`
 # runs Envoy sidecars. As root, pods are network namespaces (iproute2, iptables).
@@ -21,8 +23,15 @@ test: deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Everything the tests need: apt packages, the venv with test extras, Envoy installed apart.
-deps: apt venv envoy
+deps: apt test-apt venv envoy
 	$(BIN)/pip install -q -e '.[test]'
+
+test-apt:
+	@missing=""; for p in $(TEST_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "please install:$$missing (as root: apt-get install$$missing)"; exit 1; fi; \
+	fi
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

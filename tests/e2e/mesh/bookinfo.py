@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -233,3 +234,30 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+def admin_json(mesh: Mesh, pod: dict[str, Any], path: str) -> Any:
+    """A sidecar's admin endpoint: inside the pod's namespace (127.0.0.1:15000 there), or on
+    the pod's own loopback address in explicit mode."""
+    if mesh.extra:
+        with urllib.request.urlopen(f"http://{pod['ip']}:15000{path}", timeout=10) as r:
+            return json.loads(r.read())
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:15000{path}').read().decode())"
+    result = subprocess.run(
+        ["ip", "netns", "exec", f"gsm-{pod['name']}", sys.executable, "-c", fetch],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def wait_for_sidecar(mesh: Mesh, name: str, sidecar: str, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pod = next((p for p in mesh.pods() if p["name"] == name), None)
+        if pod and pod["sidecar"] == sidecar and pod["ready"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never became ready with a {sidecar} sidecar")

@@ -9,17 +9,12 @@ likely versions each count is 100 ± 8.2 (one standard deviation); ±30 is beyon
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +22,7 @@ from gossamer.demo.bookinfo.workloads import workload_manifest
 from tests.e2e.mesh.bookinfo import (
     Load,
     Mesh,
+    admin_json,
     bookinfo_file,
     converge,
     leftovers,
@@ -34,6 +30,7 @@ from tests.e2e.mesh.bookinfo import (
     process_alive,
     product_page,
     versions,
+    wait_for_sidecar,
 )
 
 pytestmark = [
@@ -105,7 +102,7 @@ def test_each_gossamer_sidecar_holds_its_workloads_certificate(mesh: Mesh) -> No
     if mesh.dataplane != "python":
         pytest.skip("Envoy sidecars need an SDS agent for their certificates (not built yet)")
     for pod in mesh.pods():
-        certs = _admin_json(mesh, pod, "/certs")
+        certs = admin_json(mesh, pod, "/certs")
         (chain,) = [c["cert_chain"][0] for c in certs["certificates"]]
         account = {
             "productpage": "bookinfo-productpage",
@@ -116,23 +113,6 @@ def test_each_gossamer_sidecar_holds_its_workloads_certificate(mesh: Mesh) -> No
         expected = f"spiffe://cluster.local/ns/default/sa/{account[pod['labels']['app']]}"
         assert chain["subject_alt_names"] == [{"uri": expected}], pod["name"]
         assert 23 * 3600 < chain["seconds_until_expiration"] <= 24 * 3600
-
-
-def _admin_json(mesh: Mesh, pod: dict[str, Any], path: str) -> Any:
-    """A sidecar's admin endpoint: inside the pod's namespace (127.0.0.1:15000 there), or on
-    the pod's own loopback address in explicit mode."""
-    if mesh.extra:
-        with urllib.request.urlopen(f"http://{pod['ip']}:15000{path}", timeout=10) as r:
-            return json.loads(r.read())
-    fetch = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:15000{path}').read().decode())"
-    result = subprocess.run(
-        ["ip", "netns", "exec", f"gsm-{pod['name']}", sys.executable, "-c", fetch],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return json.loads(result.stdout)
 
 
 def test_logs_show_a_pods_app_and_sidecar_output(mesh: Mesh) -> None:
@@ -192,13 +172,13 @@ def test_a_workload_can_choose_envoy_in_a_python_mesh(mesh: Mesh, tmp_path: Path
     envoy_v2.write_text(workload_manifest("reviews", "v2") + "  dataplane: envoy\n")
     with Load(cookie=None) as load:
         mesh.apply(envoy_v2)
-        _wait_for_sidecar(mesh, "reviews-v2-0", "envoy")
+        wait_for_sidecar(mesh, "reviews-v2-0", "envoy")
         converge({"v1", "v2", "v3"})
         assert "v2" in versions(60)
         python_v2 = tmp_path / "reviews-v2.yaml"
         python_v2.write_text(workload_manifest("reviews", "v2"))
         mesh.apply(python_v2)
-        _wait_for_sidecar(mesh, "reviews-v2-0", "python")
+        wait_for_sidecar(mesh, "reviews-v2-0", "python")
     assert load.failures == [], f"{len(load.failures)} of {load.pages} pages failed"
 
 
@@ -310,16 +290,6 @@ def _wait_for_app(mesh: Mesh, name: str, ready: bool = False, within: float = 60
             return int(pod["appPid"])
         time.sleep(0.1)
     raise AssertionError(f"{name} has no running app after {within}s: {mesh.pod(name)}")
-
-
-def _wait_for_sidecar(mesh: Mesh, name: str, sidecar: str, within: float = 90.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        pod = next((p for p in mesh.pods() if p["name"] == name), None)
-        if pod and pod["sidecar"] == sidecar and pod["ready"]:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{name} never became ready with a {sidecar} sidecar")
 
 
 def _backoff_seconds(mesh: Mesh, name: str, restarts: int, within: float = 10.0) -> float:
