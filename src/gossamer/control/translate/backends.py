@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from gossamer.control.translate import clusters, endpoints, names
+from gossamer.control.translate import clusters, endpoints, names, tls_contexts
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.world import MeshService, World
 
@@ -34,6 +34,7 @@ def outbound_backends(
         if proxyless and svc.resolution == "NONE":
             continue  # original-destination services have no meaning without a socket
         subsets = rules.subsets(svc.hostname)
+        peer_uris = service_identities(world, svc)
         for port in svc.ports:
             variants = [("", None)] + [(s.name, s.selector) for s in subsets]
             for subset, selector in variants:
@@ -43,9 +44,26 @@ def outbound_backends(
                 if svc.resolution == "DNS" and not proxyless:
                     inline = endpoints.dns_assignment(name, world, svc, port)
                 cluster = clusters.outbound(
-                    name, svc, port, policy, proxyless=proxyless, inline_endpoints=inline
+                    name,
+                    svc,
+                    port,
+                    policy,
+                    proxyless=proxyless,
+                    inline_endpoints=inline,
+                    peer_uris=peer_uris,
                 )
                 out.clusters.append(cluster)
                 if cluster.type == cluster_pb2.Cluster.EDS:
                     out.assignments.append(endpoints.assignment(name, world, svc, port, selector))
     return out
+
+
+def service_identities(world: World, service: MeshService) -> tuple[str, ...]:
+    """The SPIFFE ids of every instance of a service (all ports and subsets, ready or not, so
+    a pod turning ready changes no cluster), sorted: what mesh mTLS accepts from its endpoints."""
+    found = {
+        tls_contexts.spiffe_uri(ep.workload.namespace, ep.workload.service_account)
+        for port in service.ports
+        for ep in world.endpoints(service, port, include_unready=True)
+    }
+    return tuple(sorted(found))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from google.protobuf import wrappers_pb2
 
-from gossamer.control.translate import names
+from gossamer.control.translate import client_tls, names
 from gossamer.control.translate.policies import duration, packed
 from gossamer.control.translate.policy import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -77,9 +79,11 @@ def outbound(
     *,
     proxyless: bool = False,
     inline_endpoints: endpoint_pb2.ClusterLoadAssignment | None = None,
+    peer_uris: Sequence[str] = (),
 ) -> cluster_pb2.Cluster:
     """An outbound cluster: EDS over ADS for registry services, STRICT_DNS for DNS-resolved
-    ServiceEntries (endpoints inline), ORIGINAL_DST for resolution NONE."""
+    ServiceEntries (endpoints inline), ORIGINAL_DST for resolution NONE. `peer_uris`: the
+    SPIFFE ids mesh mTLS accepts from its endpoints (`client_tls`)."""
     out = Cluster(name=name, connect_timeout=duration(policy.pool.connect_timeout))
     if service.resolution == "NONE":
         out.type = Cluster.ORIGINAL_DST
@@ -109,11 +113,32 @@ def outbound(
         out.typed_extension_protocol_options[HTTP_OPTIONS].CopyFrom(
             packed(http_options(port, policy.pool))
         )
-    return transport_socket(out, policy)
+    if proxyless:
+        # Proxyless gRPC clients get plaintext: grpcio's xDS security needs certificate
+        # providers in its bootstrap, which the mesh does not hand out yet.
+        return out
+    return transport_socket(out, service, port, policy, peer_uris)
 
 
-def transport_socket(cluster: cluster_pb2.Cluster, policy: ClusterPolicy) -> cluster_pb2.Cluster:
-    """The seam for client TLS (DestinationRule `tls`, auto-mTLS): a later issue. Plaintext now."""
+def transport_socket(
+    cluster: cluster_pb2.Cluster,
+    service: MeshService,
+    port: ServicePort,
+    policy: ClusterPolicy,
+    peer_uris: Sequence[str] = (),
+) -> cluster_pb2.Cluster:
+    """Client TLS from the DestinationRule's `tls`, else auto mTLS (`client_tls`)."""
+    parsed = names.parse_outbound(cluster.name)
+    destination = client_tls.Destination(
+        hostname=service.hostname,
+        port=port.number,
+        subset=parsed[1] if parsed else "",
+        http=port.is_http,
+        h2=port.protocol in H2_PROTOCOLS or policy.pool.h2_upgrade,
+        peer_uris=tuple(peer_uris),
+        auto_mtls=cluster.type != Cluster.ORIGINAL_DST and not service.external,
+    )
+    client_tls.apply(cluster, policy.tls, destination)
     return cluster
 
 
