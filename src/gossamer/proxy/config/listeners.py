@@ -3,16 +3,21 @@
 Rules (what Envoy does with the same resource; anything else is NACKed, never half-applied):
  1. Only socket listeners: an `api_listener`, a pipe or internal address, UDP, `fcds_config` or a
     `filter_chain_matcher` is rejected.
- 2. Filter chains match on `destination_port` only (the field the translator uses); a chain with
-    any other match field, or two chains with the same match, is rejected.
-    `default_filter_chain` is kept as the fallback.
+ 2. Filter chains match on `destination_port`, `transport_protocol` ("tls" or "raw_buffer") and,
+    with "tls", `application_protocols` (the fields the translator uses for PERMISSIVE/STRICT);
+    any other match field, or two chains whose matches overlap, is rejected (Envoy's
+    "overlapping matching rules"). `default_filter_chain` is kept as the fallback. A chain's
+    `transport_socket` is raw bytes or the mesh's DownstreamTlsContext (downstream_tls.py).
+    Selection is Envoy's: port, then transport protocol, then the client's ALPN, the most
+    specific at each level, with no backtracking; nothing matches → the default chain.
  3. Each chain ends with one terminal network filter, an HTTP connection manager or a TCP
     proxy, after any number of network RBAC filters (`envoy.filters.network.rbac`), compiled
     into the handler's `network_rbac` chain; anything else is rejected.
  4. HCM: see hcm.py.
- 5. Listener filters: original_dst sets `original_dst_filter`; tls_inspector and
-    http_inspector only feed chain-match fields rule 2 refuses, so they are no-ops; anything
-    else is rejected.
+ 5. Listener filters: original_dst sets `original_dst_filter`; tls_inspector's work is done by
+    the dataplane for listeners that `inspects` (a chain names a transport protocol or
+    terminates TLS); http_inspector only feeds matches rule 2 refuses, so it is a no-op;
+    anything else is rejected.
 """
 
 from __future__ import annotations
@@ -30,11 +35,15 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from gossamer.proxy.authz.filters import NETWORK_TYPE as _NETWORK_RBAC
 from gossamer.proxy.authz.filters import NetworkRbac, RbacChain, compile_network_rbac
+from gossamer.proxy.config.downstream_tls import DownstreamTls, compile_transport_socket
 from gossamer.proxy.config.hcm import HCM_TYPE, HttpChain, compile_hcm, unpack
 from gossamer.proxy.config.rejected import ConfigRejected
 
 __all__ = [
+    "RAW_BUFFER",
+    "TLS",
     "Direction",
+    "DownstreamTls",
     "FilterChain",
     "HttpChain",
     "ListenerConfig",
@@ -51,6 +60,10 @@ _DIRECTIONS: dict[int, Direction] = {
 _PREFIX = "type.googleapis.com/"
 _TCP_PROXY = _PREFIX + tcp_proxy_pb2.TcpProxy.DESCRIPTOR.full_name
 _ORIGINAL_DST = _PREFIX + original_dst_pb2.OriginalDst.DESCRIPTOR.full_name
+TLS = "tls"
+RAW_BUFFER = "raw_buffer"
+_TRANSPORTS = frozenset({TLS, RAW_BUFFER})
+_MATCH_FIELDS = frozenset({"destination_port", "transport_protocol", "application_protocols"})
 _INSPECTORS = frozenset(
     _PREFIX + m.DESCRIPTOR.full_name
     for m in (tls_inspector_pb2.TlsInspector, http_inspector_pb2.HttpInspector)
@@ -84,11 +97,20 @@ class TcpChain:
 
 @dataclass(frozen=True, slots=True)
 class FilterChain:
-    """One filter chain: `destination_port` None matches any port."""
+    """One filter chain: `destination_port` None matches any port, `transport_protocol` None
+    any transport, empty `application_protocols` any ALPN offer. `tls` None: the chain reads
+    the connection's bytes as they come (plaintext, or TLS passed through untouched)."""
 
     name: str
     destination_port: int | None
     handler: HttpChain | TcpChain
+    transport_protocol: str | None = None
+    application_protocols: tuple[str, ...] = ()
+    tls: DownstreamTls | None = None
+
+
+# port → transport protocol → ALPN ("" for a chain listing none) → chain
+_ChainTree = dict[int | None, dict[str | None, dict[str, FilterChain]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +127,55 @@ class ListenerConfig:
     chains: tuple[FilterChain, ...]
     default_chain: FilterChain | None = None
     original_dst_filter: bool = False
+    # True when a chain names a transport protocol or terminates TLS: connections are accepted
+    # by peeking at their first bytes (tls_inspector); the others keep the plain accept path.
+    inspects: bool = field(init=False, compare=False)
     _by_port: dict[int | None, FilterChain] = field(init=False, repr=False, compare=False)
+    _tree: _ChainTree = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        tree: _ChainTree = {}
+        for c in self.chains:
+            by_alpn = tree.setdefault(c.destination_port, {}).setdefault(c.transport_protocol, {})
+            for alpn in c.application_protocols or ("",):
+                by_alpn[alpn] = c
+        object.__setattr__(self, "_tree", tree)
         object.__setattr__(self, "_by_port", {c.destination_port: c for c in self.chains})
+        inspects = any(c.transport_protocol is not None or c.tls is not None for c in self.chains)
+        if self.default_chain is not None and self.default_chain.tls is not None:
+            inspects = True
+        object.__setattr__(self, "inspects", inspects)
 
-    def chain_for(self, destination_port: int) -> FilterChain | None:
-        """Envoy's choice: the chain for this port, else the port-less chain, else the default
-        chain; None means Envoy closes the connection."""
-        by_port = self._by_port
-        return by_port.get(destination_port) or by_port.get(None) or self.default_chain
+    def chain_for(
+        self,
+        destination_port: int,
+        transport_protocol: str = RAW_BUFFER,
+        alpn: tuple[str, ...] = (),
+    ) -> FilterChain | None:
+        """Envoy's choice: the chains for this port, else the port-less ones; among them the
+        chains naming the connection's transport protocol, else those naming none; among those
+        the first chain listing a protocol the client offers (in the client's order), else one
+        listing none. A level with no candidate ends the search (Envoy does not backtrack):
+        then the default chain; None means Envoy closes the connection."""
+        if not self.inspects:  # every chain matches on the port alone
+            by_port = self._by_port
+            return by_port.get(destination_port) or by_port.get(None) or self.default_chain
+        tree = self._tree
+        transports = tree.get(destination_port) or tree.get(None)
+        if transports is None:
+            return self.default_chain
+        by_alpn = transports.get(transport_protocol) or transports.get(None)
+        if by_alpn is None:
+            return self.default_chain
+        for offered in alpn:
+            chain = by_alpn.get(offered)
+            if chain is not None:
+                return chain
+        return by_alpn.get("") or self.default_chain
+
+    def destination_ports(self) -> frozenset[int]:
+        """The ports chains name (explicit-mode inbound serves a listener that names one)."""
+        return frozenset(c.destination_port for c in self.chains if c.destination_port is not None)
 
 
 def compile_listener(pb: Any) -> ListenerConfig:
@@ -132,14 +193,7 @@ def compile_listener(pb: Any) -> ListenerConfig:
     chains = tuple(
         _filter_chain(f"{where} filter_chains[{i}]", c) for i, c in enumerate(pb.filter_chains)
     )
-    seen: set[int | None] = set()
-    for chain in chains:
-        if chain.destination_port in seen:
-            raise ConfigRejected(
-                f"{where}: multiple filter chains with the same matching rules "
-                f"(destination_port {chain.destination_port})"
-            )
-        seen.add(chain.destination_port)
+    _check_overlaps(where, chains)
     default = None
     if pb.HasField("default_filter_chain"):
         default = _filter_chain(f"{where} default_filter_chain", pb.default_filter_chain)
@@ -156,6 +210,22 @@ def compile_listener(pb: Any) -> ListenerConfig:
         default_chain=default,
         original_dst_filter=_listener_filters(where, pb.listener_filters),
     )
+
+
+def _check_overlaps(where: str, chains: Sequence[FilterChain]) -> None:
+    """Envoy refuses two chains that would both match one connection: the same port and
+    transport protocol, and a common ALPN value (or both listing none)."""
+    seen: set[tuple[int | None, str | None, str]] = set()
+    for chain in chains:
+        for alpn in chain.application_protocols or ("",):
+            key = (chain.destination_port, chain.transport_protocol, alpn)
+            if key in seen:
+                raise ConfigRejected(
+                    f"{where}: multiple filter chains with the same matching rules "
+                    f"(destination_port {chain.destination_port}, transport_protocol "
+                    f"{chain.transport_protocol!r}, application_protocols {alpn or '(none)'})"
+                )
+            seen.add(key)
 
 
 def _socket_address(where: str, address: Any) -> tuple[str, int]:
@@ -190,11 +260,21 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
         where = f'{where} "{pb.name}"'
     match = pb.filter_chain_match
     for descriptor, _value in match.ListFields():
-        if descriptor.name != "destination_port":
+        if descriptor.name not in _MATCH_FIELDS:
             raise ConfigRejected(f"{where}: filter_chain_match.{descriptor.name} is not supported")
-    if pb.HasField("transport_socket"):
-        raise ConfigRejected(f"{where}: transport_socket (TLS) is not supported")
     port = int(match.destination_port.value) if match.HasField("destination_port") else None
+    transport = str(match.transport_protocol) or None
+    if transport is not None and transport not in _TRANSPORTS:
+        raise ConfigRejected(
+            f"{where}: filter_chain_match.transport_protocol {transport!r} is not supported "
+            f'(only "{TLS}" and "{RAW_BUFFER}")'
+        )
+    alpn = tuple(str(p) for p in match.application_protocols)
+    if alpn and transport != TLS:
+        raise ConfigRejected(
+            f"{where}: filter_chain_match.application_protocols needs transport_protocol "
+            f'"{TLS}" (plaintext protocol detection is not supported)'
+        )
     if not pb.filters:
         raise ConfigRejected(
             f"{where}: a network filter (http_connection_manager or tcp_proxy) is required"
@@ -216,7 +296,19 @@ def _filter_chain(where: str, pb: Any) -> FilterChain:
             f"{here} {net.name!r}: unsupported network filter {type_url or '(no typed_config)'}"
             " (the last filter must be http_connection_manager or tcp_proxy)"
         )
-    return FilterChain(name=str(pb.name), destination_port=port, handler=handler)
+    tls = None
+    if pb.HasField("transport_socket"):
+        tls = compile_transport_socket(
+            where, pb.transport_socket, http=isinstance(handler, HttpChain)
+        )
+    return FilterChain(
+        name=str(pb.name),
+        destination_port=port,
+        handler=handler,
+        transport_protocol=transport,
+        application_protocols=alpn,
+        tls=tls,
+    )
 
 
 def _network_rbac(where: str, filters: Sequence[Any]) -> RbacChain | None:
