@@ -17,7 +17,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
+from gossamer.control.translate import inbound_tls
 from gossamer.control.translate.clusters import ads, socket_address
+from gossamer.control.translate.peer_authn import PeerMode
 from gossamer.control.translate.policies import (
     CORS_FILTER,
     FAULT_FILTER,
@@ -28,6 +30,7 @@ from gossamer.control.translate.policies import (
 HCM = "envoy.filters.network.http_connection_manager"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
 ORIGINAL_DST = "envoy.filters.listener.original_dst"
+PASSTHROUGH_CHAIN = "InboundPassthroughFilterChain"
 OUTBOUND = base_pb2.OUTBOUND
 INBOUND = base_pb2.INBOUND
 
@@ -68,9 +71,15 @@ def inline_routes_filter(
     authz: Sequence[hcm_pb2.HttpFilter] = (),
 ) -> lc.Filter:
     """An HTTP connection manager with its routes inline (inbound chains); `authz` as in
-    `http_filters`."""
+    `http_filters`. As Istio's sidecar inbound, it appends the mTLS client's subject, DNS and
+    URI SANs to `x-forwarded-client-cert`, so the app sees the caller's SPIFFE id."""
     hcm = _hcm(stat_prefix, authz)
     hcm.route_config.CopyFrom(config)
+    hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.APPEND_FORWARD
+    details = hcm.set_current_client_cert_details
+    details.subject.value = True
+    details.dns = True
+    details.uri = True
     return lc.Filter(name=HCM, typed_config=packed(hcm))
 
 
@@ -127,27 +136,31 @@ def virtual_inbound(
     chains: Sequence[lc.FilterChain],
     passthrough: str,
     authz: Sequence[lc.Filter] = (),
+    *,
+    passthrough_mode: PeerMode = "DISABLE",
 ) -> listener_pb2.Listener:
-    """0.0.0.0:15006: inbound traffic, one filter chain per application port; others pass.
+    """0.0.0.0:15006: inbound traffic, filter chains per application port; others pass.
 
-    `authz` (network RBAC) guards the passthrough chain too, as in Istio: a port no service
-    declares is no way around the workload's AuthorizationPolicies."""
-    default = lc.FilterChain(
-        name="InboundPassthroughFilterChain",
-        filters=[*authz, tcp_proxy_filter(passthrough, [(passthrough, 1)])],
+    `authz` (network RBAC) guards the passthrough chains too, as in Istio: a port no service
+    declares is no way around the workload's AuthorizationPolicies. The passthrough chains
+    follow the workload's PeerAuthentication mode (`passthrough_mode`) like any port's."""
+    filters = [*authz, tcp_proxy_filter(passthrough, [(passthrough, 1)])]
+    defaults = inbound_tls.mode_chains(
+        passthrough_mode, PASSTHROUGH_CHAIN, None, filters, filters, http=False
     )
-    out = listener_pb2.Listener(
+    every = [*chains, *defaults]
+    listener_filters = [
+        lc.ListenerFilter(name=ORIGINAL_DST, typed_config=packed(original_dst_pb2.OriginalDst()))
+    ]
+    if inbound_tls.inspects(every):
+        listener_filters.append(inbound_tls.tls_inspector())
+    return listener_pb2.Listener(
         name="virtualInbound",
         address=socket_address("0.0.0.0", port),
-        filter_chains=[*chains, default],
+        filter_chains=every,
         traffic_direction=INBOUND,
-        listener_filters=[
-            lc.ListenerFilter(
-                name=ORIGINAL_DST, typed_config=packed(original_dst_pb2.OriginalDst())
-            )
-        ],
+        listener_filters=listener_filters,
     )
-    return out
 
 
 def port_chain(name: str, target: int, filters: Sequence[lc.Filter]) -> lc.FilterChain:

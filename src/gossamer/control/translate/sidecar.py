@@ -11,11 +11,12 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
-from gossamer.control.translate import clusters, listeners, names
+from gossamer.control.translate import clusters, inbound_tls, listeners, names
 from gossamer.control.translate.authz.proxy_filters import ProxyRbac
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.translate.mesh import service_routes
+from gossamer.control.translate.peer_authn import PeerMode, peer_mode
 from gossamer.control.translate.policies import duration
 from gossamer.control.translate.routes import RouteContext
 from gossamer.control.translate.scope import (
@@ -23,6 +24,7 @@ from gossamer.control.translate.scope import (
     MatchScope,
     inbound_ports,
     mesh_virtual_services,
+    own_workload,
     virtual_service_for,
     visible_services,
 )
@@ -102,10 +104,22 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
     if not no_capture:
         out.append(listeners.virtual_outbound(names.OUTBOUND_CAPTURE_PORT, names.PASSTHROUGH))
         guard = ProxyRbac.of(world, node)
-        chains = [_inbound_chain(p.port, p.target, guard) for p in inbound]
+        own = own_workload(world, node)
+        labels = own.labels if own is not None else node.labels
+        chains = [
+            chain
+            for p in inbound
+            for chain in _inbound_chains(
+                p.port, p.target, guard, peer_mode(world, node.namespace, labels, p.target)
+            )
+        ]
         out.append(
             listeners.virtual_inbound(
-                names.INBOUND_CAPTURE_PORT, chains, names.INBOUND_PASSTHROUGH, guard.network
+                names.INBOUND_CAPTURE_PORT,
+                chains,
+                names.INBOUND_PASSTHROUGH,
+                guard.network,
+                passthrough_mode=peer_mode(world, node.namespace, labels, None),
             )
         )
     out += [clusters.passthrough(), clusters.blackhole(), clusters.inbound_passthrough()]
@@ -166,19 +180,18 @@ def _tcp_split(
     return [(names.outbound_cluster(port.number, svc.hostname), 1)]
 
 
-def _inbound_chain(port: ServicePort, target: int, guard: ProxyRbac) -> lc.FilterChain:
+def _inbound_chains(
+    port: ServicePort, target: int, guard: ProxyRbac, mode: PeerMode
+) -> list[lc.FilterChain]:
+    """The chains for one application port in its PeerAuthentication mode (`inbound_tls`)."""
     cluster = names.inbound_cluster(port.number)
+    tcp = [*guard.network, listeners.tcp_proxy_filter(cluster, [(cluster, 1)])]
     if not port.is_http:
-        return listeners.port_chain(
-            cluster,
-            target,
-            [*guard.network, listeners.tcp_proxy_filter(cluster, [(cluster, 1)])],
-        )
+        return inbound_tls.mode_chains(mode, cluster, target, tcp, tcp, http=False)
     vhost = rc.VirtualHost(name=f"inbound|http|{target}", domains=["*"])
     route = vhost.routes.add(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
     route.route.timeout.CopyFrom(duration_zero())
     config = route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vhost])
-    return listeners.port_chain(
-        cluster, target, [listeners.inline_routes_filter(cluster, config, guard.http)]
-    )
+    http = [listeners.inline_routes_filter(cluster, config, guard.http)]
+    return inbound_tls.mode_chains(mode, cluster, target, http, tcp, http=True)
