@@ -11,7 +11,19 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 
-from gossamer.cli import check, config, controlplane, down, logs, proxies, proxy, run, up, validate
+from gossamer.cli import (
+    agent,
+    check,
+    config,
+    controlplane,
+    down,
+    logs,
+    proxies,
+    proxy,
+    run,
+    up,
+    validate,
+)
 
 app = typer.Typer(
     name="gossamer",
@@ -37,6 +49,7 @@ down.register(app)
 run.register(app)
 logs.register(app)
 check.register(app)
+agent.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

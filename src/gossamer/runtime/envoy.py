@@ -33,6 +33,8 @@ from typing import IO, Any
 
 ENVOY_ENV = "GOSSAMER_ENVOY"
 XDS_CLUSTER = "xds-grpc"
+SDS_CLUSTER = "sds-grpc"  # Istio's name; the mesh TLS contexts' SDS config sources name it
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the final NUL
 ADMIN_CLUSTER = "gossamer-admin"  # static: the readiness listener's way to the admin's /ready
 READINESS_LISTENER = "gossamer-readiness"
 READINESS_PATH = "/healthz/ready"
@@ -182,16 +184,9 @@ def bootstrap(
                 {"lb_endpoints": [{"endpoint": {"address": _socket_address(xds_host, xds_port)}}]}
             ],
         },
-        "typed_extension_protocol_options": {
-            _HTTP_PROTOCOL_OPTIONS: {
-                "@type": f"type.googleapis.com/{_HTTP_PROTOCOL_OPTIONS}",
-                "explicit_http_config": {
-                    "http2_protocol_options": {
-                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
-                    }
-                },
-            }
-        },
+        "typed_extension_protocol_options": _explicit_http2(
+            {"connection_keepalive": {"interval": "30s", "timeout": "10s"}}
+        ),
     }
     static: dict[str, Any] = {"clusters": [xds_cluster]}
     if readiness_port is not None:
@@ -213,6 +208,33 @@ def bootstrap(
         },
         "static_resources": static,
         "admin": {"address": _socket_address(admin_host, admin_port)},
+    }
+
+
+def _explicit_http2(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        _HTTP_PROTOCOL_OPTIONS: {
+            "@type": f"type.googleapis.com/{_HTTP_PROTOCOL_OPTIONS}",
+            "explicit_http_config": {"http2_protocol_options": dict(options)},
+        }
+    }
+
+
+def sds_cluster(socket_path: Path) -> dict[str, Any]:
+    """Istio's `sds-grpc` static cluster: gRPC (explicit HTTP/2) to the agent's Unix socket,
+    where Envoy fetches the `default` and `ROOTCA` secrets the mesh TLS contexts name."""
+    if len(os.fsencode(socket_path)) > UNIX_PATH_MAX:
+        raise ValueError(f"SDS socket path {socket_path} is longer than {UNIX_PATH_MAX} bytes")
+    endpoint = {"endpoint": {"address": {"pipe": {"path": str(socket_path)}}}}
+    return {
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [endpoint]}],
+        },
+        "typed_extension_protocol_options": _explicit_http2({}),
     }
 
 

@@ -246,7 +246,12 @@ class Node:
             workload=workload.metadata.name,
         )
         if dataplane == "envoy":
-            sidecar = envoy_sidecar(identity, controlplane=self.controlplane_for_pods, workdir=logs)
+            sidecar = envoy_sidecar(
+                identity,
+                controlplane=self.controlplane_for_pods,
+                workdir=logs,
+                identity=self._sidecar_identity(secrets),
+            )
         else:
             sidecar = python_sidecar(
                 identity,
@@ -272,7 +277,7 @@ class Node:
             app_sink=(lambda line: sink(name, line)) if sink else None,
             on_change=self._dirty.set,
         )
-        if self.options.ca_port and dataplane != "envoy":
+        if self.options.ca_port:
             record = pod.record
             pod.set_prepare(lambda: self.registry.identity_files(record, secrets))
         task = asyncio.create_task(pod.run(), name=f"pod-{name}")
@@ -314,7 +319,8 @@ class Node:
                     f.truncate()
 
     def _sidecar_identity(self, secrets: Path) -> SidecarIdentity | None:
-        """Python sidecars fetch their certificate themselves (Envoy would need an SDS agent)."""
+        """Where a sidecar gets its certificate: the Python sidecar fetches it itself, Envoy's
+        `gossamer agent` fetches it and serves it over SDS."""
         if not self.options.ca_port:
             return None
         host = self.addressing.gateway if self.options.netns else "127.0.0.1"

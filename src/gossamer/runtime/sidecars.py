@@ -24,6 +24,7 @@ from gossamer.runtime import envoy
 ADMIN_PORT = 15000
 HEALTH_PORT = 15021
 ENVOY_BOOTSTRAP = "bootstrap.json"
+SDS_SOCKET = "sds.sock"  # beside the pod's credential (0700 dir): it hands out the private key
 # `gossamer.cli.main` has a `__main__` guard; the package itself has no __main__.py.
 CLI_MODULE = "gossamer.cli.main"
 # Envoy's drain after SIGTERM: as long as `gossamer proxy --drain-timeout` gives requests.
@@ -123,9 +124,12 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, Any]:
+def envoy_bootstrap(
+    pod: PodIdentity, *, controlplane: str, sds_socket: Path | None = None
+) -> dict[str, Any]:
     """Envoy's bootstrap for this pod: ADS at `controlplane`, admin on 127.0.0.1:15000 (inside
-    the pod's namespace, so every pod can use the same port), readiness on 0.0.0.0:15021."""
+    the pod's namespace, so every pod can use the same port), readiness on 0.0.0.0:15021;
+    with `sds_socket`, Istio's `sds-grpc` cluster to the agent serving the pod's certificate."""
     xds_host, xds_port = split_host_port(controlplane)
     metadata = envoy.node_metadata(
         namespace=pod.namespace,
@@ -149,7 +153,27 @@ def envoy_bootstrap(pod: PodIdentity, *, controlplane: str) -> dict[str, Any]:
     # would make a sidecar whose control plane is unreachable LIVE (ready) with no listeners.
     for source in ("cds_config", "lds_config"):
         config["dynamic_resources"][source]["initial_fetch_timeout"] = "0s"
+    if sds_socket is not None:
+        config["static_resources"]["clusters"].append(envoy.sds_cluster(sds_socket))
     return config
+
+
+def sds_socket_of(identity: SidecarIdentity) -> Path:
+    """The agent's SDS socket: in the directory of the pod's credential (0700)."""
+    return identity.credential_file.parent / SDS_SOCKET
+
+
+def agent_argv(
+    pod: PodIdentity, identity: SidecarIdentity, envoy_argv: list[str], log_level: str
+) -> list[str]:
+    """`gossamer agent ... -- envoy ...`: the SDS agent with Envoy as its child."""
+    argv = [sys.executable, "-m", CLI_MODULE, "agent", "--ca-address", identity.ca_address]
+    argv += ["--credential-file", str(identity.credential_file)]
+    argv += ["--root-cert", str(identity.root_cert_file)]
+    argv += ["--namespace", pod.namespace, "--service-account", pod.service_account]
+    argv += ["--sds-socket", str(sds_socket_of(identity)), "--admin-port", str(ADMIN_PORT)]
+    argv += ["--drain-seconds", str(ENVOY_DRAIN_S), "--log-level", log_level]
+    return [*argv, "--", *envoy_argv]
 
 
 def envoy_sidecar(
@@ -159,8 +183,12 @@ def envoy_sidecar(
     workdir: Path,
     log_level: str = "warning",
     binary: Path | None = None,
+    identity: SidecarIdentity | None = None,
 ) -> SidecarLaunch:
     """Envoy 1.40 as this pod's sidecar (netns mode only: it needs iptables interception).
+
+    With `identity`, Envoy runs as the child of `gossamer agent`, which fetches the workload
+    certificate and serves it over SDS (`sds-grpc`), as Istio's pilot-agent runs Envoy.
 
     `--disable-hot-restart`, as Istio runs it: hot restart keys its shared memory by base id in
     /dev/shm, which every network namespace shares, while `--use-dynamic-base-id` probes for a
@@ -171,7 +199,11 @@ def envoy_sidecar(
     argv = [str(binary or envoy.envoy_binary()), "-c", str(bootstrap_path)]
     argv += ["--concurrency", "1", "--log-level", log_level, "--disable-hot-restart"]
     argv += ["--drain-time-s", str(ENVOY_DRAIN_S), "--local-address-ip-version", "v4"]
-    text = json.dumps(envoy_bootstrap(pod, controlplane=controlplane), indent=2)
+    sds_socket = sds_socket_of(identity) if identity is not None else None
+    config = envoy_bootstrap(pod, controlplane=controlplane, sds_socket=sds_socket)
+    if identity is not None:
+        argv = agent_argv(pod, identity, argv, "info")
+    text = json.dumps(config, indent=2)
     return SidecarLaunch(
         argv, MappingProxyType({ENVOY_BOOTSTRAP: text}), ready_url(pod.ip), "envoy"
     )
