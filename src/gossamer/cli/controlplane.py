@@ -7,12 +7,25 @@ import json
 import logging
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gossamer.control.ca.durations import parse_duration
+from gossamer.control.ca.live import checked_workload_ttl
 from gossamer.control.plane import ControlPlane, PlaneConfig, default_home
+
+TTL_HELP = "Default lifetime of workload certificates (Go duration: 90s, 2m, 24h; max 90 days)."
+
+
+def workload_cert_ttl(value: str) -> timedelta:
+    """The --workload-cert-ttl value as a duration; a bad one is refused naming the flag."""
+    try:
+        return checked_workload_ttl(parse_duration(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workload-cert-ttl") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -34,12 +47,14 @@ def controlplane(
         int, typer.Option("--ca-port", help="Certificate service (CSR + credential, TLS).")
     ] = 15012,
     debounce_ms: Annotated[int, typer.Option("--debounce-ms", help="Push debounce.")] = 100,
+    cert_ttl: Annotated[str, typer.Option("--workload-cert-ttl", help=TTL_HELP)] = "24h",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the control plane: config store, registry, xDS server and REST API.
 
     Writes $GOSSAMER_HOME/controlplane.json with its PID and bound ports (port 0 = any free).
     """
+    ttl = workload_cert_ttl(cert_ttl)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -52,6 +67,7 @@ def controlplane(
         api_port=api_port,
         ca_port=ca_port,
         debounce=debounce_ms / 1000,
+        workload_cert_ttl=ttl,
     )
     try:
         import uvloop

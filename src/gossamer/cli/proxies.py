@@ -53,7 +53,12 @@ def proxy_status(output: OutputOpt = Format.text, server: ServerOpt = None) -> N
 
 
 def proxy_config(
-    proxy: Annotated[str, typer.Argument(help="Node id, workload name or stream id.")],
+    first: Annotated[
+        str, typer.Argument(help="`secret` (or listener, route, cluster, endpoint), or the proxy.")
+    ],
+    proxy: Annotated[
+        str | None, typer.Argument(help="Node id, workload or pod name, or stream id.")
+    ] = None,
     type_: Annotated[
         str | None,
         typer.Option("--type", "-t", help="Only one type: listener, route, cluster, endpoint."),
@@ -61,7 +66,17 @@ def proxy_config(
     output: OutputOpt = Format.json,
     server: ServerOpt = None,
 ) -> None:
-    """What the control plane sent to one proxy, as JSON (xDS resources)."""
+    """What the control plane sent to one proxy, as JSON (xDS resources); `proxy-config secret
+    PROXY`: the certificate the mesh CA issued to it."""
+    if proxy is None:
+        proxy = first
+    elif first == "secret":
+        show_secret(proxy, output, server)
+        return
+    elif first in _KINDS:
+        type_ = first
+    else:
+        raise typer.BadParameter(f"{first!r}: expected secret or one of {', '.join(_KINDS)}")
     try:
         reply = ApiClient.from_env(server).get(f"/api/v1/proxies/{proxy}/config")
     except ApiFailure as exc:
@@ -74,3 +89,34 @@ def proxy_config(
         print_yaml(config)
     else:
         print_json(config)
+
+
+_KINDS = ("listener", "route", "cluster", "endpoint", "all")
+
+
+def show_secret(proxy: str, output: Format, server: str | None) -> None:
+    """istioctl's `proxy-config secret`: identity, serial, validity and the trust bundle's roots,
+    as the CA recorded issuing them."""
+    try:
+        record: dict[str, Any] = ApiClient.from_env(server).get(f"/api/v1/proxies/{proxy}/secrets")
+    except ApiFailure as exc:
+        raise fail(exc) from None
+    if output is Format.json:
+        print_json(record)
+        return
+    if output is Format.yaml:
+        print_yaml(record)
+        return
+    out.print(f"{record['nodeId']}: as issued by the CA at {record['issuedAt']}", markup=False)
+    table = Table(box=None, pad_edge=False)
+    for column in ("RESOURCE NAME", "TYPE", "SERIAL NUMBER", "NOT BEFORE", "NOT AFTER", "NAME"):
+        table.add_column(column)
+    table.add_row(
+        "default", "Cert Chain", record["serial"], record["notBefore"], record["notAfter"],
+        record["identity"],
+    )  # fmt: skip
+    for root in record["trustBundle"]:
+        table.add_row(
+            "ROOTCA", "CA", root["serial"], root["notBefore"], root["notAfter"], root["subject"]
+        )
+    out.print(table)

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from gossamer.cli.controlplane import TTL_HELP, workload_cert_ttl
 from gossamer.cli.output import err, out
 from gossamer.control.plane import default_home
 from gossamer.runtime import state
@@ -54,10 +55,12 @@ def up(
     xds_port: Annotated[int, typer.Option("--xds-port")] = 15010,
     api_port: Annotated[int, typer.Option("--api-port")] = 15080,
     ca_port: Annotated[int, typer.Option("--ca-port", help="Certificate service.")] = 15012,
+    cert_ttl: Annotated[str, typer.Option("--workload-cert-ttl", help=TTL_HELP)] = "24h",
 ) -> None:
     """Run the mesh: control plane, every Workload as pods with sidecars, ingress gateway on
     127.0.0.1:8080. As root each pod is a network namespace with transparent interception;
     otherwise (or with --no-netns) pods are processes on loopback that use HTTP_PROXY."""
+    ttl = workload_cert_ttl(cert_ttl)
     home = home or default_home()
     pid = state.running_pid(home)
     if pid is not None:
@@ -81,6 +84,7 @@ def up(
         xds_port=xds_port,
         api_port=api_port,
         ca_port=ca_port,
+        workload_cert_ttl=ttl,
         sink=_print_line,
     )
     try:

@@ -14,13 +14,16 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 
-from gossamer.control.ca import Authority, CaError, ca_dir_of, open_ca
+from gossamer.control.ca import DEFAULT_TTL, Authority, CaError, ca_dir_of
 from gossamer.control.ca.credentials import CredentialIssuer, load_or_create_secret
-from gossamer.control.ca.service import start_service
+from gossamer.control.ca.ledger import IssuanceLedger
+from gossamer.control.ca.live import LiveCa
+from gossamer.control.ca.service import CertificateService
 from gossamer.control.registry import Registry
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.store import open_store
@@ -50,6 +53,7 @@ class PlaneConfig:
     api_port: int = 15080
     ca_host: str = "127.0.0.1"
     ca_port: int | None = None  # the certificate service (15012); None: not served
+    workload_cert_ttl: timedelta = DEFAULT_TTL  # workload certificates' default lifetime
     debounce: float = 0.1
     registry_sweep: float = 1.0
 
@@ -79,11 +83,12 @@ class ControlPlane:
         self.source = TranslatingSource(lambda: self.world)
         self.xds = AdsServer(self.source, debounce=config.debounce)
         self.token = ""
-        self.ca: Authority | None = None
+        self.live_ca: LiveCa | None = None
         self.ca_error = ""  # why the CA could not be opened (`gossamer check` reports it)
         self.credentials = CredentialIssuer()
+        self.issuance = IssuanceLedger()
         self.ca_port = 0
-        self._ca_runner: web.AppRunner | None = None
+        self._ca_service: CertificateService | None = None
         self.xds_port = 0
         self.api_port = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,21 +121,27 @@ class ControlPlane:
             revision,
         )
 
+    @property
+    def ca(self) -> Authority | None:
+        """The CA signing right now (it changes with each root rotation step)."""
+        return self.live_ca.authority if self.live_ca is not None else None
+
     async def _open_ca(self) -> None:
         """The mesh CA (its root is created on first start). A broken plug-in CA does not stop
         the control plane: nothing is issued until it is fixed, and `gossamer check` says why."""
         ca_dir = ca_dir_of(self.config.home)
         try:
-            self.ca = await asyncio.to_thread(open_ca, ca_dir)
+            self.live_ca = await asyncio.to_thread(
+                LiveCa.open, ca_dir, self.config.workload_cert_ttl
+            )
             self.credentials = CredentialIssuer(load_or_create_secret(ca_dir))
         except CaError as exc:
-            self.ca, self.ca_error = None, str(exc)
+            self.live_ca, self.ca_error = None, str(exc)
             log.error("mesh CA unavailable: %s", exc)
             return
         if self.config.ca_port is not None:
-            self._ca_runner, self.ca_port = await start_service(
-                self.ca, self.credentials, self.config.ca_host, self.config.ca_port
-            )
+            self._ca_service = CertificateService(self.live_ca, self.credentials, self.issuance)
+            self.ca_port = await self._ca_service.start(self.config.ca_host, self.config.ca_port)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -141,8 +152,8 @@ class ControlPlane:
         self._tasks.clear()
         if self._api_runner is not None:
             await self._api_runner.cleanup()
-        if self._ca_runner is not None:
-            await self._ca_runner.cleanup()
+        if self._ca_service is not None:
+            await self._ca_service.stop()
         await self.xds.stop(0.5)
         if self.store is not None:
             await self.store.close()

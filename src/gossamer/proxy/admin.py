@@ -139,8 +139,9 @@ class AdminServers:
         return web.Response(text=admin_render.stats_text(values))
 
     async def _prometheus(self, request: web.Request) -> web.Response:
-        text = render(admin_render.prometheus_families(await self._source.stats()))
-        response = web.Response(text=text)
+        families = admin_render.prometheus_families(await self._source.stats())
+        families += admin_render.certificate_families(self._source.certs())
+        response = web.Response(text=render(families))
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 

@@ -224,3 +224,23 @@ def prometheus_families(snapshot: Snapshot) -> list[Family]:
     if latency is not None:
         families.append(latency)
     return families
+
+
+def certificate_families(certs: dict[str, Any]) -> list[Family]:
+    """Istio's agent gauge from the `/certs` view: seconds until the workload certificate
+    (`resource_name="default"`) and the earliest trust bundle root (`"ROOTCA"`) expire; nothing
+    before the first certificate."""
+    expiry = Gauge(
+        "istio_agent_cert_expiry_seconds",
+        "The time remaining, in seconds, before the certificate chain will expire. "
+        "A negative value indicates the cert is expired.",
+    )
+    for entry in certs.get("certificates", []):
+        chain = entry.get("cert_chain", [])
+        roots = entry.get("ca_cert", [])
+        if chain:
+            expiry.set({"resource_name": "default"}, chain[0]["seconds_until_expiration"])
+        if roots:
+            earliest = min(r["seconds_until_expiration"] for r in roots)
+            expiry.set({"resource_name": "ROOTCA"}, earliest)
+    return [expiry] if expiry.samples else []

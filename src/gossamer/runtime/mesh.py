@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class MeshOptions:
     xds_port: int = 15010
     api_port: int = 15080
     ca_port: int = 15012
+    workload_cert_ttl: timedelta = timedelta(hours=24)  # ignored when joining a running plane
     addressing: PodAddressing = field(default_factory=PodAddressing)
     sink: Callable[[str, str], None] | None = None
 
@@ -65,6 +67,7 @@ class LocalMesh:
                     xds_port=self.options.xds_port,
                     api_port=self.options.api_port,
                     ca_port=self.options.ca_port,
+                    workload_cert_ttl=self.options.workload_cert_ttl,
                 )
             )
             await self.plane.start()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gossamer.api")
 
 PLANE: web.AppKey[ControlPlane] = web.AppKey("plane")
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/metrics"})  # metrics: as istiod
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

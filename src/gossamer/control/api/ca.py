@@ -1,21 +1,31 @@
-"""`GET /api/v1/ca`: the mesh CA's certificates and their health, for `gossamer check`."""
+"""The mesh CA over the API: health and rotation state (`gossamer check`, `gossamer ca status`),
+root rotation steps (`gossamer ca rotate`), bootstrap credentials for the runtime, what the CA
+issued to each proxy (`gossamer proxy-config secret`), and the CA's Prometheus metrics."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gossamer.control.api.app import PLANE, ApiError, json_ok
-from gossamer.control.ca import CertHealth, ca_health
+from gossamer.control.api.proxies import find_proxy
+from gossamer.control.ca import CaError, CertHealth, ca_health
+from gossamer.control.ca.durations import parse_duration
+from gossamer.control.ca.metrics import ca_families
+from gossamer.control.ca.rotation import Step
 from gossamer.identity.spiffe import SpiffeId
+from gossamer.telemetry.prometheus import CONTENT_TYPE, render
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/ca", ca_view)
+    app.router.add_post("/api/v1/ca/rotation", rotation_step)
     app.router.add_post("/api/v1/credentials", issue_credential)
+    app.router.add_get("/api/v1/proxies/{proxy}/secrets", proxy_secrets)
+    app.router.add_get("/metrics", metrics)
 
 
 class CredentialAsk(BaseModel):
@@ -26,6 +36,16 @@ class CredentialAsk(BaseModel):
     namespace: str
     service_account: str = Field(alias="serviceAccount")
     ttl_seconds: int = Field(default=3600, alias="ttlSeconds", gt=0, le=86400)
+
+
+class RotationAsk(BaseModel):
+    """One root rotation step; `overlap` (Go duration) only with begin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["begin", "promote", "finish"]
+    overlap: str | None = None
+    force: bool = False
 
 
 async def issue_credential(request: web.Request) -> web.Response:
@@ -58,10 +78,66 @@ def health_json(health: CertHealth) -> dict[str, Any]:
 
 async def ca_view(request: web.Request) -> web.Response:
     plane = request.app[PLANE]
-    if plane.ca is None:
+    if plane.live_ca is None:
         return json_ok({"available": False, "error": plane.ca_error, "certificates": []})
-    certificates = [health_json(h) for h in ca_health(plane.ca, datetime.now(UTC))]
-    bundle = plane.ca.bundle.pem().decode()
+    authority = plane.live_ca.authority
+    certificates = [health_json(h) for h in ca_health(authority, datetime.now(UTC))]
+    status = plane.live_ca.status()
     return json_ok(
-        {"available": True, "error": "", "certificates": certificates, "trustBundle": bundle}
+        {
+            "available": True,
+            "error": "",
+            "certificates": certificates,
+            "trustBundle": status.pop("trustBundle"),
+            "rotation": status,
+        }
     )
+
+
+async def rotation_step(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    if plane.live_ca is None:
+        raise ApiError(503, "ca-unavailable", f"the mesh CA is unavailable: {plane.ca_error}")
+    try:
+        ask = RotationAsk.model_validate(await request.json())
+        overlap = parse_duration(ask.overlap) if ask.overlap is not None else None
+    except (ValidationError, ValueError) as exc:
+        raise ApiError(400, "bad-request", f"invalid rotation step: {exc}") from exc
+    if overlap is not None and ask.step != "begin":
+        raise ApiError(400, "bad-request", "overlap is given with the begin step only")
+    try:
+        outcome = await plane.live_ca.rotate(Step(ask.step), overlap, ask.force)
+    except CaError as exc:
+        raise ApiError(409, "rotation-refused", str(exc)) from exc
+    outcome.pop("trustBundle", None)
+    return json_ok(outcome)
+
+
+async def proxy_secrets(request: web.Request) -> web.Response:
+    """What the CA last issued to one proxy (by node id, workload or pod name, or stream id)."""
+    plane = request.app[PLANE]
+    wanted = request.match_info["proxy"]
+    try:
+        node_id = find_proxy(plane.xds.connections(), wanted).node_id
+    except ApiError:
+        node_id = wanted  # not connected over xDS (or ambiguous there): ask the ledger itself
+    records = plane.issuance.find(node_id)
+    if not records:
+        raise ApiError(
+            404,
+            "not-found",
+            f"the CA has issued no certificate to a proxy matching {wanted!r} "
+            "(since this control plane started)",
+        )
+    if len(records) > 1:
+        names = ", ".join(r.node_id for r in records)
+        raise ApiError(409, "ambiguous", f"{wanted!r} matches several proxies: {names}")
+    return json_ok({"source": "issued by the CA", **records[0].as_json()})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    families = ca_families(plane.ca, plane.issuance, datetime.now(UTC))
+    response = web.Response(text=render(families))
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response

@@ -1,0 +1,107 @@
+"""What the CA handed out: the last certificate issued to each proxy, and counts.
+
+`gossamer proxy-config secret` shows a proxy's record (what the CA issued, not what the proxy
+proves to hold), and the control plane's metrics show the counts (Istio's citadel_server_*).
+Kept in memory, bounded: a restarted control plane learns again as proxies renew.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from cryptography import x509
+
+from gossamer.control.ca.authority import IssuedCert
+
+MAX_RECORDS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRecord:
+    """One issuance: to whom (node id, SPIFFE id, peer address), what, and under which roots."""
+
+    node_id: str
+    identity: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    issued_at: datetime
+    peer: str
+    issuer: str  # subject of the certificate that signed the leaf
+    bundle: tuple[x509.Certificate, ...]
+    bundle_fetched_at: datetime | None = None  # the proxy's latest trust-bundle refresh
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "nodeId": self.node_id,
+            "identity": self.identity,
+            "serial": self.serial,
+            "notBefore": self.not_before.isoformat(),
+            "notAfter": self.not_after.isoformat(),
+            "issuedAt": self.issued_at.isoformat(),
+            "peer": self.peer,
+            "issuer": self.issuer,
+            "bundleFetchedAt": self.bundle_fetched_at.isoformat()
+            if self.bundle_fetched_at
+            else None,
+            "trustBundle": [
+                {
+                    "serial": f"{root.serial_number:x}",
+                    "subject": root.subject.rfc4514_string(),
+                    "notBefore": root.not_valid_before_utc.isoformat(),
+                    "notAfter": root.not_valid_after_utc.isoformat(),
+                }
+                for root in self.bundle
+            ],
+        }
+
+
+class IssuanceLedger:
+    """Last issuance per node id (insertion-ordered, oldest dropped past MAX_RECORDS), and the
+    CSR/issuance/refusal counters."""
+
+    def __init__(self, limit: int = MAX_RECORDS) -> None:
+        self._records: OrderedDict[str, IssuedRecord] = OrderedDict()
+        self._limit = limit
+        self.counts: Counter[str] = Counter()
+
+    def record(self, node_id: str, issued: IssuedCert, peer: str, now: datetime) -> None:
+        leaf = issued.leaf
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        identity = uris[0] if uris else ""
+        self._records.pop(node_id, None)
+        self._records[node_id] = IssuedRecord(
+            node_id=node_id,
+            identity=identity,
+            serial=f"{leaf.serial_number:x}",
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+            issued_at=now,
+            peer=peer,
+            issuer=leaf.issuer.rfc4514_string(),
+            bundle=issued.bundle.roots,
+        )
+        while len(self._records) > self._limit:
+            self._records.popitem(last=False)
+
+    def bundle_fetched(
+        self, node_id: str, bundle: tuple[x509.Certificate, ...], now: datetime
+    ) -> None:
+        """A proxy refreshed its trust bundle: the record shows the roots it now has."""
+        record = self._records.get(node_id)
+        if record is not None:
+            self._records[node_id] = replace(record, bundle=bundle, bundle_fetched_at=now)
+
+    def find(self, wanted: str) -> list[IssuedRecord]:
+        """By exact node id, else every record whose node id contains `wanted` (a pod or
+        workload name)."""
+        exact = self._records.get(wanted)
+        if exact is not None:
+            return [exact]
+        return [r for node, r in self._records.items() if wanted in node]
+
+    def records(self) -> list[IssuedRecord]:
+        return list(self._records.values())
