@@ -91,7 +91,8 @@ class Dataplane:
 
     def __init__(self, options: DataplaneOptions | None = None) -> None:
         self.options = options if options is not None else DataplaneOptions()
-        self.pool = ConnectionPool()
+        # Outbound mesh TLS reads the identity per new connection (rotations reach new ones).
+        self.pool = ConnectionPool(identity=lambda: self.identity)
         self._config: ProxyConfig | None = None
         self._backends: Mapping[str, Backend] = MappingProxyType({})
         self._endpoint_sets: dict[str, EndpointSet | None] = {}

@@ -177,7 +177,7 @@ def test_refuses_what_it_cannot_serve() -> None:
     policy.lb_policy = cluster_pb2.Cluster.LOAD_BALANCING_POLICY_CONFIG
     assert "lb_policy: LOAD_BALANCING_POLICY_CONFIG" in rejected(policy)
     tls = variant()
-    tls.transport_socket.CopyFrom(base_pb2.TransportSocket(name="envoy.transport_sockets.tls"))
+    tls.transport_socket.CopyFrom(base_pb2.TransportSocket(name="envoy.transport_sockets.alts"))
     assert "transport_socket" in rejected(tls)
     h3 = variant()
     options = hpo.HttpProtocolOptions()

@@ -75,8 +75,13 @@ class Backend:
             endpoints = config.static or self.endpoints
         old = self._hosts
         hosts: dict[Endpoint, HostState] = {}
+        transport = config.transport
+        self.stats.tls = transport is not None
         for group in endpoints.localities:
-            for ep in group.endpoints:
+            for listed in group.endpoints:
+                ep = listed  # the TLS this host gets travels with its Endpoint:
+                if transport is not None:
+                    ep = listed.using(transport.tls_for(listed.socket_match))
                 state = old.get(ep)
                 if state is None:
                     state = HostState(ep, group.locality, group.priority)

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2, wrappers_pb2
 
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.upstream.endpoints import EndpointSet, compile_assignment
+from gossamer.proxy.upstream.transport_sockets import TransportSockets, compile_transport_sockets
 
 Cluster = cluster_pb2.Cluster
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -29,7 +30,6 @@ POLICIES = {
     Cluster.MAGLEV: "MAGLEV",
     Cluster.CLUSTER_PROVIDED: "CLUSTER_PROVIDED",
 }
-RAW_BUFFER = "envoy.transport_sockets.raw_buffer"
 DEFAULT_IDLE_TIMEOUT = 3600.0  # Envoy: upstream HTTP connections idle out after 1 h unless set
 
 
@@ -89,6 +89,8 @@ class ClusterConfig:
     lb_options: LbOptions = LbOptions()
     # upstream_bind_config: the (address, port) upstream sockets bind before connecting.
     source_address: tuple[str, int] | None = None
+    # transport_socket and transport_socket_matches; None when every endpoint is plaintext.
+    transport: TransportSockets | None = None
 
 
 def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
@@ -101,10 +103,9 @@ def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
         raise ConfigRejected(f"{where} lb_policy: {name} not supported")
     if pb.HasField("lb_subset_config"):
         raise ConfigRejected(f"{where} lb_subset_config: not supported")
-    if pb.HasField("transport_socket") and pb.transport_socket.name != RAW_BUFFER:
-        raise ConfigRejected(f"{where} transport_socket: {pb.transport_socket.name} not supported")
-    if pb.transport_socket_matches:
-        raise ConfigRejected(f"{where} transport_socket_matches: not supported")
+    transport = compile_transport_sockets(pb, where)
+    if transport is not None and pb.type == Cluster.ORIGINAL_DST:
+        raise ConfigRejected(f"{where} transport_socket: TLS to ORIGINAL_DST is not supported")
     http2, idle, per_connection = _protocol(pb, where)
     common = pb.common_lb_config
     panic = 50.0
@@ -128,6 +129,7 @@ def compile_cluster(pb: cluster_pb2.Cluster) -> ClusterConfig:
         locality_weighted=common.HasField("locality_weighted_lb_config"),
         lb_options=_lb_options(pb, where),
         source_address=_source_address(pb, where),
+        transport=transport,
     )
 
 

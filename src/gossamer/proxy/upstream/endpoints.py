@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.proxy.upstream.transport_sockets import MATCH_METADATA, Match, struct_match
+
+if TYPE_CHECKING:
+    from gossamer.proxy.upstream.tls_context import UpstreamTls
 
 # Envoy routes only to HEALTHY, UNKNOWN (no health checking) and DEGRADED hosts; DEGRADED is
 # treated as healthy here (Envoy's separate degraded load is not modelled).
@@ -20,12 +25,17 @@ DEFAULT_OVERPROVISIONING = 140  # Envoy's overprovisioning_factor, in percent
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One upstream host. Identity (equality, hash) is `host:port` only, so an EDS push that
-    changes a host's weight or health still names the same host: its pools and state survive."""
+    changes a host's weight or health still names the same host: its pools and state survive.
+    `socket_match` is its `envoy.transport_socket_match` metadata; `tls` the TLS its Backend
+    chose for it from the cluster's transport sockets (None: plaintext), which the pool keys
+    its connections by."""
 
     host: str
     port: int
     weight: int = field(default=1, compare=False)
     healthy: bool = field(default=True, compare=False)
+    socket_match: Match = field(default=(), compare=False)
+    tls: UpstreamTls | None = field(default=None, compare=False)
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -37,6 +47,12 @@ class Endpoint:
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def using(self, tls: UpstreamTls | None) -> Endpoint:
+        """This endpoint, connected to with `tls` (itself when nothing changes)."""
+        if tls is self.tls:
+            return self
+        return Endpoint(self.host, self.port, self.weight, self.healthy, self.socket_match, tls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +70,17 @@ class EndpointSet:
     name: str
     localities: tuple[LocalityEndpoints, ...] = ()
     overprovisioning_factor: int = DEFAULT_OVERPROVISIONING
+    # Compared: what Endpoint equality leaves out (weight, health, transport metadata), so a
+    # push that changes only those is not taken for an unchanged one.
+    details: tuple[tuple[object, ...], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        details = tuple(
+            (e.host, e.port, e.weight, e.healthy, e.socket_match)
+            for group in self.localities
+            for e in group.endpoints
+        )
+        object.__setattr__(self, "details", details)
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
@@ -107,9 +134,14 @@ def _endpoint(lb: endpoint_pb2.LbEndpoint, where: str) -> Endpoint:
         weight = lb.load_balancing_weight.value
         if weight < 1:
             raise ConfigRejected(f"{where} load_balancing_weight: must be at least 1")
+    match: Match = ()
+    metadata = lb.metadata.filter_metadata
+    if MATCH_METADATA in metadata:
+        match = struct_match(metadata[MATCH_METADATA])
     return Endpoint(
         host=socket.address,
         port=socket.port_value,
         weight=weight,
         healthy=lb.health_status in _ROUTABLE,
+        socket_match=match,
     )

@@ -15,6 +15,12 @@ Theory of operation:
    (`try_pending()`, as Envoy's pool does) for a released connection of its endpoint or for
    any connection of the cluster to close; a refused pending slot raises `PoolOverflow`
    (503 UO).
+5. TLS: an Endpoint carries the TLS its cluster chose for it (`Endpoint.tls`, None for
+   plaintext) and every connection remembers the one it was opened with. A connection is only
+   handed out for the same setting (the same object, or an equal one after a re-push), so a
+   plaintext connection never serves a TLS endpoint nor the reverse, and a change of the
+   expected SANs retires the connections opened under the old ones. A rotated identity does
+   not: pooled connections carry on with their session, new ones use the new certificate.
 """
 
 from __future__ import annotations
@@ -25,7 +31,25 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from gossamer.codec.http1 import UPSTREAM_LIMITS, Limits, ResponseParser
+from gossamer.proxy.upstream.connect import (
+    ConnectFailure,
+    IdentitySource,
+    TlsCounters,
+    no_identity,
+    open_transport,
+)
+from gossamer.proxy.upstream.tls_context import UpstreamTls
 from gossamer.transport.flow import WriteFlow
+
+__all__ = [
+    "ConnectFailure",
+    "ConnectionBreaker",
+    "ConnectionPool",
+    "PoolOverflow",
+    "ResponseSink",
+    "Target",
+    "UpstreamConnection",
+]
 
 
 class ConnectionBreaker(Protocol):
@@ -37,6 +61,9 @@ class ConnectionBreaker(Protocol):
 
     def end_pending(self) -> None: ...
 
+    @property
+    def stats(self) -> TlsCounters: ...
+
 
 class Target(Protocol):
     """What the pool needs of an Endpoint: where to connect."""
@@ -47,9 +74,8 @@ class Target(Protocol):
     @property
     def port(self) -> int: ...
 
-
-class ConnectFailure(Exception):
-    """The upstream could not be reached (refused, unreachable, timed out): Envoy's UF."""
+    @property
+    def tls(self) -> UpstreamTls | None: ...
 
 
 class PoolOverflow(Exception):
@@ -84,14 +110,21 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         "raw",
         "requests",
         "sink",
+        "tls",
         "transport",
     )
 
     def __init__(
-        self, pool: ConnectionPool, key: PoolKey, breaker: ConnectionBreaker, limits: Limits
+        self,
+        pool: ConnectionPool,
+        key: PoolKey,
+        breaker: ConnectionBreaker,
+        limits: Limits,
+        tls: UpstreamTls | None = None,
     ) -> None:
         self.pool = pool
         self.key = key
+        self.tls = tls  # what the connection was opened with (None: plaintext)
         self.breaker = breaker
         self.parser = ResponseParser(limits)
         self.transport: asyncio.Transport | None = None
@@ -192,9 +225,13 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
 class ConnectionPool:
     """Idle keep-alive connections per (backend, endpoint); see the module docstring."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(
+        self, limits: Limits | None = None, identity: IdentitySource = no_identity
+    ) -> None:
         # Upstream heads may be larger than downstream ones (Envoy: 80 KiB vs 60 KiB).
         self._limits = limits if limits is not None else UPSTREAM_LIMITS
+        # The sidecar's mesh identity for TLS that names SDS `default`/`ROOTCA`, read per connect.
+        self.identity = identity
         self._idle: dict[PoolKey, list[UpstreamConnection]] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._waiters: dict[PoolKey, deque[asyncio.Future[UpstreamConnection | None]]] = {}
@@ -213,7 +250,10 @@ class ConnectionPool:
         while idle:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
-                return conn
+                tls = target.tls
+                if conn.tls is tls or conn.tls == tls:
+                    return conn
+                conn.close()  # opened for another TLS setting (rule 5): never reused
         return None
 
     async def acquire(
@@ -234,19 +274,28 @@ class ConnectionPool:
         while not breaker.try_connection():
             handed = await self._wait_pending(key, breaker, loop)
             if handed is not None:
-                return handed, True
-        conn = UpstreamConnection(self, key, breaker, self._limits)
+                if handed.tls is target.tls or handed.tls == target.tls:
+                    return handed, True
+                handed.close()  # rule 5; its close frees a connection slot for us
+        tls = target.tls
+        conn = UpstreamConnection(self, key, breaker, self._limits, tls)
         try:
-            async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(
-                    lambda: conn, target.host, target.port, local_addr=source
-                )
-        except (OSError, TimeoutError) as exc:
+            await open_transport(
+                lambda: conn,
+                target.host,
+                target.port,
+                connect_timeout=connect_timeout,
+                source=source,
+                tls=tls,
+                identity=self.identity,
+                counters=breaker.stats if tls is not None else None,
+            )
+        except ConnectFailure:
             breaker.end_connection()
             conn.closed = True
             if conn.transport is not None:
                 conn.transport.abort()
-            raise ConnectFailure(str(exc) or type(exc).__name__) from exc
+            raise
         except BaseException:
             breaker.end_connection()
             conn.closed = True

@@ -35,10 +35,18 @@ COUNTERS = (
     "outlier_detection.ejections_enforced_consecutive_local_origin_failure",
     "outlier_detection.ejections_detected_consecutive_local_origin_failure",
 )
+# Envoy's `cluster.<name>.ssl.*` counters, shown only for clusters that originate TLS (as
+# Envoy's exist only where a TLS context does).
+SSL_COUNTERS = (
+    "ssl.handshake",
+    "ssl.connection_error",
+    "ssl.fail_verify_san",
+    "ssl.fail_verify_error",
+)
 
 
 def _attr(name: str) -> str:
-    return name.replace("outlier_detection.", "od_")
+    return name.replace("outlier_detection.", "od_").replace("ssl.", "ssl_")
 
 
 class LatencyHistogram:
@@ -88,6 +96,11 @@ class ClusterStats:
         "rq_active",
         "rq_pending_active",
         "rq_retry_active",
+        "ssl_connection_error",
+        "ssl_fail_verify_error",
+        "ssl_fail_verify_san",
+        "ssl_handshake",
+        "tls",
         "upstream_cx_connect_fail",
         "upstream_cx_none_healthy",
         "upstream_cx_overflow",
@@ -120,6 +133,11 @@ class ClusterStats:
         self.od_ejections_detected_consecutive_gateway_failure = 0
         self.od_ejections_enforced_consecutive_local_origin_failure = 0
         self.od_ejections_detected_consecutive_local_origin_failure = 0
+        self.tls = False  # the cluster originates TLS to some endpoint: render ssl.*
+        self.ssl_handshake = 0
+        self.ssl_connection_error = 0
+        self.ssl_fail_verify_san = 0
+        self.ssl_fail_verify_error = 0
         self.codes: dict[int, int] = {}
         self.code_classes = [0] * 6  # index status // 100
         # One histogram per response class (1xx-5xx, and 0 for no response), as Istio labels
@@ -149,6 +167,9 @@ class ClusterStats:
 
     def counters(self) -> dict[str, int]:
         out = {name: int(getattr(self, _attr(name))) for name in COUNTERS}
+        if self.tls:
+            for name in SSL_COUNTERS:
+                out[name] = int(getattr(self, _attr(name)))
         for cls in range(1, 6):
             out[f"upstream_rq_{cls}xx"] = self.code_classes[cls]
         for status, n in sorted(self.codes.items()):
