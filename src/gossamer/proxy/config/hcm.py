@@ -1,12 +1,15 @@
 """HTTP connection manager (HCM) network filter → HttpChain: routes, http filters, upgrades.
 
 Rules (Envoy's; anything else is NACKed): routes come from RDS over ADS (or `self`) or inline;
-http filters are rbac, fault, cors and router, the router present and last, optional unknown
-filters skipped; RBAC filters compile into one `RbacChain` run at their place relative to fault
-and cors (`rbac_stage`; Istio puts them first), so they must not straddle fault or cors;
-normalize_path and merge_slashes are applied before filters and routing; with RBAC, escaped-slash
-actions are refused; a listener-level fault (delay/abort outside routes) is refused; the
-downstream codec is HTTP/1.1 (AUTO or HTTP1).
+http filters are jwt_authn, rbac, fault, cors and router, the router present and last, optional
+unknown filters skipped; one jwt_authn filter at most, before RBAC, fault and cors (where Istio
+puts it; `proxy/authn/` runs it); RBAC filters compile into one `RbacChain` run at their place
+relative to fault and cors (`rbac_stage`; Istio puts them first), so they must not straddle
+fault or cors; normalize_path and merge_slashes are applied before filters and routing; with
+RBAC, escaped-slash actions are refused; a listener-level fault (delay/abort outside routes) is
+refused; the downstream codec is HTTP/1.1 (AUTO or HTTP1); `forward_client_cert_details` and
+`set_current_client_cert_details` (all but `chain`) say how `x-forwarded-client-cert` is
+rewritten (`proxy/authn/xfcc.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from gossamer.proxy.authn import TYPE_URL as _JWT_AUTHN
+from gossamer.proxy.authn import JwtAuthn, compile_jwt_authn
+from gossamer.proxy.authn.xfcc import ClientCertPolicy
 from gossamer.proxy.authz.filters import HTTP_TYPE as _RBAC
 from gossamer.proxy.authz.filters import HttpRbac, RbacChain, compile_http_rbac
 from gossamer.proxy.config import compilers
@@ -35,6 +41,7 @@ _CORS = _PREFIX + cors_pb2.Cors.DESCRIPTOR.full_name
 _ROUTER = _PREFIX + router_pb2.Router.DESCRIPTOR.full_name
 # Where the chain's RBAC filters run: before fault and cors, between them, or after both.
 RBAC_FIRST, RBAC_AFTER_FAULT, RBAC_AFTER_CORS = 0, 1, 2
+SANITIZE_ALL = ClientCertPolicy()
 _HTTP1_CODECS = (hcm_pb2.HttpConnectionManager.AUTO, hcm_pb2.HttpConnectionManager.HTTP1)
 
 
@@ -63,6 +70,10 @@ class HttpChain:
     # Envoy's path normalisation before filters and routing (proxy/authz/paths.py).
     normalize_path: bool = False
     merge_slashes: bool = False
+    # The jwt_authn filter (RequestAuthentication), run before RBAC; None: no JWT checks.
+    jwt: JwtAuthn | None = None
+    # How x-forwarded-client-cert is rewritten (Envoy's default: removed).
+    client_cert: ClientCertPolicy = SANITIZE_ALL
 
 
 def compile_hcm(where: str, filter_pb: Any) -> HttpChain:
@@ -122,6 +133,21 @@ def _http_chain(where: str, hcm: Any) -> HttpChain:
         int(hcm.xff_num_trusted_hops),
         normalize_path=bool(hcm.normalize_path.value),
         merge_slashes=bool(hcm.merge_slashes),
+        jwt=filters.jwt,
+        client_cert=_client_cert_policy(where, hcm),
+    )
+
+
+def _client_cert_policy(where: str, hcm: Any) -> ClientCertPolicy:
+    details = hcm.set_current_client_cert_details
+    if details.chain:
+        raise ConfigRejected(f"{where}.set_current_client_cert_details.chain: not supported")
+    return ClientCertPolicy(
+        int(hcm.forward_client_cert_details),
+        subject=bool(details.subject.value),
+        cert=bool(details.cert),
+        dns=bool(details.dns),
+        uri=bool(details.uri),
     )
 
 
@@ -154,6 +180,7 @@ class _Filters:
     router: bool = False
     rbac: list[HttpRbac] = field(default_factory=list)
     rbac_stage: int = RBAC_FIRST
+    jwt: JwtAuthn | None = None
 
     def stage(self) -> int:
         return RBAC_AFTER_CORS if self.cors else RBAC_AFTER_FAULT if self.fault else RBAC_FIRST
@@ -178,6 +205,10 @@ def _http_filters(where: str, filters: Sequence[Any], stat_scope: str) -> _Filte
             seen.fault = True
         elif type_url == _CORS:
             seen.cors = True
+        elif type_url == _JWT_AUTHN:
+            if seen.jwt is not None or seen.rbac or seen.fault or seen.cors:
+                raise ConfigRejected(f"{here}: one jwt_authn filter, before rbac, fault and cors")
+            seen.jwt = compile_jwt_authn(f.typed_config, here)
         elif type_url == _RBAC:
             if seen.rbac and seen.rbac_stage != seen.stage():
                 raise ConfigRejected(f"{here}: RBAC filters on both sides of fault/cors")

@@ -1,6 +1,9 @@
 """The life of one HTTP request: route, then a local reply or a forward to a Backend.
 
-Order (Envoy's HCM with rbac → fault → cors → router): route selection, the chain's RBAC filters
+Order (Envoy's HCM with jwt_authn → rbac → fault → cors → router): route selection, the
+`x-forwarded-client-cert` rewrite (the HCM's, before any filter), the chain's jwt_authn filter
+(401/403 for a bad token; a good one's payload becomes the dynamic metadata RBAC reads), the
+chain's RBAC filters
 when it has any (403 `RBAC: access denied`, unrouted requests included: RBAC runs before the
 router; placed after fault or cors, they run there), 404 NR, the route's fault
 (delay, then abort; every route kind), CORS preflights answered here, direct responses and
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakSet
 
 from gossamer.codec.headers import Headers
+from gossamer.proxy.authn import Denial
 from gossamer.proxy.authz import gate
 from gossamer.proxy.authz.paths import normalize_target
 from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS
@@ -30,6 +34,8 @@ from gossamer.proxy.server.forward import forward
 from gossamer.proxy.server.upstream_request import request_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gossamer.proxy.authz.filters import RbacChain
     from gossamer.proxy.config.hcm import HttpChain
     from gossamer.proxy.server.context import Resolved
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 
 
 Outcome = bool | Coroutine[Any, Any, bool]
+Metadata = dict[str, Any] | None  # dynamic metadata the jwt_authn filter left for RBAC
 
 
 def handle(conn: HttpConnection, request: Request) -> Outcome:
@@ -54,11 +61,22 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
         and not _connection_authorized(conn, chain.network_rbac)
     ):
         return False
+    metadata: Metadata = None
+    if chain is not None:
+        chain.client_cert.apply(head.headers, conn.transport, conn.ctx)
+        jwt = chain.jwt
+        if jwt is not None:
+            verdict = jwt.authenticate(
+                head.method, resolved.target, resolved.authority, head.headers
+            )
+            if type(verdict) is Denial:
+                return _jwt_denied(conn, request, route, verdict)
+            metadata = verdict  # type: ignore[assignment]
     if (
         chain is not None
         and chain.rbac is not None
         and (route is None or chain.rbac_stage == RBAC_FIRST)
-        and not _authorized(conn, request, resolved, chain)
+        and not _authorized(conn, request, resolved, chain, metadata)
     ):
         return _denied(conn, request, route)
     if route is None:
@@ -67,10 +85,10 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     if fault is not None:  # Envoy's fault filter runs for every route kind
         delay, abort = fault.decide(random(), random())
         if delay:
-            return _after_delay(conn, request, route, resolved, chain, delay, abort)
+            return _after_delay(conn, request, route, resolved, chain, delay, abort, metadata)
         if abort is not None:
             return _abort(conn, request, route, abort)
-    return _serve_route(conn, request, route, resolved, chain)
+    return _serve_route(conn, request, route, resolved, chain, metadata)
 
 
 def _abort(conn: HttpConnection, request: Request, route: Any, status: int) -> bool:
@@ -86,6 +104,7 @@ async def _after_delay(
     chain: HttpChain | None,
     delay: float,
     abort: int | None,
+    metadata: Metadata,
 ) -> bool:
     """The fault filter's delay, then its abort or the rest of the chain."""
     await asyncio.sleep(delay)
@@ -93,25 +112,30 @@ async def _after_delay(
         return False
     if abort is not None:
         return _abort(conn, request, route, abort)
-    outcome = _serve_route(conn, request, route, resolved, chain)
+    outcome = _serve_route(conn, request, route, resolved, chain, metadata)
     return outcome if isinstance(outcome, bool) else await outcome
 
 
 def _serve_route(
-    conn: HttpConnection, request: Request, route: Any, resolved: Resolved, chain: HttpChain | None
+    conn: HttpConnection,
+    request: Request,
+    route: Any,
+    resolved: Resolved,
+    chain: HttpChain | None,
+    metadata: Metadata = None,
 ) -> Outcome:
     """After the fault filter: CORS preflights, then the route's action."""
     head = request.head
     action: Any = route.action
     late = chain if chain is not None and chain.rbac_stage != RBAC_FIRST else None
-    if late is not None and _denied_at(RBAC_AFTER_FAULT, conn, request, resolved, late):
+    if late is not None and _denied_at(RBAC_AFTER_FAULT, conn, request, resolved, late, metadata):
         return _denied(conn, request, route)
     cors = route.cors
     if cors is not None:
         preflight = cors.preflight(head)
         if preflight is not None:  # answered by the CORS filter: no route response headers
             return reply(conn, request, 200, b"", headers=Headers(preflight))
-    if late is not None and _denied_at(RBAC_AFTER_CORS, conn, request, resolved, late):
+    if late is not None and _denied_at(RBAC_AFTER_CORS, conn, request, resolved, late, metadata):
         return _denied(conn, request, route)
     if isinstance(action, Forward):
         if head.upgrade:
@@ -171,16 +195,25 @@ def _connection_authorized(conn: HttpConnection, rbac: RbacChain) -> bool:
 
 
 def _denied_at(
-    stage: int, conn: HttpConnection, request: Request, resolved: Resolved, chain: HttpChain
+    stage: int,
+    conn: HttpConnection,
+    request: Request,
+    resolved: Resolved,
+    chain: HttpChain,
+    metadata: Metadata,
 ) -> bool:
     """RBAC filters placed after fault (or cors) deny here, at their place in the chain."""
     if chain.rbac is None or chain.rbac_stage != stage:
         return False
-    return not _authorized(conn, request, resolved, chain)
+    return not _authorized(conn, request, resolved, chain, metadata)
 
 
 def _authorized(
-    conn: HttpConnection, request: Request, resolved: Resolved, chain: HttpChain
+    conn: HttpConnection,
+    request: Request,
+    resolved: Resolved,
+    chain: HttpChain,
+    metadata: Mapping[str, Any] | None = None,
 ) -> bool:
     """The chain's RBAC filters on this request, with the headers Envoy's HCM added first."""
     rbac = chain.rbac
@@ -198,6 +231,8 @@ def _authorized(
         use_remote_address=chain.use_remote_address,
         xff_num_trusted_hops=chain.xff_num_trusted_hops,
     )
+    if metadata:
+        facts.metadata = metadata
     return rbac.decide(facts).allowed
 
 
@@ -206,6 +241,13 @@ def _denied(conn: HttpConnection, request: Request, route: Any) -> bool:
     abort."""
     forwarding = route is not None and isinstance(route.action, Forward)
     return reply(conn, request, DENIED_STATUS, DENIED_BODY, route if forwarding else None)
+
+
+def _jwt_denied(conn: HttpConnection, request: Request, route: Any, denial: Denial) -> bool:
+    """The jwt_authn filter's local reply (as RBAC's: a forwarding route adds its headers)."""
+    forwarding = route is not None and isinstance(route.action, Forward)
+    headers = denial.headers.copy()
+    return reply(conn, request, denial.status, denial.body, route if forwarding else None, headers)
 
 
 def reply(

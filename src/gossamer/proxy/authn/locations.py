@@ -1,0 +1,89 @@
+"""Where a provider looks for its token (Envoy's jwt_authn extractor), and how it is removed.
+
+Headers first (each `from_headers` entry in order; with a `value_prefix`, the token is the run
+of base64url characters and dots after the prefix's first occurrence), then query parameters
+(`from_params`, percent-decoded), then cookies (`from_cookies`). A provider with no location
+configured uses Envoy's defaults: `Authorization: Bearer <token>`, then `?access_token=`.
+Only header tokens are removed when the provider does not `forward` (Envoy leaves query
+parameters and cookies as they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from gossamer.codec.headers import Headers
+
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderLocation:
+    name: bytes  # lowercase
+    prefix: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One token and, for a header token, the header it came from (to remove it)."""
+
+    token: bytes
+    header: bytes | None
+
+
+DEFAULT_HEADERS = (HeaderLocation(b"authorization", b"Bearer "),)
+DEFAULT_PARAMS = ("access_token",)
+
+
+def _after_prefix(value: bytes, start: int) -> bytes:
+    """Envoy's extractJWT: skip to the first token character, take the run of them."""
+    i = start
+    while i < len(value) and value[i] not in _TOKEN_CHARS:
+        i += 1
+    if i == len(value):
+        return value
+    end = i
+    while end < len(value) and value[end] in _TOKEN_CHARS:
+        end += 1
+    return value[i:end]
+
+
+def from_headers(headers: Headers, locations: Sequence[HeaderLocation]) -> list[Found]:
+    found: list[Found] = []
+    for location in locations:
+        for value in headers.get_all(location.name):
+            token = value
+            if location.prefix:
+                at = value.find(location.prefix)
+                if at < 0:
+                    continue
+                token = _after_prefix(value, at + len(location.prefix))
+            found.append(Found(token, location.name))
+    return found
+
+
+def query_params(target: bytes) -> dict[str, bytes]:
+    """The first value of each query parameter, percent-decoded."""
+    _, mark, query = target.partition(b"?")
+    out: dict[str, bytes] = {}
+    if not mark:
+        return out
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        key = unquote_to_bytes(name).decode("latin-1")
+        out.setdefault(key, unquote_to_bytes(value))
+    return out
+
+
+def cookies(headers: Headers) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for line in headers.get_all(b"cookie"):
+        for part in line.split(b";"):
+            name, eq, value = part.strip().partition(b"=")
+            if eq:
+                value = value.strip()
+                if len(value) >= 2 and value[:1] == value[-1:] == b'"':
+                    value = value[1:-1]
+                out.setdefault(name.decode("latin-1"), value)
+    return out
