@@ -19,6 +19,7 @@ from random import random
 from typing import TYPE_CHECKING, Any, cast
 
 from gossamer.proxy.authz import gate
+from gossamer.proxy.upstream.connect import ConnectFailure, open_transport
 from gossamer.proxy.upstream.endpoints import Endpoint
 
 if TYPE_CHECKING:
@@ -170,15 +171,19 @@ class TcpProxy(_Side):
             return
         upstream = _Side()
         try:
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(backend.config.connect_timeout):
-                await loop.create_connection(
-                    lambda: upstream,
-                    endpoint.host,
-                    endpoint.port,
-                    local_addr=backend.config.source_address,
-                )
-        except (OSError, TimeoutError) as exc:
+            # TLS (mesh mTLS or origination) as the endpoint's cluster chose it; the peer's
+            # SANs are checked before a byte of the client's flows (connect.open_transport).
+            await open_transport(
+                lambda: upstream,
+                endpoint.host,
+                endpoint.port,
+                connect_timeout=backend.config.connect_timeout,
+                source=backend.config.source_address,
+                tls=endpoint.tls,
+                identity=self.ctx.pool.identity,
+                counters=backend.stats,
+            )
+        except ConnectFailure as exc:
             breaker.end_connection()
             backend.stats.upstream_cx_connect_fail += 1
             log.debug("tcp proxy connect to %s failed: %r", endpoint, exc)
@@ -186,6 +191,8 @@ class TcpProxy(_Side):
             return
         except BaseException:
             breaker.end_connection()
+            if upstream.transport is not None:
+                upstream.transport.abort()
             downstream.close()
             raise
         upstream.on_close = breaker.end_connection
@@ -195,6 +202,9 @@ class TcpProxy(_Side):
             return
         upstream.peer, self.peer = self, upstream
         assert upstream.transport is not None
+        for data in upstream.pending:  # a server-first greeting that arrived meanwhile
+            downstream.write(data)
+        upstream.pending.clear()
         for data in self.pending:
             upstream.transport.write(data)
         self.pending.clear()
