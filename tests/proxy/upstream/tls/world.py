@@ -95,7 +95,7 @@ class TlsUpstream:
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
     requests: int = 0
-    handshake_failures: int = 0
+    received: bytes = b""  # what raw_echo connections were sent
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _snis: list[str | None] = field(default_factory=list)
@@ -132,6 +132,7 @@ class TlsUpstream:
         try:
             if self.raw_echo:
                 while data := await reader.read(65536):
+                    self.received += data
                     writer.write(f"[{seen.peer}]".encode() + data)
                     await writer.drain()
                 return
