@@ -10,8 +10,13 @@ Theory of operation:
    inbound) on the options' capture address and flag ports. A listener whose bound address did
    not change keeps its socket (its chains are looked up per connection); a removed one stops
    accepting while its open connections finish.
-3. Each accepted connection picks its chain once (see `_protocol_for`), then reads the current
-   config per request (routes by RDS name, backends).
+3. Each accepted connection picks its chain once (see `_pick`), then reads the current
+   config per request (routes by RDS name, backends). Listeners whose chains match on the
+   transport protocol or terminate TLS (`ListenerConfig.inspects`: PERMISSIVE / STRICT mTLS)
+   accept through server/accept.py: peek at the first bytes, pick the chain by port, transport
+   and ALPN, then a TLS handshake with `identity` when the chain terminates TLS (new
+   connections use the newest identity; open ones keep theirs). The others keep the plain
+   `create_server` path and pay nothing for it.
 4. A listener whose bytes changed is compiled anew (unchanged bytes keep their compiled object,
    see config/snapshot.py): HTTP connections on a chain the new config no longer has drain, so
    chain-level changes (RBAC, HCM options) reach every client within one request.
@@ -22,15 +27,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections import Counter
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gossamer.codec.detect import Kind
 from gossamer.codec.http1 import Limits
-from gossamer.proxy.config.listeners import HttpChain, ListenerConfig, TcpChain
+from gossamer.proxy.config.listeners import (
+    RAW_BUFFER,
+    TLS,
+    FilterChain,
+    HttpChain,
+    ListenerConfig,
+    TcpChain,
+)
 from gossamer.proxy.config.snapshot import ProxyConfig
+from gossamer.proxy.server.accept import InspectingServer, hand_over, inspect
 from gossamer.proxy.server.context import ChainRoutes, ExplicitProxyRoutes
 from gossamer.proxy.server.downstream import HttpConnection
 from gossamer.proxy.server.tcp_proxy import TcpProxy
@@ -79,10 +95,18 @@ class DataplaneOptions:
         return self.ip if self.explicit else "0.0.0.0"
 
 
+class _Server(Protocol):
+    def close(self) -> None: ...
+
+
+_BindKey = tuple[str, int, str, bool]  # (host, port asked, kind, inspects first bytes)
+_EXPLICIT_PROXY = "explicit-proxy"  # outbound capture without a redirect: an HTTP proxy
+
+
 @dataclass(slots=True)
 class _Bound:
-    key: tuple[str, int, str]  # (host, port asked, kind)
-    server: asyncio.AbstractServer
+    key: _BindKey
+    server: _Server
     address: tuple[str, int]
 
 
@@ -104,6 +128,9 @@ class Dataplane:
         # The workload's mesh identity (SDS secrets "default" and "ROOTCA" of the translator's
         # TLS contexts); None until the identity agent delivers a certificate.
         self.identity: MeshTls | None = None
+        # Envoy's listener counters of the inspecting accept path (server/accept.py), by full
+        # name: `listener.<address>_<port>.ssl.handshake`, `...no_filter_chain_match`, ...
+        self.listener_counters: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return (
@@ -180,21 +207,22 @@ class Dataplane:
         self._config = config
         self._backends = MappingProxyType(backends)
 
-    def _bind_key(self, listener: ListenerConfig) -> tuple[str, int, str] | None:
+    def _bind_key(self, listener: ListenerConfig) -> _BindKey | None:
         options = self.options
+        inspects = listener.inspects
         if listener.use_original_dst:
-            return options.capture_address, options.outbound_port, OUTBOUND_CAPTURE
+            return options.capture_address, options.outbound_port, OUTBOUND_CAPTURE, inspects
         if listener.direction == "INBOUND" and listener.original_dst_filter:
-            return options.capture_address, options.inbound_port, INBOUND_CAPTURE
+            return options.capture_address, options.inbound_port, INBOUND_CAPTURE, inspects
         if listener.bind:
             host = listener.address
             if options.wildcard_address is not None and host in _WILDCARDS:
                 host = options.wildcard_address
-            return host, listener.port, PLAIN
+            return host, listener.port, PLAIN, inspects
         return None
 
     async def _bind(self, config: ProxyConfig) -> None:
-        wanted: dict[str, tuple[str, int, str]] = {}
+        wanted: dict[str, _BindKey] = {}
         for name, listener in config.listeners.items():
             key = self._bind_key(listener)
             if key is not None:
@@ -205,14 +233,18 @@ class Dataplane:
         for name, key in wanted.items():
             if name in self._bound:
                 continue
-            host, port, kind = key
+            host, port, kind, inspects = key
             try:
                 sock = listening_socket(host, port, reuse_port=self.options.reuse_port)
             except OSError as exc:
                 log.error("listener %s: cannot bind %s:%d: %s", name, host, port, exc)
                 continue
-            server = await loop.create_server(partial(_Dispatch, self, name, kind), sock=sock)
             address = sock.getsockname()
+            server: _Server
+            if inspects:
+                server = InspectingServer(sock, partial(self._accepted, name, kind))
+            else:
+                server = await loop.create_server(partial(_Dispatch, self, name, kind), sock=sock)
             self._bound[name] = _Bound(key, server, (str(address[0]), int(address[1])))
 
     # --- connections --------------------------------------------------------------------
@@ -222,36 +254,95 @@ class Dataplane:
     ) -> asyncio.Protocol | None:
         """The protocol for a connection accepted on listener `name`; None closes it
         (Envoy closes connections no filter chain matches)."""
+        local = _address(transport.get_extra_info("sockname"))
+        sock = transport.get_extra_info("socket") if kind != PLAIN else None
+        picked = self._pick(name, kind, local, sock, RAW_BUFFER, ())
+        if picked == _EXPLICIT_PROXY:
+            return HttpConnection(self, ExplicitProxyRoutes(), None)
+        if picked is None or isinstance(picked, str):
+            return None
+        chain, original_dst = picked
+        return self._handler(chain.handler, original_dst, local)
+
+    def _pick(
+        self,
+        name: str,
+        kind: str,
+        local: tuple[str, int] | None,
+        sock: Any,
+        transport_protocol: str,
+        alpn: tuple[str, ...],
+    ) -> tuple[FilterChain, tuple[str, int] | None] | str | None:
+        """The chain for a connection on listener `name` and the original destination its
+        handler sees; `_EXPLICIT_PROXY`, or None when no chain matches."""
         config = self._config
         listener = config.listeners.get(name) if config is not None else None
         if config is None or listener is None:
             return None
-        local = _address(transport.get_extra_info("sockname"))
+        chain: FilterChain | None
         if kind == PLAIN:
-            chain = listener.chain_for(local[1]) if local else listener.chain_for(listener.port)
-            return self._handler(chain.handler if chain else None, local, local)
-        sock = transport.get_extra_info("socket")
+            port = local[1] if local else listener.port
+            chain = listener.chain_for(port, transport_protocol, alpn)
+            return (chain, local) if chain is not None else None
         dst = original_destination(sock) if sock is not None else None
         redirected = dst is not None and dst != local
         if kind == OUTBOUND_CAPTURE:
             if not redirected:
-                return HttpConnection(self, ExplicitProxyRoutes(), None)
+                return _EXPLICIT_PROXY
             assert dst is not None
             target = config.listener_at(dst[0], dst[1]) or config.listener_at("0.0.0.0", dst[1])
-            if target is not None and not target.use_original_dst:
-                chain = target.chain_for(dst[1])
-            else:
-                chain = listener.chain_for(dst[1])
-            return self._handler(chain.handler if chain else None, dst, local)
+            if target is None or target.use_original_dst:
+                target = listener
+            chain = target.chain_for(dst[1], transport_protocol, alpn)
+            return (chain, dst) if chain is not None else None
         # inbound capture
         if redirected:
             assert dst is not None
-            chain = listener.chain_for(dst[1])
-            return self._handler(chain.handler if chain else None, dst, local)
-        ported = [c for c in listener.chains if c.destination_port is not None]
-        if len(ported) != 1:
+            chain = listener.chain_for(dst[1], transport_protocol, alpn)
+            return (chain, dst) if chain is not None else None
+        ports = listener.destination_ports()  # explicit mode: the listener's one service port
+        if len(ports) != 1:
             return None
-        return self._handler(ported[0].handler, None, local)
+        chain = listener.chain_for(next(iter(ports)), transport_protocol, alpn)
+        return (chain, None) if chain is not None else None
+
+    def _accepted(self, name: str, kind: str, sock: socket.socket) -> None:
+        self.spawn(self._serve_inspected(name, kind, sock))
+
+    async def _serve_inspected(self, name: str, kind: str, sock: socket.socket) -> None:
+        """A connection on an inspecting listener (module docstring, rule 3)."""
+        listener = self._config.listeners.get(name) if self._config is not None else None
+        prefix = f"listener.{listener.address}_{listener.port}." if listener else "listener."
+        try:
+            detection = await inspect(sock)
+            transport_protocol = TLS if detection.kind is Kind.TLS else RAW_BUFFER
+            local = _address(sock.getsockname())
+            picked = self._pick(name, kind, local, sock, transport_protocol, detection.alpn)
+            protocol: asyncio.Protocol | None = None
+            tls = None
+            if picked == _EXPLICIT_PROXY:
+                protocol = HttpConnection(self, ExplicitProxyRoutes(), None)
+            elif picked is not None and not isinstance(picked, str):
+                chain, original_dst = picked
+                protocol = self._handler(chain.handler, original_dst, local)
+                tls = chain.tls
+            if protocol is None:
+                self.listener_counters[prefix + "no_filter_chain_match"] += 1
+                sock.close()
+                return
+            await hand_over(
+                sock,
+                protocol,
+                tls,
+                detection,
+                self.identity,
+                self.listener_counters,
+                prefix,
+                self.options.head_timeout,
+            )
+        except Exception:
+            log.exception("listener %s: serving an inspected connection failed", name)
+            sock.close()
 
     def _handler(
         self,

@@ -1,16 +1,84 @@
 """The facts of a live request or connection, as Envoy's RBAC filters see them.
 
 Why here and not in the server: the server modules stay free of authorization details and pay
-nothing when a chain has no RBAC filter; these are called only when one is configured."""
+nothing when a chain has no RBAC filter; these are called only when one is configured.
+
+The peer of a connection (`peer_identity_of`, `peer_facts`): the inbound accept path records,
+before the chain's protocol sees the connection, the client's SPIFFE id (the URI SAN of its
+verified certificate, `spiffe://...` as Envoy's RBAC `authenticated.principal_name` matches it)
+and the ClientHello's server name. Facts are kept per connection in a weak map keyed by the
+TLS connection's `ssl_object` (uvloop's TLS transports cannot be weakly referenced), or by the
+transport for TLS passed through untouched; an unrecorded TLS connection (an outbound one, a
+test server) is read from its certificate on first use.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz.request import AuthzRequest, IPAddress, downstream_remote_ip
+from gossamer.transport.tls import peer_identity
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFacts:
+    """Who is on the other end: `principal` the verified SPIFFE id (None without mTLS), `sni`
+    the server name the client asked for ("" without TLS or SNI)."""
+
+    principal: str | None
+    sni: str = ""
+    principal_bytes: bytes | None = None  # as RBAC matches it
+
+    @classmethod
+    def of(cls, principal: str | None, sni: str | None) -> PeerFacts:
+        encoded = principal.encode() if principal is not None else None
+        return cls(principal, sni or "", encoded)
+
+
+NO_PEER = PeerFacts(None)
+_recorded: WeakKeyDictionary[Any, PeerFacts] = WeakKeyDictionary()
+
+
+def record_tls_peer(ssl_object: Any, sni: str | None) -> PeerFacts:
+    """Record a terminated TLS connection's peer (after its handshake, before its protocol
+    reads a byte); the facts are returned."""
+    facts = PeerFacts.of(peer_identity(ssl_object), sni)
+    _recorded[ssl_object] = facts
+    return facts
+
+
+def record_passthrough(transport: Any, sni: str | None) -> None:
+    """Record the server name of TLS the sidecar passes through without terminating."""
+    if sni:
+        _recorded[transport] = PeerFacts.of(None, sni)
+
+
+def peer_facts(transport: Any) -> PeerFacts:
+    """The connection's peer facts (NO_PEER for plaintext and unknown transports)."""
+    if transport is None:
+        return NO_PEER
+    ssl_object = transport.get_extra_info("ssl_object")
+    key = ssl_object if ssl_object is not None else transport
+    try:
+        facts = _recorded.get(key)
+    except TypeError:  # a key that cannot be weakly referenced was never recorded
+        return NO_PEER
+    if facts is not None:
+        return facts
+    if ssl_object is None:
+        return NO_PEER
+    return record_tls_peer(ssl_object, None)
+
+
+def peer_identity_of(transport: Any) -> str | None:
+    """The SPIFFE id (`spiffe://td/ns/x/sa/y`) of the verified client of a connection, None
+    without mTLS; for RBAC, XFCC, metrics (`source_principal`) and logs."""
+    return peer_facts(transport).principal
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -57,7 +125,7 @@ def http_request(
     use_remote_address: bool = False,
     xff_num_trusted_hops: int = 0,
 ) -> AuthzRequest:
-    """An HTTP request on a plaintext connection (no mTLS yet: no peer principal, no SNI).
+    """An HTTP request: the peer principal and SNI come from the connection (`peer_facts`).
     `remote_ip` follows the HCM's X-Forwarded-For settings (see `downstream_remote_ip`)."""
     direct = parse_ip(peer_ip)
     remote = downstream_remote_ip(
@@ -67,6 +135,7 @@ def http_request(
         xff_num_trusted_hops=xff_num_trusted_hops,
     )
     dst_ip, dst_port = destination(transport, original_dst)
+    peer = peer_facts(transport)
     return AuthzRequest(
         method=method,
         target=target,
@@ -76,19 +145,25 @@ def http_request(
         destination_port=dst_port,
         remote_ip=remote,
         direct_remote_ip=direct,
+        peer_principal=peer.principal_bytes,
+        sni=peer.sni.encode(),
     )
 
 
 def tcp_connection(
     peer_ip: str, transport: asyncio.BaseTransport | None, original_dst: tuple[str, int] | None
 ) -> AuthzRequest:
-    """A TCP connection: addresses only (`http` False: url_path and headers never match)."""
+    """A TCP connection: addresses, peer principal and SNI (`http` False: url_path and
+    headers never match)."""
     direct = parse_ip(peer_ip)
     dst_ip, dst_port = destination(transport, original_dst)
+    peer = peer_facts(transport)
     return AuthzRequest(
         destination_ip=dst_ip,
         destination_port=dst_port,
         remote_ip=direct,
         direct_remote_ip=direct,
+        peer_principal=peer.principal_bytes,
+        sni=peer.sni.encode(),
         http=False,
     )
