@@ -6,7 +6,15 @@ metadata RBAC reads (`envoy.filters.http.jwt_authn` / `payload`) or Envoy's 401/
 """
 
 from gossamer.proxy.authn.config import TYPE_URL, compile_jwt_authn
-from gossamer.proxy.authn.filter import METADATA_NAMESPACE, Denial, JwtAuthn
+from gossamer.proxy.authn.filter import METADATA_NAMESPACE, Accepted, Denial, JwtAuthn
 from gossamer.proxy.authn.status import JwtStatus
 
-__all__ = ["METADATA_NAMESPACE", "TYPE_URL", "Denial", "JwtAuthn", "JwtStatus", "compile_jwt_authn"]
+__all__ = [
+    "METADATA_NAMESPACE",
+    "TYPE_URL",
+    "Accepted",
+    "Denial",
+    "JwtAuthn",
+    "JwtStatus",
+    "compile_jwt_authn",
+]

@@ -46,7 +46,7 @@ class Provider:
         found = locations.from_headers(headers, self.headers)
         if self.params:
             params = locations.query_params(target)
-            found += [Found(params[p], None) for p in self.params if p in params]
+            found += [Found(params[p], None, p) for p in self.params if p in params]
         if self.cookies:
             jar = locations.cookies(headers)
             found += [Found(jar[c], None) for c in self.cookies if c in jar]
@@ -146,6 +146,15 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """The request goes on: `metadata` for RBAC (`{METADATA_NAMESPACE: {key: payload}}`) and
+    the target it goes on with (a verified query-parameter token is removed from it)."""
+
+    metadata: dict[str, Any]
+    target: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Denial:
     """Envoy's local reply for a refused token."""
 
@@ -167,10 +176,10 @@ class JwtAuthn:
         authority: bytes,
         headers: Headers,
         now: float | None = None,
-    ) -> Denial | dict[str, Any] | None:
-        """None or the dynamic metadata (`{METADATA_NAMESPACE: {key: payload}}`) when the
-        request goes on, with `headers` changed as Envoy changes them; else the Denial.
-        `target` is the origin-form path and query, `authority` the request's host."""
+    ) -> Denial | Accepted | None:
+        """None (no token checked: nothing changes) or Accepted when the request goes on, with
+        `headers` changed as Envoy changes them; else the Denial. `target` is the
+        origin-form path and query, `authority` the request's host."""
         if self.bypass_cors_preflight and _is_preflight(method, headers):
             return None
         path = target.partition(b"?")[0]
@@ -181,7 +190,9 @@ class JwtAuthn:
         status = rule.requirement.status(request)
         if status is not JwtStatus.OK:
             return _denial(status, target, authority, headers)
-        return {METADATA_NAMESPACE: request.payloads} if request.payloads else None
+        if not request.payloads and request.target is target:
+            return None
+        return Accepted({METADATA_NAMESPACE: request.payloads}, request.target)
 
 
 def _is_preflight(method: bytes, headers: Headers) -> bool:
@@ -194,8 +205,11 @@ def _is_preflight(method: bytes, headers: Headers) -> bool:
 
 def _accepted(provider: Provider, jwt: Jwt, item: Found, request: _Request) -> None:
     headers = request.headers
-    if not provider.forward and item.header is not None:
-        headers.remove(item.header)
+    if not provider.forward:
+        if item.header is not None:
+            headers.remove(item.header)
+        elif item.param is not None:
+            request.target = locations.without_param(request.target, item.param)
     if provider.payload_header is not None:
         headers.set(provider.payload_header, jwt.payload_segment.rstrip(b"="))
     for header, claim in provider.claim_headers:

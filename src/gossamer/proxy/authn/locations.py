@@ -4,14 +4,14 @@ Headers first (each `from_headers` entry in order; with a `value_prefix`, the to
 of base64url characters and dots after the prefix's first occurrence), then query parameters
 (`from_params`, percent-decoded), then cookies (`from_cookies`). A provider with no location
 configured uses Envoy's defaults: `Authorization: Bearer <token>`, then `?access_token=`.
-Only header tokens are removed when the provider does not `forward` (Envoy leaves query
-parameters and cookies as they are)."""
+When the provider does not `forward`, a verified token's header is removed, and so is its query
+parameter (from the path the upstream and RBAC see); cookies stay as they are (Envoy 1.40)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from gossamer.codec.headers import Headers
 
@@ -26,10 +26,11 @@ class HeaderLocation:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One token and, for a header token, the header it came from (to remove it)."""
+    """One token and the header or query parameter it came from (to remove it)."""
 
     token: bytes
     header: bytes | None
+    param: str | None = None
 
 
 DEFAULT_HEADERS = (HeaderLocation(b"authorization", b"Bearer "),)
@@ -87,3 +88,27 @@ def cookies(headers: Headers) -> dict[str, bytes]:
                     value = value[1:-1]
                 out.setdefault(name.decode("latin-1"), value)
     return out
+
+
+def without_param(target: bytes, name: str) -> bytes:
+    """`target` without the `name` query parameter, the rest rebuilt as Envoy 1.40 does:
+    names and values percent-decoded, sorted by name (stable), written `name=value`, no `?`
+    when nothing is left. Where Envoy writes decoded bytes raw (a space, `&`, CR/LF would
+    break the request line or smuggle a parameter), they are percent-encoded again."""
+    path, mark, query = target.partition(b"?")
+    if not mark:
+        return target
+    kept: list[tuple[bytes, bytes]] = []
+    for pair in query.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        key = unquote_to_bytes(raw_name)
+        if key.decode("latin-1") != name:
+            kept.append((key, unquote_to_bytes(raw_value)))
+    kept.sort(key=lambda item: item[0])
+    if not kept:
+        return path
+    return path + b"?" + b"&".join(_encoded(k) + b"=" + _encoded(v) for k, v in kept)
+
+
+def _encoded(text: bytes) -> bytes:
+    return quote_from_bytes(text, safe="-._~!$'()*+,;:@/?").encode()

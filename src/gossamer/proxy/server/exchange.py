@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakSet
 
 from gossamer.codec.headers import Headers
-from gossamer.proxy.authn import Denial
+from gossamer.proxy.authn import Accepted, Denial
 from gossamer.proxy.authz import gate
 from gossamer.proxy.authz.paths import normalize_target
 from gossamer.proxy.authz.reply import DENIED_BODY, DENIED_STATUS
@@ -71,7 +71,9 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
             )
             if type(verdict) is Denial:
                 return _jwt_denied(conn, request, route, verdict)
-            metadata = verdict  # type: ignore[assignment]
+            if isinstance(verdict, Accepted):
+                metadata = verdict.metadata
+                resolved.target = verdict.target
     if (
         chain is not None
         and chain.rbac is not None
