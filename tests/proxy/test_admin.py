@@ -19,6 +19,7 @@ from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.proxy.upstream import Backend
 from gossamer.proxy.upstream.cluster import compile_cluster
 from gossamer.proxy.upstream.endpoints import compile_assignment
@@ -62,6 +63,7 @@ class Source:
     resources: Mapping[str, Mapping[str, Any]]
     is_ready: bool = False
     quits: int = 0
+    identity: IdentityAgent | None = None  # the certificate keeper, when the test gives one
 
     def ready(self) -> bool:
         return self.is_ready
@@ -78,6 +80,9 @@ class Source:
 
     def quit(self) -> None:
         self.quits += 1
+
+    def certs(self) -> dict[str, Any]:
+        return self.identity.certs() if self.identity is not None else {"certificates": []}
 
 
 @dataclass

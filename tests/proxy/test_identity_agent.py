@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gossamer.control.plane import ControlPlane, PlaneConfig
 from gossamer.identity.spiffe import SpiffeId
+from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
 
@@ -79,3 +81,37 @@ def test_identity_files_are_private(tmp_path: Path) -> None:
     assert (tmp_path / "pod").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "pod" / "credential").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "pod" / "root-cert.pem").read_text() == "ROOT"
+
+
+async def test_the_stats_port_shows_when_the_certificate_and_the_root_expire(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Istio's agent gauge on 15020's /stats/prometheus: seconds until the workload
+    certificate (`default`) and the trust bundle's earliest root (`ROOTCA`) expire."""
+    from tests.proxy.test_admin import Source, translated_plane
+    from tests.telemetry.prometheus_text import parse
+
+    agent = agent_for(plane, tmp_path / "pod", plane.credentials.issue(RATINGS))
+    source = Source(translated_plane()[0], {}, identity=agent)
+    loopback = ListenAddress("127.0.0.1", 0)
+    servers = AdminServers(source, admin=loopback, stats=loopback, health=loopback)
+    await servers.start()
+    url = f"http://127.0.0.1:{servers.ports['stats']}/stats/prometheus"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                before = parse(await resp.text())
+            assert "istio_agent_cert_expiry_seconds" not in before.types  # no certificate yet
+            await run_until(agent, lambda: agent.material is not None)
+            async with http.get(url) as resp:
+                parsed = parse(await resp.text())
+    finally:
+        await servers.stop()
+    assert parsed.types["istio_agent_cert_expiry_seconds"] == "gauge"
+    leaf_left = parsed.value("istio_agent_cert_expiry_seconds", resource_name="default")
+    root_left = parsed.value("istio_agent_cert_expiry_seconds", resource_name="ROOTCA")
+    assert 23 * 3600 < leaf_left <= 24 * 3600  # Istio's default workload TTL
+    assert 3649 * 86400 < root_left <= 3650 * 86400  # the ten-year self-signed root
+    (entry,) = agent.certs()["certificates"]
+    assert plane.ca is not None
+    assert [r["serial_number"] for r in entry["ca_cert"]] == [f"{plane.ca.cert.serial_number:x}"]

@@ -22,10 +22,10 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -43,6 +43,7 @@ from gossamer.transport.tls import IdentityMaterial
 log = logging.getLogger("gossamer.proxy")
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 BUNDLE_REFRESH = 60.0
+T = TypeVar("T")
 
 
 def _roots(pem: str) -> list[x509.Certificate]:
@@ -101,18 +102,18 @@ class IdentityAgent:
         now = datetime.now(UTC)
         return leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc
 
-    async def _fetch(self) -> IdentityMaterial:
-        """A new certificate: authenticated by the current one when it is valid, else (or if
-        15012 refuses that one, e.g. its root is gone) by the bootstrap credential alone."""
+    async def _authenticated(self, call: Callable[[CertificateRequest], Awaitable[T]]) -> T:
+        """`call` to 15012 authenticated by the current certificate when it is valid, else (or
+        if 15012 refuses that one, e.g. its root has left the bundle) by the credential alone."""
         request = self._request()
         if request.client_material is None:
-            return await fetch_certificate(request)
+            return await call(request)
         try:
-            return await fetch_certificate(request)
+            return await call(request)
         except (CertificateRefused, OSError) as exc:
-            log.info("certificate for %s: renewal with the current certificate failed (%s); "
-                     "trying the bootstrap credential", self.identity, exc)  # fmt: skip
-            return await fetch_certificate(self._request(authenticate_with_certificate=False))
+            log.info("certificate for %s: 15012 refused the current certificate (%s); "
+                     "using the bootstrap credential", self.identity, exc)  # fmt: skip
+            return await call(self._request(authenticate_with_certificate=False))
 
     async def run(self) -> None:
         """Until cancelled: hold a valid certificate, renewing ahead of expiry, and keep the
@@ -129,7 +130,7 @@ class IdentityAgent:
         retry = RETRY_FIRST
         while True:
             try:
-                material = await self._fetch()
+                material = await self._authenticated(fetch_certificate)
             except (CertificateRefused, OSError) as exc:
                 self.last_error = str(exc)
                 log.warning("certificate for %s: %s; retrying in %gs", self.identity, exc, retry)
@@ -167,7 +168,7 @@ class IdentityAgent:
             if self.material is None:
                 continue  # the certificate's own fetch brings a bundle
             try:
-                bundle = await fetch_trust_bundle(self._request())
+                bundle = await self._authenticated(fetch_trust_bundle)
             except (CertificateRefused, OSError) as exc:
                 log.info("trust bundle for %s: %s", self.identity, exc)
                 continue
