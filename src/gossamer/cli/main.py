@@ -13,6 +13,7 @@ import typer
 
 from gossamer.cli import (
     agent,
+    ca,
     check,
     config,
     controlplane,
@@ -49,6 +50,7 @@ down.register(app)
 run.register(app)
 logs.register(app)
 check.register(app)
+ca.register(app)
 agent.register(app)
 
 
