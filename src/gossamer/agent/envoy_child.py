@@ -3,8 +3,8 @@
 Envoy gets its own session, so the pod's SIGTERM (sent to the agent's process group) reaches the
 agent only; the agent then drains Envoy the way pilot-agent does: POST admin
 `/drain_listeners?graceful` (Envoy closes connections gracefully and stops being ready), wait
-until no connection is left or the drain time is over, then SIGTERM (Envoy exits 0), SIGKILL
-after a grace. If the agent dies, the kernel kills Envoy (PR_SET_PDEATHSIG).
+until no listener has a connection left or the drain time is over, then SIGTERM (Envoy exits
+0), SIGKILL after a grace. If the agent dies, the kernel kills Envoy (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from gossamer.runtime.envoy import with_parent_death_signal
 log = logging.getLogger("gossamer.agent")
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 POLL = 0.1
+
+
+def _is_listener_total(stat: str) -> bool:
+    """`listener.<address>.downstream_cx_active`, not the admin's, not a per-worker copy."""
+    return (
+        stat.startswith("listener.")
+        and stat.endswith(".downstream_cx_active")
+        and not stat.startswith("listener.admin.")
+        and ".worker_" not in stat
+    )
 
 
 def signal_exit_code(returncode: int) -> int:
@@ -98,13 +108,15 @@ class EnvoyChild:
         log.info("Envoy drain time over")
 
     def open_connections(self) -> int:
-        """Envoy's `server.total_connections` gauge (downstream connections, admin excluded)."""
-        body = self._admin("GET", "/stats?filter=server.total_connections")
+        """Downstream connections open on Envoy's listeners, the admin's excluded: the sum of
+        each listener's `downstream_cx_active` (`server.total_connections` lags by seconds)."""
+        body = self._admin("GET", "/stats?filter=downstream_cx_active")
+        total = 0
         for line in body.splitlines():
             name, _, value = line.partition(":")
-            if name.strip() == "server.total_connections":
-                return int(value)
-        raise ValueError("server.total_connections not in Envoy's stats")
+            if _is_listener_total(name.strip()):
+                total += int(value)
+        return total
 
     def _admin(self, method: str, path: str) -> str:
         request = urllib.request.Request(
