@@ -5,6 +5,8 @@ The Envoy runs the REDIRECT layout for workload app=reviews (a WorkloadEntry at 
 ADS relay (`capture_port_relay`) moves its capture listeners to free loopback ports and leaves
 every filter as the control plane sent it. A client connects straight to the relocated inbound
 listener, as iptables would have redirected it, and the app behind it answers 200 to anything.
+The client is plaintext, so with no PeerAuthentication (PERMISSIVE) it takes the plaintext
+chain; a test SDS server gives the sidecar the identity its mTLS chains and clusters name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.control.ca import SpiffeId
 from gossamer.runtime.envoy import (
     EnvoyNotFound,
     EnvoyProcess,
@@ -29,6 +32,7 @@ from gossamer.runtime.envoy import (
     node_metadata,
 )
 from tests.control.translate.capture_port_relay import CaptureMoves, CapturePortRelay
+from tests.control.translate.sds_server import SdsServer, mesh_secrets, sds_cluster
 from tests.e2e.harness import ControlPlane, until
 from tests.ports import free_port
 
@@ -171,6 +175,10 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
         relay = CapturePortRelay(cp.xds, moves)
         stack.callback(relay.stop)
         relay.start()
+        # The sidecar's identity, as its agent would serve it: the chains name these secrets.
+        sds = SdsServer(mesh_secrets(root / "ca", SpiffeId(NS, "reviews")))
+        stack.callback(sds.stop)
+        sds.start()
         config = bootstrap(
             NODE_ID,
             cluster=f"reviews.{NS}",
@@ -185,6 +193,7 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
             xds_port=relay.port,
             admin_port=0,
         )
+        config["static_resources"]["clusters"].append(sds_cluster(sds.port))
         envoy = EnvoyProcess(config, root / "envoy", binary=ENVOY, concurrency=1, log_level="info")
         stack.callback(envoy.stop)
         envoy.start()
