@@ -99,6 +99,15 @@ class TlsUpstream:
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _snis: list[str | None] = field(default_factory=list)
+    _accepted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_seen(self, count: int, within: float = 5.0) -> None:
+        """Until `count` connections were accepted (TLS 1.3: the server finishes its handshake
+        after the client has returned from its own)."""
+        async with asyncio.timeout(within):
+            while len(self.seen) < count:
+                self._accepted.clear()
+                await self._accepted.wait()
 
     async def start(self) -> TlsUpstream:
         ctx = server_context(self.material, require_client_cert=self.mutual)
@@ -128,6 +137,7 @@ class TlsUpstream:
             version=ssl_object.version() if ssl_object is not None else None,
         )
         self.seen.append(seen)
+        self._accepted.set()
         self._writers.add(writer)
         try:
             if self.raw_echo:
