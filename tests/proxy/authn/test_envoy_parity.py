@@ -6,14 +6,24 @@ forwardOriginalToken, payload and claim headers added)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from pathlib import Path
+from typing import Any
 
+import jwt as pyjwt
 import pytest
+from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf import json_format
 
 from gossamer.control.registry import Workload
 from gossamer.control.translate.authn import JwksResolver, jwt_authn_filters
 from gossamer.control.translate.authz import http_rbac_filters
+from gossamer.control.translate.policies import packed
 from gossamer.spec.security.authorizationpolicy import AuthorizationPolicy
 from gossamer.spec.security.requestauthentication import RequestAuthentication
 from tests.control.translate.authz.policies import policy
@@ -162,3 +172,110 @@ async def test_jwt_and_rbac_decisions_match_envoy(workdir: Path) -> None:
     assert got["one", WRONG_AUDIENCE].status == 403
     assert got["one", NO_TOKEN].status == 200  # no token and no policy: passes
     assert got["require", NO_TOKEN].status == 403  # requestPrincipals ["*"] needs one
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+HS_SECRET = b"0123456789abcdef0123456789abcdef"
+HS_JWKS = json.dumps(
+    {"keys": [{"kty": "oct", "kid": "h1", "alg": "HS256", "k": _b64url(HS_SECRET)}]}
+)
+
+
+def _provider(issuer: Issuer, *headers: str, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "issuer": issuer.name,
+        "local_jwks": {"inline_string": issuer.jwks()},
+        "payload_in_metadata": "payload",
+        **extra,
+    }
+    if headers:
+        out["from_headers"] = [{"name": h} for h in headers]
+    return out
+
+
+def _jwt_filter(providers: dict[str, Any], rules: list[Any]) -> hcm_pb2.HttpFilter:
+    config = {"providers": providers, "rules": rules, "bypass_cors_preflight": True}
+    message = json_format.ParseDict(config, jwt_pb2.JwtAuthentication())
+    return hcm_pb2.HttpFilter(name="envoy.filters.http.jwt_authn", typed_config=packed(message))
+
+
+def _everything(requires: dict[str, Any]) -> list[Any]:
+    return [{"match": {"prefix": "/"}, "requires": requires}]
+
+
+RAW: dict[str, hcm_pb2.HttpFilter] = {
+    "required": _jwt_filter({"a": _provider(A)}, _everything({"provider_name": "a"})),
+    "all": _jwt_filter(
+        {"a": _provider(A, "x-a"), "b": _provider(B, "x-b")},
+        _everything(
+            {"requires_all": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}
+        ),
+    ),
+    "failed_ok": _jwt_filter(
+        {"a": _provider(A, forward_payload_header="x-jwt-payload")},
+        _everything({"allow_missing_or_failed": {}}),
+    ),
+    "paths": _jwt_filter(
+        {"a": _provider(A)},
+        [
+            {"match": {"path": "/api/open"}},
+            {"match": {"prefix": "/api"}, "requires": {"provider_name": "a"}},
+        ],
+    ),
+    "hs": _jwt_filter(
+        {"h": {"issuer": "hs", "local_jwks": {"inline_string": HS_JWKS}}},
+        _everything({"provider_name": "h"}),
+    ),
+}
+HS_TOKEN = pyjwt.encode({"iss": "hs", "sub": "x"}, HS_SECRET, "HS256", headers={"kid": "h1"})
+PREFLIGHT = (
+    b"OPTIONS /api HTTP/1.1\r\nhost: svc\r\norigin: http://o.example\r\n"
+    b"access-control-request-method: GET\r\nauthorization: Bearer abc.def\r\n\r\n"
+)
+RAW_CASES: list[tuple[str, bytes]] = [
+    ("required", NO_TOKEN),
+    ("required", request("/", bearer(GOOD))),
+    ("all", request("/", ("x-a", GOOD), ("x-b", B.token(sub="b")))),
+    ("all", request("/", ("x-a", GOOD))),
+    ("all", request("/", ("x-b", B.token(sub="b")))),
+    ("failed_ok", request("/", bearer("abc.def"))),
+    ("failed_ok", request("/", bearer(GOOD))),
+    ("failed_ok", request("/", bearer(A.token(sub="a", exp=NOW - 3600)))),
+    ("paths", request("/api/x", bearer("abc.def"))),
+    ("paths", request("/api/open", bearer("abc.def"))),
+    ("paths", request("/other", bearer("abc.def"))),
+    ("paths", request("/api")),
+    ("paths", PREFLIGHT),
+    ("paths", PREFLIGHT.replace(b"access-control-request-method", b"x-other")),
+    ("hs", request("/", bearer(HS_TOKEN))),
+    ("hs", request("/", bearer(HS_TOKEN[:-2] + "xx"))),
+]
+
+
+async def test_requirement_kinds_and_rules_match_envoy(workdir: Path) -> None:
+    upstream = await Upstream("backend").start()
+    ours_ports = {name: free_port() for name in RAW}
+    protos = [jwt_listener(name, ours_ports[name], [f]) for name, f in RAW.items()]
+    cluster = static_cluster("backend", upstream.port)
+    seen: list[Observed] = []
+    try:
+        with envoy_serving(protos, [cluster], workdir / "raw") as (_envoy, envoy_ports):
+            async with running(cluster, *protos):
+                mismatches = []
+                for name, wire in RAW_CASES:
+                    theirs = await observe(envoy_ports[name], wire)
+                    mine = await observe(ours_ports[name], wire)
+                    seen.append(mine)
+                    if mine != theirs:
+                        mismatches.append((name, wire[:60], theirs, mine))
+                assert mismatches == [], "\n".join(map(repr, mismatches))
+    finally:
+        await upstream.stop()
+    got = dict(zip(RAW_CASES, seen, strict=True))
+    missing = got["required", NO_TOKEN]
+    assert (missing.status, missing.body) == (401, b"Jwt is missing")
+    assert missing.www_authenticate == 'Bearer realm="http://svc/"'
+    assert got["paths", PREFLIGHT].status == 200

@@ -139,7 +139,7 @@ def _requirement(pb: Any, providers: dict[str, Provider], where: str) -> Require
             raise ConfigRejected(f"{where}: unknown provider {pb.provider_name!r}")
         return ProviderRequired(providers[pb.provider_name])
     if kind == "allow_missing_or_failed":
-        return AllowMissingOrFailed()
+        return AllowMissingOrFailed(tuple(providers.values()))
     if kind in ("requires_any", "requires_all"):
         items = getattr(pb, kind).requirements
         if kind == "requires_any":

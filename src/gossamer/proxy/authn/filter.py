@@ -131,7 +131,17 @@ class AllOf(Requirement):
 
 @dataclass(frozen=True, slots=True)
 class AllowMissingOrFailed(Requirement):
+    """Always satisfied, but tokens are still verified (by the provider of their issuer) and
+    a valid one is stripped and its payload kept, as Envoy does."""
+
+    providers: tuple[Provider, ...] = ()
+
     def status(self, request: _Request) -> JwtStatus:
+        for provider in self.providers:
+            for item in provider.tokens(request.target, request.headers):
+                jwt = parse(item.token)
+                if isinstance(jwt, Jwt) and provider.check(jwt, request.now) is JwtStatus.OK:
+                    _accepted(provider, jwt, item, request)
         return JwtStatus.OK
 
 
