@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.proxy.admin_render import stats_values
+from gossamer.proxy.admin_stats import snapshot_backends
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane
 from gossamer.proxy.server.local_reply import CONNECT_FAILURE
@@ -96,6 +98,8 @@ async def test_a_server_with_an_unexpected_identity_is_refused_before_any_reques
             assert counters["ssl.handshake"] == 0
             assert counters["ssl.connection_error"] == 0
             assert impostor.requests == 0
+            shown = dict(stats_values(snapshot_backends(dp), r"\.ssl\."))  # admin /stats
+            assert shown["cluster.reviews.ssl.fail_verify_san"] == 1
     finally:
         await impostor.stop()
 
@@ -233,3 +237,21 @@ async def test_a_cds_change_of_expected_sans_retires_pooled_connections_but_a_re
         resp = await client.get("/", "reviews")
         assert resp.status == 503  # never the pooled connection verified for other SANs
         await client.close()
+
+
+async def test_large_bodies_stream_both_ways_over_tls(ca: MeshCa, reviews: TlsUpstream) -> None:
+    port = free_port()
+    cluster = istio_mutual(reviews.port, [REVIEWS])
+    size = 8 * 1024 * 1024
+    async with running(cluster, assignment("reviews", reviews.port), simple(port, "reviews")) as dp:
+        dp.set_identity(ca.material("productpage"))
+        client = await Client.connect(port)
+        upload = b"u" * size
+        head = f"POST /up HTTP/1.1\r\nhost: reviews\r\ncontent-length: {size}\r\n\r\n"
+        await client.send(head.encode() + upload)
+        resp = await client.response(within=30)
+        assert (resp.status, resp.headers["x-received"]) == (200, str(size))
+        resp = await client.get(f"/big/{size}", "reviews")
+        assert resp.status == 200 and len(resp.body) == size
+        await client.close()
+        assert len(reviews.seen) == 1

@@ -152,14 +152,18 @@ class TlsUpstream:
                 except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
                     return
                 self.requests += 1
+                body = b"ok"
+                if req.target.startswith("/big/"):  # /big/<n>: n bytes back
+                    body = b"x" * int(req.target.removeprefix("/big/"))
                 headers = {
                     "x-upstream": self.name,
                     "x-peer": str(seen.peer),
                     "x-serial": f"{seen.serial:x}" if seen.serial else "",
                     "x-alpn": str(seen.alpn),
                     "x-path": req.target,
+                    "x-received": str(len(req.body)),
                 }
-                writer.write(response_bytes(200, b"ok", headers))
+                writer.write(response_bytes(200, body, headers))
                 await writer.drain()
         except (ConnectionError, ssl.SSLError):
             return
