@@ -20,6 +20,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from google.protobuf.message import Message
 
@@ -236,18 +237,19 @@ def _matchers(
     return typed + legacy
 
 
-def _datasource_file(source: object, where: str) -> bytes:
-    kind = source.WhichOneof("specifier")  # type: ignore[attr-defined]
+def _datasource_file(source: base_pb2.DataSource, where: str) -> bytes:
+    """The bytes of a DataSource: a file read now (Envoy loads it with the config), or inline."""
+    kind = source.WhichOneof("specifier")
     if kind == "filename":
-        path = Path(source.filename)  # type: ignore[attr-defined]
+        path = Path(source.filename)
         try:
             return path.read_bytes()
         except OSError as exc:
             raise ConfigRejected(f"{where}: cannot read {str(path)!r}: {exc.strerror}") from exc
     if kind == "inline_bytes":
-        return bytes(source.inline_bytes)  # type: ignore[attr-defined]
+        return bytes(source.inline_bytes)
     if kind == "inline_string":
-        return str(source.inline_string).encode()  # type: ignore[attr-defined]
+        return str(source.inline_string).encode()
     raise ConfigRejected(f"{where}: {kind or 'empty data source'} not supported")
 
 
