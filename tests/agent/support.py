@@ -143,6 +143,69 @@ def mesh_listener(name: str = "inbound", port: int = 0) -> dict[str, Any]:
     }
 
 
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def mesh_cluster(name: str, port: int, peer: SpiffeId) -> dict[str, Any]:
+    """A cluster to 127.0.0.1:`port` with the mesh UpstreamTlsContext of the wiring contract
+    (our `default` certificate, `ROOTCA` plus the peer's SPIFFE id to check the server)."""
+    tls = {
+        "@type": f"type.googleapis.com/{UPSTREAM_TLS}",
+        "sni": f"outbound_.{port}_._.{name}.default.svc.cluster.local",
+        "common_tls_context": {
+            "tls_params": {
+                "tls_minimum_protocol_version": "TLSv1_2",
+                "tls_maximum_protocol_version": "TLSv1_3",
+            },
+            "alpn_protocols": ["istio-http/1.1", "istio", "http/1.1"],
+            "tls_certificate_sds_secret_configs": [sds_secret("default")],
+            "combined_validation_context": {
+                "default_validation_context": {
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": peer.uri}}
+                    ]
+                },
+                "validation_context_sds_secret_config": sds_secret("ROOTCA"),
+            },
+        },
+    }
+    endpoint = {
+        "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
+    }
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [endpoint]}]},
+        "transport_socket": {"name": "tls", "typed_config": tls},
+    }
+
+
+def plain_listener(name: str, cluster: str) -> dict[str, Any]:
+    """Plain HTTP on 127.0.0.1 (any port) routed to `cluster`."""
+    hcm = {
+        "@type": f"type.googleapis.com/{HCM}",
+        "stat_prefix": name,
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "any",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}],
+                }
+            ]
+        },
+        "http_filters": [
+            {"name": "router", "typed_config": {"@type": f"type.googleapis.com/{ROUTER}"}}
+        ],
+    }
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": [{"name": "hcm", "typed_config": hcm}]}],
+    }
+
+
 def envoy_config(sds_socket: Path, admin_port: int = 0, listener_port: int = 0) -> dict[str, Any]:
     return {
         "node": {
