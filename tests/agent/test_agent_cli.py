@@ -203,3 +203,19 @@ async def test_a_keep_alive_client_is_served_during_the_drain(
             assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
         code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
         assert code == 0, agent.log.read_text()
+
+
+async def test_the_agent_exits_with_its_childs_code(tmp_path: Path) -> None:
+    """Whatever ends the child ends the agent, with the child's exit code (here a shell, so no
+    certificate service is needed: the agent retries its fetch in the background)."""
+    with short_dir() as sockets:
+        argv = [sys.executable, "-m", "gossamer.cli.main", "agent"]
+        argv += ["--ca-address", "127.0.0.1:9", "--credential-file", str(tmp_path / "none")]
+        argv += ["--root-cert", str(tmp_path / "none"), "--sds-socket", str(sockets / "s")]
+        argv += ["--", "/bin/sh", "-c", "exit 3"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 3, err.decode()
+        assert b"exited with 3" in err

@@ -69,4 +69,9 @@ def agent(
         admin_port=admin_port,
         drain_seconds=drain_seconds,
     )
-    raise typer.Exit(asyncio.run(run_agent(options)))
+    try:
+        code = asyncio.run(run_agent(options))
+    except OSError as exc:  # the SDS socket cannot be bound, Envoy cannot be started
+        typer.echo(f"gossamer agent: {exc}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
