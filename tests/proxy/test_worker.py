@@ -7,13 +7,19 @@ import asyncio
 import json
 import socket
 import struct
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gossamer.control.ca import begin_root_rotation, key_pem, make_csr, new_key, open_ca
+from gossamer.identity.spiffe import SpiffeId
 from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.supervisor_workers import WorkerPool
 from gossamer.proxy.worker import ConfigReplica, LinkClosed, decode_resources, read_frame
+from gossamer.transport.tls import IdentityMaterial
 from tests.proxy.config.meshes import REVIEWS_V2, applied, snapshot
 
 
@@ -96,3 +102,29 @@ async def test_frames_are_length_prefixed_json() -> None:
         writer.close()
     finally:
         right.close()
+
+
+async def test_a_new_trust_bundle_under_the_same_certificate_reaches_every_worker(
+    tmp_path: Path,
+) -> None:
+    """A root rotation's BEGIN changes the bundle, not the certificate: the pool must send it
+    again and count workers that have not confirmed it as behind."""
+    identity = SpiffeId("default", "reviews")
+    authority = open_ca(tmp_path / "ca")
+    key = new_key()
+    issued = authority.sign(make_csr(key, identity), identity)
+    first = IdentityMaterial(
+        issued.chain_pem().decode(), key_pem(key).decode(), issued.bundle_pem().decode()
+    )
+    begin_root_rotation(tmp_path / "ca", timedelta(hours=48))
+    wider = replace(first, trust_bundle_pem=open_ca(tmp_path / "ca").bundle.pem().decode())
+    pool = WorkerPool(2, {}, asyncio.Event())
+    pool.push_identity(first)
+    version, frame = pool.identity_serial, pool.identity_frame
+    pool.push_identity(wider)
+    assert pool.identity_serial != version and pool.identity_frame != frame
+    assert pool.identity_serial.startswith(f"{first.serial:x}/")
+    assert pool.identity_frame is not None
+    message = await through_link(pool.identity_frame)
+    assert message["trust_bundle_pem"] == wider.trust_bundle_pem
+    assert not pool.identity_everywhere()  # no worker has confirmed the new bundle yet

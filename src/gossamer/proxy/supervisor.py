@@ -332,4 +332,5 @@ def identity_agent(
         Path(options.root_cert_file),
         identity,
         on_material,
+        node_id=options.node_id,  # the CA records what it issued to this proxy
     )

@@ -28,6 +28,7 @@ from gossamer.proxy.worker import (
     config_message,
     frame_bytes,
     identity_message,
+    identity_version,
     read_frame,
 )
 from gossamer.runtime.envoy import with_parent_death_signal
@@ -78,7 +79,7 @@ class WorkerPool:
     def push_identity(self, material: Any) -> None:
         """A new workload certificate; every worker (and every restarted one) gets it before
         its next config."""
-        self.identity_serial = f"{material.serial:x}"
+        self.identity_serial = identity_version(material)
         self.identity_frame = frame_bytes(identity_message(material))
         for slot in self.slots:
             slot.wake.set()

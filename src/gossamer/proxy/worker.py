@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -140,6 +141,13 @@ def config_message(
     }
 
 
+def identity_version(material: Any) -> str:
+    """Which identity a worker holds: the certificate's serial and a digest of its trust bundle
+    (a root rotation changes the bundle under the same certificate, and it must reach workers)."""
+    digest = hashlib.sha256(material.trust_bundle_pem.encode()).hexdigest()[:12]
+    return f"{material.serial:x}/{digest}"
+
+
 def identity_message(material: Any) -> dict[str, Any]:
     """The `identity` frame: the workload's certificate chain, key and trust bundle (PEM). The
     link is a socketpair inside the pod, so the key never leaves the sidecar's processes."""
@@ -248,7 +256,7 @@ class Worker:
         except IdentityMaterialInvalid as exc:
             log.error("worker %d: identity refused: %s", os.getpid(), exc)
             return {"op": "identity_failed", "error": str(exc)}
-        return {"op": "identity_applied", "serial": f"{material.serial:x}"}
+        return {"op": "identity_applied", "serial": identity_version(material)}
 
     async def _drain(self, grace: float) -> None:
         if self._draining or self._dataplane is None:
