@@ -62,7 +62,7 @@ def compile_jwt_authn(typed_config: Any, where: str) -> JwtAuthn:
         for name, pb in sorted(config.providers.items())
     }
     rules = tuple(_rule(pb, providers, f"{where}.rules[{i}]") for i, pb in enumerate(config.rules))
-    return JwtAuthn(providers, rules, bool(config.bypass_cors_preflight))
+    return JwtAuthn.of(providers, rules, bool(config.bypass_cors_preflight))
 
 
 def _only(message: Any, supported: frozenset[str], where: str) -> None:
@@ -129,7 +129,7 @@ def _rule(pb: Any, providers: dict[str, Provider], where: str) -> Rule:
         else None
     )
     path = str(getattr(match, kind)).encode()
-    return Rule(path, kind == "prefix", requirement)
+    return Rule.of(path, kind == "prefix", requirement)
 
 
 def _requirement(pb: Any, providers: dict[str, Provider], where: str) -> Requirement:

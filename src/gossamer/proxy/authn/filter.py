@@ -147,9 +147,19 @@ class AllowMissingOrFailed(Requirement):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """`without_token`: the requirement's verdict on a request carrying no token at all
+    (decided once, so such requests, the common case, skip the verifiers)."""
+
     path: bytes
     prefix: bool
     requirement: Requirement | None
+    without_token: JwtStatus = JwtStatus.OK
+
+    @classmethod
+    def of(cls, path: bytes, prefix: bool, requirement: Requirement | None) -> Rule:
+        if requirement is None:
+            return cls(path, prefix, None)
+        return cls(path, prefix, requirement, requirement.status(_Request(b"/", Headers(), 0.0)))
 
     def matches(self, path: bytes) -> bool:
         return path.startswith(self.path) if self.prefix else path == self.path
@@ -178,6 +188,31 @@ class JwtAuthn:
     providers: Mapping[str, Provider]
     rules: tuple[Rule, ...]
     bypass_cors_preflight: bool = False
+    # Where any provider looks: a request with none of these carries no token.
+    token_headers: frozenset[bytes] = frozenset()
+    token_params: bool = False
+    token_cookies: bool = False
+
+    @classmethod
+    def of(
+        cls, providers: Mapping[str, Provider], rules: tuple[Rule, ...], bypass_cors: bool
+    ) -> JwtAuthn:
+        every = providers.values()
+        return cls(
+            providers,
+            rules,
+            bypass_cors,
+            frozenset(h.name for p in every for h in p.headers),
+            any(p.params for p in every),
+            any(p.cookies for p in every),
+        )
+
+    def _may_carry_token(self, target: bytes, headers: Headers) -> bool:
+        return (
+            any(name in headers for name in self.token_headers)
+            or (self.token_params and b"?" in target)
+            or (self.token_cookies and b"cookie" in headers)
+        )
 
     def authenticate(
         self,
@@ -196,6 +231,9 @@ class JwtAuthn:
         rule = next((r for r in self.rules if r.matches(path)), None)
         if rule is None or rule.requirement is None:
             return None
+        if not self._may_carry_token(target, headers):
+            status = rule.without_token
+            return None if status is JwtStatus.OK else _denial(status, target, authority, headers)
         request = _Request(target, headers, time.time() if now is None else now)
         status = rule.requirement.status(request)
         if status is not JwtStatus.OK:

@@ -9,13 +9,14 @@ parameter (from the path the upstream and RBAC see); cookies stay as they are (E
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from gossamer.codec.headers import Headers
 
-_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+_TOKEN_RUN = re.compile(rb"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +39,10 @@ DEFAULT_PARAMS = ("access_token",)
 
 
 def _after_prefix(value: bytes, start: int) -> bytes:
-    """Envoy's extractJWT: skip to the first token character, take the run of them."""
-    i = start
-    while i < len(value) and value[i] not in _TOKEN_CHARS:
-        i += 1
-    if i == len(value):
-        return value
-    end = i
-    while end < len(value) and value[end] in _TOKEN_CHARS:
-        end += 1
-    return value[i:end]
+    """Envoy's extractJWT: skip to the first token character, take the run of them (no such
+    character: the whole value)."""
+    run = _TOKEN_RUN.search(value, start)
+    return run.group() if run is not None else value
 
 
 def from_headers(headers: Headers, locations: Sequence[HeaderLocation]) -> list[Found]:

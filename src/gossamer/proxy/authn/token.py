@@ -81,7 +81,21 @@ def _json_object(raw: bytes | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+_PARSED: dict[bytes, Jwt | JwtStatus] = {}
+CACHED_TOKENS = 1024
+
+
 def parse(token: bytes) -> Jwt | JwtStatus:
+    """The token parsed, or the status naming its first defect (remembered per token)."""
+    parsed = _PARSED.get(token)
+    if parsed is None:
+        if len(_PARSED) >= CACHED_TOKENS:
+            _PARSED.clear()
+        parsed = _PARSED[token] = _parse(token)
+    return parsed
+
+
+def _parse(token: bytes) -> Jwt | JwtStatus:
     parts = token.split(b".")
     if len(parts) != 3:
         return JwtStatus.BAD_FORMAT
