@@ -7,7 +7,9 @@ server we start with the same certificate (the sidecar's own inbound TLS path is
 elsewhere). A client with a mesh certificate sends requests with and without an XFCC header;
 the upstream must receive the same value from both, which names our identity (`By`), the
 client certificate's SHA-256 (`Hash`) and the client's SPIFFE id (`URI`). On plaintext both
-remove a client-supplied XFCC header."""
+remove a client-supplied XFCC header. Every forwarding mode (SANITIZE, FORWARD_ONLY,
+ALWAYS_FORWARD_ONLY, SANITIZE_SET with the PEM, APPEND_FORWARD without details) is then compared
+on both transports."""
 
 from __future__ import annotations
 
@@ -17,11 +19,16 @@ import json
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
+from google.protobuf import json_format
 
 from gossamer.control.ca import SpiffeId, open_ca
 from gossamer.identity.csr import key_pem, make_csr, new_key
@@ -47,6 +54,29 @@ def _material(authority: object, identity: SpiffeId) -> IdentityMaterial:
     return IdentityMaterial(
         issued.chain_pem().decode(), key_pem(key).decode(), issued.bundle_pem().decode()
     )
+
+
+def _write(tmp_path: Path, server: IdentityMaterial, client: IdentityMaterial) -> dict[str, Path]:
+    """PEM files: Envoy's certificate, key and roots, and the client's certificate and key."""
+    texts = {
+        "chain": server.cert_chain_pem,
+        "key": server.private_key_pem,
+        "roots": server.trust_bundle_pem,
+        "client_chain": client.cert_chain_pem,
+        "client_key": client.private_key_pem,
+    }
+    files = {name: tmp_path / f"{name}.pem" for name in texts}
+    for name, text in texts.items():
+        files[name].write_text(text)
+    return files
+
+
+def _client_context(files: dict[str, Path], client: IdentityMaterial) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(cadata=client.trust_bundle_pem)
+    context.load_cert_chain(files["client_chain"], files["client_key"])
+    return context
 
 
 def _with_tls(listener: listener_pb2.Listener, files: dict[str, Path]) -> listener_pb2.Listener:
@@ -92,19 +122,8 @@ async def _upstream_xfcc(
 async def test_xfcc_matches_envoy_on_mtls_and_is_removed_on_plaintext(tmp_path: Path) -> None:
     authority = open_ca(tmp_path / "ca")
     server, client = _material(authority, SERVER), _material(authority, CLIENT)
-    files = {"chain": tmp_path / "chain.pem", "key": tmp_path / "key.pem"}
-    files["roots"] = tmp_path / "roots.pem"
-    files["chain"].write_text(server.cert_chain_pem)
-    files["key"].write_text(server.private_key_pem)
-    files["roots"].write_text(server.trust_bundle_pem)
-    files["client_chain"] = tmp_path / "client.pem"
-    files["client_key"] = tmp_path / "client-key.pem"
-    files["client_chain"].write_text(client.cert_chain_pem)
-    files["client_key"].write_text(client.private_key_pem)
-    client_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_tls.check_hostname = False
-    client_tls.load_verify_locations(cadata=client.trust_bundle_pem)
-    client_tls.load_cert_chain(files["client_chain"], files["client_key"])
+    files = _write(tmp_path, server, client)
+    client_tls = _client_context(files, client)
 
     upstream = await Upstream("backend").start()
     cluster = static_cluster("backend", upstream.port)
@@ -148,3 +167,73 @@ async def test_xfcc_matches_envoy_on_mtls_and_is_removed_on_plaintext(tmp_path: 
 
 def _leaf_der(chain_pem: str) -> bytes:
     return x509.load_pem_x509_certificate(chain_pem.encode()).public_bytes(Encoding.DER)
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "sanitize": {"forward_client_cert_details": "SANITIZE"},
+    "forward_only": {"forward_client_cert_details": "FORWARD_ONLY"},
+    "always_forward_only": {"forward_client_cert_details": "ALWAYS_FORWARD_ONLY"},
+    "sanitize_set": {
+        "forward_client_cert_details": "SANITIZE_SET",
+        "set_current_client_cert_details": {"uri": True, "cert": True},
+    },
+    "append_bare": {"forward_client_cert_details": "APPEND_FORWARD"},
+}
+
+
+def _listener_with(name: str, port: int, fields: dict[str, Any]) -> listener_pb2.Listener:
+    out = jwt_listener(name, port, [])
+    network_filter = out.filter_chains[0].filters[0]
+    hcm = hcm_pb2.HttpConnectionManager()
+    network_filter.typed_config.Unpack(hcm)
+    hcm.ClearField("set_current_client_cert_details")
+    json_format.ParseDict(fields, hcm)
+    network_filter.typed_config.Pack(hcm)
+    return out
+
+
+async def test_every_forwarding_mode_matches_envoy(tmp_path: Path) -> None:
+    authority = open_ca(tmp_path / "ca")
+    server, client = _material(authority, SERVER), _material(authority, CLIENT)
+    files = _write(tmp_path, server, client)
+    client_tls = _client_context(files, client)
+    upstream = await Upstream("backend").start()
+    cluster = static_cluster("backend", upstream.port)
+    plain = {name: _listener_with(name, free_port(), f) for name, f in MODES.items()}
+    tls = {name: _with_tls(_listener_with(f"{name}_tls", 0, f), files) for name, f in MODES.items()}
+    sent = [(), (("x-forwarded-client-cert", "By=spiffe://earlier;URI=spiffe://first"),)]
+    mismatches = []
+    try:
+        envoy_listeners = [*plain.values(), *tls.values()]
+        with envoy_serving(envoy_listeners, [cluster], tmp_path / "envoy") as (_e, ports):
+            async with running(cluster, *plain.values()) as dataplane:
+                dataplane.set_identity(server)
+                assert dataplane.config is not None and dataplane.identity is not None
+                loop = asyncio.get_running_loop()
+                for name in MODES:
+                    chain = dataplane.config.listeners[name].chains[0].handler
+                    ours = await loop.create_server(
+                        lambda chain=chain: HttpConnection(dataplane, ChainRoutes(chain), None),  # type: ignore[misc]
+                        "127.0.0.1",
+                        0,
+                        ssl=dataplane.identity.server(),
+                    )
+                    try:
+                        our_port = ours.sockets[0].getsockname()[1]
+                        our_plain = plain[name].address.socket_address.port_value
+                        for headers in sent:
+                            theirs = (
+                                await _upstream_xfcc(ports[f"{name}_tls"], headers, client_tls),
+                                await _upstream_xfcc(ports[name], headers, None),
+                            )
+                            mine = (
+                                await _upstream_xfcc(our_port, headers, client_tls),
+                                await _upstream_xfcc(our_plain, headers, None),
+                            )
+                            if mine != theirs:
+                                mismatches.append((name, headers, theirs, mine))
+                    finally:
+                        ours.close()
+    finally:
+        await upstream.stop()
+    assert mismatches == [], "\n".join(map(repr, mismatches))
