@@ -293,9 +293,14 @@ def _normalized(payload: Mapping[str, Any], space_delimited: frozenset[str]) -> 
     return out
 
 
+REALM_PATH_LIMIT = 256  # Envoy cuts the path in `realm` to this many bytes
+
+
 def _denial(status: JwtStatus, target: bytes, authority: bytes, headers: Headers) -> Denial:
+    """Envoy's reply: realm = the request's original URI (scheme from x-forwarded-proto)."""
     scheme = headers.get(b"x-forwarded-proto") or b"http"
-    value = b'Bearer realm="' + scheme + b"://" + authority + target + b'"'
+    uri = scheme + b"://" + authority + target[:REALM_PATH_LIMIT]
+    value = b'Bearer realm="' + uri + b'"'
     if status is not JwtStatus.MISSED:
         value += b', error="invalid_token"'
     return Denial(status.http_status, status.body, Headers([(b"www-authenticate", value)]))
