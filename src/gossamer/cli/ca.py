@@ -73,6 +73,13 @@ def _print_status(rotation: dict[str, Any]) -> None:
         out.print(f"overlap:  old root trusted until {rotation['overlapUntil']}", markup=False)
     ttl = format_duration(timedelta(seconds=rotation["workloadCertTtlSeconds"]))
     out.print(f"workload certificate TTL: {ttl}", markup=False)
+    proxies = rotation.get("proxies")
+    if proxies is not None:
+        behind = proxies["withoutTheWholeBundle"]
+        line = f"proxies:  {proxies['withValidCertificate']} with a valid certificate"
+        if behind:
+            line += f", {len(behind)} without every root yet: {', '.join(behind)}"
+        out.print(line, markup=False)
     table = Table(box=None, pad_edge=False)
     for column in ("ROOT SERIAL", "SUBJECT", "NOT BEFORE", "NOT AFTER", "SIGNS"):
         table.add_column(column)
@@ -96,7 +103,11 @@ def rotate(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="finish before the overlap ends, or begin with a short one."),
+        typer.Option(
+            "--force",
+            help="begin with an overlap shorter than the TTL, promote before every proxy has "
+            "the new bundle, or finish before the overlap ends.",
+        ),
     ] = False,
     output: OutputOpt = Format.text,
     server: ServerOpt = None,

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from gossamer.control.plane import ControlPlane, PlaneConfig
 from gossamer.identity.spiffe import SpiffeId
-from gossamer.proxy.certificates import CertificateRequest, fetch_certificate
+from gossamer.proxy.certificates import CertificateRequest, fetch_certificate, fetch_trust_bundle
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
 from gossamer.transport.tls import IdentityMaterial, MeshTls
@@ -328,3 +328,44 @@ async def test_the_bundle_reaches_an_agent_without_waiting_for_a_renewal(
     messages = [r.getMessage() for r in caplog.records]
     assert any(f"roots {old_root:x} -> {old_root:x},{new_root:x}" in m for m in messages), messages
     assert any("its issuer left the trust bundle; renewing now" in m for m in messages)
+
+
+async def test_promote_waits_for_every_proxy_to_have_the_new_bundle(
+    day_plane: ControlPlane,
+) -> None:
+    plane = day_plane
+    assert plane.ca is not None
+    identity = IDENTITIES[2]
+    node = "sidecar~10.1.0.9~ratings-v1-0.shop~shop.svc.cluster.local"
+    request = CertificateRequest(
+        f"127.0.0.1:{plane.ca_port}",
+        plane.credentials.issue(identity),
+        plane.ca.bundle.pem().decode(),
+        identity,
+        node_id=node,
+    )
+    await fetch_certificate(request)
+    await step(plane, {"step": "begin", "overlap": "48h"})
+    refused = await step_refused(plane, {"step": "promote"})
+    assert "1 proxies with a valid certificate have not fetched the new trust bundle" in refused
+    assert node in refused
+    view = await api_view(plane)
+    assert view["rotation"]["proxies"] == {
+        "withValidCertificate": 1,
+        "withoutTheWholeBundle": [node],
+    }
+
+    await fetch_trust_bundle(request)  # its next refresh
+    view = await api_view(plane)
+    assert view["rotation"]["proxies"]["withoutTheWholeBundle"] == []
+    promoted = await step(plane, {"step": "promote"})
+    assert promoted["phase"] == "overlap"
+
+
+async def api_view(plane: ControlPlane) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {plane.token}"}
+    url = f"http://127.0.0.1:{plane.api_port}/api/v1/ca"
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+        assert r.status == 200
+        reply: dict[str, Any] = await r.json()
+        return reply

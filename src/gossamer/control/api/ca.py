@@ -83,6 +83,13 @@ async def ca_view(request: web.Request) -> web.Response:
     authority = plane.live_ca.authority
     certificates = [health_json(h) for h in ca_health(authority, datetime.now(UTC))]
     status = plane.live_ca.status()
+    now = datetime.now(UTC)
+    live = [r for r in plane.issuance.records() if r.not_after > now]
+    lagging = plane.issuance.lagging(authority.bundle.roots, now)
+    status["proxies"] = {
+        "withValidCertificate": len(live),
+        "withoutTheWholeBundle": sorted(r.node_id for r in lagging),
+    }
     return json_ok(
         {
             "available": True,
@@ -105,6 +112,17 @@ async def rotation_step(request: web.Request) -> web.Response:
         raise ApiError(400, "bad-request", f"invalid rotation step: {exc}") from exc
     if overlap is not None and ask.step != "begin":
         raise ApiError(400, "bad-request", "overlap is given with the begin step only")
+    if ask.step == "promote" and not ask.force:
+        lagging = plane.issuance.lagging(plane.live_ca.authority.bundle.roots, datetime.now(UTC))
+        if lagging:
+            names = ", ".join(sorted(r.node_id for r in lagging)[:10])
+            raise ApiError(
+                409,
+                "rotation-refused",
+                f"{len(lagging)} proxies with a valid certificate have not fetched the new trust "
+                f"bundle yet ({names}): their peers' new-root leaves would not verify. Wait for "
+                "their next bundle refresh (every minute), or force",
+            )
     try:
         outcome = await plane.live_ca.rotate(Step(ask.step), overlap, ask.force)
     except CaError as exc:

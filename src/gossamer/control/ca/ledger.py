@@ -103,5 +103,15 @@ class IssuanceLedger:
             return [exact]
         return [r for node, r in self._records.items() if wanted in node]
 
+    def lagging(self, trusted: tuple[x509.Certificate, ...], now: datetime) -> list[IssuedRecord]:
+        """Proxies holding a valid certificate whose latest bundle lacks one of `trusted`: a
+        root rotation must not promote before they have it (their peers' new leaves would not
+        verify)."""
+        return [
+            record
+            for record in self._records.values()
+            if record.not_after > now and not set(trusted) <= set(record.bundle)
+        ]
+
     def records(self) -> list[IssuedRecord]:
         return list(self._records.values())

@@ -193,11 +193,10 @@ async def create_certificate(request: web.Request) -> web.Response:
 async def trust_bundle(request: web.Request) -> web.Response:
     service = request.app[_SERVICE]
     try:
-        service.authenticate(request)
+        identity, _ = service.authenticate(request)
     except _Refused as refused:
         return _refuse(service, request, refused)
     bundle = service.live.authority.bundle
-    node_id = request.query.get("nodeId", "")
-    if node_id:
-        service.ledger.bundle_fetched(node_id, bundle.roots, datetime.now(UTC))
+    node_id = request.query.get("nodeId", "") or identity.uri  # as create_certificate keys it
+    service.ledger.bundle_fetched(node_id, bundle.roots, datetime.now(UTC))
     return web.json_response({"trustBundle": bundle.pem().decode()})
