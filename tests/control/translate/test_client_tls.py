@@ -258,3 +258,43 @@ def test_fixed_and_inbound_clusters_stay_plaintext() -> None:
         if not name.startswith("outbound|"):
             assert not found.HasField("transport_socket"), name
             assert not found.transport_socket_matches, name
+
+
+def test_gateways_reach_meshed_endpoints_with_auto_mtls() -> None:
+    sim = simulate(world(MESH, workloads=PODS), node("router", namespace="default"))
+    found = sim.clusters[cluster("reviews", 9080)]
+    assert [m.name for m in found.transport_socket_matches] == ["tlsMode-istio", "tlsMode-disabled"]
+
+
+def test_proxyless_grpc_clusters_stay_plaintext_even_under_istio_mutual() -> None:
+    sim = simulate(world(MESH, dr("{mode: ISTIO_MUTUAL}"), workloads=PODS), node("proxyless"))
+    found = sim.clusters[cluster("reviews", 7070)]
+    assert not found.HasField("transport_socket")
+    assert not found.transport_socket_matches
+
+
+def test_external_and_original_destination_services_get_no_auto_mtls() -> None:
+    entries = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: any, namespace: default}
+spec:
+  hosts: [db.internal]
+  addresses: [10.5.0.1]
+  location: MESH_INTERNAL
+  resolution: NONE
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+"""
+    found = clusters_of(entries)
+    for name in ("outbound|443||api.example.com", "outbound|5432||db.internal"):
+        assert not found[name].transport_socket_matches, name
+        assert not found[name].HasField("transport_socket"), name

@@ -64,6 +64,9 @@ def proxyless_resources(world: World, node: ProxyNode) -> list[Message]:
             )
             out.append(listener)
             out.append(route_pb2.RouteConfiguration(name=name, virtual_hosts=[vhost]))
+    # Plaintext clusters, whatever the DestinationRule's `tls` or auto mTLS says: grpcio's xDS
+    # security needs certificate providers in its bootstrap, which the mesh does not give
+    # proxyless clients yet (`clusters.outbound` skips client TLS for them).
     backends = outbound_backends(world, services, rules, proxyless=True)
     out.extend(backends.clusters)
     out.extend(backends.assignments)
