@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gossamer.codec.headers import Headers
 
 HEADER = b"x-forwarded-client-cert"
+CACHED_ELEMENTS = 1024
 SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET, ALWAYS_FORWARD_ONLY = range(5)
 
 
@@ -52,7 +53,13 @@ class ClientCertPolicy:
             return
         if mode == FORWARD_ONLY:
             return
-        element = self.element(der, _LOCAL_URIS.of(getattr(dataplane, "identity", None)))
+        local_uris = _LOCAL_URIS.of(getattr(dataplane, "identity", None))
+        key = (self, der, local_uris)
+        element = _ELEMENTS.get(key)
+        if element is None:  # parsing the certificate costs ~30 µs: once per client cert
+            if len(_ELEMENTS) >= CACHED_ELEMENTS:
+                _ELEMENTS.clear()
+            element = _ELEMENTS[key] = self.element(der, local_uris)
         previous = headers.joined(HEADER) if mode == APPEND_FORWARD else None
         headers.set(HEADER, previous + b"," + element if previous else element)
 
@@ -104,3 +111,4 @@ class LocalUris:
 
 
 _LOCAL_URIS = LocalUris()
+_ELEMENTS: dict[tuple[ClientCertPolicy, bytes, tuple[str, ...]], bytes] = {}
