@@ -75,6 +75,28 @@ def test_transport_socket_matches_first_match_wins_else_the_clusters_socket() ->
     assert sni() == "fallback"
 
 
+def test_locality_metadata_is_tried_when_no_entry_matches_the_endpoints() -> None:
+    cluster = compile_cluster(eds_cluster("c", auto_mtls=mesh_context(SNI, [REVIEWS])))
+    sockets = cluster.transport
+    assert sockets is not None
+    istio = (("tlsMode", "istio"),)
+    assert sockets.tls_for((), istio) is None  # `{}` already matches the endpoint: raw_buffer
+    only_istio = compile_cluster(eds_cluster("c", auto_mtls=mesh_context(SNI, [REVIEWS])))
+    assert only_istio.transport is not None
+    narrowed = type(only_istio.transport)(None, only_istio.transport.matches[:1])
+    assert narrowed.tls_for((), istio) is not None  # the locality says tlsMode istio
+    assert narrowed.tls_for((("tlsMode", "other"),), ()) is None
+    pb = assignment("c", 1001)
+    pb.endpoints[0].metadata.filter_metadata["envoy.transport_socket_match"].update(
+        {"tlsMode": "istio"}
+    )
+    backend = Backend(
+        compile_cluster(eds_cluster("c", auto_mtls=mesh_context(SNI, [REVIEWS]))),
+        compile_assignment(pb),
+    )
+    assert all(h.endpoint.tls is None for h in backend._hosts.values())  # `{}` first
+
+
 def test_auto_mtls_picks_per_endpoint_metadata() -> None:
     cluster = compile_cluster(eds_cluster("c", auto_mtls=mesh_context(SNI, [REVIEWS])))
     endpoints = compile_assignment(assignment("c", 1001, 1002, meshed=[1001]))

@@ -81,7 +81,7 @@ class Backend:
             for listed in group.endpoints:
                 ep = listed  # the TLS this host gets travels with its Endpoint:
                 if transport is not None:
-                    ep = listed.using(transport.tls_for(listed.socket_match))
+                    ep = listed.using(transport.tls_for(listed.socket_match, group.socket_match))
                 state = old.get(ep)
                 if state is None:
                     state = HostState(ep, group.locality, group.priority)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from envoy.config.core.v3 import health_check_pb2
+from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from gossamer.proxy.config.rejected import ConfigRejected
@@ -63,6 +63,7 @@ class LocalityEndpoints:
     weight: int | None
     priority: int
     endpoints: tuple[Endpoint, ...]
+    socket_match: Match = ()  # the locality's `envoy.transport_socket_match` metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class EndpointSet:
 
     def __post_init__(self) -> None:
         details = tuple(
-            (e.host, e.port, e.weight, e.healthy, e.socket_match)
+            (group.socket_match, e.host, e.port, e.weight, e.healthy, e.socket_match)
             for group in self.localities
             for e in group.endpoints
         )
@@ -112,6 +113,7 @@ def compile_assignment(pb: endpoint_pb2.ClusterLoadAssignment) -> EndpointSet:
                 weight=weight,
                 priority=group.priority,
                 endpoints=hosts,
+                socket_match=_socket_match(group.metadata),
             )
         )
     factor = DEFAULT_OVERPROVISIONING
@@ -134,14 +136,15 @@ def _endpoint(lb: endpoint_pb2.LbEndpoint, where: str) -> Endpoint:
         weight = lb.load_balancing_weight.value
         if weight < 1:
             raise ConfigRejected(f"{where} load_balancing_weight: must be at least 1")
-    match: Match = ()
-    metadata = lb.metadata.filter_metadata
-    if MATCH_METADATA in metadata:
-        match = struct_match(metadata[MATCH_METADATA])
     return Endpoint(
         host=socket.address,
         port=socket.port_value,
         weight=weight,
         healthy=lb.health_status in _ROUTABLE,
-        socket_match=match,
+        socket_match=_socket_match(lb.metadata),
     )
+
+
+def _socket_match(metadata: base_pb2.Metadata) -> Match:
+    fields = metadata.filter_metadata
+    return struct_match(fields[MATCH_METADATA]) if MATCH_METADATA in fields else ()

@@ -37,10 +37,10 @@ class TransportSockets:
     default: UpstreamTls | None = None
     matches: tuple[tuple[str, Match, UpstreamTls | None], ...] = ()
 
-    def tls_for(self, metadata: Match) -> UpstreamTls | None:
-        """The TLS settings for an endpoint with this `envoy.transport_socket_match` metadata."""
-        if self.matches:
-            fields = dict(metadata)
+    def tls_for(self, metadata: Match, locality: Match = ()) -> UpstreamTls | None:
+        """The TLS settings for an endpoint with this `envoy.transport_socket_match` metadata;
+        as Envoy, its locality's metadata is tried when no entry matches the endpoint's."""
+        for fields in (dict(metadata), dict(locality)) if self.matches else ():
             for _, match, tls in self.matches:
                 if all(key in fields and fields[key] == value for key, value in match):
                     return tls
@@ -53,6 +53,8 @@ class TransportSockets:
 
 def compile_transport_sockets(pb: cluster_pb2.Cluster, where: str) -> TransportSockets | None:
     """None when every endpoint is plaintext (the common, cheapest case)."""
+    if pb.HasField("transport_socket_matcher"):
+        raise ConfigRejected(f"{where} transport_socket_matcher: not supported")
     default = None
     if pb.HasField("transport_socket"):
         default = compile_transport_socket(pb.transport_socket, f"{where} transport_socket")
