@@ -251,7 +251,10 @@ class ConnectionPool:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 tls = target.tls
-                if conn.tls is tls or conn.tls == tls:
+                if conn.tls is tls:
+                    return conn
+                if conn.tls == tls:  # an equal setting from a re-pushed cluster
+                    conn.tls = tls  # next time the identity test suffices
                     return conn
                 conn.close()  # opened for another TLS setting (rule 5): never reused
         return None
