@@ -37,6 +37,7 @@ from tests.agent.support import (
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.envoy, pytest.mark.e2e]
+NODE_ID = "sidecar~127.0.0.1~reviews-0.default~default.svc.cluster.local"
 READY_WITHIN = 30.0
 EXIT_WITHIN = 15.0
 
@@ -86,7 +87,7 @@ async def gossamer_agent(
         argv += ["--root-cert", str(root), "--namespace", REVIEWS.namespace]
         argv += ["--service-account", REVIEWS.service_account]
         argv += ["--sds-socket", str(sockets / "sds.sock"), "--admin-port", str(admin_port)]
-        argv += ["--drain-seconds", "2", "--"]
+        argv += ["--drain-seconds", "2", "--node-id", NODE_ID, "--"]
         argv += [str(binary), "-c", str(bootstrap), "--use-dynamic-base-id"]
         argv += ["--concurrency", "1", "--log-level", "warning", "--drain-time-s", "2"]
         log = workdir / "agent.log"
@@ -135,6 +136,8 @@ async def test_sigterm_drains_envoy_and_the_agent_exits_0(
         reply = await asyncio.to_thread(https_get, agent.listener_port, ctx)
         assert reply.status == "HTTP/1.1 200 OK"
         assert (reply.server_identity, reply.peer) == (REVIEWS.uri, PRODUCTPAGE.uri)
+        (record,) = service.plane.issuance.find(NODE_ID)  # the CA knows which proxy holds it
+        assert record.node_id == NODE_ID
         envoy_pid = agent.envoy_pid()
         agent.proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)

@@ -58,6 +58,8 @@ def test_with_an_identity_envoy_runs_under_the_agent(tmp_path: Path) -> None:
     assert (params["namespace"], params["service_account"]) == ("default", "sleepy")
     assert params["sds_socket"] == secrets / "sds.sock"
     assert params["admin_port"] == 15000
+    bootstrap = json.loads(launch.files["bootstrap.json"])
+    assert params["node_id"] == bootstrap["node"]["id"]  # the CA's records name the proxy
     envoy_argv = launch.argv[launch.argv.index("--") + 1 :]
     assert params["envoy_argv"] == envoy_argv
     assert envoy_argv[:3] == ["/opt/envoy", "-c", str(tmp_path / "logs" / "bootstrap.json")]

@@ -36,6 +36,7 @@ class AgentOptions:
     envoy_argv: Sequence[str]
     admin_port: int = 15000  # Envoy's admin (127.0.0.1), for the graceful drain
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    node_id: str | None = None  # Envoy's xDS node id: the CA records what it issued to it
 
 
 async def run_agent(options: AgentOptions) -> int:
@@ -47,6 +48,7 @@ async def run_agent(options: AgentOptions) -> int:
         options.root_cert_file,
         options.identity,
         on_material=sds.update,
+        node_id=options.node_id,
     )
     envoy = EnvoyChild(options.envoy_argv, options.admin_port)
     stop = asyncio.Event()

@@ -49,6 +49,10 @@ def agent(
         float,
         typer.Option("--drain-seconds", min=0.0, help="Longest graceful drain on SIGTERM."),
     ] = DEFAULT_DRAIN_SECONDS,
+    node_id: Annotated[
+        str | None,
+        typer.Option("--node-id", help="Envoy's xDS node id (the CA records what it issued)."),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Agent log level.")] = "info",
 ) -> None:
     """Serve the workload certificate to Envoy over SDS and run Envoy (after `--`) as a child.
@@ -68,6 +72,7 @@ def agent(
         envoy_argv=envoy_argv,
         admin_port=admin_port,
         drain_seconds=drain_seconds,
+        node_id=node_id,
     )
     try:
         code = asyncio.run(run_agent(options))

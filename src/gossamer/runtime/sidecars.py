@@ -124,6 +124,11 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+def sidecar_node_id(pod: PodIdentity) -> str:
+    """The pod's xDS node id, as its Envoy introduces itself (and its agent to the CA)."""
+    return envoy.node_id("sidecar", pod.ip, pod.name, pod.namespace)
+
+
 def envoy_bootstrap(
     pod: PodIdentity, *, controlplane: str, sds_socket: Path | None = None
 ) -> dict[str, Any]:
@@ -141,7 +146,7 @@ def envoy_bootstrap(
         instance_ips=(pod.ip,),
     )
     config = envoy.bootstrap(
-        envoy.node_id("sidecar", pod.ip, pod.name, pod.namespace),
+        sidecar_node_id(pod),
         cluster=f"{pod.workload_name}.{pod.namespace}",
         metadata=metadata,
         xds_host=xds_host,
@@ -173,6 +178,7 @@ def agent_argv(
     argv += ["--namespace", pod.namespace, "--service-account", pod.service_account]
     argv += ["--sds-socket", str(sds_socket_of(identity)), "--admin-port", str(ADMIN_PORT)]
     argv += ["--drain-seconds", str(ENVOY_DRAIN_S), "--log-level", log_level]
+    argv += ["--node-id", sidecar_node_id(pod)]
     return [*argv, "--", *envoy_argv]
 
 
