@@ -214,3 +214,24 @@ async def test_fetch_secrets_answers_once_there_is_a_certificate(
 
 async def test_the_socket_is_for_its_owner_only(sds: SdsServer) -> None:
     assert sds.socket_path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_new_trust_bundle_is_pushed_on_rootca_streams_only(
+    sds: SdsServer, channel: grpc.aio.Channel, authority: Authority, tmp_path: Path
+) -> None:
+    """Root rotation: the same certificate with old and new roots reaches Envoy's ROOTCA
+    stream; its `default` stream has nothing new to get."""
+    current = material(authority)
+    sds.update(current)
+    certs, roots = open_stream(channel), open_stream(channel)
+    await certs.write(request(["default"], node=NODE))
+    await roots.write(request(["ROOTCA"], node=NODE))
+    await certs.write(request(["default"], await certs.read()))
+    await roots.write(request(["ROOTCA"], await roots.read()))
+    new_root = open_ca(tmp_path / "next-ca").bundle.pem().decode()
+    overlap = current.trust_bundle_pem + new_root
+    sds.update(IdentityMaterial(current.cert_chain_pem, current.private_key_pem, overlap))
+    pushed = await roots.read()
+    bundle = secrets_of(pushed)["ROOTCA"].validation_context.trusted_ca.inline_bytes.decode()
+    assert bundle == overlap
+    await certs.quiet()
