@@ -161,9 +161,10 @@ class SdsServer:
         except PeerProtocolError as exc:
             live.error = exc
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass
-        live.ended = True
-        live.wake.set()
+            pass  # the client went away
+        finally:
+            live.ended = True  # whatever ended the reader ends the stream
+            live.wake.set()
 
     def _warn_unknown(self, stream: SecretStream) -> None:
         unknown = sorted(stream.names - set(SECRET_NAMES))
