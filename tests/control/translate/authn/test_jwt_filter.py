@@ -189,3 +189,10 @@ def test_envoy_accepts_the_filter_before_rbac(tmp_path: Path) -> None:
 
 def test_config_without_rules_is_none() -> None:
     assert jwt_authn_config([], JwksResolver()) is None
+
+
+def test_rule_without_keys_rejects_tokens_instead_of_fetching() -> None:
+    rule = f"  - issuer: {A.name}\n"
+    config = config_of(ProxyJwt.of(world(MESH, ra("r", "default", rule), workloads=PODS), REVIEWS))
+    jwks = json.loads(config["providers"]["origins-0"]["local_jwks"]["inline_string"])
+    assert [k["kid"] for k in jwks["keys"]] == ["gossamer-unavailable"]

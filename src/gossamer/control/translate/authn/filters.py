@@ -2,18 +2,21 @@
 
 The jwtRules of every RequestAuthentication selecting the workload (its namespace's and the
 root namespace's, as for AuthorizationPolicy; targetRefs attach to gateways by name and are not
-resolved here) are sorted by issuer and become providers `origins-<i>`: issuer, audiences,
-the JWKS inlined (`jwks.py`), token locations (Envoy's defaults when none are given: the
-`Authorization: Bearer` header, then `access_token`), `forward`, `forward_payload_header`,
-`claim_to_headers`, `payload_in_metadata: payload` (where the RBAC translator's `request.auth.*`
-matchers read) with `scope` and `permission` (and the rule's own) space-delimited. One rule on
-prefix `/`: a request with no token passes, one with a token must satisfy some provider
-(`requires_any: [provider, allow_missing]`; with several providers Istio's OR of each provider
-and the AND of those pairs, so providers sharing a location work). CORS preflights bypass it.
+resolved here) are sorted by issuer and become providers `origins-<i>`: issuer, audiences, the
+JWKS inlined (`jwks.py`; a rule with neither `jwks` nor `jwksUri` gets one no token matches,
+since Istio's discovery from the issuer's site would leave the machine), token locations
+(Envoy's defaults when none are given: the `Authorization: Bearer` header, then
+`access_token`), `forward`, `forward_payload_header`, `claim_to_headers`,
+`payload_in_metadata: payload` (where the RBAC translator's `request.auth.*` matchers read)
+with `scope` and `permission` (and the rule's own) space-delimited. One rule on prefix `/`: a
+request with no token passes, one with a token must satisfy some provider (`requires_any:
+[provider, allow_missing]`; with several providers Istio's OR of each provider and the AND of
+those pairs, so providers sharing a location work). CORS preflights bypass it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,12 +27,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from google.protobuf import json_format
 
 from gossamer.control.registry import Workload
-from gossamer.control.translate.authn.jwks import JwksResolver
+from gossamer.control.translate.authn.jwks import UNUSABLE_JWKS, JwksResolver
 from gossamer.control.translate.authz.matchers import JWT_FILTER, JWT_PAYLOAD
 from gossamer.control.translate.policies import packed
 from gossamer.spec.security.authorizationpolicy import ROOT_NAMESPACE, ScopeLevel
 from gossamer.spec.security.requestauthentication import JwtRule, RequestAuthentication
 
+log = logging.getLogger(__name__)
 JWT_AUTHN_FILTER = JWT_FILTER
 ALWAYS_SPACE_DELIMITED = ("permission", "scope")
 Json = dict[str, Any]
@@ -68,8 +72,11 @@ def provider(rule: JwtRule, resolver: JwksResolver) -> Json:
         jwks = rule.jwks
     elif rule.jwks_uri:
         jwks = resolver.jwks_for(rule.jwks_uri, rule.timeout)
-    else:
-        jwks = ""
+    else:  # Istio would discover the keys from the issuer's site: never fetched here
+        log.error(
+            "RequestAuthentication issuer %s: no jwks or jwksUri; tokens rejected", rule.issuer
+        )
+        jwks = UNUSABLE_JWKS
     out["local_jwks"] = {"inline_string": jwks}
     if rule.forward_original_token:
         out["forward"] = True
