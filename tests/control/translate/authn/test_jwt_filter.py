@@ -196,3 +196,17 @@ def test_rule_without_keys_rejects_tokens_instead_of_fetching() -> None:
     config = config_of(ProxyJwt.of(world(MESH, ra("r", "default", rule), workloads=PODS), REVIEWS))
     jwks = json.loads(config["providers"]["origins-0"]["local_jwks"]["inline_string"])
     assert [k["kid"] for k in jwks["keys"]] == ["gossamer-unavailable"]
+
+
+def test_target_refs_attach_to_the_named_gateway_only() -> None:
+    refs = "  targetRefs:\n  - {group: gateway.networking.k8s.io, kind: Gateway, name: public}\n"
+    w = world(MESH, ra("r", "default", RULE_A, refs), workloads=PODS)
+    named = node("router", labels={"gateway.networking.k8s.io/gateway-name": "public"})
+    other = node("router", labels={"gateway.networking.k8s.io/gateway-name": "internal"})
+    elsewhere = node(
+        "router", namespace="other", labels={"gateway.networking.k8s.io/gateway-name": "public"}
+    )
+    assert len(ProxyJwt.of(w, named).http_filters) == 1
+    assert ProxyJwt.of(w, other).http_filters == ()
+    assert ProxyJwt.of(w, elsewhere).http_filters == ()
+    assert ProxyJwt.of(w, REVIEWS).http_filters == ()  # never a sidecar

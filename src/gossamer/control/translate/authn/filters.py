@@ -1,8 +1,8 @@
 """RequestAuthentications → one Envoy `envoy.filters.http.jwt_authn` filter, Istio's shape.
 
 The jwtRules of every RequestAuthentication selecting the workload (its namespace's and the
-root namespace's, as for AuthorizationPolicy; targetRefs attach to gateways by name and are not
-resolved here) are sorted by issuer and become providers `origins-<i>`: issuer, audiences, the
+root namespace's, as for AuthorizationPolicy; targetRefs attach to Gateways by their name
+label) are sorted by issuer and become providers `origins-<i>`: issuer, audiences, the
 JWKS inlined (`jwks.py`; a rule with neither `jwks` nor `jwksUri` gets one no token matches,
 since Istio's discovery from the issuer's site would leave the machine), token locations
 (Envoy's defaults when none are given: the `Authorization: Bearer` header, then
@@ -36,16 +36,29 @@ from gossamer.spec.security.requestauthentication import JwtRule, RequestAuthent
 log = logging.getLogger(__name__)
 JWT_AUTHN_FILTER = JWT_FILTER
 ALWAYS_SPACE_DELIMITED = ("permission", "scope")
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+GATEWAY_NAME_LABELS = (GATEWAY_API_GROUP + "/gateway-name", "istio.io/gateway-name")
 Json = dict[str, Any]
 
 
 def selects(
     policy: RequestAuthentication, workload: Workload, root_namespace: str = ROOT_NAMESPACE
 ) -> bool:
-    """Whether `policy` applies to `workload`'s sidecar (or a gateway's own labels)."""
+    """Whether `policy` applies to `workload`'s sidecar (or a gateway's own labels). A policy
+    with targetRefs applies only to a gateway deployment naming one of its `Gateway` refs (the
+    gateway-name label Gossamer's and Istio's gateway pods carry), in the policy's namespace."""
     scope = policy.scope(root_namespace)
     if scope.level is ScopeLevel.TARGETS:
-        return False
+        if policy.namespace != workload.namespace:
+            return False
+        names = {workload.labels.get(label) for label in GATEWAY_NAME_LABELS} - {None}
+        return any(
+            ref.kind == "Gateway"
+            and ref.group in ("", GATEWAY_API_GROUP)
+            and ref.name in names
+            and (ref.namespace or policy.namespace) == policy.namespace
+            for ref in scope.targets
+        )
     if scope.namespace is not None and scope.namespace != workload.namespace:
         return False
     return scope.selector is None or scope.selector.matches(workload.labels)
