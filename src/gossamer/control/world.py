@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeVar
 
 from gossamer.control.registry import Workload
@@ -103,6 +104,26 @@ class World:
             return host
         return f"{host}.{namespace}.svc.{DOMAIN}"
 
+    def instances(self, service: MeshService) -> Iterable[Workload]:
+        """Every workload behind `service`, ready or not, whatever the port: the ones its
+        selector picks (in its namespace), or its listed endpoints."""
+        if service.selector is None:
+            return service.endpoints
+        selector = service.selector
+        return (
+            w for w in self._selectable.get(service.namespace, ()) if _contains(w.labels, selector)
+        )
+
+    @cached_property
+    def _selectable(self) -> Mapping[str, tuple[Workload, ...]]:
+        """Workloads a Service selector can pick, by namespace (ServiceEntry endpoints belong
+        to their entry only)."""
+        out: dict[str, list[Workload]] = defaultdict(list)
+        for w in self.workloads:
+            if w.source != "ServiceEntry":
+                out[w.namespace].append(w)
+        return {ns: tuple(ws) for ns, ws in out.items()}
+
     def endpoints(
         self,
         service: MeshService,
@@ -112,18 +133,8 @@ class World:
         include_unready: bool = False,
     ) -> list[Endpoint]:
         """Instances of `service` for `port`, restricted to those whose labels contain `subset`."""
-        if service.selector is not None:
-            candidates: Iterable[Workload] = (
-                w
-                for w in self.workloads
-                if w.namespace == service.namespace
-                and w.source != "ServiceEntry"
-                and _contains(w.labels, service.selector)
-            )
-        else:
-            candidates = service.endpoints
         found: list[Endpoint] = []
-        for w in candidates:
+        for w in self.instances(service):
             if subset and not _contains(w.labels, subset):
                 continue
             if not (w.ready or include_unready):

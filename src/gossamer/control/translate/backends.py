@@ -62,8 +62,6 @@ def service_identities(world: World, service: MeshService) -> tuple[str, ...]:
     """The SPIFFE ids of every instance of a service (all ports and subsets, ready or not, so
     a pod turning ready changes no cluster), sorted: what mesh mTLS accepts from its endpoints."""
     found = {
-        tls_contexts.spiffe_uri(ep.workload.namespace, ep.workload.service_account)
-        for port in service.ports
-        for ep in world.endpoints(service, port, include_unready=True)
+        tls_contexts.spiffe_uri(w.namespace, w.service_account) for w in world.instances(service)
     }
     return tuple(sorted(found))
