@@ -54,6 +54,7 @@ def run(
         token=ensure_token(home),
         xds_port=int(described["xds"].rsplit(":", 1)[1]),
         netns=netns,
+        ca_port=int(described["ca"].rsplit(":", 1)[1]) if described.get("ca") else 0,
     )
     import uvloop
 

@@ -19,11 +19,16 @@ from gossamer.runtime.backoff import RestartBackoff
 from gossamer.runtime.launch import pod_argv
 from gossamer.runtime.probes import HttpProbe
 from gossamer.runtime.process import Child, child_environment
+from gossamer.runtime.sidecars import SidecarIdentity
 
 log = logging.getLogger(__name__)
 GATEWAY_PORTS = (15000, 15020, 15021, 8080)  # admin, stats, health; the demo's Gateway
 HEALTH = HttpProbe("127.0.0.1", 15021, "/healthz/ready")
 GOSSAMER = [sys.executable, "-m", "gossamer.cli.main"]
+# Who the gateway is in the mesh: Istio's ingress gateway deployment's namespace and account,
+# so its certificate names `spiffe://cluster.local/ns/istio-system/sa/<this>`.
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE_ACCOUNT = "istio-ingressgateway-service-account"
 
 
 class PortBusy(RuntimeError):
@@ -44,9 +49,15 @@ def check_ports_free(host: str, ports: tuple[int, ...], who: str) -> None:
 
 
 class IngressGateway:
-    def __init__(self, xds_port: int, log_path: Path) -> None:
+    """`identity`: where the gateway fetches its certificate (the runtime keeps the files
+    fresh); with it, the gateway reaches pods over mTLS as every sidecar does."""
+
+    def __init__(
+        self, xds_port: int, log_path: Path, identity: SidecarIdentity | None = None
+    ) -> None:
         self.xds_port = xds_port
         self.log_path = log_path
+        self.identity = identity
         self._child: Child | None = None
         self._keeper: asyncio.Task[None] | None = None
 
@@ -69,6 +80,11 @@ class IngressGateway:
     async def _spawn(self) -> None:
         argv = [*GOSSAMER, "proxy", "--gateway", "--controlplane", f"127.0.0.1:{self.xds_port}"]
         argv += ["--concurrency", "1", "--ip", "127.0.0.1"]
+        argv += ["--namespace", GATEWAY_NAMESPACE, "--service-account", GATEWAY_SERVICE_ACCOUNT]
+        if self.identity is not None:
+            argv += ["--ca-address", self.identity.ca_address]
+            argv += ["--credential-file", str(self.identity.credential_file)]
+            argv += ["--root-cert", str(self.identity.root_cert_file)]
         self._child = Child(
             pod_argv(argv), env=child_environment({}, drop_proxy=True), log_path=self.log_path
         )

@@ -22,8 +22,13 @@ from gossamer.runtime.pods.network import PodNetwork
 from gossamer.runtime.podspec import downward_env, proxy_env
 from gossamer.runtime.probes import AlwaysReady
 from gossamer.runtime.process import child_environment
-from gossamer.runtime.registration import PodRecord, RegistryClient
-from gossamer.runtime.sidecars import PodIdentity, python_sidecar
+from gossamer.runtime.registration import (
+    CREDENTIAL_FILE,
+    ROOT_CERT_FILE,
+    PodRecord,
+    RegistryClient,
+)
+from gossamer.runtime.sidecars import PodIdentity, SidecarIdentity, python_sidecar
 
 # Job pods take addresses from the top of the pod range, apart from the node's (which count up).
 _JOB_INDEX_BASE = 60000
@@ -48,6 +53,7 @@ class MeshEndpoint:
     token: str
     xds_port: int
     netns: bool
+    ca_port: int = 0  # the certificate service (0: the mesh has none; the job gets no identity)
 
 
 def job_ip(addressing: PodAddressing) -> str:
@@ -75,7 +81,16 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
         service_account=job.service_account,
         workload=job.name,
     )
-    sidecar = python_sidecar(identity, controlplane=controlplane, explicit=netns is None)
+    secrets = mesh.home / "pods" / f"{job.namespace}.{job.name}"
+    sidecar_identity = None
+    if mesh.ca_port:
+        ca_host = addressing.gateway if mesh.netns else "127.0.0.1"
+        sidecar_identity = SidecarIdentity(
+            f"{ca_host}:{mesh.ca_port}", secrets / CREDENTIAL_FILE, secrets / ROOT_CERT_FILE
+        )
+    sidecar = python_sidecar(
+        identity, controlplane=controlplane, explicit=netns is None, identity=sidecar_identity
+    )
     variables = downward_env(job.name, job.namespace, ip, job.service_account)
     if netns is None:
         variables.update(proxy_env(ip))
@@ -87,8 +102,17 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
         services = shared_services(mesh.home)
         network = PodNetwork(job.name, ip, addressing, services=services, owns_bridge=False)
     registry = RegistryClient(mesh.api, mesh.token)
+    record = PodRecord(
+        job.name,
+        job.namespace,
+        ip,
+        job.labels,
+        job.service_account,
+        {},
+        mesh_tls=sidecar_identity is not None,
+    )
     pod = Pod(
-        PodRecord(job.name, job.namespace, ip, job.labels, job.service_account, {}),
+        record,
         app=AppLaunch(
             pod_argv(argv, netns=netns),
             env,
@@ -103,6 +127,8 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
         registry=registry,
         logs=mesh.home / "logs" / f"{job.namespace}.{job.name}",
     )
+    if sidecar_identity is not None:
+        pod.set_prepare(lambda: registry.identity_files(record, secrets))
     try:
         code = await pod.run()
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from gossamer.runtime import state
-from gossamer.runtime.gateway import IngressGateway
+from gossamer.runtime.gateway import GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, IngressGateway
 from gossamer.runtime.launch import SIDECAR_GID, pod_argv
 from gossamer.runtime.pod import Pod
 from gossamer.runtime.pods.addressing import PodAddressing
@@ -28,7 +28,13 @@ from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
 from gossamer.runtime.pods.network import PodNetwork, ensure_bridge, remove_bridge_if_unused
 from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
 from gossamer.runtime.process import child_environment
-from gossamer.runtime.registration import CREDENTIAL_FILE, ROOT_CERT_FILE, RegistryClient
+from gossamer.runtime.registration import (
+    CREDENTIAL_FILE,
+    ROOT_CERT_FILE,
+    PodRecord,
+    RegistrationError,
+    RegistryClient,
+)
 from gossamer.runtime.relay import TcpRelay
 from gossamer.runtime.sidecars import (
     PodIdentity,
@@ -41,6 +47,11 @@ from gossamer.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
+# Bootstrap credentials live an hour (control/ca/credentials.py); like a kubelet refreshing
+# projected service-account tokens, the node rewrites every pod's credential (and the current
+# trust bundle) well before that, so a sidecar's renewal hours later still authenticates.
+CREDENTIAL_REFRESH = 20 * 60.0
+GATEWAY_POD = "istio-ingressgateway"
 MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
 EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
@@ -114,12 +125,52 @@ class Node:
                 self._ca_relay = TcpRelay(self.addressing.gateway, port, "127.0.0.1", port)
                 await self._ca_relay.start()
         if self.options.gateway:
-            self._gateway = IngressGateway(self.options.xds_port, self.options.logs / "gateway.log")
+            identity = None
+            if self.options.ca_port:
+                await self.registry.identity_files(self._gateway_record, self._gateway_secrets)
+                identity = SidecarIdentity(
+                    f"127.0.0.1:{self.options.ca_port}",
+                    self._gateway_secrets / CREDENTIAL_FILE,
+                    self._gateway_secrets / ROOT_CERT_FILE,
+                )
+            self._gateway = IngressGateway(
+                self.options.xds_port, self.options.logs / "gateway.log", identity
+            )
             await self._gateway.start()
+
+    @property
+    def _gateway_record(self) -> PodRecord:
+        return PodRecord(
+            GATEWAY_POD, GATEWAY_NAMESPACE, "127.0.0.1", {}, GATEWAY_SERVICE_ACCOUNT, {}, False
+        )
+
+    @property
+    def _gateway_secrets(self) -> Path:
+        return self.options.home / "pods" / f"{GATEWAY_NAMESPACE}.{GATEWAY_POD}"
+
+    async def _refresh_credentials_forever(self) -> None:
+        """Every CREDENTIAL_REFRESH seconds, fresh credentials and bundle for every pod with
+        an identity and for the gateway (a failure is logged; the next round tries again)."""
+        while True:
+            await asyncio.sleep(CREDENTIAL_REFRESH)
+            owners = [(s.pod.record, self._secrets_of(s.pod.record)) for s in self._slots.values()]
+            if self._gateway is not None and self._gateway.identity is not None:
+                owners.append((self._gateway_record, self._gateway_secrets))
+            for record, secrets in owners:
+                if not (secrets / CREDENTIAL_FILE).exists():
+                    continue  # no identity (no CA when it started), or not prepared yet
+                try:
+                    await self.registry.identity_files(record, secrets)
+                except RegistrationError as exc:
+                    log.warning("refreshing the credential of %s: %s", record.name, exc)
+
+    def _secrets_of(self, record: PodRecord) -> Path:
+        return self.options.home / "pods" / f"{record.namespace}.{record.name}"
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile until `stopping` is set."""
         writer = asyncio.create_task(self._write_pods_forever())
+        refresher = asyncio.create_task(self._refresh_credentials_forever())
         try:
             while not stopping.is_set():
                 try:
@@ -132,6 +183,7 @@ class Node:
                     await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
         finally:
             writer.cancel()
+            refresher.cancel()
 
     async def stop(self) -> None:
         slots = list(self._slots.values())
@@ -266,7 +318,7 @@ class Node:
             )
         sink = self.options.sink
         pod = Pod(
-            pod_record(workload, index, placement),
+            pod_record(workload, index, placement, mesh_tls=bool(self.options.ca_port)),
             app=app_launch(workload, index, placement),
             sidecar=sidecar,
             sidecar_argv=pod_argv(sidecar.argv, netns=netns, gid=SIDECAR_GID if netns else None),

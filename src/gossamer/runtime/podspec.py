@@ -121,9 +121,12 @@ def app_launch(
     )
 
 
-def pod_record(workload: Workload, index: int, placement: Placement) -> PodRecord:
+def pod_record(
+    workload: Workload, index: int, placement: Placement, *, mesh_tls: bool = False
+) -> PodRecord:
     """What the registry is told. In explicit mode peers reach the app through the sidecar's
-    inbound port, so every declared port maps to it (one service port per workload there)."""
+    inbound port, so every declared port maps to it (one service port per workload there).
+    `mesh_tls`: the sidecar will hold a mesh certificate (see PodRecord)."""
     ports: dict[str, int] = {}
     for port in workload.spec.ports:
         target = port.number if placement.netns is not None else INBOUND_CAPTURE_PORT
@@ -137,4 +140,5 @@ def pod_record(workload: Workload, index: int, placement: Placement) -> PodRecor
         labels=workload.labels,
         service_account=workload.spec.service_account,
         ports=ports,
+        mesh_tls=mesh_tls,
     )

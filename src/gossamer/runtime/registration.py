@@ -18,6 +18,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 LEASE_TTL = 15.0
 CREDENTIAL_FILE = "credential"
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
 ROOT_CERT_FILE = "root-cert.pem"
 
 
@@ -36,13 +37,19 @@ class PodRecord:
     service_account: str
     ports: Mapping[str, int]
     has_sidecar: bool = True
+    # The sidecar holds a mesh certificate: registered with Istio's injection label
+    # `security.istio.io/tlsMode: istio`, which tells clients (auto mTLS) to use mTLS.
+    mesh_tls: bool = False
 
     def body(self, ready: bool) -> dict[str, Any]:
+        labels = dict(self.labels)
+        if self.mesh_tls:
+            labels[TLS_MODE_LABEL] = "istio"
         return {
             "name": self.name,
             "namespace": self.namespace,
             "address": self.address,
-            "labels": dict(self.labels),
+            "labels": labels,
             "serviceAccount": self.service_account,
             "ports": dict(self.ports),
             "ready": ready,
