@@ -10,8 +10,8 @@ Theory of operation:
    inbound) on the options' capture address and flag ports. A listener whose bound address did
    not change keeps its socket (its chains are looked up per connection); a removed one stops
    accepting while its open connections finish.
-3. Each accepted connection picks its chain once (see `_pick`), then reads the current
-   config per request (routes by RDS name, backends). Listeners whose chains match on the
+3. Each accepted connection picks its chain once (server/chain_choice.py), then reads the
+   current config per request (routes by RDS name, backends). Listeners whose chains match on the
    transport protocol or terminate TLS (`ListenerConfig.inspects`: PERMISSIVE / STRICT mTLS)
    accept through server/accept.py: peek at the first bytes, pick the chain by port, transport
    and ALPN, then a TLS handshake with `identity` when the chain terminates TLS (new
@@ -37,16 +37,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gossamer.codec.detect import Kind
 from gossamer.codec.http1 import Limits
+from gossamer.proxy.config.downstream_tls import DownstreamTls
 from gossamer.proxy.config.listeners import (
     RAW_BUFFER,
     TLS,
-    FilterChain,
     HttpChain,
     ListenerConfig,
     TcpChain,
 )
 from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.server.accept import InspectingServer, hand_over, inspect
+from gossamer.proxy.server.chain_choice import (
+    EXPLICIT_PROXY,
+    INBOUND_CAPTURE,
+    OUTBOUND_CAPTURE,
+    PLAIN,
+    Picked,
+    pick_chain,
+)
 from gossamer.proxy.server.context import ChainRoutes, ExplicitProxyRoutes
 from gossamer.proxy.server.downstream import HttpConnection
 from gossamer.proxy.server.tcp_proxy import TcpProxy
@@ -54,16 +62,12 @@ from gossamer.proxy.upstream.backend import Backend
 from gossamer.proxy.upstream.endpoints import EndpointSet
 from gossamer.proxy.upstream.pool import ConnectionPool
 from gossamer.transport.listen import listening_socket
-from gossamer.transport.original_dst import original_destination
 
 if TYPE_CHECKING:
     from gossamer.transport.tls import IdentityMaterial, MeshTls
 
 log = logging.getLogger(__name__)
 
-OUTBOUND_CAPTURE = "outbound"
-INBOUND_CAPTURE = "inbound"
-PLAIN = "plain"
 _WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
@@ -100,7 +104,6 @@ class _Server(Protocol):
 
 
 _BindKey = tuple[str, int, str, bool]  # (host, port asked, kind, inspects first bytes)
-_EXPLICIT_PROXY = "explicit-proxy"  # outbound capture without a redirect: an HTTP proxy
 
 
 @dataclass(slots=True)
@@ -255,56 +258,28 @@ class Dataplane:
         """The protocol for a connection accepted on listener `name`; None closes it
         (Envoy closes connections no filter chain matches)."""
         local = _address(transport.get_extra_info("sockname"))
-        sock = transport.get_extra_info("socket") if kind != PLAIN else None
-        picked = self._pick(name, kind, local, sock, RAW_BUFFER, ())
-        if picked == _EXPLICIT_PROXY:
-            return HttpConnection(self, ExplicitProxyRoutes(), None)
-        if picked is None or isinstance(picked, str):
-            return None
-        chain, original_dst = picked
-        return self._handler(chain.handler, original_dst, local)
-
-    def _pick(
-        self,
-        name: str,
-        kind: str,
-        local: tuple[str, int] | None,
-        sock: Any,
-        transport_protocol: str,
-        alpn: tuple[str, ...],
-    ) -> tuple[FilterChain, tuple[str, int] | None] | str | None:
-        """The chain for a connection on listener `name` and the original destination its
-        handler sees; `_EXPLICIT_PROXY`, or None when no chain matches."""
-        config = self._config
-        listener = config.listeners.get(name) if config is not None else None
-        if config is None or listener is None:
-            return None
-        chain: FilterChain | None
-        if kind == PLAIN:
+        if kind == PLAIN:  # the common case, kept to a dict lookup or two
+            config = self._config
+            listener = config.listeners.get(name) if config is not None else None
+            if listener is None:
+                return None
             port = local[1] if local else listener.port
-            chain = listener.chain_for(port, transport_protocol, alpn)
-            return (chain, local) if chain is not None else None
-        dst = original_destination(sock) if sock is not None else None
-        redirected = dst is not None and dst != local
-        if kind == OUTBOUND_CAPTURE:
-            if not redirected:
-                return _EXPLICIT_PROXY
-            assert dst is not None
-            target = config.listener_at(dst[0], dst[1]) or config.listener_at("0.0.0.0", dst[1])
-            if target is None or target.use_original_dst:
-                target = listener
-            chain = target.chain_for(dst[1], transport_protocol, alpn)
-            return (chain, dst) if chain is not None else None
-        # inbound capture
-        if redirected:
-            assert dst is not None
-            chain = listener.chain_for(dst[1], transport_protocol, alpn)
-            return (chain, dst) if chain is not None else None
-        ports = listener.destination_ports()  # explicit mode: the listener's one service port
-        if len(ports) != 1:
-            return None
-        chain = listener.chain_for(next(iter(ports)), transport_protocol, alpn)
-        return (chain, None) if chain is not None else None
+            chain = listener.chain_for(port)
+            return self._handler(chain.handler if chain else None, local, local)
+        sock = transport.get_extra_info("socket")
+        protocol, _tls = self._protocol_of(pick_chain(self._config, name, kind, local, sock), local)
+        return protocol
+
+    def _protocol_of(
+        self, picked: Picked, local: tuple[str, int] | None
+    ) -> tuple[asyncio.Protocol | None, DownstreamTls | None]:
+        """The protocol for a chosen chain, and the TLS it terminates."""
+        if picked == EXPLICIT_PROXY:
+            return HttpConnection(self, ExplicitProxyRoutes(), None), None
+        if picked is None or isinstance(picked, str):
+            return None, None
+        chain, original_dst = picked
+        return self._handler(chain.handler, original_dst, local), chain.tls
 
     def _accepted(self, name: str, kind: str, sock: socket.socket) -> None:
         self.spawn(self._serve_inspected(name, kind, sock))
@@ -317,15 +292,10 @@ class Dataplane:
             detection = await inspect(sock)
             transport_protocol = TLS if detection.kind is Kind.TLS else RAW_BUFFER
             local = _address(sock.getsockname())
-            picked = self._pick(name, kind, local, sock, transport_protocol, detection.alpn)
-            protocol: asyncio.Protocol | None = None
-            tls = None
-            if picked == _EXPLICIT_PROXY:
-                protocol = HttpConnection(self, ExplicitProxyRoutes(), None)
-            elif picked is not None and not isinstance(picked, str):
-                chain, original_dst = picked
-                protocol = self._handler(chain.handler, original_dst, local)
-                tls = chain.tls
+            picked = pick_chain(
+                self._config, name, kind, local, sock, transport_protocol, detection.alpn
+            )
+            protocol, tls = self._protocol_of(picked, local)
             if protocol is None:
                 self.listener_counters[prefix + "no_filter_chain_match"] += 1
                 sock.close()
