@@ -25,3 +25,9 @@ test_rotation_keeps_open_connections_and_new_ones_see_the_new_certificate = (
 test_a_listener_changing_mode_changes_its_accept_path = (
     scenarios.test_a_listener_changing_mode_changes_its_accept_path
 )
+test_tcp_chains_see_the_principal_and_sni_too = (
+    scenarios.test_tcp_chains_see_the_principal_and_sni_too
+)
+test_explicit_inbound_capture_serves_the_ports_mtls_chains = (
+    scenarios.test_explicit_inbound_capture_serves_the_ports_mtls_chains
+)

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from gossamer.control.translate import listeners
 from gossamer.proxy.dataplane import Dataplane
 from gossamer.transport.tls import IdentityMaterial
-from tests.proxy.config.mtls_listeners import Mode
+from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
 from tests.proxy.server.harness import running
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.mtls_world import (
@@ -26,6 +27,7 @@ from tests.proxy.server.mtls_world import (
     SERVER,
     AppTls,
     Identities,
+    app_chain_filters,
     clusters,
     inbound,
     mesh_client_context,
@@ -34,6 +36,7 @@ from tests.proxy.server.mtls_world import (
     tls_client,
 )
 from tests.proxy.server.protos import free_port, proxy_config
+from tests.proxy.server.rbac_listeners import network_rbac_filter
 from tests.proxy.server.upstreams import Upstream
 
 PREFIX = "listener.127.0.0.1_{port}."
@@ -238,3 +241,75 @@ async def test_a_listener_changing_mode_changes_its_accept_path(ids: Identities)
         assert (await plain.get("/", "reviews")).status == 200
         await plain.close()
         await mtls.close()
+
+
+SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
+TCP_RBAC = {
+    "stat_prefix": "tcp.",
+    "rules": {
+        "action": "ALLOW",
+        "policies": {
+            "productpage-by-sni": {
+                "permissions": [{"requested_server_name": {"exact": SNI}}],
+                "principals": [{"authenticated": {"principal_name": {"exact": PRODUCTPAGE.uri}}}],
+            }
+        },
+    },
+}
+
+
+async def test_tcp_chains_see_the_principal_and_sni_too(ids: Identities) -> None:
+    """A STRICT TCP chain (no ALPN) with network RBAC on `source.principal` and
+    `connection.requested_server_name`: only productpage asking for reviews' SNI gets through."""
+    app = await Upstream("app").start()
+    port = free_port()
+    filters = [
+        network_rbac_filter(TCP_RBAC),
+        listeners.tcp_proxy_filter("app", [("app", 1)]),
+    ]
+    listener = inbound_listener("in", port, port_chains("STRICT", port, filters, http=False))
+    try:
+        async with running(*clusters(app.port, 1), listener) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            allowed = await tls_client(
+                port, mesh_client_context(ids.of(PRODUCTPAGE), ["istio"]), SNI
+            )
+            assert allowed.writer.get_extra_info("ssl_object").selected_alpn_protocol() is None
+            assert (await allowed.get("/tcp", "reviews")).status == 200
+            for identity, sni in ((RATINGS, SNI), (PRODUCTPAGE, "other.example")):
+                context = mesh_client_context(ids.of(identity), ["istio"])
+                denied = await tls_client(port, context, sni)
+                await denied.send(b"GET /no HTTP/1.1\r\nhost: reviews\r\n\r\n")
+                assert await denied.at_eof()
+            assert [r.target for r in app.requests] == ["/tcp"]
+            await allowed.close()
+    finally:
+        await app.stop()
+
+
+async def test_explicit_inbound_capture_serves_the_ports_mtls_chains(ids: Identities) -> None:
+    """virtualInbound in explicit mode (no redirect): the one service port's PERMISSIVE chains,
+    plaintext and mTLS alike."""
+    app = await Upstream("app").start()
+    chains = port_chains(
+        "PERMISSIVE",
+        9080,
+        app_chain_filters(),
+        app_chain_filters(),
+        [listeners.tcp_proxy_filter("app-tls", [("app-tls", 1)])],
+    )
+    capture = inbound_listener("virtualInbound", 15006, chains, address="0.0.0.0", capture=True)
+    try:
+        async with running(*clusters(app.port, 1), capture) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            bound = dataplane.address_of("virtualInbound")
+            assert bound is not None
+            plain = await Client.connect(bound[1])
+            assert (await plain.get("/plain", "reviews")).status == 200
+            mtls = await tls_client(bound[1], mesh_client_context(ids.of(PRODUCTPAGE)))
+            assert (await mtls.get("/mtls", "reviews")).status == 200
+            assert dataplane.listener_counters["listener.0.0.0.0_15006.ssl.handshake"] == 1
+            await plain.close()
+            await mtls.close()
+    finally:
+        await app.stop()
