@@ -310,6 +310,9 @@ class Dataplane:
                 prefix,
                 self.options.head_timeout,
             )
+        except asyncio.CancelledError:  # the dataplane is closing
+            sock.close()
+            raise
         except Exception:
             log.exception("listener %s: serving an inspected connection failed", name)
             sock.close()

@@ -18,7 +18,13 @@ from cryptography import x509
 from gossamer.control.translate import listeners
 from gossamer.proxy.dataplane import Dataplane
 from gossamer.transport.tls import IdentityMaterial
-from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
+from tests.proxy.config.mtls_listeners import (
+    Mode,
+    inbound_listener,
+    mesh_downstream,
+    port_chains,
+    tls_socket,
+)
 from tests.proxy.server.harness import running
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.mtls_world import (
@@ -311,5 +317,28 @@ async def test_explicit_inbound_capture_serves_the_ports_mtls_chains(ids: Identi
             assert dataplane.listener_counters["listener.0.0.0.0_15006.ssl.handshake"] == 1
             await plain.close()
             await mtls.close()
+    finally:
+        await app.stop()
+
+
+async def test_an_optional_client_certificate_is_verified_when_given(ids: Identities) -> None:
+    """`require_client_certificate: false` with the ROOTCA validation context: TLS without a
+    client certificate is served (Envoy's `ssl.no_certificate`), one that is given is
+    verified and becomes the principal."""
+    app = await Upstream("app").start()
+    port = free_port()
+    chain = port_chains("STRICT", port, app_chain_filters([{"rules": ALLOW_PRODUCTPAGE}]))[0]
+    chain.transport_socket.CopyFrom(tls_socket(mesh_downstream(http=True, require=False)))
+    try:
+        async with running(*clusters(app.port, 1), inbound_listener("in", port, [chain])) as dp:
+            dp.set_identity(ids.of(SERVER))
+            anonymous = await tls_client(port, no_certificate_context(ids.of(PRODUCTPAGE)))
+            assert (await anonymous.get("/", "reviews")).status == 403  # no principal
+            known = await tls_client(port, mesh_client_context(ids.of(PRODUCTPAGE)))
+            assert (await known.get("/", "reviews")).status == 200
+            assert dp.listener_counters[f"listener.127.0.0.1_{port}.ssl.no_certificate"] == 1
+            assert dp.listener_counters[f"listener.127.0.0.1_{port}.ssl.handshake"] == 2
+            await anonymous.close()
+            await known.close()
     finally:
         await app.stop()
