@@ -6,8 +6,8 @@ Theory of operation:
    builders never look at a DestinationRule.
 2. Where the rule comes from (lookup order, merging, exportTo) is `destinations.py`'s job; this
    module only holds values and defaults.
-3. Client TLS is a later issue: `ClusterPolicy.tls` carries the DR's TLS block unchanged so the
-   transport-socket builder can plug in there (`clusters.transport_socket`).
+3. Client TLS: `ClusterPolicy.tls` carries the DR's TLS block unchanged; `client_tls.py` turns
+   it (or its absence: auto mTLS) into the cluster's transport socket.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class ClusterPolicy:
     lb: LoadBalancer = field(default_factory=LoadBalancer)
     pool: ConnectionPool = field(default_factory=ConnectionPool)
     outlier: OutlierDetection | None = None
-    tls: object | None = None  # the DR's ClientTLSSettings, for the mTLS/TLS issue
+    tls: object | None = None  # the DR's ClientTLSSettings; None: auto mTLS (client_tls.py)
 
 
 DEFAULT_POLICY = ClusterPolicy()
