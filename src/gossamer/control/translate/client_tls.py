@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -79,11 +78,7 @@ def _file_context(tls: ClientTLSSettings, dest: Destination) -> tls_pb2.Upstream
         ca_file=tls.ca_certificates if from_files else None,
         cert_file=tls.client_certificate if from_files and tls.mode == "MUTUAL" else None,
         key_file=tls.private_key if from_files and tls.mode == "MUTUAL" else None,
-        sans=_strings(tls.subject_alt_names),
+        sans=list(tls.subject_alt_names or ()),
         skip_verify=bool(tls.insecure_skip_verify),
         h2=dest.h2,
     )
-
-
-def _strings(values: Sequence[str] | None) -> list[str]:
-    return list(values or ())
