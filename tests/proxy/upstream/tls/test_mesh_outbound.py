@@ -14,7 +14,7 @@ from gossamer.proxy.admin_render import stats_values
 from gossamer.proxy.admin_stats import snapshot_backends
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane
-from gossamer.proxy.server.local_reply import CONNECT_FAILURE
+from gossamer.proxy.server.local_reply import CONNECT_FAILURE, CONNECTION_TERMINATION
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, proxy_config
@@ -126,6 +126,40 @@ async def test_a_server_from_another_ca_fails_verification(tmp_path: Path, ca: M
             assert other.requests == 0
     finally:
         await other.stop()
+
+
+async def test_a_server_refusing_the_sidecars_certificate_is_a_reset_after_the_handshake(
+    tmp_path: Path, ca: MeshCa
+) -> None:
+    """TLS 1.3: the client's handshake ends before the server judges its certificate, so the
+    refusal arrives on the first read: Envoy 1.40 answers 503 "connection termination" (it also
+    counts ssl.connection_error, which uvloop gives us no way to see: the alert reaches the
+    protocol as a plain close)."""
+    stranger = MeshCa.open(tmp_path / "elsewhere")
+    material = ca.material("reviews")
+    trusting_others = type(material)(
+        material.cert_chain_pem,
+        material.private_key_pem,
+        stranger.material("x").trust_bundle_pem,  # trusts only the other CA's clients
+    )
+    picky = await TlsUpstream(trusting_others).start()
+    port = free_port()
+    try:
+        async with running(
+            istio_mutual(picky.port, [REVIEWS]),
+            assignment("reviews", picky.port),
+            simple(port, "reviews"),
+        ) as dp:
+            dp.set_identity(ca.material("productpage"))
+            client = await Client.connect(port)
+            resp = await client.get("/", "reviews")
+            assert (resp.status, resp.body) == (503, CONNECTION_TERMINATION)
+            await client.close()
+            counters = dp.backends["reviews"].stats.counters()
+            assert counters["ssl.handshake"] == 1
+            assert picky.requests == 0
+    finally:
+        await picky.stop()
 
 
 async def test_without_a_certificate_yet_mesh_tls_is_a_connect_failure(
