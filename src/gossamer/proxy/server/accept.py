@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gossamer.codec.detect import OPAQUE, Detection, Kind
+from gossamer.codec.detect import MAX_INSPECT_BYTES, OPAQUE, Detection, Kind, detect
 from gossamer.proxy.authz.gate import record_passthrough, record_tls_peer
 from gossamer.proxy.config.downstream_tls import DownstreamTls
 from gossamer.transport.tls import SERVER_ALPN, server_context, sniff
@@ -84,21 +84,35 @@ class InspectingServer:
 
 async def inspect(sock: socket.socket, give_up_after: float = INSPECT_TIMEOUT) -> Detection:
     """What tls_inspector decides: a ClientHello (with its SNI and ALPN) or not TLS. A first
-    byte that cannot start a TLS record decides at once, so plaintext pays one peek."""
+    byte that cannot start a TLS record decides at once; bytes already there cost one peek."""
+    verdict = _peek(sock)
+    if verdict is not None and verdict.kind is not Kind.NEED_MORE:
+        return verdict
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(give_up_after):
-            while True:
-                try:
-                    head = sock.recv(1, socket.MSG_PEEK)
-                except BlockingIOError:
-                    await _readable(loop, sock)
-                    continue
-                if not head or head[0] != _TLS_RECORD:
-                    return OPAQUE
-                return await sniff(sock, give_up_after=give_up_after)
-    except (TimeoutError, OSError):
+            while verdict is None:
+                await _readable(loop, sock)
+                verdict = _peek(sock)
+    except TimeoutError:
         return OPAQUE
+    if verdict.kind is Kind.NEED_MORE:  # a ClientHello split over segments
+        return await sniff(sock, give_up_after=give_up_after)
+    return verdict
+
+
+def _peek(sock: socket.socket) -> Detection | None:
+    """The verdict on the bytes waiting now (None: none yet; NEED_MORE: part of a hello)."""
+    try:
+        data = sock.recv(MAX_INSPECT_BYTES, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return OPAQUE
+    if not data or data[0] != _TLS_RECORD:
+        return OPAQUE
+    verdict = detect(data)
+    return verdict if verdict.kind in (Kind.TLS, Kind.NEED_MORE) else OPAQUE
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
