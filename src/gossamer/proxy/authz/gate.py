@@ -52,10 +52,15 @@ def record_tls_peer(ssl_object: Any, sni: str | None) -> PeerFacts:
     return facts
 
 
+_passthrough_seen = False  # until then a plaintext connection needs no lookup
+
+
 def record_passthrough(transport: Any, sni: str | None) -> None:
     """Record the server name of TLS the sidecar passes through without terminating."""
+    global _passthrough_seen
     if sni:
         _recorded[transport] = PeerFacts.of(None, sni)
+        _passthrough_seen = True
 
 
 def peer_facts(transport: Any) -> PeerFacts:
@@ -63,6 +68,8 @@ def peer_facts(transport: Any) -> PeerFacts:
     if transport is None:
         return NO_PEER
     ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None and not _passthrough_seen:
+        return NO_PEER
     key = ssl_object if ssl_object is not None else transport
     try:
         facts = _recorded.get(key)
