@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gossamer.runtime.envoy import node_id, node_metadata
+from gossamer.runtime.envoy import IDENTITY_METADATA, node_id, node_metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class ProxyOptions:
             pod_name=self.workload,
             service_account=self.service_account,
             instance_ips=(self.ip,),
+            extra={IDENTITY_METADATA: "true"} if self.ca_address else None,
         )
 
     def node(self) -> Any:

@@ -106,6 +106,11 @@ def node_id(kind: str, ip: str, pod: str, namespace: str = "default") -> str:
     return f"{kind}~{ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"
 
 
+# The node metadata key saying "this proxy holds a mesh certificate" (its SDS secrets will be
+# served); the translator emits mesh TLS only for such proxies (control/translate/peer_authn.py).
+IDENTITY_METADATA = "SDS"
+
+
 def node_metadata(
     *,
     namespace: str = "default",

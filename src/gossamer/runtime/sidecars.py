@@ -144,6 +144,7 @@ def envoy_bootstrap(
         pod_name=pod.name,
         service_account=pod.service_account,
         instance_ips=(pod.ip,),
+        extra={envoy.IDENTITY_METADATA: "true"} if sds_socket is not None else None,
     )
     config = envoy.bootstrap(
         sidecar_node_id(pod),

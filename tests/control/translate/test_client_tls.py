@@ -4,6 +4,7 @@ ISTIO_MUTUAL, DISABLE, SIMPLE, MUTUAL, and the EDS metadata that drives auto mTL
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -12,7 +13,15 @@ from google.protobuf import json_format
 
 from gossamer.control.registry import Workload
 from gossamer.control.translate.tls_contexts import RAW_BUFFER, TLS_SOCKET
-from tests.control.translate.worlds import cluster, fqdn, node, pod, simulate, world
+from gossamer.control.xds.node import ProxyNode
+from tests.control.translate import worlds
+from tests.control.translate.worlds import cluster, fqdn, pod, simulate, world
+
+
+def node(*args: Any, **metadata: Any) -> ProxyNode:
+    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
+    return worlds.node(*args, SDS="true", **metadata)
+
 
 MESH = """
 apiVersion: v1
@@ -22,12 +31,16 @@ spec:
   selector: {app: reviews}
   ports: [{name: http, port: 9080}, {name: grpc, port: 7070}, {name: tcp-db, port: 3306}]
 """
+# What a runtime pod whose sidecar holds a certificate registers with (Istio's injection label).
+MESHED_LABEL = {"security.istio.io/tlsMode": "istio"}
 PODS = (
     replace(
-        pod("reviews-v1", "10.0.0.5", {"app": "reviews", "version": "v1"}), service_account="r1"
+        pod("reviews-v1", "10.0.0.5", {**MESHED_LABEL, "app": "reviews", "version": "v1"}),
+        service_account="r1",
     ),
     replace(
-        pod("reviews-v2", "10.0.0.6", {"app": "reviews", "version": "v2"}), service_account="r2"
+        pod("reviews-v2", "10.0.0.6", {**MESHED_LABEL, "app": "reviews", "version": "v2"}),
+        service_account="r2",
     ),
 )
 SUBSETS = """
@@ -148,8 +161,8 @@ def assignments_of(*texts: str, pods: tuple[Workload, ...] = PODS) -> dict[str, 
 MESHED = {"envoy.transport_socket_match": {"tlsMode": "istio"}}
 
 
-def test_endpoints_with_a_sidecar_carry_the_tls_mode_metadata() -> None:
-    no_sidecar = replace(PODS[1], has_sidecar=False)
+def test_endpoints_labelled_as_meshed_carry_the_tls_mode_metadata() -> None:
+    no_sidecar = replace(PODS[1], labels={"app": "reviews", "version": "v2"})
     found = assignments_of(pods=(PODS[0], no_sidecar))[cluster("reviews", 9080)]
     assert found == {"10.0.0.5": MESHED, "10.0.0.6": None}
 

@@ -4,6 +4,8 @@ DISABLE is plaintext as before; RBAC on every variant; XFCC on inbound HTTP mana
 
 from __future__ import annotations
 
+from typing import Any
+
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -12,7 +14,15 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import json_format
 
-from tests.control.translate.worlds import node, pod, simulate, world
+from gossamer.control.xds.node import ProxyNode
+from tests.control.translate import worlds
+from tests.control.translate.worlds import pod, simulate, world
+
+
+def node(*args: Any, **metadata: Any) -> ProxyNode:
+    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
+    return worlds.node(*args, SDS="true", **metadata)
+
 
 MESH = """
 apiVersion: v1
@@ -22,7 +32,14 @@ spec:
   selector: {app: reviews}
   ports: [{name: http, port: 9080, targetPort: 8080}, {name: tcp-db, port: 3306}]
 """
-PODS = (pod("reviews-0", "10.0.0.5", {"app": "reviews"}, ports={"http": 8080, "tcp-db": 3306}),)
+PODS = (
+    pod(
+        "reviews-0",
+        "10.0.0.5",
+        {"app": "reviews", "security.istio.io/tlsMode": "istio"},
+        ports={"http": 8080, "tcp-db": 3306},
+    ),
+)
 MESH_ALPN = ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"]
 ALLOW_NOTHING = """
 apiVersion: security.istio.io/v1

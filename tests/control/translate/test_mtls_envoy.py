@@ -29,10 +29,18 @@ from google.protobuf.message import Message
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.registry import Workload
 from gossamer.control.translate.sidecar import sidecar_resources
+from gossamer.control.xds.node import ProxyNode
 from gossamer.runtime import envoy as rt
-from tests.control.translate.worlds import fqdn, node, pod, world
+from tests.control.translate import worlds
+from tests.control.translate.worlds import fqdn, pod, world
 from tests.ports import free_port
 from tests.proxy.routing.static_envoy import NEEDS_ENVOY
+
+
+def node(*args: Any, **metadata: Any) -> ProxyNode:
+    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
+    return worlds.node(*args, SDS="true", **metadata)
+
 
 pytestmark = NEEDS_ENVOY
 
@@ -66,8 +74,11 @@ spec: {mtls: {mode: STRICT}}
 
 
 def reviews_pod(app_port: int, *, sidecar: bool = True) -> Workload:
+    """`sidecar`: registered with Istio's `security.istio.io/tlsMode: istio` (its sidecar holds
+    a certificate), so clients use mTLS under auto mTLS."""
+    labels = {"app": "reviews", "security.istio.io/tlsMode": "istio"} if sidecar else {}
     return replace(
-        pod("reviews-0", LOOPBACK, {"app": "reviews"}, ports={"http": app_port}),
+        pod("reviews-0", LOOPBACK, labels or {"app": "reviews"}, ports={"http": app_port}),
         service_account="reviews",
         has_sidecar=sidecar,
     )
@@ -386,7 +397,11 @@ def test_a_full_sidecar_set_with_every_tls_mode_passes_envoy_validate(tmp_path: 
         text = text.replace(f": {name}", f": {tmp_path / name}")
     pods = (
         replace(
-            pod("reviews-0", "10.0.0.5", {"app": "reviews", "version": "v1"}),
+            pod(
+                "reviews-0",
+                "10.0.0.5",
+                {"app": "reviews", "version": "v1", "security.istio.io/tlsMode": "istio"},
+            ),
             service_account="reviews",
         ),
         pod("ratings-0", "10.0.0.6", {"app": "ratings"}),

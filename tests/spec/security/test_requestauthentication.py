@@ -37,7 +37,10 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ("{issuer: x, jwksUri: 'ftp://x/jwks'}", "url must have scheme http:// or https://"),
+        (
+            "{issuer: x, jwksUri: 'ftp://x/jwks'}",
+            "url must have scheme http://, https:// or file://",
+        ),
         ("{issuer: x, jwksUri: 'https://x', jwks: '{}'}", "only one of jwks or jwksUri can be set"),
         ("{audiences: [a]}", "issuer or jwksUri must be non-empty string"),
         ("{issuer: x, timeout: 0s}", "must be a valid duration greater than 1ms"),

@@ -55,6 +55,22 @@ def apply(cluster: cluster_pb2.Cluster, tls: object | None, dest: Destination) -
         cluster.transport_socket.CopyFrom(tls_contexts.tls_socket(_file_context(tls, dest)))
 
 
+def for_proxy(clusters: list[cluster_pb2.Cluster], identity: bool) -> list[cluster_pb2.Cluster]:
+    """The clusters as a proxy without a mesh certificate can use them: auto mTLS off (copies;
+    the built clusters may be shared with other proxies). Explicit ISTIO_MUTUAL stays: the
+    user asked for mTLS, so those connections fail rather than go out in plaintext."""
+    if identity:
+        return clusters
+    return [_without_matches(c) if c.transport_socket_matches else c for c in clusters]
+
+
+def _without_matches(cluster: cluster_pb2.Cluster) -> cluster_pb2.Cluster:
+    plain = cluster_pb2.Cluster()
+    plain.CopyFrom(cluster)
+    del plain.transport_socket_matches[:]
+    return plain
+
+
 def _auto_mtls(cluster: cluster_pb2.Cluster, dest: Destination) -> None:
     sni = tls_contexts.mesh_sni(dest.port, dest.subset, dest.hostname)
     context = tls_contexts.mesh_upstream(sni, dest.peer_uris, http=dest.http, h2=dest.h2)

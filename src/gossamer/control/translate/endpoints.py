@@ -34,14 +34,14 @@ def assignment(
 
 
 def meshed(world: World, ep: Endpoint) -> bool:
-    """Whether a client should reach this endpoint over mesh mTLS under auto mTLS: it has a
-    sidecar (runtime pods say so; WorkloadEntries and ServiceEntry endpoints by Istio's label)
-    and its PeerAuthentication on that port is not DISABLE."""
+    """Whether a client should reach this endpoint over mesh mTLS under auto mTLS: its sidecar
+    holds a mesh certificate, which Istio's label `security.istio.io/tlsMode: istio` says
+    (Istio's injector sets it; Gossamer's runtime registers it for pods whose sidecar gets a
+    certificate; a WorkloadEntry carries it by hand), and its PeerAuthentication on that port
+    is not DISABLE. A sidecar without a certificate could not answer mTLS, so `has_sidecar`
+    alone is not enough."""
     w = ep.workload
-    if w.source == "runtime":
-        sidecar = w.has_sidecar
-    else:
-        sidecar = w.labels.get(TLS_MODE_LABEL) == client_tls.MESH_TLS_MODE
+    sidecar = w.labels.get(TLS_MODE_LABEL) == client_tls.MESH_TLS_MODE
     return sidecar and peer_mode(world, w.namespace, w.labels, ep.port) != "DISABLE"
 
 

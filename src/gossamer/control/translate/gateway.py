@@ -9,10 +9,12 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
-from gossamer.control.translate import gatewayapi, listeners, names
+from gossamer.control.translate import client_tls, gatewayapi, listeners, names
+from gossamer.control.translate.authn import ProxyJwt
 from gossamer.control.translate.authz import ProxyRbac
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
+from gossamer.control.translate.peer_authn import holds_identity
 from gossamer.control.translate.routes import RouteContext, virtual_service_routes
 from gossamer.control.translate.scope import (
     MatchScope,
@@ -70,13 +72,15 @@ def gateway_resources(world: World, node: ProxyNode) -> list[Message]:
         configs.setdefault(port, route_pb2.RouteConfiguration(name=names.gateway_route(port)))
     out: list[Message] = []
     guard = ProxyRbac.of(world, node)  # AuthorizationPolicies selecting the gateway's labels
+    authn = [*ProxyJwt.of(world, node).http_filters, *guard.http]  # JWT first, as in Istio
     for port, config in sorted(configs.items()):
         out.append(config)
         name = names.socket_listener("0.0.0.0", port)
-        hcm = listeners.rds_filter(config.name, guard.http)
+        hcm = listeners.rds_filter(config.name, authn)
         out.append(listeners.socket_listener(name, "0.0.0.0", port, [hcm], bind=True))
     backends = outbound_backends(world, visible_services(world, node.namespace), rules)
-    return out + backends.clusters + backends.assignments
+    clusters = client_tls.for_proxy(backends.clusters, holds_identity(node))
+    return out + clusters + backends.assignments
 
 
 ServerRef = tuple[str, Gateway, Server]

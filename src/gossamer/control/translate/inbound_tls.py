@@ -39,7 +39,7 @@ def inspects(chains: Sequence[lc.FilterChain]) -> bool:
 
 
 def mode_chains(
-    mode: PeerMode,
+    mode: PeerMode | None,
     name: str,
     port: int | None,
     filters: Sequence[lc.Filter],
@@ -48,7 +48,10 @@ def mode_chains(
     http: bool,
 ) -> list[lc.FilterChain]:
     """The chains of one inbound port: `filters` serve mesh mTLS and plaintext clients;
-    `app_tls_filters` (a TCP proxy) serve PERMISSIVE clients speaking the app's own TLS."""
+    `app_tls_filters` (a TCP proxy) serve PERMISSIVE clients speaking the app's own TLS.
+    None (STRICT on a proxy without a certificate, see peer_authn.served_mode): no chain."""
+    if mode is None:
+        return []
     if mode == "DISABLE":
         return [_chain(name, port, filters)]
     mtls = _chain(name, port, filters, TLS)

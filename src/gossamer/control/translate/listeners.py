@@ -19,6 +19,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from gossamer.control.translate import inbound_tls
 from gossamer.control.translate.clusters import ads, socket_address
+from gossamer.control.translate.names import BLACKHOLE
 from gossamer.control.translate.peer_authn import PeerMode
 from gossamer.control.translate.policies import (
     CORS_FILTER,
@@ -137,7 +138,7 @@ def virtual_inbound(
     passthrough: str,
     authz: Sequence[lc.Filter] = (),
     *,
-    passthrough_mode: PeerMode = "DISABLE",
+    passthrough_mode: PeerMode | None = "DISABLE",
 ) -> listener_pb2.Listener:
     """0.0.0.0:15006: inbound traffic, filter chains per application port; others pass.
 
@@ -149,6 +150,8 @@ def virtual_inbound(
         passthrough_mode, PASSTHROUGH_CHAIN, None, filters, filters, http=False
     )
     every = [*chains, *defaults]
+    if not every:  # STRICT on a proxy without a certificate: a listener needs a chain; close all
+        every = [_closing_chain()]
     listener_filters = [
         lc.ListenerFilter(name=ORIGINAL_DST, typed_config=packed(original_dst_pb2.OriginalDst()))
     ]
@@ -161,6 +164,11 @@ def virtual_inbound(
         traffic_direction=INBOUND,
         listener_filters=listener_filters,
     )
+
+
+def _closing_chain() -> lc.FilterChain:
+    """Every connection to the black hole (no endpoints): accepted, then closed."""
+    return lc.FilterChain(name=BLACKHOLE, filters=[tcp_proxy_filter(BLACKHOLE, [(BLACKHOLE, 1)])])
 
 
 def port_chain(name: str, target: int, filters: Sequence[lc.Filter]) -> lc.FilterChain:

@@ -13,11 +13,30 @@ from collections.abc import Mapping
 from typing import Literal
 
 from gossamer.control.world import ROOT_NAMESPACE, World
+from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.security.authorizationpolicy import ScopeLevel
 from gossamer.spec.security.peerauthentication import PeerAuthentication
 
 PeerMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
 DEFAULT_MODE: PeerMode = "PERMISSIVE"
+# Node metadata a proxy sends when it will hold a mesh certificate (the Gossamer sidecar with
+# --ca-address, Envoy beside `gossamer agent`). Istio up to 1.5 used the same key for the same
+# decision (emit SDS-based TLS or not); a proxy without it gets no mesh TLS, since Envoy would
+# wait forever for secrets nothing serves.
+IDENTITY_METADATA = "SDS"  # = runtime.envoy.IDENTITY_METADATA (the proxies' side)
+
+
+def holds_identity(node: ProxyNode) -> bool:
+    return str(node.metadata.get(IDENTITY_METADATA, "")).lower() == "true"
+
+
+def served_mode(mode: PeerMode, identity: bool) -> PeerMode | None:
+    """The mode a server can actually run: without a certificate PERMISSIVE serves plaintext
+    only and STRICT serves nothing (None: no chain, so connections are closed, never let
+    through in plaintext)."""
+    if identity or mode == "DISABLE":
+        return mode
+    return "DISABLE" if mode == "PERMISSIVE" else None
 
 
 def peer_mode(

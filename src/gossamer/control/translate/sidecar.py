@@ -11,12 +11,13 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 
-from gossamer.control.translate import clusters, inbound_tls, listeners, names
+from gossamer.control.translate import client_tls, clusters, inbound_tls, listeners, names
+from gossamer.control.translate.authn import ProxyJwt
 from gossamer.control.translate.authz.proxy_filters import ProxyRbac
 from gossamer.control.translate.backends import outbound_backends
 from gossamer.control.translate.destinations import DestinationRules
 from gossamer.control.translate.mesh import service_routes
-from gossamer.control.translate.peer_authn import PeerMode, peer_mode
+from gossamer.control.translate.peer_authn import PeerMode, holds_identity, peer_mode, served_mode
 from gossamer.control.translate.policies import duration
 from gossamer.control.translate.routes import RouteContext
 from gossamer.control.translate.scope import (
@@ -104,14 +105,18 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
     if not no_capture:
         out.append(listeners.virtual_outbound(names.OUTBOUND_CAPTURE_PORT, names.PASSTHROUGH))
         guard = ProxyRbac.of(world, node)
+        jwt = ProxyJwt.of(world, node)  # RequestAuthentication: before RBAC, as in Istio
         own = own_workload(world, node)
         labels = own.labels if own is not None else node.labels
+        identity = holds_identity(node)
+
+        def mode(target: int | None) -> PeerMode | None:
+            return served_mode(peer_mode(world, node.namespace, labels, target), identity)
+
         chains = [
             chain
             for p in inbound
-            for chain in _inbound_chains(
-                p.port, p.target, guard, peer_mode(world, node.namespace, labels, p.target)
-            )
+            for chain in _inbound_chains(p.port, p.target, guard, jwt, mode(p.target))
         ]
         out.append(
             listeners.virtual_inbound(
@@ -119,13 +124,13 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
                 chains,
                 names.INBOUND_PASSTHROUGH,
                 guard.network,
-                passthrough_mode=peer_mode(world, node.namespace, labels, None),
+                passthrough_mode=mode(None),
             )
         )
     out += [clusters.passthrough(), clusters.blackhole(), clusters.inbound_passthrough()]
     out += [clusters.inbound(p.port.number, p.target, p.port, node.ip) for p in inbound]
     backends = outbound_backends(world, services, rules)
-    out.extend(backends.clusters)
+    out.extend(client_tls.for_proxy(backends.clusters, holds_identity(node)))
     out.extend(backends.assignments)
     return out
 
@@ -181,7 +186,7 @@ def _tcp_split(
 
 
 def _inbound_chains(
-    port: ServicePort, target: int, guard: ProxyRbac, mode: PeerMode
+    port: ServicePort, target: int, guard: ProxyRbac, jwt: ProxyJwt, mode: PeerMode | None
 ) -> list[lc.FilterChain]:
     """The chains for one application port in its PeerAuthentication mode (`inbound_tls`)."""
     cluster = names.inbound_cluster(port.number)
@@ -193,5 +198,5 @@ def _inbound_chains(
     route.route.cluster = cluster
     route.route.timeout.CopyFrom(duration_zero())
     config = route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vhost])
-    http = [listeners.inline_routes_filter(cluster, config, guard.http)]
+    http = [listeners.inline_routes_filter(cluster, config, [*jwt.http_filters, *guard.http])]
     return inbound_tls.mode_chains(mode, cluster, target, http, tcp, http=True)

@@ -119,8 +119,11 @@ class JwtRule(SpecModel):
                 yield problem(
                     where, f"{format_path(where)} in body should be at least 1 chars long"
                 )
-            elif _scheme(self.jwks_uri) not in ("http", "https"):
-                yield problem((*at, "jwksUri"), "url must have scheme http:// or https://")
+            elif _scheme(self.jwks_uri) not in ("http", "https", "file"):
+                # file:// is Gossamer's addition (a JWKS on this machine; Istio refuses it)
+                yield problem(
+                    (*at, "jwksUri"), "url must have scheme http://, https:// or file://"
+                )
         for field in ("audiences", "fromParams", "fromCookies", "spaceDelimitedClaims"):
             snake = re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), field)
             yield from at_least_one_char((*at, field), getattr(self, snake))
