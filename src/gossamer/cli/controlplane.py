@@ -28,6 +28,18 @@ def workload_cert_ttl(value: str) -> timedelta:
         raise typer.BadParameter(str(exc), param_hint="--workload-cert-ttl") from None
 
 
+def check_workload_cert_ttl(value: str) -> str:
+    """Option callback: refuse a bad TTL while parsing, before the command does anything."""
+    workload_cert_ttl(value)
+    return value
+
+
+TtlOpt = Annotated[
+    str,
+    typer.Option("--workload-cert-ttl", help=TTL_HELP, callback=check_workload_cert_ttl),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command("controlplane")(controlplane)
 
@@ -47,7 +59,7 @@ def controlplane(
         int, typer.Option("--ca-port", help="Certificate service (CSR + credential, TLS).")
     ] = 15012,
     debounce_ms: Annotated[int, typer.Option("--debounce-ms", help="Push debounce.")] = 100,
-    cert_ttl: Annotated[str, typer.Option("--workload-cert-ttl", help=TTL_HELP)] = "24h",
+    cert_ttl: TtlOpt = "24h",
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the control plane: config store, registry, xDS server and REST API.

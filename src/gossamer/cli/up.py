@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from gossamer.cli.controlplane import TTL_HELP, workload_cert_ttl
+from gossamer.cli.controlplane import TtlOpt, workload_cert_ttl
 from gossamer.cli.output import err, out
 from gossamer.control.plane import default_home
 from gossamer.runtime import state
@@ -55,7 +55,7 @@ def up(
     xds_port: Annotated[int, typer.Option("--xds-port")] = 15010,
     api_port: Annotated[int, typer.Option("--api-port")] = 15080,
     ca_port: Annotated[int, typer.Option("--ca-port", help="Certificate service.")] = 15012,
-    cert_ttl: Annotated[str, typer.Option("--workload-cert-ttl", help=TTL_HELP)] = "24h",
+    cert_ttl: TtlOpt = "24h",
 ) -> None:
     """Run the mesh: control plane, every Workload as pods with sidecars, ingress gateway on
     127.0.0.1:8080. As root each pod is a network namespace with transparent interception;
