@@ -121,9 +121,7 @@ class JwtRule(SpecModel):
                 )
             elif _scheme(self.jwks_uri) not in ("http", "https", "file"):
                 # file:// is Gossamer's addition (a JWKS on this machine; Istio refuses it)
-                yield problem(
-                    (*at, "jwksUri"), "url must have scheme http://, https:// or file://"
-                )
+                yield problem((*at, "jwksUri"), "url must have scheme http://, https:// or file://")
         for field in ("audiences", "fromParams", "fromCookies", "spaceDelimitedClaims"):
             snake = re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), field)
             yield from at_least_one_char((*at, field), getattr(self, snake))
