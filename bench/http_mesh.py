@@ -1,93 +1,53 @@
-"""The mesh side of the HTTP bench: our control plane, Envoy and Gossamer sidecars it programs.
+"""The mesh side of the HTTP bench: our control plane and the sidecars it programs.
 
-Three services, all HTTP, all applied to a real `gossamer controlplane`:
-- `bench` (port SP1): one WorkloadEntry at 127.0.0.1:<upstream> (the application).
-- `hop-envoy` (SP2) and `hop-gossamer` (SP3): targetPort = the upstream's port, one WorkloadEntry
-  each at <hop B's IP>:<hop B's inbound port>, so sidecar A's outbound cluster reaches sidecar B,
-  and B's inbound chain forwards to the application at the Service's targetPort (Istio's two
-  hops without iptables). Envoy B's node claims IP 127.0.0.2, so the control plane recognises it
-  by labels, not as the WorkloadEntry at 127.0.0.1 (which would make B forward to itself).
-  Gossamer B runs as an explicit-mode pod does: `--ip 127.0.0.2`, inbound on 127.0.0.2:15006,
-  its WorkloadEntry at 127.0.0.2:15006 (the plane then targets the app's port, and B delivers
-  to 127.0.0.2:<upstream> from 127.0.0.6: the upstream listens there too).
-
-Sidecar A is one proxy per kind (`bench-client`): its outbound routes serve the single-hop rows
-(Host bench...) and the two-hop rows (Host hop-...). Envoy A runs with INTERCEPTION_MODE NONE
-(outbound listeners bound on 127.0.0.1:<service port>). Envoy B cannot take its inbound listener
-from us without iptables (virtualInbound matches the original destination port on 15006), so it
-runs from a static bootstrap holding exactly the inbound filter chain and `inbound|SP2||` cluster
-that the translator builds for it (same functions, no ADS).
+What the mesh holds is in mesh_config.py. Sidecar A is one proxy per kind (`bench-client`,
+service account `bench`), holding a mesh certificate as every sidecar of a mesh with mTLS does:
+its outbound routes serve the single-hop rows (Host bench...), the plaintext two-hop rows (Host
+hop-envoy/hop-gossamer: B holds no certificate, no tlsMode label, so auto mTLS sends plaintext)
+and the mTLS two-hop rows (Host hop-*-mtls). Envoy A runs with INTERCEPTION_MODE NONE (outbound
+listeners bound on 127.0.0.1:<service port>, so only one Envoy A can exist) under `gossamer
+agent`. Envoy B runs from the static bootstrap envoy_inbound.py builds with the translator;
+the mTLS one under an agent too. Gossamer B's are explicit-mode pods configured by the plane.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
-from gossamer.control.translate import clusters, listeners
-from gossamer.control.translate.authz import ProxyRbac
-from gossamer.control.translate.names import INBOUND_CAPTURE_PORT
-from gossamer.control.translate.sidecar import _inbound_chain
-from gossamer.control.world import ServicePort
-from gossamer.runtime.envoy import EnvoyProcess, bootstrap, envoy_binary, node_id, node_metadata
-from http_procs import Launched, pin_tree
+from envoy_inbound import InboundSide, inbound_bootstrap
+from gossamer.runtime.envoy import (
+    IDENTITY_METADATA,
+    EnvoyProcess,
+    bootstrap,
+    envoy_binary,
+    node_id,
+    node_metadata,
+    sds_cluster,
+)
+from http_procs import Launched, descendants, pin_tree
+from mesh_config import (
+    CLIENT,
+    CLIENT_SERVICE_ACCOUNT,
+    ENVOY_B_NODE_IP,
+    HOP_IPS,
+    NS,
+    Ports,
+    hop_app,
+    hop_service_account,
+)
+from mesh_identity import Identity, agent_argv, envoy_argv, proxy_identity_args
 from tests.e2e.harness import ControlPlane, free_port, gossamer_argv
-
-NS = "default"
-CLIENT = "bench-client"
-GOSSAMER_B_IP = "127.0.0.2"
-
-
-def fqdn(service: str) -> str:
-    return f"{service}.{NS}.svc.cluster.local"
-
-
-@dataclass(frozen=True)
-class Ports:
-    upstream: int
-    services: dict[str, int]  # service name -> service port (Envoy A's listener port)
-    hop_inbound: dict[str, int]  # "envoy"/"gossamer" -> sidecar B's inbound port
-    hop_ip: dict[str, str] = field(
-        default_factory=lambda: {"envoy": "127.0.0.1", "gossamer": GOSSAMER_B_IP}
-    )  # "envoy"/"gossamer" -> where sidecar B's inbound listens
-
-    def host(self, service: str) -> str:
-        return f"{fqdn(service)}:{self.services[service]}"
-
-
-def mesh_yaml(ports: Ports) -> str:
-    docs = []
-    entries: list[tuple[str, str, str, int, int | None]] = [
-        ("bench", "bench-app", "127.0.0.1", ports.upstream, None)
-    ]
-    entries += [
-        (f"hop-{kind}", f"hop-{kind}", ports.hop_ip[kind], inbound, ports.upstream)
-        for kind, inbound in ports.hop_inbound.items()
-    ]
-    for service, app, address, endpoint_port, target in entries:
-        target_line = f", targetPort: {target}" if target else ""
-        docs.append(
-            f"apiVersion: v1\nkind: Service\nmetadata: {{name: {service}, namespace: {NS}}}\n"
-            f"spec:\n  selector: {{app: {app}}}\n"
-            f"  ports: [{{name: http, port: {ports.services[service]}{target_line}}}]\n"
-        )
-        docs.append(
-            "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
-            f"metadata: {{name: {app}-instance, namespace: {NS}}}\n"
-            f"spec:\n  address: {address}\n  labels: {{app: {app}}}\n"
-            f"  ports: {{http: {endpoint_port}}}\n"
-        )
-    return "---\n".join(docs)
 
 
 def start_controlplane(home: Path, cpu: int) -> ControlPlane:
+    """`gossamer controlplane` with its CA (the harness passes `--ca-port 0`)."""
     cp = ControlPlane(home, debounce_ms=20, log_level="warning")
     try:
         cp.start()
@@ -99,8 +59,8 @@ def start_controlplane(home: Path, cpu: int) -> ControlPlane:
     return cp
 
 
-def start_envoy_sidecar(cp: ControlPlane, workdir: Path, cpu: int) -> EnvoyProcess:
-    """Envoy A: a NONE-mode sidecar of `bench-client`, configured over ADS by our plane."""
+def envoy_a_bootstrap(cp_xds: tuple[str, int], admin_port: int, sds_socket: Path) -> dict[str, Any]:
+    """Envoy A: a NONE-mode sidecar of `bench-client` over ADS, holding a certificate (SDS)."""
     config = bootstrap(
         node_id("sidecar", "127.0.0.1", CLIENT, NS),
         cluster=f"{CLIENT}.{NS}",
@@ -110,46 +70,87 @@ def start_envoy_sidecar(cp: ControlPlane, workdir: Path, cpu: int) -> EnvoyProce
             interception_mode="NONE",
             workload_name=CLIENT,
             pod_name=CLIENT,
-            service_account="bench",
+            service_account=CLIENT_SERVICE_ACCOUNT,
             instance_ips=["127.0.0.1"],
+            extra={IDENTITY_METADATA: "true"},
         ),
-        xds_host=cp.xds_host,
-        xds_port=cp.xds_port,
-        admin_port=0,
+        xds_host=cp_xds[0],
+        xds_port=cp_xds[1],
+        admin_port=admin_port,
     )
-    return _start_envoy(config, workdir, cpu)
+    config["static_resources"]["clusters"].append(sds_cluster(sds_socket))
+    return config
 
 
-def start_envoy_inbound(ports: Ports, workdir: Path, cpu: int) -> EnvoyProcess:
-    """Envoy B: the translator's inbound chain for hop-envoy, on a static listener."""
-    service_port = ServicePort(
-        number=ports.services["hop-envoy"], name="http", protocol="HTTP", target=ports.upstream
+def envoy_b_side(
+    ports: Ports, kind: str, sds_socket: Path | None, admin_port: int = 0
+) -> InboundSide:
+    return InboundSide(
+        pod=f"hop-{kind}-b",
+        namespace=NS,
+        ip=ENVOY_B_NODE_IP,
+        labels={"app": hop_app(kind)},
+        service_account=hop_service_account(kind),
+        target_port=ports.upstream,
+        listen_port=ports.hop_inbound[kind],
+        admin_port=admin_port,
+        sds_socket=sds_socket,
     )
-    chain = _inbound_chain(service_port, ports.upstream, ProxyRbac((), ()))  # no policies
-    chain.ClearField("filter_chain_match")  # no original destination without iptables
-    listener = listeners.socket_listener(
-        "virtualInbound",
-        "127.0.0.1",
-        ports.hop_inbound["envoy"],
-        [],
-        bind=True,
-        direction=listeners.INBOUND,
-    )
-    del listener.filter_chains[:]
-    listener.filter_chains.append(chain)
-    cluster = clusters.inbound(service_port.number, ports.upstream, service_port)
-    config: dict[str, Any] = {
-        "node": {"id": node_id("sidecar", "127.0.0.2", "hop-envoy-b", NS), "cluster": "hop"},
-        "static_resources": {
-            "listeners": [MessageToDict(listener)],
-            "clusters": [MessageToDict(cluster)],
-        },
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-    }
-    return _start_envoy(config, workdir, cpu)
 
 
-def _start_envoy(config: dict[str, Any], workdir: Path, cpu: int) -> EnvoyProcess:
+@dataclass
+class AgentEnvoy:
+    """`gossamer agent -- envoy`: the agent's tree (agent + Envoy) and Envoy's admin port."""
+
+    proc: Launched
+    admin_port: int
+
+    def envoy_pid(self) -> int:
+        """Envoy's own PID (the agent's child), to count Envoy alone where the row wants it."""
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "envoy":
+                    return pid
+        raise RuntimeError(f"{self.proc.name}: no Envoy under the agent")
+
+    def stop(self) -> None:
+        self.proc.stop(10)
+
+
+def start_agent_envoy(
+    name: str, config: dict[str, Any], workdir: Path, identity: Identity, cpu: int, node: str
+) -> AgentEnvoy:
+    """Envoy with `config` as the child of `gossamer agent` (pinned, with it, to `cpu`); returns
+    once Envoy's admin says LIVE (listeners warmed: the certificate arrived over SDS)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    admin = int(config["admin"]["address"]["socket_address"]["port_value"])
+    path = workdir / "bootstrap.json"
+    path.write_text(json.dumps(config, indent=1))
+    argv = agent_argv(identity, admin_port=admin, node_id=node, envoy=envoy_argv(path))
+    started = AgentEnvoy(Launched(name, argv, workdir / "agent.log", cpu), admin)
+    problem = _wait_http(f"http://127.0.0.1:{admin}/ready", started.proc, 60)
+    if problem:
+        started.stop()
+        raise RuntimeError(f"{name}: {problem}")
+    return started
+
+
+def start_envoy_a(cp: ControlPlane, workdir: Path, identity: Identity, cpu: int) -> AgentEnvoy:
+    config = envoy_a_bootstrap((cp.xds_host, cp.xds_port), free_port(), identity.sds_socket)
+    return start_agent_envoy("envoy A", config, workdir, identity, cpu, config["node"]["id"])
+
+
+def start_envoy_b_mtls(
+    yaml_text: str, ports: Ports, kind: str, workdir: Path, identity: Identity, cpu: int
+) -> AgentEnvoy:
+    side = envoy_b_side(ports, kind, identity.sds_socket, free_port())
+    config = inbound_bootstrap(yaml_text, side)
+    return start_agent_envoy(f"envoy B {kind}", config, workdir, identity, cpu, side.node_id)
+
+
+def start_envoy_b(yaml_text: str, ports: Ports, kind: str, workdir: Path, cpu: int) -> EnvoyProcess:
+    """Envoy B without a certificate: the translator's plaintext inbound chain, static."""
+    config = inbound_bootstrap(yaml_text, envoy_b_side(ports, kind, None))
     envoy = EnvoyProcess(config, workdir, binary=envoy_binary(), concurrency=1)
     envoy.start()
     try:
@@ -183,30 +184,67 @@ class GossamerSidecar:
     health: int
 
 
+@dataclass(frozen=True)
+class GossamerPod:
+    """Who a Gossamer sidecar is: its app label, workload name, service account, IP."""
+
+    app: str
+    workload: str
+    service_account: str
+    ip: str
+    inbound: int
+
+
+def client_pod() -> GossamerPod:
+    return GossamerPod(CLIENT, CLIENT, CLIENT_SERVICE_ACCOUNT, "127.0.0.1", free_port())
+
+
+def hop_pod(ports: Ports, kind: str) -> GossamerPod:
+    app = hop_app(kind)
+    return GossamerPod(
+        app, f"{app}-b", hop_service_account(kind), HOP_IPS[kind], ports.hop_inbound[kind]
+    )
+
+
+def gossamer_proxy_argv(
+    xds: str, pod: GossamerPod, identity: Identity | None, ports: tuple[int, int, int, int]
+) -> list[str]:
+    """`gossamer proxy --explicit --concurrency 1` for `pod`; `ports`: outbound, admin, stats,
+    health. With `identity`, it fetches its certificate (and says so: SDS=true)."""
+    outbound, admin, stats, health = ports
+    argv = [*gossamer_argv(), "proxy", "--controlplane", xds, "--namespace", NS]
+    argv += ["--service-account", pod.service_account, "--labels", f"app={pod.app}"]
+    argv += ["--workload", pod.workload, "--ip", pod.ip, "--explicit"]
+    argv += ["--outbound-port", str(outbound), "--inbound-port", str(pod.inbound)]
+    argv += ["--admin-port", str(admin), "--stats-port", str(stats)]
+    argv += ["--health-port", str(health), "--concurrency", "1", "--log-level", "warning"]
+    return argv + (proxy_identity_args(identity) if identity is not None else [])
+
+
 def start_gossamer(
-    cp: ControlPlane, workdir: Path, cpu: int, *, app: str, workload: str, ip: str, inbound: int
+    cp: ControlPlane, workdir: Path, cpu: int, pod: GossamerPod, identity: Identity | None
 ) -> GossamerSidecar:
-    """`gossamer proxy --explicit --concurrency 1` with our plane; caller waits for ready."""
+    """Start one Gossamer sidecar; the caller waits for it to be ready."""
     workdir.mkdir(parents=True, exist_ok=True)
-    outbound, admin, stats, health = (free_port() for _ in range(4))
-    argv = [*gossamer_argv(), "proxy", "--controlplane", cp.xds, "--namespace", NS]
-    argv += ["--service-account", "bench", "--labels", f"app={app}", "--workload", workload]
-    argv += ["--ip", ip, "--explicit", "--outbound-port", str(outbound)]
-    argv += ["--inbound-port", str(inbound), "--admin-port", str(admin)]
-    argv += ["--stats-port", str(stats), "--health-port", str(health), "--concurrency", "1"]
-    argv += ["--log-level", "warning"]
-    proc = Launched(f"gossamer {workload}", argv, workdir / "proxy.log", cpu)
-    return GossamerSidecar(proc, ip, outbound, inbound, health)
+    ports = (free_port(), free_port(), free_port(), free_port())
+    argv = gossamer_proxy_argv(cp.xds, pod, identity, ports)
+    proc = Launched(f"gossamer {pod.workload}", argv, workdir / "proxy.log", cpu)
+    return GossamerSidecar(proc, pod.ip, ports[0], pod.inbound, ports[3])
 
 
 def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:
-    """'' once /healthz/ready answers 200, else why not (exited, or still 503 at the deadline)."""
+    """'' once /healthz/ready answers 200 (config applied and, with an identity, the
+    certificate held), else why not."""
+    url = f"http://{sidecar.ip}:{sidecar.health}/healthz/ready"  # explicit: binds --ip
+    return _wait_http(url, sidecar.proc, within)
+
+
+def _wait_http(url: str, proc: Launched, within: float) -> str:
     deadline = time.monotonic() + within
     last = "no answer"
     while time.monotonic() < deadline:
-        if not sidecar.proc.alive():
-            return f"exited: {sidecar.proc.log_tail(5)}"
-        url = f"http://{sidecar.ip}:{sidecar.health}/healthz/ready"  # explicit: binds --ip
+        if not proc.alive():
+            return f"exited: {proc.log_tail(5)}"
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -216,11 +254,6 @@ def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:
             last = str(e)
         time.sleep(0.1)
     return f"not ready after {within:g}s ({last})"
-
-
-def allocate_ports() -> Ports:
-    services = {name: free_port() for name in ("bench", "hop-envoy", "hop-gossamer")}
-    return Ports(free_port(), services, {"envoy": free_port(), "gossamer": INBOUND_CAPTURE_PORT})
 
 
 def stop_all(things: list[Any]) -> None:

@@ -121,6 +121,7 @@ def ratios(rows: Sequence[Row]) -> str:
         ("Gossamer", "nginx"),
         ("Gossamer → Gossamer", "Envoy → Envoy"),
         ("Gossamer → Gossamer", "nginx → nginx"),
+        ("Gossamer → Gossamer (mTLS)", "Envoy → Envoy (mTLS)"),
     ]
     head = "| metric | " + " | ".join(f"{a} ÷ {b}" for a, b in pairs) + " |"
     lines = [head, "|---|" + "---:|" * len(pairs)]
@@ -130,7 +131,13 @@ def ratios(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def render(rows: Sequence[Row], cfg: dict[str, Any], notes: dict[str, str], took: float) -> str:
+def render(
+    rows: Sequence[Row],
+    cfg: dict[str, Any],
+    notes: dict[str, str],
+    took: float,
+    sections: Sequence[str] = (),
+) -> str:
     direct = next((r for r in rows if r.name == DIRECT and not r.status), None)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     reps = cfg["reps"]
@@ -145,11 +152,19 @@ sidecars configured over xDS by `gossamer controlplane` (Service + WorkloadEntry
 Envoy A with INTERCEPTION_MODE NONE (outbound listener on 127.0.0.1:<service port>), Gossamer
 in explicit mode (client sends `Host: <svc>.default.svc.cluster.local:<port>` to its outbound
 port). Two hops (client → A → B → upstream) go through the service whose WorkloadEntry is B's
-inbound port; B forwards to the Service's targetPort. Gossamer B is configured by the control
-plane; Envoy B runs a static bootstrap holding the inbound filter chain and `inbound|port||`
-cluster built by the translator's own functions (without iptables the control plane's
-virtualInbound listener on 15006 cannot be reached by destination port). nginx pair: two
-nginx processes chained.
+inbound port; B forwards to the Service's targetPort. Gossamer B's are configured by the control
+plane; each Envoy B runs a static bootstrap holding the control plane's virtualInbound listener
+and `inbound|port||` clusters for it (the translator's `sidecar_resources`), moved to a loopback
+port (without iptables the listener on 15006 cannot be reached by destination port). nginx
+pair: two nginx processes chained. **mTLS**: both A's hold a mesh certificate from the control
+plane's CA, obtained by the product's path (a bootstrap credential from `POST
+/api/v1/credentials`, CSR to the certificate service): Gossamer in-process (`--ca-address`),
+Envoy under `gossamer agent` (SDS on a Unix socket). The `(mTLS)` pairs go to a B holding a
+certificate of its own, registered with `security.istio.io/tlsMode: istio` (auto mTLS: TLS 1.3,
+SPIFFE SAN checked by A) under a STRICT PeerAuthentication (plaintext impossible); the other
+pairs go to a B without a certificate (plaintext, as before mTLS). Envoy rows without mTLS
+count Envoy alone; the mTLS Envoy pair counts both agents too (Gossamer's identity agent is
+in-process, always counted).
 
 Measured, {reps} repetition(s), medians; differences and ratios are taken inside each
 repetition, then the median. **req/s**: wrk `-t2 -c32 -d{cfg["wrk_s"]:g}s` keep-alive (after a
@@ -186,4 +201,5 @@ Versions: {versions()}.
         + "\n\n"
         + "\n".join(note_lines)
         + "\n"
+        + "".join("\n" + section for section in sections)
     )

@@ -11,6 +11,7 @@ import http.client
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from http_procs import Launched
@@ -37,13 +38,14 @@ def _nginx_conf(prefix: Path, server: str) -> str:
     )
 
 
-def nginx_upstream_conf(prefix: Path, port: int) -> Path:
-    """The application: `return 200` with the 1 KB body (Content-Length set by nginx). It also
-    listens on 127.0.0.2, the pod IP where Gossamer B's inbound cluster delivers (Istio >= 1.10
-    sends inbound traffic to the pod IP, not 127.0.0.1)."""
+def nginx_upstream_conf(prefix: Path, port: int, addresses: Sequence[str]) -> Path:
+    """The application: `return 200` with the 1 KB body (Content-Length set by nginx), on
+    every address a B's inbound cluster delivers to (its pod IP: Istio >= 1.10 sends inbound
+    traffic to the pod IP, not 127.0.0.1)."""
     body = BODY.decode().replace("\n", "\\n")
+    listens = "".join(f"    listen {address}:{port};\n" for address in addresses)
     server = (
-        f"  server {{\n    listen 127.0.0.1:{port};\n    listen 127.0.0.2:{port};\n"
+        f"  server {{\n{listens}"
         f'    location / {{ default_type text/plain; return 200 "{body}"; }}\n  }}\n'
     )
     return _write(prefix, _nginx_conf(prefix, server))
