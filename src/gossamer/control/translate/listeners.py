@@ -17,7 +17,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from gossamer.control.translate import inbound_tls
+from gossamer.control.translate import inbound_tls, names
 from gossamer.control.translate.clusters import ads, socket_address
 from gossamer.control.translate.names import BLACKHOLE
 from gossamer.control.translate.peer_authn import PeerMode
@@ -164,6 +164,20 @@ def virtual_inbound(
         traffic_direction=INBOUND,
         listener_filters=listener_filters,
     )
+
+
+def inbound_listener(ip: str, port: int, chains: Sequence[lc.FilterChain]) -> listener_pb2.Listener:
+    """INTERCEPTION_MODE NONE inbound: `<ip>_<port>` bound on the instance IP, serving one
+    application port's chains (per PeerAuthentication mode, with its RBAC) as virtualInbound
+    would, without original_dst (nothing was redirected)."""
+    every = list(chains) or [_closing_chain()]  # STRICT without a certificate: close all
+    out = socket_listener(names.socket_listener(ip, port), ip, port, [], bind=True)
+    del out.filter_chains[:]
+    out.filter_chains.extend(every)
+    out.traffic_direction = INBOUND
+    if inbound_tls.inspects(every):
+        out.listener_filters.append(inbound_tls.tls_inspector())
+    return out
 
 
 def _closing_chain() -> lc.FilterChain:

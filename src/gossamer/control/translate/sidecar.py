@@ -3,6 +3,7 @@ inbound clusters for the local application, and the fixed clusters."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -34,10 +35,38 @@ from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.gatewayapi.httproute import HTTPRoute as GatewayHTTPRoute
 from gossamer.spec.networking.virtualservice import VirtualService
 
+LOCALHOST = "127.0.0.1"
+
 
 def interception_none(node: ProxyNode) -> bool:
     """Istio's no-iptables mode: outbound listeners bind 127.0.0.1:<port>, no capture listeners."""
     return str(node.metadata.get("INTERCEPTION_MODE", "")).upper() == "NONE"
+
+
+def outbound_bind(node: ProxyNode) -> str:
+    """Where a no-capture sidecar binds its outbound listeners: 127.0.0.1 (Istio), unless its
+    instance IP is another loopback address. Sidecars run as host processes share one loopback,
+    each on its own 127.0.0.x (as explicit Gossamer sidecars do), so they must not all claim
+    127.0.0.1:<service port>."""
+    ip = node.ip
+    if ip and ip != LOCALHOST and _is_loopback(ip):
+        return ip
+    return LOCALHOST
+
+
+def binds_inbound(node: ProxyNode) -> bool:
+    """Whether a no-capture sidecar gets inbound listeners on `<instance IP>_<port>`: only when
+    that IP is not localhost, where the app itself listens (Istio's defaultEndpoint
+    127.0.0.1:<port>); on localhost both would want the same address, which is why Istio builds
+    no NONE-mode inbound without a Sidecar `ingress`."""
+    return node.ip not in ("", LOCALHOST, "::1")
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 def domains(svc: MeshService, port: int, namespace: str) -> list[str]:
@@ -61,7 +90,7 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
     vss = mesh_virtual_services(world, node.namespace)
     mesh_routes = world.of(GatewayHTTPRoute)
     no_capture = interception_none(node)
-    listen = "127.0.0.1" if no_capture else "0.0.0.0"
+    listen = outbound_bind(node) if no_capture else "0.0.0.0"
     out: list[Message] = []
     http_ports: dict[int, list[tuple[MeshService, ServicePort]]] = {}
     tcp: list[tuple[MeshService, ServicePort]] = []
@@ -71,13 +100,18 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
                 http_ports.setdefault(port.number, []).append((svc, port))
             else:
                 tcp.append((svc, port))
-    taken: set[str] = set()
+    inbound = inbound_ports(world, node)
+    bound_inbound = no_capture and binds_inbound(node)
+    # NONE: an app port's inbound listener wins over an outbound one on the same address.
+    taken = {names.socket_listener(node.ip, p.target) for p in inbound} if bound_inbound else set()
     for number, members in sorted(http_ports.items()):
         scope = MatchScope(node.namespace, node.labels, MESH_GATEWAYS, number)
         ctx = RouteContext(world, scope, rules)
         route_name = names.sidecar_route(number)
         out.append(_route_config(ctx, route_name, members, vss, mesh_routes))
         name = names.socket_listener(listen, number)
+        if name in taken:
+            continue
         taken.add(name)
         out.append(
             listeners.socket_listener(
@@ -101,18 +135,23 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
                 bind=no_capture,
             )
         )
-    inbound = inbound_ports(world, node)
-    if not no_capture:
+    app_ip = node.ip
+    guard = ProxyRbac.of(world, node)
+    jwt = ProxyJwt.of(world, node)  # RequestAuthentication: before RBAC, as in Istio
+    own = own_workload(world, node)
+    labels = own.labels if own is not None else node.labels
+    identity = holds_identity(node)
+
+    def mode(target: int | None) -> PeerMode | None:
+        return served_mode(peer_mode(world, node.namespace, labels, target), identity)
+
+    if bound_inbound:
+        app_ip = LOCALHOST  # the app listens on localhost; the sidecar holds the instance IP
+        for p in inbound:
+            chains = _inbound_chains(p.port, p.target, guard, jwt, mode(p.target))
+            out.append(listeners.inbound_listener(node.ip, p.target, chains))
+    elif not no_capture:
         out.append(listeners.virtual_outbound(names.OUTBOUND_CAPTURE_PORT, names.PASSTHROUGH))
-        guard = ProxyRbac.of(world, node)
-        jwt = ProxyJwt.of(world, node)  # RequestAuthentication: before RBAC, as in Istio
-        own = own_workload(world, node)
-        labels = own.labels if own is not None else node.labels
-        identity = holds_identity(node)
-
-        def mode(target: int | None) -> PeerMode | None:
-            return served_mode(peer_mode(world, node.namespace, labels, target), identity)
-
         chains = [
             chain
             for p in inbound
@@ -128,7 +167,7 @@ def sidecar_resources(world: World, node: ProxyNode) -> list[Message]:
             )
         )
     out += [clusters.passthrough(), clusters.blackhole(), clusters.inbound_passthrough()]
-    out += [clusters.inbound(p.port.number, p.target, p.port, node.ip) for p in inbound]
+    out += [clusters.inbound(p.port.number, p.target, p.port, app_ip) for p in inbound]
     backends = outbound_backends(world, services, rules)
     out.extend(client_tls.for_proxy(backends.clusters, holds_identity(node)))
     out.extend(backends.assignments)
