@@ -18,7 +18,7 @@ import pytest
 from gossamer.control.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
-from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.admin_stats import Report, Snapshot, merge_snapshots, snapshot_backends
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.proxy.upstream import Backend
 from gossamer.proxy.upstream.cluster import compile_cluster
@@ -77,6 +77,9 @@ class Source:
 
     async def stats(self) -> Snapshot:
         return snapshot_backends(self.plane)
+
+    async def report(self) -> Report:
+        return {"clusters": snapshot_backends(self.plane), "counters": {}, "istio": {}}
 
     def quit(self) -> None:
         self.quits += 1

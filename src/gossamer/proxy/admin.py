@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gossamer.proxy import admin_render
-from gossamer.proxy.admin_stats import Snapshot
+from gossamer.proxy.admin_stats import Report, Snapshot
 from gossamer.telemetry.prometheus import CONTENT_TYPE, render
 
 
@@ -31,6 +31,10 @@ class AdminSource(Protocol):
 
     async def stats(self) -> Snapshot:
         """Backend stats, merged across workers."""
+
+    async def report(self) -> Report:
+        """Backends, listener TLS and RBAC counters, Istio's metrics: merged across workers
+        (admin_stats.report_of, merge_reports)."""
 
     def quit(self) -> None:
         """Begin a graceful drain and exit (POST /quitquitquit); returns at once."""
@@ -128,9 +132,10 @@ class AdminServers:
         form = request.query.get("format")
         if form == "prometheus":
             return await self._prometheus(request)
+        report = await self._source.report()
         try:
             values = admin_render.stats_values(
-                await self._source.stats(), request.query.get("filter")
+                report["clusters"], request.query.get("filter"), report["counters"]
             )
         except ValueError as exc:
             return web.Response(text=f"{exc}\n", status=400)
@@ -139,8 +144,11 @@ class AdminServers:
         return web.Response(text=admin_render.stats_text(values))
 
     async def _prometheus(self, request: web.Request) -> web.Response:
-        families = admin_render.prometheus_families(await self._source.stats())
+        report = await self._source.report()
+        families = admin_render.prometheus_families(report["clusters"])
+        families += admin_render.counter_families(report["counters"])
         families += admin_render.certificate_families(self._source.certs())
+        families += admin_render.istio_families(report["istio"])
         response = web.Response(text=render(families))
         response.headers["Content-Type"] = CONTENT_TYPE
         return response

@@ -15,6 +15,8 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from gossamer.proxy.admin_stats import Snapshot
+from gossamer.telemetry.envoy_tags import prometheus_name
+from gossamer.telemetry.istio_metrics import DURATION_BUCKETS_MS
 from gossamer.telemetry.prometheus import Counter, Family, Gauge, Histogram
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -143,9 +145,12 @@ def clusters_json(snapshot: Snapshot) -> dict[str, Any]:
     return {"cluster_statuses": statuses}
 
 
-def stats_values(snapshot: Snapshot, pattern: str | None = None) -> list[tuple[str, int]]:
-    """Envoy's /stats: (`cluster.<name>.<stat>`, value) sorted by name; `pattern` is Envoy's
-    `filter` (a regex searched in the name). ValueError names a bad regex."""
+def stats_values(
+    snapshot: Snapshot, pattern: str | None = None, counters: Mapping[str, int] | None = None
+) -> list[tuple[str, int]]:
+    """Envoy's /stats: (`cluster.<name>.<stat>`, value) and `counters` under their own full
+    names (listener TLS and RBAC counters: admin_stats.report_of), sorted by name; `pattern` is
+    Envoy's `filter` (a regex searched in the name). ValueError names a bad regex."""
     matcher = None
     if pattern:
         try:
@@ -162,6 +167,9 @@ def stats_values(snapshot: Snapshot, pattern: str | None = None) -> list[tuple[s
             full = f"cluster.{name}.{stat}"
             if matcher is None or matcher.search(full):
                 out.append((full, value))
+    for full, value in (counters or {}).items():
+        if matcher is None or matcher.search(full):
+            out.append((full, value))
     return sorted(out)
 
 
@@ -244,3 +252,42 @@ def certificate_families(certs: dict[str, Any]) -> list[Family]:
             earliest = min(r["seconds_until_expiration"] for r in roots)
             expiry.set({"resource_name": "ROOTCA"}, earliest)
     return [expiry] if expiry.samples else []
+
+
+def counter_families(counters: Mapping[str, int]) -> list[Family]:
+    """Listener TLS and RBAC counters with Envoy's tag extraction (telemetry/envoy_tags), one
+    family per extracted name, in name order."""
+    families: dict[str, Counter] = {}
+    for stat, value in sorted(counters.items()):
+        name, labels = prometheus_name(stat)
+        family = families.get(name)
+        if family is None:
+            family = families[name] = Counter(name, "")
+        family.add(dict(labels), value)
+    return list(families.values())
+
+
+_TCP_FAMILIES = (
+    ("istio_tcp_connections_opened_total", "Total TCP connections opened"),
+    ("istio_tcp_connections_closed_total", "Total TCP connections closed"),
+    ("istio_tcp_sent_bytes_total", "Bytes sent to the client on TCP connections"),
+    ("istio_tcp_received_bytes_total", "Bytes received from the client on TCP connections"),
+)
+
+
+def istio_families(snapshot: Mapping[str, Any]) -> list[Family]:
+    """Istio's standard metrics from a (merged) telemetry/istio_metrics snapshot."""
+    total = Counter("istio_requests_total", "Total requests")
+    duration = Histogram(
+        "istio_request_duration_milliseconds", "Request duration", bounds=DURATION_BUCKETS_MS
+    )
+    for pairs, values in snapshot.get("requests", []):
+        labels = dict((str(k), str(v)) for k, v in pairs)
+        total.add(labels, values[0])
+        duration.add_counts(labels, [int(n) for n in values[2:]], values[1])
+    tcp = [Counter(name, text) for name, text in _TCP_FAMILIES]
+    for pairs, values in snapshot.get("tcp", []):
+        labels = dict((str(k), str(v)) for k, v in pairs)
+        for family, value in zip(tcp, values, strict=True):
+            family.add(labels, value)
+    return [total, duration, *tcp]

@@ -177,3 +177,35 @@ def merge_counters(snapshots: Iterable[Mapping[str, int]]) -> dict[str, int]:
     for snapshot in snapshots:
         _sum_into(out, snapshot)
     return dict(sorted(out.items()))
+
+
+# --- everything a worker reports: backends, security counters, Istio's metrics ---------------
+
+Report = dict[str, Any]  # {"clusters": Snapshot, "counters": {name: n}, "istio": {...}}
+
+
+def report_of(dataplane: Any) -> Report:
+    """One Dataplane's stats: its backends, its listeners' TLS counters and RBAC counters under
+    Envoy's names, and Istio's standard metrics (telemetry/istio_metrics)."""
+    from gossamer.telemetry.istio_metrics import recorder_of
+
+    counters = rbac_counters(getattr(dataplane, "config", None))
+    _sum_into(counters, getattr(dataplane, "listener_counters", {}))
+    return {
+        "clusters": snapshot_backends(dataplane),
+        "counters": counters,
+        "istio": recorder_of(dataplane).snapshot(),
+    }
+
+
+def merge_reports(reports: Iterable[Mapping[str, Any]]) -> Report:
+    """Workers' reports summed: clusters as `merge_snapshots`, counters by name, Istio's series
+    by label set."""
+    from gossamer.telemetry.istio_metrics import merge
+
+    reports = list(reports)
+    return {
+        "clusters": merge_snapshots(r.get("clusters", {}) for r in reports),
+        "counters": merge_counters(r.get("counters", {}) for r in reports),
+        "istio": merge(r.get("istio", {}) for r in reports),
+    }

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
-from gossamer.proxy.admin_stats import Snapshot, merge_snapshots, snapshot_backends
+from gossamer.proxy.admin_stats import Report, Snapshot, merge_reports, report_of
 from gossamer.proxy.supervisor_heap import FrozenHeap
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
@@ -309,11 +309,15 @@ class Supervisor:
         return admin_render.config_dump(config.resources, config.versions, self._updated)
 
     async def stats(self) -> Snapshot:
+        clusters: Snapshot = (await self.report())["clusters"]
+        return clusters
+
+    async def report(self) -> Report:
         if self._workers is not None:
-            return merge_snapshots(await self._workers.stats())
+            return merge_reports(await self._workers.stats())
         if self._dataplane is None:
-            return {}
-        return snapshot_backends(self._dataplane)
+            return merge_reports([])
+        return report_of(self._dataplane)
 
 
 def identity_agent(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gossamer.proxy.admin_stats import Snapshot
+from gossamer.proxy.admin_stats import Report
 from gossamer.proxy.worker import (
     LinkClosed,
     config_message,
@@ -124,7 +124,7 @@ class WorkerPool:
     def describe(self) -> list[dict[str, Any]]:
         return [slot.describe() for slot in self.slots]
 
-    async def stats(self) -> list[Snapshot]:
+    async def stats(self) -> list[Report]:
         replies = await asyncio.gather(*(slot.stats() for slot in self.slots))
         return [r for r in replies if r is not None]
 
@@ -272,8 +272,9 @@ class WorkerSlot:
     async def send(self, message: Mapping[str, Any]) -> bool:
         return await self._write(frame_bytes(message))
 
-    async def stats(self) -> Snapshot | None:
-        """The worker's backend stats, None if it is not running or does not answer in time."""
+    async def stats(self) -> Report | None:
+        """The worker's stats (admin_stats.report_of), None if it is not running or does not
+        answer in time."""
         ident = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[ident] = future
@@ -285,8 +286,7 @@ class WorkerSlot:
             return None
         finally:
             self._pending.pop(ident, None)
-        clusters: Snapshot = reply["clusters"]
-        return clusters
+        return reply
 
     async def _reap(self, proc: subprocess.Popen[bytes]) -> int | None:
         try:

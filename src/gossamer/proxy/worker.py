@@ -8,8 +8,9 @@ the parent-death launcher, so a worker never outlives it). Theory of operation:
 2. The worker says `hello` (its pid), then serves, in order of arrival:
    `config` (raw serialized resources + versions + generation: compile with the same compile
    functions the supervisor used, apply, answer `applied` or `failed`), `stats` (answer with the
-   stats of every backend, see admin_stats), `drain` (close listeners, let in-flight requests
-   finish up to the timeout, answer `drained`, exit 0).
+   stats of every backend, the security counters and Istio's metrics: admin_stats.report_of),
+   `drain` (close listeners, let in-flight requests finish up to the timeout, answer
+   `drained`, exit 0).
 3. EOF on the socket means the supervisor is gone: exit at once. SIGINT is ignored (a terminal's
    Ctrl-C reaches the whole process group; the supervisor decides when workers drain), SIGTERM
    drains like the `drain` message.
@@ -52,8 +53,10 @@ def new_dataplane(options: Mapping[str, Any], *, reuse_port: bool) -> DataplaneL
     """A Dataplane for these ProxyOptions (as a dict); `reuse_port` when several processes
     listen on the same ports (workers)."""
     from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
+    from gossamer.telemetry.istio_labels import WorkloadFacts
+    from gossamer.telemetry.istio_metrics import attach
 
-    return Dataplane(
+    dataplane = Dataplane(
         DataplaneOptions(
             ip=options["ip"],
             explicit=options["explicit"],
@@ -63,6 +66,8 @@ def new_dataplane(options: Mapping[str, Any], *, reuse_port: bool) -> DataplaneL
             reuse_port=reuse_port,
         )
     )
+    attach(dataplane, WorkloadFacts.from_options(options))  # Istio's metrics name our workload
+    return dataplane
 
 
 class ConfigReplica:
@@ -218,7 +223,7 @@ class Worker:
                 reply = {
                     "op": "stats",
                     "id": message.get("id"),
-                    "clusters": admin_stats.snapshot_backends(self._dataplane),
+                    **admin_stats.report_of(self._dataplane),
                 }
             elif op == "drain":
                 await self._drain(float(message.get("timeout", 5.0)))

@@ -32,6 +32,7 @@ from gossamer.proxy.server import local_reply as replies
 from gossamer.proxy.server.context import ChainRoutes
 from gossamer.proxy.server.forward import forward
 from gossamer.proxy.server.upstream_request import request_id
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -270,6 +271,7 @@ def reply(
         headers = headers.copy() if headers is not None else Headers()
         route.finish_response(headers, request.head, cluster)
     request.answered = True
+    istio_metrics.replied(conn, request, status, body, route is not None, cluster)
     conn.write(
         replies.local_reply(
             status,

@@ -42,6 +42,7 @@ from gossamer.proxy.server.route_timer import RouteTimer
 from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstream_head
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from gossamer.codec.headers import Headers
@@ -349,7 +350,9 @@ async def _respond(
         upstream.close()  # the response was not read to its end
         backend.finished(endpoint, None, time.monotonic() - t0, "reset")
         raise
-    backend.finished(endpoint, resp.status, time.monotonic() - t0)
+    took = time.monotonic() - t0
+    backend.finished(endpoint, resp.status, took)
+    istio_metrics.proxied(conn, request, cluster, resp.status, upstream, took)
     if call.timed_out:
         # The route timeout fired mid-body: Envoy has charged the status already and counts
         # the timeout on top (no outlier-detection timeout after the head). It resets the

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from gossamer.proxy.authz import gate
 from gossamer.proxy.upstream.connect import ConnectFailure, open_transport
 from gossamer.proxy.upstream.endpoints import Endpoint
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from gossamer.proxy.config.listeners import TcpChain
@@ -39,6 +40,7 @@ class _Side(asyncio.Protocol):
         self.eof = False
         self.pending: list[bytes] = []
         self.on_close: Callable[[], None] | None = None
+        self.received = 0  # bytes read from this socket (Istio's TCP byte counts)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -49,6 +51,7 @@ class _Side(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
@@ -125,6 +128,8 @@ class TcpProxy(_Side):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.ctx.connection_closed(self)
+        sent = self.peer.received if self.peer is not None else 0
+        istio_metrics.tcp_closed(self.ctx, self, sent, self.received)
 
     def _guarded_data_received(self, data: bytes) -> None:
         if self._rbac_pending and not self._authorized():
@@ -186,6 +191,7 @@ class TcpProxy(_Side):
         except ConnectFailure as exc:
             breaker.end_connection()
             backend.stats.upstream_cx_connect_fail += 1
+            istio_metrics.tcp_failed(self.ctx, self, backend.config.name, "UF")
             log.debug("tcp proxy connect to %s failed: %r", endpoint, exc)
             downstream.close()
             return
@@ -202,6 +208,7 @@ class TcpProxy(_Side):
             return
         upstream.peer, self.peer = self, upstream
         assert upstream.transport is not None
+        istio_metrics.tcp_opened(self.ctx, self, backend.config.name, upstream.transport)
         for data in upstream.pending:  # a server-first greeting that arrived meanwhile
             downstream.write(data)
         upstream.pending.clear()

@@ -1,0 +1,248 @@
+"""Istio's standard metrics, counted by the Python sidecar: the recording side.
+
+Why in plain dicts: this runs once per request or TCP connection on the hot path, so a request
+costs one small key tuple, a dict update and a bisect; the Istio label sets (25 labels) are
+built only at scrape time from the few facts kept per key (telemetry/istio_labels.py). Each
+Dataplane (one per worker) has its own `IstioRecorder`; workers send `snapshot()` to the
+supervisor, which merges them (`merge`) and renders Prometheus families.
+
+What a key holds (everything else is known per sidecar, not per request):
+    HTTP: (inbound, peer principal, cluster, host, response code, response flags)
+    TCP:  (inbound, peer principal, cluster, response flags)
+`inbound` is the reporter (destination when the traffic came in through an inbound chain);
+the peer principal is the verified SPIFFE id of the other end (the client's certificate on
+inbound, the server's on outbound), None without mTLS; `host` (inbound HTTP only) names the
+service the client asked for, Istio's fallback when the inbound cluster carries no service.
+
+Not implemented: Istio's metadata exchange (ALPN `istio-peer-exchange`, the `x-envoy-peer-
+metadata` headers), so the peer's workload name, namespace, app and version are the literal
+`unknown`, as Istio renders them when the peer sent none.
+"""
+
+from __future__ import annotations
+
+import weakref
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from gossamer.proxy.authz import gate
+from gossamer.proxy.server import local_reply as replies
+from gossamer.telemetry.istio_labels import UNKNOWN_WORKLOAD, WorkloadFacts, http_labels, tcp_labels
+
+# Istio's default request-duration buckets (ms), the same as Envoy's default histogram buckets.
+DURATION_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500,
+                                          5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+                                          3600000)  # fmt: skip
+_SLOTS = len(DURATION_BUCKETS_MS) + 1  # the last is +Inf
+
+HttpKey = tuple[bool, str | None, str | None, str | None, int, str]
+TcpKey = tuple[bool, str | None, str | None, str]
+
+# A local reply's body says which of Envoy's response flags it carries.
+_FLAGS_BY_BODY: dict[bytes, str] = {
+    replies.NO_HEALTHY_UPSTREAM: "UH",
+    replies.UPSTREAM_TIMEOUT: "UT",
+    replies.FAULT_ABORT: "FI",
+    replies.OVERFLOW: "UO",
+    replies.CONNECT_FAILURE: "UF",
+    replies.CONNECTION_TERMINATION: "UC",
+}
+
+
+class IstioRecorder:
+    """One Dataplane's counts. `principal()` is the sidecar's own SPIFFE id (read at scrape
+    time, so a rotated certificate is never stale)."""
+
+    __slots__ = ("_open", "facts", "principal", "requests", "tcp")
+
+    def __init__(self, facts: WorkloadFacts, principal: Callable[[], str | None]) -> None:
+        self.facts = facts
+        self.principal = principal
+        # key → [count, sum of ms, per-bucket counts...]
+        self.requests: dict[HttpKey, list[float]] = {}
+        # key → [opened, closed, sent bytes, received bytes]
+        self.tcp: dict[TcpKey, list[int]] = {}
+        self._open: dict[int, TcpKey] = {}  # id(connection) → its key, while it is open
+
+    # --- recording (hot path) ---------------------------------------------------------------
+
+    def request(self, key: HttpKey, duration_ms: float) -> None:
+        entry = self.requests.get(key)
+        if entry is None:
+            entry = self.requests[key] = [0.0] * (2 + _SLOTS)
+        entry[0] += 1
+        entry[1] += duration_ms
+        entry[2 + bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
+
+    def tcp_opened(self, conn: object, key: TcpKey) -> None:
+        self._open[id(conn)] = key
+        entry = self.tcp.get(key)
+        if entry is None:
+            entry = self.tcp[key] = [0, 0, 0, 0]
+        entry[0] += 1
+
+    def tcp_closed(self, conn: object, sent: int, received: int) -> None:
+        key = self._open.pop(id(conn), None)
+        if key is None:
+            return
+        entry = self.tcp[key]
+        entry[1] += 1
+        entry[2] += sent
+        entry[3] += received
+
+    # --- scrape time ------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain JSON values with full Istio label sets (pairs in Istio's order); keys that
+        expand to the same labels are summed. Open connections' bytes show when they close."""
+        principal = self.principal()
+        requests: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        for (inbound, peer, cluster, host, code, flags), entry in self.requests.items():
+            labels = http_labels(self.facts, principal, inbound, peer, cluster, host, code, flags)
+            _add(requests, labels, entry)
+        tcp: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        for (inbound, peer, cluster, flags), counts in self.tcp.items():
+            labels = tcp_labels(self.facts, principal, inbound, peer, cluster, flags)
+            _add(tcp, labels, [float(n) for n in counts])
+        return {
+            "requests": [[list(map(list, k)), v] for k, v in requests.items()],
+            "tcp": [[list(map(list, k)), v] for k, v in tcp.items()],
+        }
+
+
+def _add(
+    into: dict[tuple[tuple[str, str], ...], list[float]], key: Any, values: list[float]
+) -> None:
+    mine = into.get(key)
+    if mine is None:
+        into[key] = list(values)
+    else:
+        for i, value in enumerate(values):
+            mine[i] += value
+
+
+def merge(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Workers' snapshots summed series by series (label sets compared whole)."""
+    out: dict[str, Any] = {}
+    for kind in ("requests", "tcp"):
+        merged: dict[tuple[tuple[str, str], ...], list[float]] = {}
+        for snapshot in snapshots:
+            for labels, values in snapshot.get(kind, []):
+                _add(merged, tuple((str(n), str(v)) for n, v in labels), values)
+        out[kind] = [[list(map(list, k)), v] for k, v in merged.items()]
+    return out
+
+
+# --- the Dataplane's recorder ------------------------------------------------------------------
+
+_recorders: weakref.WeakKeyDictionary[Any, IstioRecorder] = weakref.WeakKeyDictionary()
+_last: tuple[Any, IstioRecorder] | None = None  # one Dataplane per process: skip the weak map
+
+
+def _own_principal(dataplane: Any) -> Callable[[], str | None]:
+    ref = weakref.ref(dataplane)
+
+    def principal() -> str | None:
+        plane = ref()
+        identity = getattr(plane, "identity", None)
+        return identity.material.identity if identity is not None else None
+
+    return principal
+
+
+def attach(dataplane: Any, facts: WorkloadFacts) -> IstioRecorder:
+    """Give `dataplane` (anything with `identity`: a MeshTls or None) a recorder that labels
+    its own side with `facts`."""
+    global _last
+    recorder = IstioRecorder(facts, _own_principal(dataplane))
+    _recorders[dataplane] = recorder
+    _last = (dataplane, recorder)
+    return recorder
+
+
+def recorder_of(dataplane: Any) -> IstioRecorder:
+    """The Dataplane's recorder (one labelled `unknown` if nobody attached facts)."""
+    global _last
+    last = _last
+    if last is not None and last[0] is dataplane:
+        return last[1]
+    recorder = _recorders.get(dataplane)
+    if recorder is None:
+        recorder = attach(dataplane, UNKNOWN_WORKLOAD)
+    _last = (dataplane, recorder)
+    return recorder
+
+
+# --- hooks the server calls ---------------------------------------------------------------------
+
+
+def _inbound(conn: Any, cluster: str | None) -> bool:
+    if cluster is not None:
+        return cluster.startswith("inbound|")
+    chain = getattr(conn.resolver, "chain", None)
+    return chain is not None and str(chain.stat_prefix).startswith("inbound")
+
+
+def _host(request: Any) -> str | None:
+    host = request.head.headers.get(b"host")
+    if not host:
+        return None
+    text: str = host.decode("latin-1")
+    if text.startswith("["):
+        return text.partition("]")[0] + "]"
+    return text.partition(":")[0]
+
+
+def replied(
+    conn: Any, request: Any, status: int, body: bytes, routed: bool, cluster: str | None
+) -> None:
+    """A local reply (`routed`: a route matched): Envoy's response flag from what the reply
+    says (NR: no route, NC: no cluster, UH/UF/UO/UT/UC/FI from the body)."""
+    flags = _FLAGS_BY_BODY.get(body, "-") if body else "-"
+    if flags == "-" and not body:
+        if status == 404 and not routed:
+            flags = "NR"
+        elif status == 503 and cluster is not None:
+            flags = "NC"
+    inbound = _inbound(conn, cluster)
+    if inbound:
+        peer = gate.peer_facts(conn.transport).principal
+        host = _host(request)
+    else:
+        peer = host = None
+    recorder_of(conn.ctx).request((inbound, peer, cluster, host, status, flags), 0.0)
+
+
+def proxied(
+    conn: Any, request: Any, cluster: str, status: int, upstream: Any, seconds: float
+) -> None:
+    """A response relayed from `upstream` (the UpstreamConnection) to its end."""
+    if cluster.startswith("inbound|"):
+        key: HttpKey = (True, gate.peer_facts(conn.transport).principal, cluster, _host(request),
+                        status, "-")  # fmt: skip
+    else:
+        key = (False, gate.peer_facts(upstream.transport).principal, cluster, None, status, "-")
+    recorder_of(conn.ctx).request(key, seconds * 1000.0)
+
+
+def tcp_opened(ctx: Any, conn: Any, cluster: str, upstream: Any) -> None:
+    """A TCP proxy connection whose upstream connection is up (`upstream`: its transport)."""
+    if cluster.startswith("inbound|"):
+        key: TcpKey = (True, gate.peer_facts(conn.transport).principal, cluster, "-")
+    else:
+        key = (False, gate.peer_facts(upstream).principal, cluster, "-")
+    recorder_of(ctx).tcp_opened(conn, key)
+
+
+def tcp_failed(ctx: Any, conn: Any, cluster: str, flags: str) -> None:
+    """A TCP proxy connection that never reached its upstream: opened and closed at once."""
+    inbound = cluster.startswith("inbound|")
+    peer = gate.peer_facts(conn.transport).principal if inbound else None
+    recorder = recorder_of(ctx)
+    recorder.tcp_opened(conn, (inbound, peer, cluster, flags))
+    recorder.tcp_closed(conn, 0, 0)
+
+
+def tcp_closed(ctx: Any, conn: Any, sent: int, received: int) -> None:
+    recorder_of(ctx).tcp_closed(conn, sent, received)
