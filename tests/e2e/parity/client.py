@@ -57,10 +57,11 @@ class Observed:
 
 
 class Connection:
-    """One keep-alive connection to 127.0.0.1:port; reconnects after an error."""
+    """One keep-alive connection to host:port (default 127.0.0.1); reconnects after an error."""
 
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
         self.port = port
+        self.host = host
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
 
@@ -68,9 +69,7 @@ class Connection:
         began = time.monotonic()
         try:
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.port, timeout=self.timeout
-                )
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._conn.request(method, path, headers=dict(headers))
             resp = self._conn.getresponse()
             body = resp.read()
@@ -123,6 +122,7 @@ def send(
     *,
     concurrency: int = 1,
     within: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> list[Observed]:
     """`count` requests over `concurrency` connections, in completion order; stops early after
     `within` seconds (the caller sees fewer replies than asked and asserts on the count)."""
@@ -132,7 +132,7 @@ def send(
     replies: list[Observed] = []
 
     def worker() -> None:
-        conn = Connection(port)
+        conn = Connection(port, host=host)
         try:
             while time.monotonic() < deadline:
                 with lock:

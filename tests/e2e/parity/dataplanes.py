@@ -1,41 +1,48 @@
 """The two data planes a scenario runs on, both programmed by the same control plane.
 
+Each plane is a pair of sidecars of one kind, each with a real certificate from the control
+plane's CA (sidecars.py): a client-side one the test client sends through, and a server-side one
+in front of the backend guarded-<plane>-v1, which enforces the scenario's AuthorizationPolicies.
 - Envoy 1.40 with INTERCEPTION_MODE NONE: its outbound listener for a service binds
   127.0.0.1:<service port>, so a client connects there.
 - The Gossamer sidecar (`gossamer proxy --explicit`): one outbound port for everything; the
   client connects there, HTTP-proxy style, with the same Host header.
-Each is started by PID and stopped by that PID only; if the test process dies, the kernel kills
-them (parent-death signal).
+Each process is started by PID and stopped by that PID only; if the test process dies, the
+kernel kills them (parent-death signal).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
-from gossamer.runtime.envoy import (
-    EnvoyNotFound,
-    EnvoyProcess,
-    bootstrap,
-    envoy_binary,
-    node_id,
-    node_metadata,
-    with_parent_death_signal,
+from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary
+from tests.e2e.harness import gossamer_argv
+from tests.e2e.parity.sidecars import EnvoySidecar, GossamerSidecar, Workload
+from tests.e2e.parity.world import (
+    CLIENT_ACCOUNT,
+    SERVER_ACCOUNT,
+    SERVER_IPS,
+    World,
+    guarded_backend,
+    server_labels,
 )
-from tests.e2e.harness import gossamer_argv, until
-from tests.e2e.parity.world import NS, World
-from tests.ports import free_port
 
 
 class DataPlane(Protocol):
     name: str
 
     @property
-    def node_id(self) -> str: ...
+    def node_id(self) -> str:
+        """The client-side sidecar's xDS node id."""
+        ...
+
+    @property
+    def server_node_id(self) -> str:
+        """The server-side sidecar's (guarded-<name>)."""
+        ...
 
     def port_for(self, service: str) -> int:
         """Where a client connects to reach `service` through this data plane."""
@@ -75,43 +82,47 @@ def gossamer_proxy_missing() -> str:
     return ""
 
 
+def client_workload(plane: str) -> Workload:
+    """The client-side sidecar: on 127.0.0.1 (where it gets no inbound), service account
+    `client`, so servers see spiffe://cluster.local/ns/default/sa/client."""
+    return Workload(f"parity-{plane}", CLIENT_ACCOUNT, {"app": "client"})
+
+
+def server_workload(plane: str) -> Workload:
+    """The server-side sidecar: the WorkloadEntry guarded-<plane>-v1 (by name and IP)."""
+    return Workload(
+        guarded_backend(plane), SERVER_ACCOUNT, server_labels(plane), SERVER_IPS[plane], True
+    )
+
+
 class EnvoyPlane:
-    """A real Envoy sidecar for workload parity-envoy."""
+    """Real Envoys: a client-side sidecar (INTERCEPTION_MODE NONE: its outbound listener for a
+    service binds 127.0.0.1:<service port>) and a server-side one for guarded-envoy."""
 
     name = "envoy"
 
     def __init__(self, world: World, workdir: Path) -> None:
         self.world = world
-        self._node_id = node_id("sidecar", "127.0.0.1", "parity-envoy", NS)
-        config = bootstrap(
-            self._node_id,
-            cluster=f"parity-envoy.{NS}",
-            metadata=node_metadata(
-                namespace=NS,
-                labels={"app": "client"},
-                interception_mode="NONE",
-                workload_name="parity-envoy",
-                pod_name="parity-envoy",
-                service_account="client",
-                instance_ips=["127.0.0.1"],
-            ),
-            xds_host=world.cp.xds_host,
-            xds_port=world.cp.xds_port,
-            admin_port=0,
-        )
-        self.envoy = EnvoyProcess(config, workdir, concurrency=1, log_level="info")
+        self.client = EnvoySidecar(world, client_workload(self.name), workdir / "client")
+        self.server = EnvoySidecar(world, server_workload(self.name), workdir / "server")
 
     @property
     def node_id(self) -> str:
-        return self._node_id
+        return self.client.node_id
+
+    @property
+    def server_node_id(self) -> str:
+        return self.server.node_id
 
     def start(self, within: float = 60.0) -> None:
-        self.envoy.start()
-        try:
-            self.envoy.wait_ready(within)
-            self.world.cp.wait_synced(self._node_id, revision=self.world.base_revision, within=30)
-        except (AssertionError, TimeoutError) as e:
-            raise AssertionError(f"{e}\n{self.diagnostics()}") from None
+        for sidecar in (self.server, self.client):
+            sidecar.start(within)
+            try:
+                self.world.cp.wait_synced(
+                    sidecar.node_id, revision=self.world.base_revision, within=30
+                )
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{sidecar.diagnostics()}") from None
 
     def port_for(self, service: str) -> int:
         return self.world.ports[service]
@@ -119,102 +130,54 @@ class EnvoyPlane:
     def settled(self) -> bool:
         """Envoy ACKs a changed cluster at once but keeps using the old one until the new one has
         warmed (its endpoints arrived): only then is a DestinationRule change in force."""
-        status, text = self.envoy.admin_get("/stats?filter=^cluster_manager.warming_clusters$")
+        status, text = self.client.envoy.admin_get(
+            "/stats?filter=^cluster_manager.warming_clusters$"
+        )
         return status == 200 and text.strip() == "cluster_manager.warming_clusters: 0"
 
     def diagnostics(self) -> str:
-        return f"--- envoy log ---\n{self.envoy.log_tail()}"
+        return f"{self.client.diagnostics()}\n{self.server.diagnostics()}"
 
     def stop(self) -> None:
-        self.envoy.stop()
+        self.client.stop()
+        self.server.stop()
 
 
 class GossamerPlane:
-    """`gossamer proxy` in explicit mode for workload parity-client, with its own free ports."""
+    """`gossamer proxy` in explicit mode: a client-side sidecar (clients connect to its one
+    outbound port, HTTP-proxy style, with the same Host header) and a server-side one for
+    guarded-gossamer."""
 
     name = "gossamer"
 
     def __init__(self, world: World, workdir: Path) -> None:
         self.world = world
-        self.workdir = workdir
-        self.outbound_port = free_port()
-        self.health_port = free_port()
-        self.admin_port = free_port()
-        ports = {
-            "--outbound-port": self.outbound_port,
-            "--inbound-port": free_port(),
-            "--admin-port": self.admin_port,
-            "--stats-port": free_port(),
-            "--health-port": self.health_port,
-        }
-        self.argv = [
-            *gossamer_argv(), "proxy", "--controlplane", world.cp.xds, "--namespace", NS,
-            "--service-account", "client", "--labels", "app=client", "--workload", "parity-client",
-            "--explicit", *(str(x) for kv in ports.items() for x in kv), "--concurrency", "1",
-        ]  # fmt: skip
-        self.log_path = workdir / "gossamer-proxy.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._node_id = ""
+        self.client = GossamerSidecar(world, client_workload(self.name), workdir / "client")
+        self.server = GossamerSidecar(world, server_workload(self.name), workdir / "server")
 
     @property
     def node_id(self) -> str:
-        """The id the sidecar announced, as the control plane lists it (known once connected)."""
-        if not self._node_id:
-            for view in self.world.cp.proxies():
-                if "~parity-client." in str(view.get("node_id", "")):
-                    self._node_id = str(view["node_id"])
-        return self._node_id
+        return self.client.node_id
 
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"gossamer proxy exited {self.proc.returncode}\n{self.diagnostics()}"
-            )
-        url = f"http://127.0.0.1:{self.health_port}/healthz/ready"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+    @property
+    def server_node_id(self) -> str:
+        return self.server.node_id
 
     def start(self, within: float = 60.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            with_parent_death_signal(self.argv),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        until(self._ready, within, "gossamer proxy /healthz/ready = 200", step=0.05)
-        until(lambda: bool(self.node_id), 10, "the control plane to list parity-client")
-        self.world.cp.wait_synced(self.node_id, revision=self.world.base_revision, within=30)
+        for sidecar in (self.server, self.client):
+            sidecar.start(within)
+            self.world.cp.wait_synced(sidecar.node_id, revision=self.world.base_revision, within=30)
 
     def port_for(self, service: str) -> int:
-        return self.outbound_port
+        return self.client.outbound_port
 
     def settled(self) -> bool:
         """The sidecar publishes a config before ACKing it (docs/sidecar.md): an ACK is enough."""
         return True
 
     def diagnostics(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()[-40:]
-        except FileNotFoundError:
-            lines = ["(no log)"]
-        return "--- gossamer proxy log ---\n" + "\n".join(lines)
+        return f"{self.client.diagnostics()}\n{self.server.diagnostics()}"
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `grace`: only the PID we started."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(grace)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def stop(self) -> None:
+        self.client.stop()
+        self.server.stop()

@@ -19,7 +19,7 @@ import json
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,8 @@ from tests.e2e.harness import until
 from tests.e2e.parity import expectations
 from tests.e2e.parity.client import Observed, per_request_headers, send
 from tests.e2e.parity.dataplanes import DataPlane
-from tests.e2e.parity.scenario import TAG_HEADER, Call, Scenario
-from tests.e2e.parity.world import World
+from tests.e2e.parity.scenario import DENY_TAG_HEADER, PLANE, TAG_HEADER, Call, Scenario
+from tests.e2e.parity.world import GUARDED, World, guarded
 
 RUN_HEADER = "x-parity-run"
 
@@ -99,17 +99,29 @@ class Parity:
         self._revision = self.world.cp.apply(scenario.tagged_config(self._tag))
         self._applied = scenario
 
-    def request(self, plane: DataPlane, call: Call, run: str, count: int) -> list[Observed]:
-        authority = call.authority or self.world.authority(call.service)
-        base = {**call.headers, "host": authority, RUN_HEADER: run}
+    def request(
+        self,
+        plane: DataPlane,
+        call: Call,
+        run: str,
+        count: int,
+        extra: Mapping[str, str] | None = None,
+    ) -> list[Observed]:
+        service = guarded(plane.name) if call.service == GUARDED else call.service
+        authority = call.authority or self.world.authority(service)
+        base = {**call.headers, **(extra or {}), "host": authority, RUN_HEADER: run}
+        host, port = "127.0.0.1", plane.port_for(service)
+        if call.direct:
+            host, port = self.world.server_address(plane.name)
         return send(
-            plane.port_for(call.service),
+            port,
             call.method,
             call.path,
             per_request_headers(base, call.fail_key, call.vary),
             count,
             concurrency=call.concurrency,
             within=call.within,
+            host=host,
         )
 
     def wait_applied(self, plane: DataPlane, scenario: Scenario, run: str) -> None:
@@ -125,8 +137,24 @@ class Parity:
             last[:] = self.request(plane, scenario.probe, run + "-probe", 1)
             return bool(last) and last[0].header(TAG_HEADER) == self._tag
 
+        denied = [0]
+
+        def server_applied() -> bool:
+            # Twice in a row: a pooled connection may carry one more request on the server's
+            # replaced filter chain before it closes (Envoy drains it that way).
+            last[:] = self.request(
+                plane, scenario.probe, run + "-probe", 1, {DENY_TAG_HEADER: self._tag}
+            )
+            denied[0] = denied[0] + 1 if last and last[0].status == 403 else 0
+            return denied[0] >= 2
+
         try:
             until(tagged, 30, f"{plane.name} to answer the probe tagged {self._tag}", step=0.05)
+            if scenario.guarded:
+                # The tag's DENY policy changes the server's listeners at this revision.
+                cp.wait_synced(plane.server_node_id, ("lds",), revision=self._revision, within=20)
+                cp.wait_synced(plane.server_node_id, within=20)
+                until(server_applied, 30, f"{plane.name} server to deny {self._tag}", step=0.05)
             until(plane.settled, 30, f"{plane.name} to have no config still warming")
         except AssertionError as e:
             raise AssertionError(f"{e}; last reply {last}\n{plane.diagnostics()}") from None
@@ -138,24 +166,31 @@ class Parity:
         outcome = Outcome(scenario.name, plane.name)
         for call in scenario.calls:
             replies = self.request(plane, call, run, call.count)
-            expect = self._in_world(call.expect)
+            expect = self._in_world(call.expect, plane.name)
             problems = expectations.check(expect, replies, call.count, self._backend_log(run))
-            summary = expectations.summary(replies, call.compare)
+            summary = self._plane_neutral(expectations.summary(replies, call.compare), plane)
             outcome.calls.append(CallResult(call, replies, problems, summary))
         self.outcomes[(scenario.name, plane.name)] = outcome
         return outcome
 
-    def _in_world(self, value: Any) -> Any:
-        """`value` with `{authority:svc}` / `{port:svc}` in its strings filled in."""
+    @staticmethod
+    def _plane_neutral(summary: dict[str, list[str]], plane: DataPlane) -> dict[str, list[str]]:
+        """Each plane has its own server backend (guarded-<plane>-v1): compared as one."""
+        own = guarded(plane.name)
+        return {k: [v.replace(own, guarded(PLANE)) for v in vs] for k, vs in summary.items()}
+
+    def _in_world(self, value: Any, plane: str = "") -> Any:
+        """`value` with `{authority:svc}` / `{port:svc}` / `{plane}` in its strings filled in."""
         if isinstance(value, str):
+            value = value.replace(PLANE, plane)
             for service, port in self.world.ports.items():
                 value = value.replace(f"{{port:{service}}}", str(port))
                 value = value.replace(f"{{authority:{service}}}", self.world.authority(service))
             return value
         if isinstance(value, dict):
-            return {k: self._in_world(v) for k, v in value.items()}
+            return {self._in_world(k, plane): self._in_world(v, plane) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._in_world(v) for v in value]
+            return [self._in_world(v, plane) for v in value]
         return value
 
     def _backend_log(self, run: str) -> Callable[[str], list[dict[str, Any]]]:

@@ -21,8 +21,12 @@ from typing import Any
 
 import yaml
 
+from tests.e2e.parity.world import GUARDED, NS, PLANE_KINDS
+
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TAG_HEADER = "x-parity-config"
+DENY_TAG_HEADER = "x-parity-deny"
+PLANE = "{plane}"
 FAIL_KEY_MODES = ("", "unique", "fixed")
 # What the planes must agree on per call (see expectations.summary); a call may narrow it.
 COMPARED = ("status", "backends", "local_bodies", "headers", "upstream_headers")
@@ -49,6 +53,9 @@ class Call:
     expect: Mapping[str, Any] = field(default_factory=dict)
     compare: tuple[str, ...] = COMPARED
     within: float = 30.0
+    # True: straight to the plane's server-side sidecar (service `guarded`), as a client
+    # without a sidecar would (plaintext, no identity); else through the client-side sidecar
+    direct: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +70,19 @@ class Scenario:
     known_failures: Mapping[str, str] = field(default_factory=dict)
     skip: str = ""  # non-empty: not run, and this says which missing piece it waits for
 
+    @property
+    def guarded(self) -> bool:
+        """Whether calls go to the server-side sidecars (whose own config must be in force)."""
+        return any(c.service == GUARDED for c in (self.probe, *self.calls))
+
     def tagged_config(self, tag: str) -> str:
         """The config as YAML with every VirtualService HTTP route answering `TAG_HEADER: tag`
-        (merged into any response `set` the route already has)."""
-        docs = [copy.deepcopy(dict(d)) for d in self.config]
+        (merged into any response `set` the route already has). A guarded scenario also gets
+        a DENY policy for requests carrying `DENY_TAG_HEADER: tag` on the servers, which shows
+        when a server's config is in force (other requests never carry that header)."""
+        docs = self._expanded()
+        if self.guarded:
+            docs.append(tag_deny_policy(tag))
         for doc in docs:
             if doc.get("kind") != "VirtualService":
                 continue
@@ -76,7 +92,35 @@ class Scenario:
         return yaml.safe_dump_all(docs, sort_keys=False)
 
     def untagged_config(self) -> str:
-        return yaml.safe_dump_all([dict(d) for d in self.config], sort_keys=False)
+        docs = self._expanded()
+        if self.guarded:
+            docs.append(tag_deny_policy(""))
+        return yaml.safe_dump_all(docs, sort_keys=False)
+
+    def _expanded(self) -> list[dict[str, Any]]:
+        """Documents naming `{plane}` once per plane with the plane's name (guarded-{plane} is
+        each plane's own server); the others as they are."""
+        out: list[dict[str, Any]] = []
+        for doc in self.config:
+            text = yaml.safe_dump(dict(doc), sort_keys=False)
+            if PLANE in text:
+                out += [yaml.safe_load(text.replace(PLANE, p)) for p in PLANE_KINDS]
+            else:
+                out.append(copy.deepcopy(dict(doc)))
+        return out
+
+
+def tag_deny_policy(tag: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "parity-tag", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": GUARDED}},
+            "action": "DENY",
+            "rules": [{"when": [{"key": f"request.headers[{DENY_TAG_HEADER}]", "values": [tag]}]}],
+        },
+    }
 
 
 _CALL_KEYS = {f for f in Call.__dataclass_fields__}
