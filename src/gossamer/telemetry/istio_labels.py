@@ -79,14 +79,15 @@ def service_of(
 ) -> tuple[str, str, str]:
     """destination_service (FQDN), _name and _namespace from the cluster name
     (`outbound|port|subset|fqdn`, `inbound|port|name|fqdn`) or, for an inbound cluster without
-    a service (`inbound|port||`), the Host the client asked for."""
+    a service (`inbound|port||`, a passthrough), the Host the client asked for.
+    `own_namespace` is given on destination reports only."""
     fqdn = ""
     if cluster is not None:
         parts = cluster.split("|")
         if len(parts) == 4 and parts[0] in ("outbound", "inbound"):
             fqdn = parts[3]
-        elif parts[0] not in ("outbound", "inbound"):
-            return cluster, cluster, own_namespace or UNKNOWN  # PassthroughCluster, ...
+        elif own_namespace is None:  # outbound PassthroughCluster, BlackHoleCluster, ...
+            return cluster, cluster, UNKNOWN
     if not fqdn:
         fqdn = host or ""
     if not fqdn:

@@ -177,11 +177,18 @@ def recorder_of(dataplane: Any) -> IstioRecorder:
 # --- hooks the server calls ---------------------------------------------------------------------
 
 
+_INBOUND_PREFIXES = ("inbound", "Inbound")
+
+
 def _inbound(conn: Any, cluster: str | None) -> bool:
-    if cluster is not None:
-        return cluster.startswith("inbound|")
+    """Destination reporter: the connection came in through an inbound chain (the translator
+    names inbound chains' stats `inbound|port||`, `InboundPassthroughCluster...`), or, on a
+    connection without a chain (explicit outbound mode), the cluster is an inbound one."""
     chain = getattr(conn.resolver, "chain", None)
-    return chain is not None and str(chain.stat_prefix).startswith("inbound")
+    if chain is not None:
+        prefix: str = chain.stat_prefix
+        return prefix.startswith(_INBOUND_PREFIXES)
+    return cluster is not None and cluster.startswith("inbound|")
 
 
 def _host(request: Any) -> str | None:
@@ -218,7 +225,7 @@ def proxied(
     conn: Any, request: Any, cluster: str, status: int, upstream: Any, seconds: float
 ) -> None:
     """A response relayed from `upstream` (the UpstreamConnection) to its end."""
-    if cluster.startswith("inbound|"):
+    if _inbound(conn, cluster):
         key: HttpKey = (True, gate.peer_facts(conn.transport).principal, cluster, _host(request),
                         status, "-")  # fmt: skip
     else:
@@ -228,7 +235,7 @@ def proxied(
 
 def tcp_opened(ctx: Any, conn: Any, cluster: str, upstream: Any) -> None:
     """A TCP proxy connection whose upstream connection is up (`upstream`: its transport)."""
-    if cluster.startswith("inbound|"):
+    if conn.chain.stat_prefix.startswith(_INBOUND_PREFIXES):
         key: TcpKey = (True, gate.peer_facts(conn.transport).principal, cluster, "-")
     else:
         key = (False, gate.peer_facts(upstream).principal, cluster, "-")
@@ -237,7 +244,7 @@ def tcp_opened(ctx: Any, conn: Any, cluster: str, upstream: Any) -> None:
 
 def tcp_failed(ctx: Any, conn: Any, cluster: str, flags: str) -> None:
     """A TCP proxy connection that never reached its upstream: opened and closed at once."""
-    inbound = cluster.startswith("inbound|")
+    inbound = conn.chain.stat_prefix.startswith(_INBOUND_PREFIXES)
     peer = gate.peer_facts(conn.transport).principal if inbound else None
     recorder = recorder_of(ctx)
     recorder.tcp_opened(conn, (inbound, peer, cluster, flags))

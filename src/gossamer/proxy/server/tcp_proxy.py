@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 class _Side(asyncio.Protocol):
     """One socket of the pair; `peer` is the other side once both exist."""
 
+    is_upstream = True  # the TcpProxy subclass is the downstream side
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
@@ -61,12 +63,22 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.eof = True
         peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.closed:
-            if peer.transport.can_write_eof():
-                peer.transport.write_eof()
-            if peer.eof:
-                self.close_both()
-                return None
+        if peer is None or peer.transport is None:
+            return True  # not connected yet: the half-close is passed on once it is
+        if peer.closed:
+            self.close_both()  # nothing is left to relay to
+            return None
+        if peer.transport.can_write_eof():
+            peer.transport.write_eof()
+        elif self.is_upstream:
+            # The server ended its stream and the client's leg is TLS, which cannot carry a
+            # half-close: close both (after flushing), or each sidecar of a mesh pair would
+            # hold its half forever. (A client's half-close keeps waiting for the answer.)
+            self.close_both()
+            return None
+        if peer.eof:
+            self.close_both()
+            return None
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -82,6 +94,8 @@ class _Side(asyncio.Protocol):
                 peer.transport.write_eof()
                 if peer.eof:
                     peer.transport.close()
+            else:  # TLS carries no half-close: the other side closes (Envoy's FlushWrite)
+                peer.transport.close()
 
     def pause_writing(self) -> None:
         if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
@@ -99,6 +113,8 @@ class _Side(asyncio.Protocol):
 
 class TcpProxy(_Side):
     """The downstream side: accepted on a listener whose chosen chain is a TcpChain."""
+
+    is_upstream = False
 
     def __init__(
         self,
