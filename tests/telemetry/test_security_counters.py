@@ -1,0 +1,217 @@
+"""The sidecar's security counters on /stats and /stats/prometheus, named as Envoy 1.40 names
+them: listener TLS counters (`listener.<addr>_<port>.ssl.*`, `no_filter_chain_match`) and RBAC
+counters (`http.<prefix>.rbac.*`, `<network prefix>rbac.*`).
+
+1. A real Envoy serves the contract's STRICT chain with network and HTTP RBAC; the same clients
+   knock; every counter of those kinds Envoy shows in /stats renders, through our Prometheus
+   renderer, to exactly the series Envoy's /stats/prometheus shows (name, tags, value).
+2. Our Dataplane, same chain shape and clients: its /stats lines and Prometheus series for those
+   counters equal Envoy's where the names are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gossamer.proxy import admin_render
+from gossamer.proxy.admin_stats import report_of
+from gossamer.runtime.envoy import EnvoyProcess
+from gossamer.telemetry.prometheus import render
+from tests.proxy.server.harness import running
+from tests.proxy.server.mtls_world import (
+    PRODUCTPAGE,
+    RATINGS,
+    SERVER,
+    Identities,
+    clusters,
+    inbound,
+    mesh_client_context,
+    refused,
+    tls_client,
+)
+from tests.proxy.server.protos import free_port
+from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
+from tests.proxy.server.test_inbound_mtls_envoy import (
+    _INSPECTOR,
+    _LOOPBACK,
+    _ROUTER,
+    _TLS,
+    _common_tls,
+    _files,
+    _ports,
+    envoy_present,
+)
+from tests.proxy.server.upstreams import Upstream
+from tests.telemetry.prometheus_text import parse
+
+__all__ = ["envoy_present"]  # the fixture, used by name
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+_HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+_NET_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
+ALLOW_ANY = {"action": "ALLOW", "policies": {"any": {"permissions": [{"any": True}],
+                                                     "principals": [{"any": True}]}}}  # fmt: skip
+# The kinds of counters the sidecar keeps (the rest of Envoy's listener stats it does not).
+OURS = re.compile(
+    r"^listener\.[^.]+(\.[^.]+)*\.(ssl\.(handshake|connection_error|fail_verify_error|"
+    r"fail_verify_no_cert|no_certificate)|no_filter_chain_match)$|\.?rbac\."
+)
+
+
+@pytest.fixture
+def ids(tmp_path: Path) -> Identities:
+    return Identities.create(tmp_path)
+
+
+def _bootstrap(files: dict[str, str]) -> dict[str, Any]:
+    hcm = {
+        "@type": _HCM + "HttpConnectionManager",
+        "stat_prefix": "inbound_0.0.0.0_9080",
+        "codec_type": "HTTP1",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.rbac",
+                "typed_config": {
+                    "@type": _HTTP_RBAC,
+                    "rules": ALLOW_PRODUCTPAGE,
+                    "shadow_rules": ALLOW_PRODUCTPAGE,
+                    "shadow_rules_stat_prefix": "istio_dry_run_allow_",
+                },
+            },
+            {"name": "router", "typed_config": {"@type": _ROUTER}},
+        ],
+    }
+    network_rbac = {"@type": _NET_RBAC, "stat_prefix": "tcp.", "rules": ALLOW_ANY}
+    listener = {
+        "name": "strict",
+        "address": _LOOPBACK,
+        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": _INSPECTOR}}],
+        "filter_chains": [
+            {
+                "filter_chain_match": {"transport_protocol": "tls"},
+                "transport_socket": {
+                    "name": "envoy.transport_sockets.tls",
+                    "typed_config": {
+                        "@type": _TLS + "DownstreamTlsContext",
+                        "require_client_certificate": True,
+                        "common_tls_context": _common_tls(files, ["h2", "http/1.1"], []),
+                    },
+                },
+                "filters": [
+                    {"name": "envoy.filters.network.rbac", "typed_config": network_rbac},
+                    {"name": "hcm", "typed_config": hcm},
+                ],
+            }
+        ],
+    }
+    return {
+        "node": {"id": "server", "cluster": "server"},
+        "admin": {"address": _LOOPBACK},
+        "static_resources": {"listeners": [listener]},
+    }
+
+
+async def _knock(ids: Identities, port: int) -> None:
+    """productpage twice (allowed), ratings once (denied), one plaintext client (refused)."""
+    for who, status in ((PRODUCTPAGE, 200), (PRODUCTPAGE, 200), (RATINGS, 403)):
+        client = await tls_client(port, mesh_client_context(ids.of(who)))
+        assert (await client.get("/", "reviews")).status == status
+        await client.close()
+    assert await refused(port, None)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+
+
+def envoy_series(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Envoy's /stats/prometheus samples (it writes TYPE lines only, no HELP)."""
+    out = {}
+    for line in text.splitlines():
+        found = _SAMPLE.match(line)
+        if found is None or line.startswith("#"):
+            continue
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', found.group(2) or ""))
+        out[(found.group(1), labels)] = float(found.group(3))
+    return out
+
+
+def our_series(counters: dict[str, int]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    parsed = parse(render(admin_render.counter_families(counters)))
+    return {(name, frozenset(labels.items())): value for name, labels, value in parsed.samples}
+
+
+async def test_security_counters_render_as_envoys(
+    ids: Identities, tmp_path: Path, envoy_present: None
+) -> None:
+    envoy = EnvoyProcess(_bootstrap(_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
+    try:
+        envoy.start()
+        await asyncio.to_thread(envoy.wait_ready)
+        port = (await asyncio.to_thread(_ports, envoy))["strict"]
+        await _knock(ids, port)
+        await asyncio.sleep(0.2)
+        _, text = await asyncio.to_thread(envoy.admin_get, "/stats?format=json")
+        _, prometheus = await asyncio.to_thread(envoy.admin_get, "/stats/prometheus")
+    finally:
+        envoy.stop()
+    stats = json.loads(text)["stats"]
+    theirs = {s["name"]: int(s["value"]) for s in stats if "value" in s and OURS.search(s["name"])}
+    assert theirs["http.inbound_0.0.0.0_9080.rbac.denied"] == 1  # not a comparison of blanks
+    assert theirs["listener.127.0.0.1_0.no_filter_chain_match"] == 1
+    envoys = envoy_series(prometheus)
+    rendered = our_series(theirs)
+    assert len(rendered) == len(theirs)
+    for key, value in rendered.items():
+        assert envoys.get(key) == value, (key, value)
+
+    # The same clients against our sidecar (the same chain shape: STRICT, HTTP RBAC).
+    app = await Upstream("app").start()
+    port = free_port()
+    try:
+        async with running(
+            *clusters(app.port, free_port()),
+            inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]),
+        ) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            await _knock(ids, port)
+            report = report_of(dataplane)
+    finally:
+        await app.stop()
+    ours = report["counters"]
+    assert ours["http.inbound_0.0.0.0_9080.rbac.allowed"] == 2
+    assert ours["http.inbound_0.0.0.0_9080.rbac.denied"] == 1
+    listener = f"listener.127.0.0.1_{port}."
+    assert ours[listener + "ssl.handshake"] == theirs["listener.127.0.0.1_0.ssl.handshake"] == 3
+    assert ours[listener + "no_filter_chain_match"] == 1
+    # /stats text, as Envoy prints these lines
+    lines = admin_render.stats_text(admin_render.stats_values({}, None, ours)).splitlines()
+    assert "http.inbound_0.0.0.0_9080.rbac.denied: 1" in lines
+    assert f"{listener}ssl.handshake: 3" in lines
+    assert admin_render.stats_values({}, r"rbac\.denied", ours) == [
+        ("http.inbound_0.0.0.0_9080.rbac.denied", 1)
+    ]
+    # Prometheus: every name Envoy also has renders to Envoy's series with Envoy's value.
+    same = {name: value for name, value in ours.items() if name in theirs}
+    assert "http.inbound_0.0.0.0_9080.rbac.allowed" in same
+    for key, value in our_series(same).items():
+        assert envoys.get(key) == value, (key, value)
+    address = f"127.0.0.1_{port}"
+    handshakes = our_series(ours)[
+        ("envoy_listener_ssl_handshake", frozenset({("envoy_listener_address", address)}))
+    ]
+    assert handshakes == 3
