@@ -356,3 +356,49 @@ def test_control_plane_loss_keeps_config_and_is_logged(world: World) -> None:
     finally:
         proxy.stop()
         cp.stop()
+
+
+def test_istio_metrics_are_merged_across_workers(world: World, proxy2: Proxy) -> None:
+    """Istio's standard metrics on the stats port (15020's /stats/prometheus): one series per
+    label set, summed over both workers; the sidecar names its own workload (source side) and
+    leaves the peer's workload `unknown` (no metadata exchange)."""
+    proxy2.wait_ready()
+    host = f"{REVIEWS}:{world.service_port}"
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(10):  # fresh connections, so the kernel spreads them over workers
+            c = HttpClient(proxy2.ports["outbound"])
+            reply = c.get(host)
+            c.close()
+            with lock:
+                statuses.append(reply.status)
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 30, (statuses, proxy2.log())
+    assert len(proxy2.workers()) == 2
+    _, text = proxy2.get("stats", "/stats/prometheus")
+    parsed = parse(text)
+    assert parsed.types["istio_requests_total"] == "counter"
+    assert parsed.types["istio_request_duration_milliseconds"] == "histogram"
+    requests = [(ls, v) for n, ls, v in parsed.samples if n == "istio_requests_total"]
+    assert len(requests) == 1, requests  # the workers' series merged into one
+    labels, count = requests[0]
+    assert count == 30
+    assert labels["reporter"] == "source"
+    assert labels["source_workload"] == "client"
+    assert labels["source_app"] == "client"
+    assert labels["source_workload_namespace"] == NS
+    assert labels["destination_service"] == REVIEWS
+    assert labels["destination_service_name"] == "reviews"
+    assert labels["destination_service_namespace"] == NS
+    assert labels["destination_workload"] == "unknown"
+    assert labels["destination_principal"] == "unknown"  # plaintext: no server certificate
+    assert labels["connection_security_policy"] == "unknown"
+    assert (labels["response_code"], labels["response_flags"]) == ("200", "-")
+    assert parsed.value("istio_request_duration_milliseconds_count", **labels) == 30
