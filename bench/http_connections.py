@@ -11,7 +11,10 @@ pairs give the same run without TLS, so mTLS minus plaintext is the handshake's 
 
 from __future__ import annotations
 
+import re
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 
 from http_measure import Row, run_wrk
@@ -30,12 +33,29 @@ def measure_connections(rows: Sequence[Row], seconds: float, reps: int) -> None:
             run_wrk(row, seconds, CONNECTIONS, THREADS)
 
 
+def envoy_session_reuse(admin_port: int, service: str) -> str:
+    """What Envoy A's TLS counters say of its connections to `service`'s cluster: how many
+    handshakes, and how many resumed a session (a ticket from B: no certificates exchanged)."""
+    wanted = urllib.parse.urlencode({"filter": f"{service}.*ssl\\.(handshake|session_reused)$"})
+    url = f"http://127.0.0.1:{admin_port}/stats?{wanted}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError as e:
+        return f"Envoy A's stats unavailable ({e})"
+    counts = {m[0]: int(m[1]) for m in re.findall(r"ssl\.(\w+): (\d+)", text)}
+    return (
+        f"Envoy A → {service}: {counts.get('handshake', 0):,} TLS handshakes, "
+        f"{counts.get('session_reused', 0):,} of them resumed a session"
+    )
+
+
 def _plain_twin(row: Row, by_name: dict[str, Row]) -> Row | None:
     return by_name.get(row.name.removesuffix(" (mTLS)")) if row.name.endswith("(mTLS)") else None
 
 
-def render_connections(rows: Sequence[Row], seconds: float) -> str:
-    """The markdown section: one line per pair, then Gossamer ÷ Envoy with mTLS."""
+def render_connections(rows: Sequence[Row], seconds: float, notes: Sequence[str] = ()) -> str:
+    """The markdown section: one line per pair, then Gossamer ÷ Envoy with mTLS, then notes."""
     by_name = {r.name: r for r in rows}
     lines = [
         "## New connections between the sidecars",
@@ -68,4 +88,5 @@ def render_connections(rows: Sequence[Row], seconds: float) -> str:
             f"Gossamer → Gossamer (mTLS) ÷ Envoy → Envoy (mTLS): new connections/s "
             f"{fmt(rate, '.2f')}x, CPU µs per new connection {fmt(per_connection, '.2f')}x.",
         ]
+    lines += ["", *(f"- {note}" for note in notes)] if notes else []
     return "\n".join(lines) + "\n"

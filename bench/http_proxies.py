@@ -82,12 +82,13 @@ def main() -> None:
     cfg = settings(args.quick)
     import http_mesh as mesh
     import http_report as report
-    from http_connections import measure_connections, render_connections
+    from http_connections import envoy_session_reuse, measure_connections, render_connections
     from http_procs import machine_busy_seconds, own_tree_seconds, wait_for_quiet
     from http_rows import build_rows
 
     work = Path(tempfile.mkdtemp(prefix="gossamer-bench-http-"))
     things: list[Any] = []
+    tls_notes: list[str] = []
     began = time.monotonic()
     try:
         bench = build_rows(work, things)
@@ -97,6 +98,8 @@ def main() -> None:
         busy, own, t0 = machine_busy_seconds(), own_tree_seconds(), time.monotonic()
         measure(rows, cfg)
         measure_connections(bench.connection_rows, cfg["new_s"], cfg["reps"])
+        if bench.envoy_a_admin:
+            tls_notes = [envoy_session_reuse(bench.envoy_a_admin, "new-envoy-mtls")]
         others = machine_busy_seconds() - busy - (own_tree_seconds() - own)
         share = others / max(time.monotonic() - t0, 1e-9) * 100
         notes["other processes"] = (
@@ -109,7 +112,7 @@ def main() -> None:
             print(f"work directory (logs) kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    sections = [render_connections(bench.connection_rows, cfg["new_s"])]
+    sections = [render_connections(bench.connection_rows, cfg["new_s"], tls_notes)]
     text = report.render(rows, cfg, notes, time.monotonic() - began, sections)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,7 @@ class Bench:
     rows: list[Row]
     connection_rows: list[Row]  # each pair through `new-<kind>`: a new A→B connection per request
     notes: dict[str, str] = field(default_factory=dict)
+    envoy_a_admin: int = 0  # Envoy A's admin port (0: Envoy A did not start)
 
 
 def build_rows(work: Path, things: list[Any]) -> Bench:
@@ -61,14 +62,14 @@ def build_rows(work: Path, things: list[Any]) -> Bench:
     things.append(cp)
     yaml_text = mesh_yaml(ports)
     cp.apply(yaml_text)
-    _envoys(work, things, cp, ports, yaml_text, single["envoy"], pairs, fresh)
+    envoy_admin = _envoys(work, things, cp, ports, yaml_text, single["envoy"], pairs, fresh)
     _gossamers(work, things, cp, ports, single["gossamer"], pairs, fresh)
     for row in [*rows, *fresh.values()]:
         if not row.status:
             problem = wait_serving(row.port, row.host, 10)
             row.status = f"no 200 with the 1 KB body: {problem}" if problem else ""
     notes = {"ports": f"upstream 127.0.0.1:{ports.upstream}; services {ports.services}"}
-    return Bench(rows, list(fresh.values()), notes)
+    return Bench(rows, list(fresh.values()), notes, envoy_admin)
 
 
 _SINGLE = {"envoy": "Envoy 1.40", "gossamer": "Gossamer"}
@@ -109,9 +110,10 @@ def _envoys(
     single: Row,
     pairs: dict[str, Row],
     fresh: dict[str, Row],
-) -> None:
+) -> int:
     """Envoy A (under its agent) serves every Envoy row; one Envoy B per hop kind. Rows
-    without mTLS count Envoy alone (as before mTLS); mTLS rows count the agents too."""
+    without mTLS count Envoy alone (as before mTLS); mTLS rows count the agents too.
+    Returns Envoy A's admin port (0 if it did not start)."""
     kinds = ("envoy", "envoy-mtls")
     every = [single, *(pairs[k] for k in kinds), *(fresh[k] for k in kinds)]
     for row in every:
@@ -123,7 +125,7 @@ def _envoys(
         a_envoy = envoy_a.envoy_pid()
     except Exception as e:  # the rows say so; the bench goes on
         _fail(every, f"Envoy A failed to start: {e}")
-        return
+        return 0
     single.roots = [a_envoy]
     try:
         plain_b = mesh.start_envoy_b(yaml_text, ports, "envoy", work / "envoy-b", PROXY_CPU)
@@ -141,6 +143,7 @@ def _envoys(
         pairs["envoy-mtls"].roots = fresh["envoy-mtls"].roots = [envoy_a.proc, mtls_b.proc]
     except Exception as e:
         _fail([pairs["envoy-mtls"], fresh["envoy-mtls"]], f"Envoy B (mTLS) failed: {e}")
+    return envoy_a.admin_port
 
 
 def _gossamers(
