@@ -36,8 +36,11 @@ def profiled(argv: list[str], out: Path) -> list[str]:
     return [sys.executable, "-m", "cProfile", "-o", str(out), *argv]
 
 
-def start_pair(work: Path, things: list[Any]) -> tuple[int, Ports, list[Path]]:
-    """Upstream, plane, Gossamer A and mTLS B under cProfile; (A's port, host, profiles)."""
+def start_pair(
+    work: Path, things: list[Any], use_cprofile: bool
+) -> tuple[int, Ports, list[Path], list[int]]:
+    """Upstream, plane, Gossamer A and mTLS B (under cProfile if asked); (A's port, the mesh's
+    ports, profile paths, the sidecars' PIDs)."""
     import http_mesh as mesh
     from http_procs import Launched
     from http_servers import nginx_upstream_conf, start_nginx, wait_serving
@@ -60,7 +63,8 @@ def start_pair(work: Path, things: list[Any]) -> tuple[int, Ports, list[Path]]:
     ):
         who = issue(cp, work / "id" / pod.workload, NS, account)
         side_ports = (free_port(), free_port(), free_port(), free_port())
-        argv = profiled(mesh.gossamer_proxy_argv(cp.xds, pod, who, side_ports), out)
+        argv = mesh.gossamer_proxy_argv(cp.xds, pod, who, side_ports)
+        argv = profiled(argv, out) if use_cprofile else argv
         proc = Launched(pod.workload, argv, work / f"{pod.workload}.log", PROXY_CPU)
         things.append(proc)
         sides.append(mesh.GossamerSidecar(proc, pod.ip, side_ports[0], pod.inbound, side_ports[3]))
@@ -72,7 +76,7 @@ def start_pair(work: Path, things: list[Any]) -> tuple[int, Ports, list[Path]]:
     problem = wait_serving(sides[0].outbound, host, 10)
     if problem:
         raise SystemExit(f"the pair does not serve: {problem}")
-    return sides[0].outbound, ports, profiles
+    return sides[0].outbound, ports, profiles, [side.proc.pid for side in sides]
 
 
 def run_load(kind: str, port: int, ports: Ports, seconds: float) -> str:
@@ -104,6 +108,41 @@ def run_load(kind: str, port: int, ports: Ports, seconds: float) -> str:
     return done.stdout
 
 
+def perf_record(pids: list[int], out: Path) -> subprocess.Popen[bytes]:
+    """`perf record` of both sidecars (every thread) until SIGINT."""
+    perf = shutil.which("perf") or "/usr/bin/perf"
+    argv = [perf, "record", "-q", "-F", "999", "-g", "-o", str(out)]
+    argv += ["-p", ",".join(str(p) for p in pids)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_report(data: Path, lines: int) -> None:
+    """Shares by library and by symbol (own time): Python, OpenSSL, kernel, uvloop."""
+    perf = shutil.which("perf") or "/usr/bin/perf"
+    for sort in ("dso", "dso,sym"):
+        done = subprocess.run(
+            [
+                perf,
+                "report",
+                "-i",
+                str(data),
+                "--stdio",
+                "--no-children",
+                "--sort",
+                sort,
+                "-g",
+                "none",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        rows = [x for x in done.stdout.splitlines() if x.strip() and not x.startswith("#")]
+        print(f"\n=== perf: by {sort} ===")
+        print("\n".join(rows[:lines]))
+
+
 def top(path: Path, lines: int) -> None:
     for order in ("tottime", "cumulative"):
         print(f"\n=== {path.name}: by {order} ===")
@@ -115,6 +154,9 @@ def main() -> None:
     parser.add_argument("--load", choices=("keepalive", "connections"), default="keepalive")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--lines", type=int, default=30)
+    parser.add_argument(
+        "--perf", action="store_true", help="`perf record` both sidecars (C level) instead"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, lambda *_: sys.exit("http_profile: took too long"))
     signal.alarm(300)
@@ -123,10 +165,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="gossamer-bench-profile-"))
     things: list[Any] = []
     try:
-        port, ports, profiles = start_pair(work, things)
+        port, ports, profiles, pids = start_pair(work, things, not args.perf)
+        recorder = perf_record(pids, work / "perf.data") if args.perf else None
         print(run_load(args.load, port, ports, args.seconds))
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(60)
     finally:
         mesh.stop_all(things)  # SIGTERM: the sidecars exit cleanly, cProfile writes
+    if args.perf:
+        perf_report(work / "perf.data", args.lines)
+        profiles = []
     for path in profiles:
         if path.exists():
             top(path, args.lines)
