@@ -224,13 +224,23 @@ def replied(
 def proxied(
     conn: Any, request: Any, cluster: str, status: int, upstream: Any, seconds: float
 ) -> None:
-    """A response relayed from `upstream` (the UpstreamConnection) to its end."""
+    """A response relayed from `upstream` (the UpstreamConnection) to its end. The hottest
+    hook: the recorder lookup and the count are inlined (each call saved is ~70 ns)."""
+    ctx = conn.ctx
+    last = _last
+    recorder = last[1] if last is not None and last[0] is ctx else recorder_of(ctx)
     if _inbound(conn, cluster):
         key: HttpKey = (True, gate.peer_facts(conn.transport).principal, cluster, _host(request),
                         status, "-")  # fmt: skip
     else:
         key = (False, gate.peer_facts(upstream.transport).principal, cluster, None, status, "-")
-    recorder_of(conn.ctx).request(key, seconds * 1000.0)
+    ms = seconds * 1000.0
+    entry = recorder.requests.get(key)
+    if entry is None:
+        entry = recorder.requests[key] = [0.0] * (2 + _SLOTS)
+    entry[0] += 1
+    entry[1] += ms
+    entry[2 + bisect_left(DURATION_BUCKETS_MS, ms)] += 1
 
 
 def tcp_opened(ctx: Any, conn: Any, cluster: str, upstream: Any) -> None:
