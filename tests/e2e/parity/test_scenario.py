@@ -54,15 +54,33 @@ def test_malformed_scenarios_are_refused(tmp_path: Path, text: str, why: str) ->
         load(path)
 
 
-def test_authz_scenarios_say_which_missing_piece_they_wait_for() -> None:
+def test_authz_scenarios_run_against_each_planes_own_server() -> None:
     authz = [s for s in load_all() if s.name.startswith("authz_")]
     assert {s.name for s in authz} >= {
         "authz_allow_method_path",
         "authz_deny_header",
         "authz_allow_nothing",
         "authz_deny_before_allow",
+        "authz_principals",
+        "authz_namespaces",
+        "authz_peer_strict",
+        "authz_request_principals",
     }
     for scenario in authz:
-        kinds = {d["kind"] for d in scenario.config}
-        assert "AuthorizationPolicy" in kinds, scenario.name
-        assert "server-side plane" in scenario.skip, scenario.name
+        assert not scenario.skip, scenario.name
+        assert scenario.guarded, scenario.name
+        docs = list(yaml.safe_load_all(scenario.tagged_config("t")))
+        # {plane} documents come once per plane: each plane's client reaches its own server.
+        hosts = {h for d in docs if d["kind"] == "VirtualService" for h in d["spec"]["hosts"]}
+        assert hosts == {"guarded-envoy", "guarded-gossamer"}, scenario.name
+        assert {"AuthorizationPolicy", "PeerAuthentication"} & {d["kind"] for d in docs}
+        tags = [d for d in docs if d["metadata"]["name"] == "parity-tag"]
+        assert tags and tags[0]["spec"]["action"] == "DENY", scenario.name
+
+
+def test_scenarios_without_the_guarded_service_get_no_tag_policy() -> None:
+    plain = [s for s in load_all() if not s.name.startswith("authz_")]
+    assert plain
+    for scenario in plain:
+        assert not scenario.guarded, scenario.name
+        assert "parity-tag" not in scenario.tagged_config("t"), scenario.name
