@@ -35,6 +35,7 @@ DURATION_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 
                                           5000, 10000, 30000, 60000, 300000, 600000, 1800000,
                                           3600000)  # fmt: skip
 _SLOTS = len(DURATION_BUCKETS_MS) + 1  # the last is +Inf
+MAX_SERIES = 4096  # HTTP keys per worker before inbound Hosts are folded away
 
 HttpKey = tuple[bool, str | None, str | None, str | None, int, str]
 TcpKey = tuple[bool, str | None, str | None, str]
@@ -70,10 +71,22 @@ class IstioRecorder:
     def request(self, key: HttpKey, duration_ms: float) -> None:
         entry = self.requests.get(key)
         if entry is None:
-            entry = self.requests[key] = [0.0] * (2 + _SLOTS)
+            entry = self.new_series(key)
         entry[0] += 1
         entry[1] += duration_ms
         entry[2 + bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
+
+    def new_series(self, key: HttpKey) -> list[float]:
+        """A series for a key not seen yet. The Host of inbound requests is the client's to
+        choose: past MAX_SERIES keys it is dropped (`destination_service` falls back to the
+        cluster's), so a client cannot grow the sidecar's memory without bound."""
+        if len(self.requests) >= MAX_SERIES and key[3] is not None:
+            key = (key[0], key[1], key[2], None, key[4], key[5])
+            entry = self.requests.get(key)
+            if entry is not None:
+                return entry
+        entry = self.requests[key] = [0.0] * (2 + _SLOTS)
+        return entry
 
     def tcp_opened(self, conn: object, key: TcpKey) -> None:
         self._open[id(conn)] = key
@@ -237,7 +250,7 @@ def proxied(
     ms = seconds * 1000.0
     entry = recorder.requests.get(key)
     if entry is None:
-        entry = recorder.requests[key] = [0.0] * (2 + _SLOTS)
+        entry = recorder.new_series(key)
     entry[0] += 1
     entry[1] += ms
     entry[2 + bisect_left(DURATION_BUCKETS_MS, ms)] += 1
