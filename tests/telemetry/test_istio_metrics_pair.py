@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from google.protobuf import duration_pb2
 
 from gossamer.control.translate import listeners
 from gossamer.proxy import admin_render
@@ -23,7 +24,7 @@ from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chain
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.mtls_world import PRODUCTPAGE, SERVER, Identities, clusters, inbound
-from tests.proxy.server.protos import free_port, static_cluster, tcp_listener
+from tests.proxy.server.protos import free_port, route, static_cluster, tcp_listener
 from tests.proxy.server.upstreams import Upstream
 from tests.proxy.upstream.tls.world import ALPN_TCP, assignment, eds_cluster, mesh_context, mesh_sni
 from tests.telemetry.prometheus_text import Parsed, parse
@@ -176,6 +177,24 @@ async def test_a_refused_connection_is_a_503_with_flag_uf(ids: Identities) -> No
         ((labels, count),) = series(scraped(client), "istio_requests_total", reporter="source")
         assert (labels["response_code"], labels["response_flags"], count) == ("503", "UF", 1)
         assert labels["destination_service"] == REVIEWS
+
+
+async def test_a_route_timeout_is_a_504_ut_that_lasted_the_timeout(ids: Identities) -> None:
+    slow = await Upstream("slow", delay=2.0).start()
+    listen = free_port()
+    timeout = duration_pb2.Duration(nanos=300_000_000)
+    try:
+        table = simple(listen, OUTBOUND, route(OUTBOUND, timeout=timeout))
+        async with running(static_cluster(OUTBOUND, slow.port), table) as client:
+            assert await get(listen) == 504
+            labels = {"response_code": "504", "response_flags": "UT"}
+            parsed = scraped(client)
+            ((_, took),) = series(parsed, "istio_request_duration_milliseconds_sum", **labels)
+            assert 290 <= took < 2000
+            ((_, under),) = series(parsed, "istio_request_duration_milliseconds_bucket", le="250")
+            assert under == 0
+    finally:
+        await slow.stop()
 
 
 async def test_an_unrouted_request_is_a_404_with_flag_nr(ids: Identities) -> None:

@@ -204,6 +204,13 @@ def _inbound(conn: Any, cluster: str | None) -> bool:
     return cluster is not None and cluster.startswith("inbound|")
 
 
+def _since(conn: Any) -> float:
+    """Milliseconds since the request's last bytes arrived (the downstream connection's last
+    activity, on the loop's clock): the duration of a local reply, which may come after a
+    route timeout or failed connects, and a floor for a relayed one's."""
+    return float(conn.loop.time() - conn._last_activity) * 1000.0
+
+
 def _host(request: Any) -> str | None:
     host = request.head.headers.get(b"host")
     if not host:
@@ -231,7 +238,7 @@ def replied(
         host = _host(request)
     else:
         peer = host = None
-    recorder_of(conn.ctx).request((inbound, peer, cluster, host, status, flags), 0.0)
+    recorder_of(conn.ctx).request((inbound, peer, cluster, host, status, flags), _since(conn))
 
 
 def proxied(
@@ -248,6 +255,8 @@ def proxied(
     else:
         key = (False, gate.peer_facts(upstream.transport).principal, cluster, None, status, "-")
     ms = seconds * 1000.0
+    waited = _since(conn)  # retries and waits before the last try
+    ms = max(ms, waited)
     entry = recorder.requests.get(key)
     if entry is None:
         entry = recorder.new_series(key)
