@@ -262,7 +262,7 @@ def counter_families(counters: Mapping[str, int]) -> list[Family]:
         name, labels = prometheus_name(stat)
         family = families.get(name)
         if family is None:
-            family = families[name] = Counter(name, "")
+            family = families[name] = Counter(name, name.removeprefix("envoy_"))
         family.add(dict(labels), value)
     return list(families.values())
 
