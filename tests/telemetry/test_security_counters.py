@@ -17,10 +17,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gossamer.proxy import admin_render
-from gossamer.proxy.admin_stats import report_of
+from gossamer.proxy.admin import AdminServers, ListenAddress
+from gossamer.proxy.admin_stats import Report, Snapshot, report_of
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.telemetry.prometheus import render
 from tests.proxy.server.harness import running
@@ -215,3 +217,79 @@ async def test_security_counters_render_as_envoys(
         ("envoy_listener_ssl_handshake", frozenset({("envoy_listener_address", address)}))
     ]
     assert handshakes == 3
+
+
+class DataplaneSource:
+    """The supervisor's admin seam over one in-process Dataplane (as `gossamer proxy
+    --concurrency 0` would be): what the admin servers read."""
+
+    def __init__(self, dataplane: Any) -> None:
+        self.dataplane = dataplane
+
+    def ready(self) -> bool:
+        return True
+
+    def server_info(self) -> dict[str, Any]:
+        return {"state": "LIVE"}
+
+    def config_dump(self) -> dict[str, Any]:
+        return {"configs": []}
+
+    async def stats(self) -> Snapshot:
+        clusters: Snapshot = report_of(self.dataplane)["clusters"]
+        return clusters
+
+    async def report(self) -> Report:
+        return report_of(self.dataplane)
+
+    def quit(self) -> None:
+        pass
+
+    def certs(self) -> dict[str, Any]:
+        return {"certificates": []}
+
+
+async def test_admin_stats_show_security_counters_and_istio_metrics(ids: Identities) -> None:
+    app = await Upstream("app").start()
+    port = free_port()
+    loopback = ListenAddress("127.0.0.1", 0)
+    try:
+        async with running(
+            *clusters(app.port, free_port()),
+            inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]),
+        ) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            await _knock(ids, port)
+            servers = AdminServers(
+                DataplaneSource(dataplane), admin=loopback, stats=loopback, health=loopback
+            )
+            await servers.start()
+            try:
+                async with aiohttp.ClientSession() as http:
+                    base = f"http://127.0.0.1:{servers.ports['admin']}"
+                    async with http.get(base + "/stats") as resp:
+                        stats = (await resp.text()).splitlines()
+                    async with http.get(base + "/stats", params={"filter": "ssl"}) as resp:
+                        ssl_only = (await resp.text()).splitlines()
+                    stats_port = f"http://127.0.0.1:{servers.ports['stats']}"
+                    async with http.get(stats_port + "/stats/prometheus") as resp:
+                        parsed = parse(await resp.text())
+            finally:
+                await servers.stop()
+    finally:
+        await app.stop()
+    assert "http.inbound_0.0.0.0_9080.rbac.allowed: 2" in stats
+    assert "http.inbound_0.0.0.0_9080.rbac.denied: 1" in stats
+    assert f"listener.127.0.0.1_{port}.no_filter_chain_match: 1" in stats
+    assert ssl_only == [f"listener.127.0.0.1_{port}.ssl.handshake: 3"]
+    prefix = {"envoy_http_conn_manager_prefix": "inbound_0"}
+    assert parsed.value("envoy_http_0_0_0_9080_rbac_denied", **prefix) == 1
+    address = {"envoy_listener_address": f"127.0.0.1_{port}"}
+    assert parsed.value("envoy_listener_no_filter_chain_match", **address) == 1
+    # Istio's metrics beside them: the 403 and the 200s, each with the caller's identity.
+    denied = [
+        ls
+        for n, ls, v in parsed.samples
+        if n == "istio_requests_total" and ls["response_code"] == "403" and v == 1
+    ]
+    assert [ls["source_principal"] for ls in denied] == [RATINGS.uri]
