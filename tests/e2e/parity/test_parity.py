@@ -3,6 +3,11 @@ both programmed by one real control plane; each must meet the scenario's expecta
 two must agree on what a user sees (statuses, which backends answered, the proxy's own reply
 bodies, response header names, the request header names a backend receives).
 
+Scenarios calling `service: guarded` go through each plane's client-side sidecar to the same
+plane's server-side sidecar (Envoy → Envoy, Gossamer → Gossamer, mesh mTLS with certificates
+from the control plane's CA), which enforces the scenario's AuthorizationPolicy,
+PeerAuthentication and RequestAuthentication as the workload's inbound side (dataplanes.py).
+
 Not covered: unknown-host passthrough (allow_any → PassthroughCluster). On loopback with
 INTERCEPTION_MODE NONE the original destination is Envoy's own listener, so Envoy would proxy to
 itself; there is no outcome worth holding the sidecar to."""
