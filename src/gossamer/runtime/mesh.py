@@ -111,6 +111,7 @@ class LocalMesh:
             "ready": ready,
             "settled": settled,
             "ownControlPlane": self.plane is not None,
+            **({"ca": f"127.0.0.1:{self.ca_port}"} if self.ca_port else {}),
         }
 
     async def wait_ready(self, limit_s: float, stopping: asyncio.Event) -> list[str]:

@@ -139,6 +139,11 @@ class Mesh:
     extra: tuple[str, ...] = ()
 
     @property
+    def explicit(self) -> bool:
+        """No network namespaces: pods on loopback addresses, sidecars as HTTP proxies."""
+        return "--no-netns" in self.extra
+
+    @property
     def env(self) -> dict[str, str]:
         env = {**os.environ, "GOSSAMER_HOME": str(self.home)}
         described = self.runtime()
@@ -239,7 +244,7 @@ def _state(pid: int) -> str:
 def admin_json(mesh: Mesh, pod: dict[str, Any], path: str) -> Any:
     """A sidecar's admin endpoint: inside the pod's namespace (127.0.0.1:15000 there), or on
     the pod's own loopback address in explicit mode."""
-    if mesh.extra:
+    if mesh.explicit:
         with urllib.request.urlopen(f"http://{pod['ip']}:15000{path}", timeout=10) as r:
             return json.loads(r.read())
     fetch = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:15000{path}').read().decode())"

@@ -91,7 +91,7 @@ def test_get_pods_shows_labels_ips_sidecars_and_readiness(mesh: Mesh) -> None:
     row = next(line for line in result.stdout.splitlines() if "reviews-v2-0" in line)
     pod = mesh.pod("reviews-v2-0")
     assert pod["labels"] == {"app": "reviews", "version": "v2"}
-    assert pod["ip"].startswith("127.231." if mesh.extra else "10.231.") and pod["ip"] in row
+    assert pod["ip"].startswith("127.231." if mesh.explicit else "10.231.") and pod["ip"] in row
     assert "1/1" in row and "Running" in row and mesh.dataplane in row
     assert "app=reviews,version=v2" in row
 
@@ -166,7 +166,7 @@ def test_a_killed_app_is_restarted_and_gets_no_traffic_while_down(mesh: Mesh) ->
 def test_a_workload_can_choose_envoy_in_a_python_mesh(mesh: Mesh, tmp_path: Path) -> None:
     """`spec.dataplane: envoy` on one Workload: its pod comes back with an Envoy sidecar and
     Gossamer and Envoy sidecars serve each other, with no failed page during the swap."""
-    if mesh.dataplane != "python" or mesh.extra:
+    if mesh.dataplane != "python" or mesh.explicit:
         pytest.skip("the mixed mesh is checked on the netns mesh with Gossamer sidecars")
     envoy_v2 = tmp_path / "reviews-v2-envoy.yaml"
     envoy_v2.write_text(workload_manifest("reviews", "v2") + "  dataplane: envoy\n")
