@@ -135,3 +135,14 @@ def test_on_localhost_no_inbound_listener_takes_the_apps_address() -> None:
     found = listeners_of(snap)
     assert all(lst.traffic_direction != base_pb2.INBOUND for lst in found.values())
     assert "127.0.0.1_9080" in found  # the outbound listener, as before
+
+
+def test_outbound_stays_on_127_0_0_1_for_other_instance_ips() -> None:
+    for ip in ("10.0.0.7", "::1"):
+        proxy = node("sidecar", ip=ip, INTERCEPTION_MODE="NONE", INSTANCE_IPS=ip)
+        snap = build_snapshot(world(MESH), proxy)
+        outbound = [
+            lst for lst in listeners_of(snap).values() if lst.traffic_direction == base_pb2.OUTBOUND
+        ]
+        assert outbound, ip
+        assert {o.address.socket_address.address for o in outbound} == {"127.0.0.1"}, ip

@@ -49,9 +49,7 @@ def outbound_bind(node: ProxyNode) -> str:
     each on its own 127.0.0.x (as explicit Gossamer sidecars do), so they must not all claim
     127.0.0.1:<service port>."""
     ip = node.ip
-    if ip and ip != LOCALHOST and _is_loopback(ip):
-        return ip
-    return LOCALHOST
+    return ip if _is_ipv4_loopback(ip) else LOCALHOST
 
 
 def binds_inbound(node: ProxyNode) -> bool:
@@ -62,11 +60,12 @@ def binds_inbound(node: ProxyNode) -> bool:
     return node.ip not in ("", LOCALHOST, "::1")
 
 
-def _is_loopback(ip: str) -> bool:
+def _is_ipv4_loopback(ip: str) -> bool:
     try:
-        return ipaddress.ip_address(ip).is_loopback
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    return address.version == 4 and address.is_loopback
 
 
 def domains(svc: MeshService, port: int, namespace: str) -> list[str]:
