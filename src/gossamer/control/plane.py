@@ -95,6 +95,11 @@ class ControlPlane:
         self._api_runner: web.AppRunner | None = None
         self._rebuild_pending = False
 
+    @property
+    def api_app(self) -> web.Application | None:
+        """The REST API's application while it serves (its router lists every route)."""
+        return self._api_runner.app if self._api_runner is not None else None
+
     async def start(self) -> None:
         """Open the store, load every object, start serving xDS and the API."""
         cfg = self.config

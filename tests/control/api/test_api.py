@@ -104,6 +104,19 @@ async def test_health_is_public_and_everything_else_needs_the_token(api: Api) ->
     assert status == 200 and "/api/v1/apply" in doc["paths"]
 
 
+async def test_every_served_route_is_in_the_openapi_document(api: Api, plane: ControlPlane) -> None:
+    _, doc = await api.call("GET", "/openapi.json", auth=False)
+    assert plane.api_app is not None
+    served = {
+        (r.method.lower(), r.resource.canonical)
+        for r in plane.api_app.router.routes()
+        if r.resource is not None and r.method != "HEAD"
+    }
+    documented = {(m, path) for path, ops in doc["paths"].items() for m in ops}
+    undocumented = served - documented - {("get", "/healthz"), ("get", "/openapi.json")}
+    assert undocumented == set(), sorted(undocumented)
+
+
 async def test_apply_stores_every_document_and_get_returns_them(
     api: Api, plane: ControlPlane
 ) -> None:

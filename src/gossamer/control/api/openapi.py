@@ -33,6 +33,9 @@ def _op(summary: str, ok: dict[str, Any] | None = None, **extra: Any) -> dict[st
     return {"summary": summary, "responses": responses, **extra}
 
 
+_JSON_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
+
+
 def _path_params(*names: str) -> list[dict[str, Any]]:
     return [
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
@@ -122,6 +125,28 @@ SPEC: dict[str, Any] = {
         "/api/v1/workloads/{namespace}/{name}": {
             "delete": _op("deregister a workload", parameters=_path_params("namespace", "name"))
         },
+        "/api/v1/pods": {"get": _op("the runtime's pods (gossamer up)", {"type": "array"})},
+        "/api/v1/ca": {
+            "get": _op("the mesh CA: certificate health, trust bundle, root rotation phase")
+        },
+        "/api/v1/ca/rotation": {
+            "post": _op(
+                "one root rotation step: {step: begin|promote|finish, overlap?, force?}",
+                requestBody=_JSON_BODY,
+            )
+        },
+        "/api/v1/credentials": {
+            "post": _op(
+                "a short-lived bootstrap credential for {namespace, serviceAccount}",
+                requestBody=_JSON_BODY,
+            )
+        },
+        "/api/v1/proxies/{proxy}/secrets": {
+            "get": _op(
+                "the certificate the CA last issued to a proxy", parameters=_path_params("proxy")
+            )
+        },
+        "/metrics": {"get": _op("the control plane's Prometheus metrics (no token)")},
     },
 }
 
