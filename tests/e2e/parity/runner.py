@@ -27,8 +27,15 @@ from tests.e2e.harness import until
 from tests.e2e.parity import expectations
 from tests.e2e.parity.client import Observed, per_request_headers, send
 from tests.e2e.parity.dataplanes import DataPlane
-from tests.e2e.parity.scenario import DENY_TAG_HEADER, PLANE, TAG_HEADER, Call, Scenario
-from tests.e2e.parity.world import GUARDED, World, guarded
+from tests.e2e.parity.scenario import (
+    DENY_TAG_HEADER,
+    OTHER,
+    PLANE,
+    TAG_HEADER,
+    Call,
+    Scenario,
+)
+from tests.e2e.parity.world import GUARDED, GUARDED_OTHER, World, guarded, other_kind
 
 RUN_HEADER = "x-parity-run"
 
@@ -107,12 +114,13 @@ class Parity:
         count: int,
         extra: Mapping[str, str] | None = None,
     ) -> list[Observed]:
-        service = guarded(plane.name) if call.service == GUARDED else call.service
+        server = {GUARDED: plane.name, GUARDED_OTHER: other_kind(plane.name)}.get(call.service)
+        service = guarded(server) if server else call.service
         authority = call.authority or self.world.authority(service)
         base = {**call.headers, **(extra or {}), "host": authority, RUN_HEADER: run}
         host, port = "127.0.0.1", plane.port_for(service)
-        if call.direct:
-            host, port = self.world.server_address(plane.name)
+        if call.direct and server:
+            host, port = self.world.server_address(server)
         return send(
             port,
             call.method,
@@ -175,14 +183,20 @@ class Parity:
 
     @staticmethod
     def _plane_neutral(summary: dict[str, list[str]], plane: DataPlane) -> dict[str, list[str]]:
-        """Each plane has its own server backend (guarded-<plane>-v1): compared as one."""
-        own = guarded(plane.name)
-        return {k: [v.replace(own, guarded(PLANE)) for v in vs] for k, vs in summary.items()}
+        """Each plane has its own server backend (guarded-<plane>-v1) and reaches the other's
+        in cross pairs: compared by role, not by name."""
+        own, other = guarded(plane.name), guarded(other_kind(plane.name))
+        return {
+            k: [v.replace(own, guarded(PLANE)).replace(other, guarded(OTHER)) for v in vs]
+            for k, vs in summary.items()
+        }
 
     def _in_world(self, value: Any, plane: str = "") -> Any:
         """`value` with `{authority:svc}` / `{port:svc}` / `{plane}` in its strings filled in."""
         if isinstance(value, str):
             value = value.replace(PLANE, plane)
+            if plane:
+                value = value.replace(OTHER, other_kind(plane))
             for service, port in self.world.ports.items():
                 value = value.replace(f"{{port:{service}}}", str(port))
                 value = value.replace(f"{{authority:{service}}}", self.world.authority(service))

@@ -21,12 +21,13 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.parity.world import GUARDED, NS, PLANE_KINDS
+from tests.e2e.parity.world import GUARDED, GUARDED_OTHER, NS, PLANE_KINDS, other_kind
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 TAG_HEADER = "x-parity-config"
 DENY_TAG_HEADER = "x-parity-deny"
 PLANE = "{plane}"
+OTHER = "{other}"
 FAIL_KEY_MODES = ("", "unique", "fixed")
 # What the planes must agree on per call (see expectations.summary); a call may narrow it.
 COMPARED = ("status", "backends", "local_bodies", "headers", "upstream_headers")
@@ -73,7 +74,12 @@ class Scenario:
     @property
     def guarded(self) -> bool:
         """Whether calls go to the server-side sidecars (whose own config must be in force)."""
-        return any(c.service == GUARDED for c in (self.probe, *self.calls))
+        return any(c.service in (GUARDED, GUARDED_OTHER) for c in (self.probe, *self.calls))
+
+    @property
+    def crosses(self) -> bool:
+        """Whether calls go to the other plane's server (which must be running too)."""
+        return any(c.service == GUARDED_OTHER for c in (self.probe, *self.calls))
 
     def tagged_config(self, tag: str) -> str:
         """The config as YAML with every VirtualService HTTP route answering `TAG_HEADER: tag`
@@ -98,13 +104,17 @@ class Scenario:
         return yaml.safe_dump_all(docs, sort_keys=False)
 
     def _expanded(self) -> list[dict[str, Any]]:
-        """Documents naming `{plane}` once per plane with the plane's name (guarded-{plane} is
-        each plane's own server); the others as they are."""
+        """Documents naming `{plane}` (or `{other}`) once per plane with the plane's name (or
+        the other plane's): guarded-{plane} is each plane's own server, guarded-{other} the
+        other kind's; the others as they are."""
         out: list[dict[str, Any]] = []
         for doc in self.config:
             text = yaml.safe_dump(dict(doc), sort_keys=False)
-            if PLANE in text:
-                out += [yaml.safe_load(text.replace(PLANE, p)) for p in PLANE_KINDS]
+            if PLANE in text or OTHER in text:
+                out += [
+                    yaml.safe_load(text.replace(PLANE, p).replace(OTHER, other_kind(p)))
+                    for p in PLANE_KINDS
+                ]
             else:
                 out.append(copy.deepcopy(dict(doc)))
         return out

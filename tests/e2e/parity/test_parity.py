@@ -22,6 +22,7 @@ import pytest
 from tests.e2e.parity.dataplanes import DataPlane
 from tests.e2e.parity.runner import Outcome, Parity
 from tests.e2e.parity.scenario import Scenario, load_all
+from tests.e2e.parity.world import other_kind
 
 pytestmark = [pytest.mark.e2e, pytest.mark.envoy]
 
@@ -43,6 +44,8 @@ def test_scenario(scenario: Scenario, plane_name: str, request: pytest.FixtureRe
     _known_failure(scenario, plane_name, request)
     parity: Parity = request.getfixturevalue("parity")
     plane: DataPlane = request.getfixturevalue(f"{plane_name}_plane")
+    if scenario.crosses:  # Envoy ↔ Gossamer: the other kind's server-side sidecar must be up
+        request.getfixturevalue(f"{other_kind(plane_name)}_plane")
     outcome = parity.run(scenario, plane)
     if os.environ.get("PARITY_VERBOSE") == "1":
         print(f"\n{outcome.describe()}" + "".join(c.samples() for c in outcome.calls))

@@ -45,6 +45,7 @@ INSTANCES: dict[str, tuple[str, ...]] = {
 }
 PLANE_KINDS = ("envoy", "gossamer")
 GUARDED = "guarded"  # a scenario's `service: guarded` is guarded-<plane> on each plane
+GUARDED_OTHER = "guarded-other"  # ... and `guarded-other` the other plane's server
 SERVER_IPS = {"envoy": "127.0.0.12", "gossamer": "127.0.0.13"}
 SERVER_ACCOUNT = "guarded"
 CLIENT_ACCOUNT = "client"
@@ -59,6 +60,11 @@ def fqdn(service: str) -> str:
 def guarded(plane: str) -> str:
     """The service (and backend prefix) one plane's server-side sidecar fronts."""
     return f"{GUARDED}-{plane}"
+
+
+def other_kind(plane: str) -> str:
+    """The other plane's kind: its server is a cross pair's server (Envoy ↔ Gossamer mTLS)."""
+    return next(p for p in PLANE_KINDS if p != plane)
 
 
 def guarded_backend(plane: str) -> str:
