@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from envoy.config.listener.v3 import listener_pb2
+
 from gossamer.control.snapshots import TranslatingSource
 from gossamer.control.world import build_world
 from gossamer.control.xds.node import ProxyNode
+from gossamer.control.xds.resources import Snapshot
 from gossamer.spec import parse_text
 
 SERVICE = """
@@ -35,3 +38,22 @@ def test_same_shape_shares_and_interception_mode_separates() -> None:
     assert "virtualOutbound" in {
         n for t, rs in first.resources.items() if "Listener" in t for n in rs
     }
+
+
+def test_a_proxy_holding_a_certificate_gets_its_own_snapshot() -> None:
+    """Two proxies alike but for the SDS metadata: only the one with a certificate may be
+    given mesh TLS (a shared snapshot would leave one without mTLS or one waiting forever)."""
+    world = build_world(1, [p.resource for p in parse_text(SERVICE) if p.resource])
+    source = TranslatingSource(lambda: world)
+    plain = source.snapshot(sidecar("a"))
+    meshed = source.snapshot(sidecar("a", SDS="true"))
+    assert meshed is not plain
+
+    def inbound_transports(snapshot: Snapshot) -> set[str]:
+        listeners = next(rs for t, rs in snapshot.resources.items() if "Listener" in t)
+        inbound = listener_pb2.Listener()
+        listeners["virtualInbound"].any.Unpack(inbound)
+        return {c.filter_chain_match.transport_protocol for c in inbound.filter_chains}
+
+    assert inbound_transports(plain) == {""}
+    assert "tls" in inbound_transports(meshed)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gossamer.control.translate import build_snapshot
+from gossamer.control.translate.peer_authn import holds_identity
 from gossamer.control.world import World
 from gossamer.control.xds.node import ProxyNode
 from gossamer.control.xds.resources import Snapshot
@@ -27,6 +28,7 @@ class ProxyShape:
     service_account: str
     workload: str
     interception: str  # INTERCEPTION_MODE: REDIRECT (iptables) or NONE (listeners bind)
+    identity: bool  # holds a mesh certificate (SDS metadata): decides mesh TLS in the output
 
     @classmethod
     def of(cls, node: ProxyNode) -> ProxyShape:
@@ -40,6 +42,7 @@ class ProxyShape:
             service_account=node.service_account,
             workload=node.workload if inbound else "",
             interception=str(node.metadata.get("INTERCEPTION_MODE", "REDIRECT")),
+            identity=holds_identity(node),
         )
 
 
