@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -24,6 +25,11 @@ _LABEL_VALUE = re.compile(rf"(?:{_LABEL_NAME})?")
 GATEWAY_LABELS = {"istio": "ingressgateway"}
 GATEWAY_NAMESPACE = "istio-system"
 GATEWAY_WORKLOAD = "istio-ingressgateway"
+
+
+class InterceptionMode(StrEnum):
+    REDIRECT = "REDIRECT"
+    NONE = "NONE"
 
 
 def register(app: typer.Typer) -> None:
@@ -110,6 +116,14 @@ def proxy(
             help="No iptables (no root): clients send to the capture port; every port binds --ip.",
         ),
     ] = False,
+    interception_mode: Annotated[
+        InterceptionMode,
+        typer.Option(
+            "--interception-mode",
+            help="REDIRECT: the capture listeners (iptables, or --explicit); NONE: Istio's "
+            "no-iptables sidecar, listeners bound on --ip per service port.",
+        ),
+    ] = InterceptionMode.REDIRECT,
     outbound_port: Annotated[int, _port("--outbound-port", "Outbound capture port.")] = 15001,
     inbound_port: Annotated[int, _port("--inbound-port", "Inbound capture port.")] = 15006,
     admin_port: Annotated[int, _port("--admin-port", "Admin (127.0.0.1, or --ip).")] = 15000,
@@ -177,6 +191,7 @@ def proxy(
         workload=workload or parsed_labels.get("app") or default_workload,
         ip=ip,
         explicit=explicit,
+        interception_mode=interception_mode.value,
         outbound_port=outbound_port,
         inbound_port=inbound_port,
         admin_port=admin_port,

@@ -20,6 +20,9 @@ class ProxyOptions:
     workload: str = "workload"
     ip: str = "127.0.0.1"
     explicit: bool = False
+    # The INTERCEPTION_MODE announced: REDIRECT asks for the capture listeners (iptables, or the
+    # explicit data plane); NONE for Istio's no-iptables layout (listeners bound per port).
+    interception_mode: str = "REDIRECT"
     outbound_port: int = 15001
     inbound_port: int = 15006
     admin_port: int = 15000
@@ -63,7 +66,7 @@ class ProxyOptions:
         return node_metadata(
             namespace=self.namespace,
             labels=self.labels,
-            interception_mode="REDIRECT",
+            interception_mode=self.interception_mode,
             workload_name=self.workload,
             pod_name=self.workload,
             service_account=self.service_account,

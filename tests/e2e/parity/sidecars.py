@@ -11,10 +11,8 @@ inbound listener on <ip>:<app port> and delivers to the app on 127.0.0.1 (see wo
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -134,8 +132,8 @@ def agent_argv(identity: Identity, workload: Workload, socket_path: Path) -> lis
 
 class GossamerSidecar:
     """`gossamer proxy --explicit` for `workload` on its own free ports, with its certificate
-    from the world's CA. A server-side one runs through nocapture_proxy.py (INTERCEPTION_MODE
-    NONE: the CLI has no flag for it)."""
+    from the world's CA. A server-side one runs with `--interception-mode NONE` (Istio's
+    no-iptables sidecar: inbound listeners bound on its own IP)."""
 
     def __init__(self, world: World, workload: Workload, workdir: Path) -> None:
         self.world = world
@@ -162,11 +160,9 @@ class GossamerSidecar:
             "credential_file": str(identity.credential_file),
             "root_cert_file": str(identity.root_cert_file),
         }
-        if workload.server:
-            self.argv = [sys.executable, "-m", "tests.e2e.parity.nocapture_proxy"]
-            self.argv.append(json.dumps(options))
-        else:
-            self.argv = [*gossamer_argv(), "proxy", *cli_flags(options)]
+        if workload.server:  # Istio's no-iptables sidecar: inbound listeners on its own IP
+            options["interception_mode"] = "NONE"
+        self.argv = [*gossamer_argv(), "proxy", *cli_flags(options)]
         self.log_path = workdir / "gossamer-proxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
