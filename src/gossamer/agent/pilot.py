@@ -13,14 +13,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiohttp import web
 
 from gossamer.agent.envoy_child import EnvoyChild
 from gossamer.agent.sds_server import SdsServer
 from gossamer.identity.spiffe import SpiffeId
+from gossamer.proxy.app_health import add_app_health_routes
 from gossamer.proxy.identity_agent import IdentityAgent
+from gossamer.runtime.probes import Probe
 
 log = logging.getLogger("gossamer.agent")
 DEFAULT_DRAIN_SECONDS = 5.0
@@ -37,6 +41,10 @@ class AgentOptions:
     admin_port: int = 15000  # Envoy's admin (127.0.0.1), for the graceful drain
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     node_id: str | None = None  # Envoy's xDS node id: the CA records what it issued to it
+    # Istio's rewritten app probes (proxy/app_health.py), served on status_port as pilot-agent's
+    # 15020; status_port None: not served.
+    app_probers: Mapping[str, Probe] = field(default_factory=dict)
+    status_port: int | None = None
 
 
 async def run_agent(options: AgentOptions) -> int:
@@ -56,6 +64,7 @@ async def run_agent(options: AgentOptions) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await sds.start()
+    status = await _serve_status(options)
     renewing = asyncio.create_task(certificates.run(), name="certificates")
     try:
         await envoy.start()
@@ -78,3 +87,17 @@ async def run_agent(options: AgentOptions) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await renewing
         await sds.stop()
+        if status is not None:
+            await status.cleanup()
+
+
+async def _serve_status(options: AgentOptions) -> web.AppRunner | None:
+    """pilot-agent's status port: the rewritten app probes (Envoy does not bind it)."""
+    if options.status_port is None:
+        return None
+    app = web.Application()
+    add_app_health_routes(app, options.app_probers)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", options.status_port, reuse_address=True).start()
+    return runner

@@ -12,6 +12,7 @@ import typer
 from gossamer.agent.pilot import DEFAULT_DRAIN_SECONDS, AgentOptions, run_agent
 from gossamer.cli.proxy import parse_target
 from gossamer.identity.spiffe import SpiffeId
+from gossamer.proxy.app_health import parse_app_probers
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +54,19 @@ def agent(
         str | None,
         typer.Option("--node-id", help="Envoy's xDS node id (the CA records what it issued)."),
     ] = None,
+    app_probers: Annotated[
+        str,
+        typer.Option(
+            "--app-probers", help="Istio's rewritten app probes as JSON, served on --status-port."
+        ),
+    ] = "",
+    app_ip: Annotated[
+        str, typer.Option("--app-ip", help="The pod IP the app probes go to.")
+    ] = "127.0.0.1",
+    status_port: Annotated[
+        int | None,
+        typer.Option("--status-port", min=0, max=65535, help="pilot-agent's status port (15020)."),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Agent log level.")] = "info",
 ) -> None:
     """Serve the workload certificate to Envoy over SDS and run Envoy (after `--`) as a child.
@@ -63,6 +77,10 @@ def agent(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        probers = parse_app_probers(app_probers, app_ip)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--app-probers'") from None
     options = AgentOptions(
         ca_address=ca_address,
         credential_file=credential_file,
@@ -73,6 +91,8 @@ def agent(
         admin_port=admin_port,
         drain_seconds=drain_seconds,
         node_id=node_id,
+        app_probers=probers,
+        status_port=status_port,
     )
     try:
         code = asyncio.run(run_agent(options))

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from gossamer.proxy.app_health import parse_app_probers
 from gossamer.proxy.supervisor import ProxyOptions, run_proxy
 
 # Kubernetes label keys: optional DNS-subdomain prefix and '/', then a name of [-._a-zA-Z0-9]
@@ -124,6 +125,14 @@ def proxy(
             "no-iptables sidecar, listeners bound on --ip per service port.",
         ),
     ] = InterceptionMode.REDIRECT,
+    app_probers: Annotated[
+        str,
+        typer.Option(
+            "--app-probers",
+            help='Istio\'s rewritten app probes as JSON ({"/app-health/<name>/readyz": '
+            '{"httpGet": {"path": ..., "port": N}}}), served on the stats port.',
+        ),
+    ] = "",
     outbound_port: Annotated[int, _port("--outbound-port", "Outbound capture port.")] = 15001,
     inbound_port: Annotated[int, _port("--inbound-port", "Inbound capture port.")] = 15006,
     admin_port: Annotated[int, _port("--admin-port", "Admin (127.0.0.1, or --ip).")] = 15000,
@@ -175,6 +184,10 @@ def proxy(
     if gateway and not parsed_labels:
         parsed_labels = dict(GATEWAY_LABELS)
     default_workload = GATEWAY_WORKLOAD if gateway else socket.gethostname()
+    try:
+        parse_app_probers(app_probers, ip)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--app-probers'") from None
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise typer.BadParameter(f"{log_level!r} is not a log level", param_hint="--log-level")
@@ -192,6 +205,7 @@ def proxy(
         ip=ip,
         explicit=explicit,
         interception_mode=interception_mode.value,
+        app_probers=app_probers,
         outbound_port=outbound_port,
         inbound_port=inbound_port,
         admin_port=admin_port,

@@ -9,6 +9,7 @@ closes them; handlers never raise into aiohttp except as HTTP errors.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin_stats import Report, Snapshot
+from gossamer.proxy.app_health import add_app_health_routes
+from gossamer.runtime.probes import Probe
 from gossamer.telemetry.prometheus import CONTENT_TYPE, render
 
 
@@ -66,8 +69,10 @@ class AdminServers:
         admin: ListenAddress,
         stats: ListenAddress,
         health: ListenAddress,
+        app_probers: Mapping[str, Probe] | None = None,
     ) -> None:
         self._source = source
+        self._app_probers = dict(app_probers or {})  # Istio's rewritten app probes, on stats
         self._where = {"admin": admin, "stats": stats, "health": health}
         self._runners: list[web.AppRunner] = []
         self.ports: dict[str, int] = {}
@@ -110,6 +115,7 @@ class AdminServers:
         app = web.Application()
         app.router.add_get("/stats/prometheus", self._prometheus)
         app.router.add_get("/healthz/ready", self._healthz)
+        add_app_health_routes(app, self._app_probers)
         return app
 
     def _health(self) -> web.Application:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Report, Snapshot, merge_reports, report_of
+from gossamer.proxy.app_health import parse_app_probers
 from gossamer.proxy.supervisor_heap import FrozenHeap
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
@@ -98,6 +99,7 @@ class Supervisor:
             admin=ListenAddress(opts.admin_host, opts.admin_port),
             stats=ListenAddress(stats_host, opts.stats_port),
             health=ListenAddress(stats_host, opts.health_port),
+            app_probers=parse_app_probers(opts.app_probers, opts.ip),
         )
         try:
             await self._admin.start()

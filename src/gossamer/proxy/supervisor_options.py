@@ -23,6 +23,8 @@ class ProxyOptions:
     # The INTERCEPTION_MODE announced: REDIRECT asks for the capture listeners (iptables, or the
     # explicit data plane); NONE for Istio's no-iptables layout (listeners bound per port).
     interception_mode: str = "REDIRECT"
+    # Istio's ISTIO_KUBE_APP_PROBERS JSON: probes the sidecar runs for the prober (app_health.py)
+    app_probers: str = ""
     outbound_port: int = 15001
     inbound_port: int = 15006
     admin_port: int = 15000
