@@ -24,7 +24,7 @@ from google.protobuf.json_format import MessageToDict
 from gossamer.control.translate.sidecar import sidecar_resources
 from gossamer.control.world import build_world
 from gossamer.control.xds.node import ProxyNode
-from gossamer.runtime.envoy import IDENTITY_METADATA, node_id, node_metadata, sds_cluster
+from gossamer.runtime.envoy_bootstrap import IDENTITY_METADATA, node_id, node_metadata, sds_cluster
 from gossamer.spec import parse_text
 from gossamer.spec.base import Resource
 

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from envoy_inbound import InboundSide, inbound_bootstrap
-from gossamer.runtime.envoy import (
+from gossamer.runtime.envoy import EnvoyProcess, envoy_binary
+from gossamer.runtime.envoy_bootstrap import (
     IDENTITY_METADATA,
-    EnvoyProcess,
     bootstrap,
-    envoy_binary,
     node_id,
     node_metadata,
     sds_cluster,

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key
 from gossamer.control.plane import ControlPlane, PlaneConfig
-from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from gossamer.runtime.registration import write_identity_files
 
 REVIEWS = SpiffeId("default", "reviews")
@@ -84,7 +84,7 @@ def sds_secret(name: str) -> dict[str, Any]:
             "api_config_source": {
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": rt.SDS_CLUSTER}}],
+                "grpc_services": [{"envoy_grpc": {"cluster_name": envoy_bootstrap.SDS_CLUSTER}}],
                 "set_node_on_first_message_only": True,
             },
             "initial_fetch_timeout": "0s",
@@ -217,7 +217,7 @@ def envoy_config(sds_socket: Path, admin_port: int = 0, listener_port: int = 0) 
         },
         "static_resources": {
             "listeners": [mesh_listener(port=listener_port)],
-            "clusters": [rt.sds_cluster(sds_socket)],
+            "clusters": [envoy_bootstrap.sds_cluster(sds_socket)],
         },
     }
 

@@ -22,6 +22,7 @@ from gossamer.control.translate.sidecar import sidecar_resources
 from gossamer.control.world import build_world
 from gossamer.control.xds.node import ProxyNode
 from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from tests.ports import free_port
 from tests.proxy.routing.static_envoy import WHY_NO_ENVOY
 
@@ -96,9 +97,11 @@ def test_envoy_b_with_mtls_serves_only_the_translators_strict_mesh_chain(
     root = common["combinedValidationContext"]["validationContextSdsSecretConfig"]
     assert root["name"] == "ROOTCA"
     grpc = root["sdsConfig"]["apiConfigSource"]["grpcServices"][0]["envoyGrpc"]
-    assert grpc["clusterName"] == rt.SDS_CLUSTER
+    assert grpc["clusterName"] == envoy_bootstrap.SDS_CLUSTER
     clusters = {c["name"]: c for c in static["clusters"]}
-    pipe = clusters[rt.SDS_CLUSTER]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    pipe = clusters[envoy_bootstrap.SDS_CLUSTER]["load_assignment"]["endpoints"][0]["lb_endpoints"][
+        0
+    ]
     assert pipe["endpoint"]["address"]["pipe"]["path"] == str(sds)
     assert _inbound_target(clusters) == (config.ENVOY_B_NODE_IP, ports.upstream)
 
@@ -109,7 +112,7 @@ def test_envoy_b_without_a_certificate_serves_plaintext(ports: Any, yaml_text: s
     assert chain["filterChainMatch"] == {"destinationPort": ports.hop_inbound["envoy"]}
     assert "transportSocket" not in chain
     clusters = {c["name"]: c for c in static["clusters"]}
-    assert rt.SDS_CLUSTER not in clusters
+    assert envoy_bootstrap.SDS_CLUSTER not in clusters
     assert _inbound_target(clusters) == (config.ENVOY_B_NODE_IP, ports.upstream)
     assert config.ENVOY_B_NODE_IP in config.UPSTREAM_IPS  # where the upstream listens
 
@@ -123,12 +126,12 @@ def _inbound_target(clusters: dict[str, Any]) -> tuple[str, int]:
 
 def _sidecar_a(yaml_text: str) -> list[Message]:
     node = ProxyNode.parse(
-        rt.node_id("sidecar", "127.0.0.1", config.CLIENT, config.NS),
-        metadata=rt.node_metadata(
+        envoy_bootstrap.node_id("sidecar", "127.0.0.1", config.CLIENT, config.NS),
+        metadata=envoy_bootstrap.node_metadata(
             labels={"app": config.CLIENT},
             interception_mode="NONE",
             service_account=config.CLIENT_SERVICE_ACCOUNT,
-            extra={rt.IDENTITY_METADATA: "true"},
+            extra={envoy_bootstrap.IDENTITY_METADATA: "true"},
         ),
     )
     return sidecar_resources(build_world(1, inbound.mesh_resources(yaml_text)), node)

@@ -23,14 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gossamer.runtime.envoy import (
-    EnvoyNotFound,
-    EnvoyProcess,
-    bootstrap,
-    envoy_binary,
-    node_id,
-    node_metadata,
-)
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from gossamer.runtime.envoy_bootstrap import bootstrap, node_id, node_metadata
 from tests.e2e.harness import (
     Backends,
     BackendSpec,

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from tests.ports import free_port as _free_port
 
-NODE = rt.node_id("sidecar", "127.0.0.1", "reviews-v1-abc", "default")
+NODE = envoy_bootstrap.node_id("sidecar", "127.0.0.1", "reviews-v1-abc", "default")
 
 
 def _envoy_or_skip() -> Path:
@@ -30,7 +31,7 @@ def _envoy_or_skip() -> Path:
 def _sidecar(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "cluster": "reviews.default",
-        "metadata": rt.node_metadata(
+        "metadata": envoy_bootstrap.node_metadata(
             labels={"app": "reviews", "version": "v1"},
             interception_mode="NONE",
             workload_name="reviews-v1",
@@ -42,7 +43,7 @@ def _sidecar(**overrides: Any) -> dict[str, Any]:
         "admin_port": 0,
     }
     args.update(overrides)
-    return rt.bootstrap(NODE, **args)
+    return envoy_bootstrap.bootstrap(NODE, **args)
 
 
 def _static(admin_port: int = 0) -> dict[str, Any]:
@@ -160,7 +161,7 @@ def test_bootstrap_ads_over_http2_static_cluster() -> None:
     assert dyn["lds_config"] == {"ads": {}, "resource_api_version": "V3"}
     assert dyn["cds_config"] == {"ads": {}, "resource_api_version": "V3"}
     (cluster,) = config["static_resources"]["clusters"]
-    assert cluster["name"] == rt.XDS_CLUSTER and cluster["type"] == "STATIC"
+    assert cluster["name"] == envoy_bootstrap.XDS_CLUSTER and cluster["type"] == "STATIC"
     lb = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert lb["endpoint"]["address"]["socket_address"] == {
         "address": "127.0.0.1",
@@ -183,10 +184,12 @@ def test_bootstrap_hostname_uses_dns() -> None:
 def test_bootstrap_passes_envoy_validate(tmp_path: Path, xds_host: str) -> None:
     binary = _envoy_or_skip()
     rt.validate(_sidecar(xds_host=xds_host), tmp_path, binary=binary)
-    router = rt.bootstrap(
-        rt.node_id("router", "127.0.0.1", "ingress-abc", "istio-system"),
+    router = envoy_bootstrap.bootstrap(
+        envoy_bootstrap.node_id("router", "127.0.0.1", "ingress-abc", "istio-system"),
         cluster="istio-ingressgateway.istio-system",
-        metadata=rt.node_metadata(namespace="istio-system", labels={"istio": "ingressgateway"}),
+        metadata=envoy_bootstrap.node_metadata(
+            namespace="istio-system", labels={"istio": "ingressgateway"}
+        ),
         xds_host=xds_host,
         xds_port=15010,
         admin_port=15000,
@@ -334,7 +337,7 @@ def test_readiness_listener_in_the_bootstrap() -> None:
     static = config["static_resources"]
     (listener,) = static["listeners"]
     assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 15021}
-    admin = next(c for c in static["clusters"] if c["name"] == rt.ADMIN_CLUSTER)
+    admin = next(c for c in static["clusters"] if c["name"] == envoy_bootstrap.ADMIN_CLUSTER)
     lb = admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
     assert lb["endpoint"]["address"]["socket_address"] == {
         "address": "127.0.0.1",
@@ -349,8 +352,10 @@ def test_readiness_listener_answers_from_the_admins_ready(tmp_path: Path) -> Non
     binary = _envoy_or_skip()
     admin, ready = _free_port(), _free_port()
     config = _static(admin_port=admin)
-    config["static_resources"]["clusters"].append(rt.admin_cluster("127.0.0.1", admin))
-    config["static_resources"]["listeners"].append(rt.readiness_listener(ready, "127.0.0.1"))
+    config["static_resources"]["clusters"].append(envoy_bootstrap.admin_cluster("127.0.0.1", admin))
+    config["static_resources"]["listeners"].append(
+        envoy_bootstrap.readiness_listener(ready, "127.0.0.1")
+    )
     with rt.EnvoyProcess(config, tmp_path, binary=binary) as proc:
         proc.wait_ready(60)
         assert _get(f"http://127.0.0.1:{ready}/healthz/ready") == (200, "LIVE\n")

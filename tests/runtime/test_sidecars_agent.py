@@ -16,6 +16,7 @@ import typer
 
 from gossamer.cli.main import app
 from gossamer.runtime import envoy as rt
+from gossamer.runtime.envoy_bootstrap import SDS_CLUSTER
 from gossamer.runtime.sidecars import (
     PodIdentity,
     SidecarIdentity,
@@ -72,7 +73,7 @@ def test_without_an_identity_envoy_runs_alone(tmp_path: Path) -> None:
     )
     assert launch.argv[0] == "/opt/envoy" and "agent" not in launch.argv
     clusters = json.loads(launch.files["bootstrap.json"])["static_resources"]["clusters"]
-    assert rt.SDS_CLUSTER not in {c["name"] for c in clusters}
+    assert SDS_CLUSTER not in {c["name"] for c in clusters}
 
 
 def test_an_sds_socket_path_too_long_for_unix_sockets_is_refused(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_the_agents_bootstrap_passes_envoy_validate_with_sds_tls_contexts(
     )
     config = json.loads(launch.files["bootstrap.json"])
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
-    sds = clusters[rt.SDS_CLUSTER]
+    sds = clusters[SDS_CLUSTER]
     endpoint = sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert endpoint["address"] == {"pipe": {"path": str(secrets / "sds.sock")}}
     options = sds["typed_extension_protocol_options"]

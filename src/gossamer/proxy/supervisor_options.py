@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gossamer.runtime.envoy import IDENTITY_METADATA, node_id, node_metadata
+from gossamer.runtime.envoy_bootstrap import IDENTITY_METADATA, node_id, node_metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ _Outbox = asyncio.Queue[Any]  # DiscoveryRequests of one stream, in order
 
 
 def make_node(node_id: str, cluster: str, metadata: Mapping[str, Any]) -> Any:
-    """The xDS `node` of a sidecar: id, cluster and Istio metadata (runtime.envoy.node_metadata)."""
+    """The xDS `node` of a sidecar: id, cluster and Istio metadata
+    (runtime.envoy_bootstrap.node_metadata)."""
     meta = struct_pb2.Struct()
     meta.update(dict(metadata))
     return base_pb2.Node(id=node_id, cluster=cluster, metadata=meta, user_agent_name=USER_AGENT)

@@ -20,6 +20,14 @@ from types import MappingProxyType
 from typing import Any
 
 from gossamer.runtime import envoy
+from gossamer.runtime.envoy_bootstrap import (
+    IDENTITY_METADATA,
+    READINESS_PATH,
+    bootstrap,
+    node_id,
+    node_metadata,
+    sds_cluster,
+)
 
 ADMIN_PORT = 15000
 HEALTH_PORT = 15021
@@ -69,7 +77,7 @@ class SidecarLaunch:
 
 def ready_url(ip: str, port: int = HEALTH_PORT) -> str:
     host = f"[{ip}]" if ":" in ip else ip
-    return f"http://{host}:{port}{envoy.READINESS_PATH}"
+    return f"http://{host}:{port}{READINESS_PATH}"
 
 
 def labels_flag(labels: Mapping[str, str]) -> str:
@@ -126,7 +134,7 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 def sidecar_node_id(pod: PodIdentity) -> str:
     """The pod's xDS node id, as its Envoy introduces itself (and its agent to the CA)."""
-    return envoy.node_id("sidecar", pod.ip, pod.name, pod.namespace)
+    return node_id("sidecar", pod.ip, pod.name, pod.namespace)
 
 
 def envoy_bootstrap(
@@ -136,7 +144,7 @@ def envoy_bootstrap(
     the pod's namespace, so every pod can use the same port), readiness on 0.0.0.0:15021;
     with `sds_socket`, Istio's `sds-grpc` cluster to the agent serving the pod's certificate."""
     xds_host, xds_port = split_host_port(controlplane)
-    metadata = envoy.node_metadata(
+    metadata = node_metadata(
         namespace=pod.namespace,
         labels=pod.labels,
         interception_mode="REDIRECT",
@@ -144,9 +152,9 @@ def envoy_bootstrap(
         pod_name=pod.name,
         service_account=pod.service_account,
         instance_ips=(pod.ip,),
-        extra={envoy.IDENTITY_METADATA: "true"} if sds_socket is not None else None,
+        extra={IDENTITY_METADATA: "true"} if sds_socket is not None else None,
     )
-    config = envoy.bootstrap(
+    config = bootstrap(
         sidecar_node_id(pod),
         cluster=f"{pod.workload_name}.{pod.namespace}",
         metadata=metadata,
@@ -160,7 +168,7 @@ def envoy_bootstrap(
     for source in ("cds_config", "lds_config"):
         config["dynamic_resources"][source]["initial_fetch_timeout"] = "0s"
     if sds_socket is not None:
-        config["static_resources"]["clusters"].append(envoy.sds_cluster(sds_socket))
+        config["static_resources"]["clusters"].append(sds_cluster(sds_socket))
     return config
 
 

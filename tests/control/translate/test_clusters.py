@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from gossamer.control.translate import clusters
 from gossamer.control.world import ServicePort
 from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from gossamer.runtime.pods.interception import INBOUND_PASSTHROUGH_SOURCE
 from tests.control.translate.worlds import node, pod, simulate, world
 
@@ -73,10 +74,10 @@ def test_envoy_accepts_the_inbound_cluster(tmp_path: Path) -> None:
         binary = rt.envoy_binary()
     except rt.EnvoyNotFound as exc:
         pytest.skip(f"Envoy binary not available: {exc}")
-    config = rt.bootstrap(
-        rt.node_id("sidecar", "10.0.0.5", "web-1", "default"),
+    config = envoy_bootstrap.bootstrap(
+        envoy_bootstrap.node_id("sidecar", "10.0.0.5", "web-1", "default"),
         cluster="web.default",
-        metadata=rt.node_metadata(namespace="default", labels={"app": "web"}),
+        metadata=envoy_bootstrap.node_metadata(namespace="default", labels={"app": "web"}),
         xds_host="127.0.0.1",
         xds_port=15010,
         admin_port=0,

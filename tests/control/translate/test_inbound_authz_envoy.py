@@ -23,14 +23,8 @@ from pathlib import Path
 import pytest
 
 from gossamer.control.ca import SpiffeId
-from gossamer.runtime.envoy import (
-    EnvoyNotFound,
-    EnvoyProcess,
-    bootstrap,
-    envoy_binary,
-    node_id,
-    node_metadata,
-)
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from gossamer.runtime.envoy_bootstrap import bootstrap, node_id, node_metadata
 from tests.control.translate.capture_port_relay import CaptureMoves, CapturePortRelay
 from tests.control.translate.sds_server import SdsServer, mesh_secrets, sds_cluster
 from tests.e2e.harness import ControlPlane, until

@@ -31,6 +31,7 @@ from gossamer.control.registry import Workload
 from gossamer.control.translate.sidecar import sidecar_resources
 from gossamer.control.xds.node import ProxyNode
 from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from tests.control.translate import worlds
 from tests.control.translate.worlds import fqdn, pod, world
 from tests.ports import free_port
@@ -414,7 +415,7 @@ def test_a_full_sidecar_set_with_every_tls_mode_passes_envoy_validate(tmp_path: 
         c for c in clusters if "transport_socket" in c or "transport_socket_matches" in c
     ]
     assert len(tls_clusters) >= 5, [c["name"] for c in clusters]
-    config = rt.bootstrap(
+    config = envoy_bootstrap.bootstrap(
         "sidecar~10.0.0.5~reviews-0.default~default.svc.cluster.local",
         cluster="reviews.default",
         metadata={},

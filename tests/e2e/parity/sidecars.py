@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gossamer.runtime.envoy import (
+from gossamer.runtime.envoy import EnvoyProcess, with_parent_death_signal
+from gossamer.runtime.envoy_bootstrap import (
     IDENTITY_METADATA,
-    EnvoyProcess,
     bootstrap,
     node_id,
     node_metadata,
     sds_cluster,
-    with_parent_death_signal,
 )
 from tests.e2e.harness import gossamer_argv, until
 from tests.e2e.parity.world import NS, Identity, World

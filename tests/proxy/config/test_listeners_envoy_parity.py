@@ -21,6 +21,7 @@ from gossamer.control.xds.resources import CLUSTER, LISTENER
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.runtime import envoy as rt
+from gossamer.runtime import envoy_bootstrap
 from tests.proxy.config import sent_listeners
 from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
 from tests.proxy.config.sent_listeners import no_router, router_first, with_hcm_edit
@@ -34,7 +35,7 @@ def envoy_accepts(listeners: list[Any], workdir: Path, clusters: tuple[Any, ...]
         binary = rt.envoy_binary()
     except rt.EnvoyNotFound as e:
         pytest.skip(str(e))
-    config = rt.bootstrap(
+    config = envoy_bootstrap.bootstrap(
         "sidecar~127.0.0.1~parity.default~default.svc.cluster.local",
         cluster="parity",
         metadata={},

@@ -17,7 +17,7 @@ from gossamer.control.xds.status import ProxyStatusView
 from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.routing import Forward
 from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
-from gossamer.runtime.envoy import node_id, node_metadata
+from gossamer.runtime.envoy_bootstrap import node_id, node_metadata
 from tests.control.xds.xds_world import cluster, endpoints
 from tests.proxy.config.sent_listeners import rds_listener, router_first, with_hcm_edit
 

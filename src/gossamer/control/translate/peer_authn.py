@@ -23,7 +23,7 @@ DEFAULT_MODE: PeerMode = "PERMISSIVE"
 # --ca-address, Envoy beside `gossamer agent`). Istio up to 1.5 used the same key for the same
 # decision (emit SDS-based TLS or not); a proxy without it gets no mesh TLS, since Envoy would
 # wait forever for secrets nothing serves.
-IDENTITY_METADATA = "SDS"  # = runtime.envoy.IDENTITY_METADATA (the proxies' side)
+IDENTITY_METADATA = "SDS"  # = runtime.envoy_bootstrap.IDENTITY_METADATA (the proxies' side)
 
 
 def holds_identity(node: ProxyNode) -> bool:
