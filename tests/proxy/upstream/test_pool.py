@@ -11,13 +11,10 @@ import pytest
 from gossamer.codec.http1 import EndOfMessage
 from gossamer.proxy.upstream.breaker import CircuitBreaker
 from gossamer.proxy.upstream.cluster import Thresholds
+from gossamer.proxy.upstream.connect import ConnectFailure
+from gossamer.proxy.upstream.connection import UpstreamConnection
 from gossamer.proxy.upstream.endpoints import Endpoint
-from gossamer.proxy.upstream.pool import (
-    ConnectFailure,
-    ConnectionPool,
-    PoolOverflow,
-    UpstreamConnection,
-)
+from gossamer.proxy.upstream.pool import ConnectionPool, PoolOverflow
 from gossamer.proxy.upstream.stats import ClusterStats
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeGuard
 from gossamer.codec.http1 import Body, EndOfMessage, ResponseHead
 from gossamer.proxy.server import wire
 from gossamer.proxy.server.channel import ChannelClosed, EventChannel
-from gossamer.proxy.upstream.pool import UpstreamConnection
+from gossamer.proxy.upstream.connection import UpstreamConnection
 
 if TYPE_CHECKING:
     from gossamer.codec.headers import Headers

@@ -40,8 +40,9 @@ from gossamer.proxy.server.mirror import send_mirrors
 from gossamer.proxy.server.relay import relay_response, splice_upgrade
 from gossamer.proxy.server.route_timer import RouteTimer
 from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstream_head
+from gossamer.proxy.upstream.connect import ConnectFailure
 from gossamer.proxy.upstream.endpoints import Endpoint
-from gossamer.proxy.upstream.pool import ConnectFailure, PoolOverflow
+from gossamer.proxy.upstream.pool import PoolOverflow
 from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Per-endpoint keep-alive pools of upstream HTTP/1.1 connections (asyncio Protocols).
+"""Per-endpoint keep-alive pools of upstream HTTP/1.1 connections (upstream/connection.py).
 
 Theory of operation:
 1. A connection is keyed by (backend name, endpoint host, port). `acquire` hands out an idle
@@ -27,42 +27,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import Protocol
 
-from gossamer.codec.http1 import UPSTREAM_LIMITS, Limits, ResponseParser
-from gossamer.proxy.upstream.connect import (
-    ConnectFailure,
-    IdentitySource,
-    TlsCounters,
-    no_identity,
-    open_transport,
-)
+from gossamer.codec.http1 import UPSTREAM_LIMITS, Limits
+from gossamer.proxy.upstream.connect import IdentitySource, no_identity, open_transport
+from gossamer.proxy.upstream.connection import ConnectionBreaker, PoolKey, UpstreamConnection
 from gossamer.proxy.upstream.tls_context import UpstreamTls
-from gossamer.transport.flow import WriteFlow
-
-__all__ = [
-    "ConnectFailure",
-    "ConnectionBreaker",
-    "ConnectionPool",
-    "PoolOverflow",
-    "ResponseSink",
-    "Target",
-    "UpstreamConnection",
-]
-
-
-class ConnectionBreaker(Protocol):
-    def try_connection(self) -> bool: ...
-
-    def end_connection(self) -> None: ...
-
-    def try_pending(self) -> bool: ...
-
-    def end_pending(self) -> None: ...
-
-    @property
-    def stats(self) -> TlsCounters: ...
 
 
 class Target(Protocol):
@@ -82,144 +52,8 @@ class PoolOverflow(Exception):
     """The cluster's max_connections breaker is open: Envoy's UO."""
 
 
-class ResponseSink(Protocol):
-    """The exchange currently using a connection."""
-
-    def on_events(self, events: Sequence[object]) -> None: ...
-
-    def on_lost(self, exc: Exception | None) -> None: ...
-
-
-PoolKey = tuple[str, str, int]
 _NEVER = float("inf")
 _SWEEP = 1.0  # seconds between idle sweeps at most
-
-
-class UpstreamConnection(WriteFlow, asyncio.Protocol):
-    """One upstream connection: feeds bytes to its ResponseParser and the events to `sink`."""
-
-    __slots__ = (
-        "_read_paused",
-        "breaker",
-        "closed",
-        "idle_deadline",
-        "key",
-        "loop",
-        "parser",
-        "pool",
-        "raw",
-        "requests",
-        "sink",
-        "tls",
-        "transport",
-    )
-
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        key: PoolKey,
-        breaker: ConnectionBreaker,
-        limits: Limits,
-        tls: UpstreamTls | None = None,
-    ) -> None:
-        self.pool = pool
-        self.key = key
-        self.tls = tls  # what the connection was opened with (None: plaintext)
-        self.breaker = breaker
-        self.parser = ResponseParser(limits)
-        self.transport: asyncio.Transport | None = None
-        # Kept: asyncio.get_running_loop() is a getpid() system call per call on CPython 3.11.
-        self.loop = asyncio.get_running_loop()
-        self.sink: ResponseSink | None = None
-        # After an upgrade (101) the bytes are opaque: they go to `raw` (None for EOF).
-        self.raw: Callable[[bytes | None], None] | None = None
-        self.closed = False
-        self.requests = 0
-        self._init_flow()
-        self._read_paused = False
-        self.idle_deadline = 0.0  # loop time after which an idle connection is closed
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else ("busy" if self.sink else "idle")
-        return f"<UpstreamConnection {self.key[0]} {self.key[1]}:{self.key[2]} {state}>"
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, only alike.
-        self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                import socket
-
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-
-    def data_received(self, data: bytes) -> None:
-        if self.raw is not None:
-            self.raw(data)
-            return
-        sink = self.sink
-        if sink is None:
-            self.close()  # stray bytes on an idle connection: framing lost
-            return
-        try:
-            events = self.parser.feed(data)
-        except Exception as exc:  # a malformed response: the exchange answers 503
-            self.sink = None
-            self.close()
-            sink.on_lost(exc)
-            return
-        if events:
-            sink.on_events(events)
-
-    def eof_received(self) -> bool | None:
-        if self.raw is not None:
-            self.raw(None)
-            return True  # half-close: the other direction may still flow
-        sink = self.sink
-        if sink is not None:
-            try:
-                events = self.parser.feed_eof()
-            except Exception as exc:
-                self.sink = None
-                sink.on_lost(exc)
-                return None
-            if events:
-                sink.on_events(events)
-        return None  # close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.breaker.end_connection()
-        self.pool._forget(self)
-        self._release_drain()
-        sink, self.sink = self.sink, None
-        if sink is not None:
-            sink.on_lost(exc)
-        raw, self.raw = self.raw, None
-        if raw is not None:
-            raw(None)
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        # Called at every release: only a paused transport is asked (the call is not free).
-        if self._read_paused and self.transport is not None and not self.closed:
-            self._read_paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 class ConnectionPool:
@@ -293,13 +127,7 @@ class ConnectionPool:
                 identity=self.identity,
                 counters=breaker.stats if tls is not None else None,
             )
-        except ConnectFailure:
-            breaker.end_connection()
-            conn.closed = True
-            if conn.transport is not None:
-                conn.transport.abort()
-            raise
-        except BaseException:
+        except BaseException:  # ConnectFailure, or cancelled mid-connect
             breaker.end_connection()
             conn.closed = True
             if conn.transport is not None:
@@ -365,7 +193,8 @@ class ConnectionPool:
                 conn.close()
         self._idle.clear()
 
-    def _forget(self, conn: UpstreamConnection) -> None:
+    def forget(self, conn: UpstreamConnection) -> None:
+        """A connection closed: drop it from the idle list and free its slot for a waiter."""
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)

@@ -11,8 +11,10 @@ import pytest
 from gossamer.proxy.upstream import compile_cluster
 from gossamer.proxy.upstream.breaker import CircuitBreaker
 from gossamer.proxy.upstream.cluster import Thresholds
+from gossamer.proxy.upstream.connect import ConnectFailure
+from gossamer.proxy.upstream.connection import UpstreamConnection
 from gossamer.proxy.upstream.endpoints import Endpoint
-from gossamer.proxy.upstream.pool import ConnectFailure, ConnectionPool, UpstreamConnection
+from gossamer.proxy.upstream.pool import ConnectionPool
 from gossamer.proxy.upstream.stats import ClusterStats
 from gossamer.proxy.upstream.tls_context import UpstreamTls
 from gossamer.transport.tls import MeshTls
