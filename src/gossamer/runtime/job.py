@@ -14,21 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gossamer.runtime import state
-from gossamer.runtime.launch import SIDECAR_GID, pod_argv
-from gossamer.runtime.node import EXPLICIT_ADDRESSING
-from gossamer.runtime.pod import AppLaunch, Pod
+from gossamer.runtime.launch import pod_argv
+from gossamer.runtime.pod import AppLaunch
+from gossamer.runtime.pod_assembly import (
+    EXPLICIT_ADDRESSING,
+    assemble_pod,
+    mesh_host,
+    pod_secrets,
+    sidecar_identity,
+)
 from gossamer.runtime.pods.addressing import PodAddressing
-from gossamer.runtime.pods.network import PodNetwork
 from gossamer.runtime.podspec import downward_env, proxy_env
 from gossamer.runtime.probes import AlwaysReady
 from gossamer.runtime.process import child_environment
 from gossamer.runtime.registration import (
-    CREDENTIAL_FILE,
-    ROOT_CERT_FILE,
     PodRecord,
     RegistryClient,
 )
-from gossamer.runtime.sidecars import PodIdentity, SidecarIdentity, python_sidecar
+from gossamer.runtime.sidecars import PodIdentity, python_sidecar
 
 # Job pods take addresses from the top of the pod range, apart from the node's (which count up).
 _JOB_INDEX_BASE = 60000
@@ -70,9 +73,8 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
     addressing = PodAddressing() if mesh.netns else EXPLICIT_ADDRESSING
     ip = job_ip(addressing)
     netns = addressing.netns_name(job.name) if mesh.netns else None
-    controlplane = (
-        f"{addressing.gateway}:{mesh.xds_port}" if mesh.netns else f"127.0.0.1:{mesh.xds_port}"
-    )
+    host = mesh_host(addressing, mesh.netns)
+    controlplane = f"{host}:{mesh.xds_port}"
     identity = PodIdentity(
         name=job.name,
         namespace=job.namespace,
@@ -81,15 +83,10 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
         service_account=job.service_account,
         workload=job.name,
     )
-    secrets = mesh.home / "pods" / f"{job.namespace}.{job.name}"
-    sidecar_identity = None
-    if mesh.ca_port:
-        ca_host = addressing.gateway if mesh.netns else "127.0.0.1"
-        sidecar_identity = SidecarIdentity(
-            f"{ca_host}:{mesh.ca_port}", secrets / CREDENTIAL_FILE, secrets / ROOT_CERT_FILE
-        )
+    secrets = pod_secrets(mesh.home, job.namespace, job.name)
+    certificate = sidecar_identity(host, mesh.ca_port, secrets)
     sidecar = python_sidecar(
-        identity, controlplane=controlplane, explicit=netns is None, identity=sidecar_identity
+        identity, controlplane=controlplane, explicit=netns is None, identity=certificate
     )
     variables = downward_env(job.name, job.namespace, ip, job.service_account)
     if netns is None:
@@ -97,10 +94,6 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
     env = child_environment(variables, drop_proxy=netns is not None)
     argv = list(job.command)
     argv[0] = shutil.which(argv[0], path=env.get("PATH")) or argv[0]
-    network = None
-    if netns is not None:
-        services = shared_services(mesh.home)
-        network = PodNetwork(job.name, ip, addressing, services=services, owns_bridge=False)
     registry = RegistryClient(mesh.api, mesh.token)
     record = PodRecord(
         job.name,
@@ -109,9 +102,9 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
         job.labels,
         job.service_account,
         {},
-        mesh_tls=sidecar_identity is not None,
+        mesh_tls=certificate is not None,
     )
-    pod = Pod(
+    pod = assemble_pod(
         record,
         app=AppLaunch(
             pod_argv(argv, netns=netns),
@@ -121,14 +114,13 @@ async def run_job(job: JobSpec, mesh: MeshEndpoint) -> int:
             inherit_stdio=True,
         ),
         sidecar=sidecar,
-        sidecar_argv=pod_argv(sidecar.argv, netns=netns, gid=SIDECAR_GID if netns else None),
-        sidecar_env=child_environment({}, drop_proxy=True),
-        network=network,
+        netns=netns,
+        addressing=addressing,
+        services=lambda: shared_services(mesh.home),
         registry=registry,
         logs=mesh.home / "logs" / f"{job.namespace}.{job.name}",
+        secrets=secrets if certificate is not None else None,
     )
-    if sidecar_identity is not None:
-        pod.set_prepare(lambda: registry.identity_files(record, secrets))
     try:
         code = await pod.run()
     finally:

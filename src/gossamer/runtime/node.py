@@ -21,16 +21,20 @@ import aiohttp
 
 from gossamer.runtime import state
 from gossamer.runtime.gateway import GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, IngressGateway
-from gossamer.runtime.launch import SIDECAR_GID, pod_argv
 from gossamer.runtime.pod import Pod
+from gossamer.runtime.pod_assembly import (
+    EXPLICIT_ADDRESSING,
+    assemble_pod,
+    mesh_host,
+    pod_secrets,
+    sidecar_identity,
+)
 from gossamer.runtime.pods.addressing import PodAddressing
 from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
-from gossamer.runtime.pods.network import PodNetwork, ensure_bridge, remove_bridge_if_unused
+from gossamer.runtime.pods.network import ensure_bridge, remove_bridge_if_unused
 from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
-from gossamer.runtime.process import child_environment
 from gossamer.runtime.registration import (
     CREDENTIAL_FILE,
-    ROOT_CERT_FILE,
     PodRecord,
     RegistrationError,
     RegistryClient,
@@ -38,7 +42,6 @@ from gossamer.runtime.registration import (
 from gossamer.runtime.relay import TcpRelay
 from gossamer.runtime.sidecars import (
     PodIdentity,
-    SidecarIdentity,
     envoy_sidecar,
     python_sidecar,
 )
@@ -54,7 +57,6 @@ CREDENTIAL_REFRESH = 20 * 60.0
 GATEWAY_POD = "istio-ingressgateway"
 MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
-EXPLICIT_ADDRESSING = PodAddressing(pod_cidr="127.231.0.0/16")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +111,7 @@ class Node:
 
     @property
     def controlplane_for_pods(self) -> str:
-        if self.options.netns:
-            return f"{self.addressing.gateway}:{self.options.xds_port}"
-        return f"127.0.0.1:{self.options.xds_port}"
+        return f"{mesh_host(self.addressing, self.options.netns)}:{self.options.xds_port}"
 
     async def start(self) -> None:
         if self.options.netns:
@@ -125,14 +125,10 @@ class Node:
                 self._ca_relay = TcpRelay(self.addressing.gateway, port, "127.0.0.1", port)
                 await self._ca_relay.start()
         if self.options.gateway:
-            identity = None
             if self.options.ca_port:
                 await self.registry.identity_files(self._gateway_record, self._gateway_secrets)
-                identity = SidecarIdentity(
-                    f"127.0.0.1:{self.options.ca_port}",
-                    self._gateway_secrets / CREDENTIAL_FILE,
-                    self._gateway_secrets / ROOT_CERT_FILE,
-                )
+            # The gateway runs on the host: it reaches the CA on loopback in either mode.
+            identity = sidecar_identity("127.0.0.1", self.options.ca_port, self._gateway_secrets)
             self._gateway = IngressGateway(
                 self.options.xds_port, self.options.logs / "gateway.log", identity
             )
@@ -146,7 +142,7 @@ class Node:
 
     @property
     def _gateway_secrets(self) -> Path:
-        return self.options.home / "pods" / f"{GATEWAY_NAMESPACE}.{GATEWAY_POD}"
+        return pod_secrets(self.options.home, GATEWAY_NAMESPACE, GATEWAY_POD)
 
     async def _refresh_credentials_forever(self) -> None:
         """Every CREDENTIAL_REFRESH seconds, fresh credentials and bundle for every pod with
@@ -165,7 +161,7 @@ class Node:
                     log.warning("refreshing the credential of %s: %s", record.name, exc)
 
     def _secrets_of(self, record: PodRecord) -> Path:
-        return self.options.home / "pods" / f"{record.namespace}.{record.name}"
+        return pod_secrets(self.options.home, record.namespace, record.name)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile until `stopping` is set."""
@@ -288,7 +284,7 @@ class Node:
         netns = self.addressing.netns_name(name) if self.options.netns else None
         placement = Placement(ip=ip, netns=netns)
         logs = self.options.logs / f"{workload.namespace}.{name}"
-        secrets = self.options.home / "pods" / f"{workload.namespace}.{name}"
+        secrets = pod_secrets(self.options.home, workload.namespace, name)
         identity = PodIdentity(
             name=name,
             namespace=workload.namespace,
@@ -297,41 +293,36 @@ class Node:
             service_account=workload.spec.service_account,
             workload=workload.metadata.name,
         )
+        ca_host = mesh_host(self.addressing, self.options.netns)
+        certificate = sidecar_identity(ca_host, self.options.ca_port, secrets)
         if dataplane == "envoy":
             sidecar = envoy_sidecar(
                 identity,
                 controlplane=self.controlplane_for_pods,
                 workdir=logs,
-                identity=self._sidecar_identity(secrets),
+                identity=certificate,
             )
         else:
             sidecar = python_sidecar(
                 identity,
                 controlplane=self.controlplane_for_pods,
                 explicit=netns is None,
-                identity=self._sidecar_identity(secrets),
-            )
-        network = None
-        if netns is not None:
-            network = PodNetwork(
-                name, ip, self.addressing, services=dict(self._services), owns_bridge=False
+                identity=certificate,
             )
         sink = self.options.sink
-        pod = Pod(
+        pod = assemble_pod(
             pod_record(workload, index, placement, mesh_tls=bool(self.options.ca_port)),
             app=app_launch(workload, index, placement),
             sidecar=sidecar,
-            sidecar_argv=pod_argv(sidecar.argv, netns=netns, gid=SIDECAR_GID if netns else None),
-            sidecar_env=child_environment({}, drop_proxy=True),
-            network=network,
+            netns=netns,
+            addressing=self.addressing,
+            services=lambda: self._services,
             registry=self.registry,
             logs=logs,
+            secrets=secrets if self.options.ca_port else None,
             app_sink=(lambda line: sink(name, line)) if sink else None,
             on_change=self._dirty.set,
         )
-        if self.options.ca_port:
-            record = pod.record
-            pod.set_prepare(lambda: self.registry.identity_files(record, secrets))
         task = asyncio.create_task(pod.run(), name=f"pod-{name}")
         self._slots[key] = _Slot(
             pod, task, fingerprint, workload.metadata.name, sidecar.kind, index
@@ -369,18 +360,6 @@ class Node:
                     f.seek(0)
                     f.write(text)
                     f.truncate()
-
-    def _sidecar_identity(self, secrets: Path) -> SidecarIdentity | None:
-        """Where a sidecar gets its certificate: the Python sidecar fetches it itself, Envoy's
-        `gossamer agent` fetches it and serves it over SDS."""
-        if not self.options.ca_port:
-            return None
-        host = self.addressing.gateway if self.options.netns else "127.0.0.1"
-        return SidecarIdentity(
-            f"{host}:{self.options.ca_port}",
-            secrets / CREDENTIAL_FILE,
-            secrets / ROOT_CERT_FILE,
-        )
 
     async def gateway_ready(self) -> bool:
         return self._gateway is None or await self._gateway.ready()
