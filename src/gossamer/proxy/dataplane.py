@@ -10,13 +10,13 @@ Theory of operation:
    inbound) on the options' capture address and flag ports. A listener whose bound address did
    not change keeps its socket (its chains are looked up per connection); a removed one stops
    accepting while its open connections finish.
-3. Each accepted connection picks its chain once (server/chain_choice.py), then reads the
-   current config per request (routes by RDS name, backends). Listeners whose chains match on the
-   transport protocol or terminate TLS (`ListenerConfig.inspects`: PERMISSIVE / STRICT mTLS)
-   accept through server/accept.py: peek at the first bytes, pick the chain by port, transport
-   and ALPN, then a TLS handshake with `identity` when the chain terminates TLS (new
-   connections use the newest identity; open ones keep theirs). The others keep the plain
-   `create_server` path and pay nothing for it.
+3. Each accepted connection picks its chain once (server/dispatch.py, server/chain_choice.py),
+   then reads the current config per request (routes by RDS name, backends). Listeners whose
+   chains match on the transport protocol or terminate TLS (`ListenerConfig.inspects`:
+   PERMISSIVE / STRICT mTLS) accept through server/accept.py: peek at the first bytes, pick the
+   chain by port, transport and ALPN, then a TLS handshake with `identity` when the chain
+   terminates TLS (new connections use the newest identity; open ones keep theirs). The others
+   keep the plain `create_server` path and pay nothing for it.
 4. A listener whose bytes changed is compiled anew (unchanged bytes keep their compiled object,
    see config/snapshot.py): HTTP connections on a chain the new config no longer has drain, so
    chain-level changes (RBAC, HCM options) reach every client within one request.
@@ -35,29 +35,12 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gossamer.codec.detect import Kind
 from gossamer.codec.http1 import Limits
-from gossamer.proxy.config.downstream_tls import DownstreamTls
-from gossamer.proxy.config.listeners import (
-    RAW_BUFFER,
-    TLS,
-    HttpChain,
-    ListenerConfig,
-    TcpChain,
-)
+from gossamer.proxy.config.listeners import ListenerConfig
 from gossamer.proxy.config.snapshot import ProxyConfig
-from gossamer.proxy.server.accept import InspectingServer, hand_over, inspect
-from gossamer.proxy.server.chain_choice import (
-    EXPLICIT_PROXY,
-    INBOUND_CAPTURE,
-    OUTBOUND_CAPTURE,
-    PLAIN,
-    Picked,
-    pick_chain,
-)
-from gossamer.proxy.server.context import ChainRoutes, ExplicitProxyRoutes
-from gossamer.proxy.server.downstream import HttpConnection
-from gossamer.proxy.server.tcp_proxy import TcpProxy
+from gossamer.proxy.server.accept import InspectingServer
+from gossamer.proxy.server.chain_choice import INBOUND_CAPTURE, OUTBOUND_CAPTURE, PLAIN
+from gossamer.proxy.server.dispatch import Dispatch, serve_inspected
 from gossamer.proxy.upstream.backend import Backend
 from gossamer.proxy.upstream.endpoints import EndpointSet
 from gossamer.proxy.upstream.pool import ConnectionPool
@@ -247,87 +230,13 @@ class Dataplane:
             if inspects:
                 server = InspectingServer(sock, partial(self._accepted, name, kind))
             else:
-                server = await loop.create_server(partial(_Dispatch, self, name, kind), sock=sock)
+                server = await loop.create_server(partial(Dispatch, self, name, kind), sock=sock)
             self._bound[name] = _Bound(key, server, (str(address[0]), int(address[1])))
 
     # --- connections --------------------------------------------------------------------
 
-    def _protocol_for(
-        self, name: str, kind: str, transport: asyncio.BaseTransport
-    ) -> asyncio.Protocol | None:
-        """The protocol for a connection accepted on listener `name`; None closes it
-        (Envoy closes connections no filter chain matches)."""
-        local = _address(transport.get_extra_info("sockname"))
-        if kind == PLAIN:  # the common case, kept to a dict lookup or two
-            config = self._config
-            listener = config.listeners.get(name) if config is not None else None
-            if listener is None:
-                return None
-            port = local[1] if local else listener.port
-            chain = listener.chain_for(port)
-            return self._handler(chain.handler if chain else None, local, local)
-        sock = transport.get_extra_info("socket")
-        protocol, _tls = self._protocol_of(pick_chain(self._config, name, kind, local, sock), local)
-        return protocol
-
-    def _protocol_of(
-        self, picked: Picked, local: tuple[str, int] | None
-    ) -> tuple[asyncio.Protocol | None, DownstreamTls | None]:
-        """The protocol for a chosen chain, and the TLS it terminates."""
-        if picked == EXPLICIT_PROXY:
-            return HttpConnection(self, ExplicitProxyRoutes(), None), None
-        if picked is None or isinstance(picked, str):
-            return None, None
-        chain, original_dst = picked
-        return self._handler(chain.handler, original_dst, local), chain.tls
-
     def _accepted(self, name: str, kind: str, sock: socket.socket) -> None:
-        self.spawn(self._serve_inspected(name, kind, sock))
-
-    async def _serve_inspected(self, name: str, kind: str, sock: socket.socket) -> None:
-        """A connection on an inspecting listener (module docstring, rule 3)."""
-        listener = self._config.listeners.get(name) if self._config is not None else None
-        prefix = f"listener.{listener.address}_{listener.port}." if listener else "listener."
-        try:
-            detection = await inspect(sock)
-            transport_protocol = TLS if detection.kind is Kind.TLS else RAW_BUFFER
-            local = _address(sock.getsockname())
-            picked = pick_chain(
-                self._config, name, kind, local, sock, transport_protocol, detection.alpn
-            )
-            protocol, tls = self._protocol_of(picked, local)
-            if protocol is None:
-                self.listener_counters[prefix + "no_filter_chain_match"] += 1
-                sock.close()
-                return
-            await hand_over(
-                sock,
-                protocol,
-                tls,
-                detection,
-                self.identity,
-                self.listener_counters,
-                prefix,
-                self.options.head_timeout,
-            )
-        except asyncio.CancelledError:  # the dataplane is closing
-            sock.close()
-            raise
-        except Exception:
-            log.exception("listener %s: serving an inspected connection failed", name)
-            sock.close()
-
-    def _handler(
-        self,
-        handler: HttpChain | TcpChain | None,
-        original_dst: tuple[str, int] | None,
-        local: tuple[str, int] | None,
-    ) -> asyncio.Protocol | None:
-        if isinstance(handler, HttpChain):
-            return HttpConnection(self, ChainRoutes(handler), original_dst)
-        if isinstance(handler, TcpChain):
-            return TcpProxy(self, handler, original_dst, local)
-        return None
+        self.spawn(serve_inspected(self, name, kind, sock))
 
     def connection_opened(self, conn: object) -> None:
         self._connections.add(conn)
@@ -373,32 +282,3 @@ class Dataplane:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.close()
-
-
-def _address(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return str(value[0]), int(value[1])
-    return None
-
-
-class _Dispatch(asyncio.Protocol):
-    """Accepts on a listener, then hands the transport to the protocol its chain needs."""
-
-    __slots__ = ("dataplane", "kind", "name")
-
-    def __init__(self, dataplane: Dataplane, name: str, kind: str) -> None:
-        self.dataplane = dataplane
-        self.name = name
-        self.kind = kind
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        try:
-            protocol = self.dataplane._protocol_for(self.name, self.kind, transport)
-        except Exception:
-            log.exception("listener %s: choosing a filter chain failed", self.name)
-            protocol = None
-        if protocol is None:
-            transport.close()
-            return
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)

@@ -4,7 +4,7 @@ Why not `loop.create_server`: asyncio and uvloop both start reading as soon as a
 made, so the ClientHello would be consumed before it could be inspected (transport/tls.py).
 Here the listening socket is watched with `add_reader` and connections are taken with
 `accept()` (what `loop.sock_accept` does, minus a coroutine per accept); each new connection
-then runs `Dataplane._serve_inspected` in a task: peek (Envoy's tls_inspector), choose the
+then runs `dispatch.serve_inspected` in a task: peek (Envoy's tls_inspector), choose the
 chain, and hand the socket to `loop.connect_accepted_socket`, with the workload's server
 context when the chain terminates TLS. Listeners without such chains never come here.
 
