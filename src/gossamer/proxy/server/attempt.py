@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from gossamer.codec.http1 import Body, EndOfMessage, ResponseHead
 from gossamer.proxy.server import wire
@@ -18,6 +18,8 @@ from gossamer.proxy.upstream.connection import UpstreamConnection
 if TYPE_CHECKING:
     from gossamer.codec.headers import Headers
     from gossamer.proxy.server.downstream import HttpConnection, Request
+    from gossamer.proxy.server.route_timer import RouteTimer
+    from gossamer.proxy.upstream.endpoints import Endpoint
 
 REPLAY_LIMIT = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -164,3 +166,33 @@ async def await_head(
 def cancel_quietly(task: asyncio.Task[None] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
+
+
+def cluster_key(backend: Any) -> str:
+    """The pool's name for a backend's connections."""
+    return str(backend.config.name)
+
+
+async def acquire(
+    pool: Any, backend: Any, endpoint: Endpoint, timer: RouteTimer | None
+) -> tuple[Any, bool]:
+    """A pooled connection; the route timeout covers waiting as a pending request too (Envoy),
+    including a timeout that only starts while waiting (the request body ends meanwhile)."""
+    async with asyncio.timeout_at(timer.when if timer is not None else None) as scope:
+        if timer is not None:
+            if timer.expired:
+                raise TimeoutError
+            timer.scope = scope
+        try:
+            config = backend.config
+            upstream, reused = await pool.acquire(
+                cluster_key(backend),
+                endpoint,
+                backend.breaker,
+                config.connect_timeout,
+                config.source_address,
+            )
+        finally:
+            if timer is not None:
+                timer.scope = None
+    return upstream, reused

@@ -30,26 +30,29 @@ from gossamer.proxy.server.attempt import (
     UpstreamCall,
     UpstreamReset,
     UpstreamTimeout,
+    acquire,
     await_head,
     cancel_quietly,
+    cluster_key,
     is_final_head,
     pump_body,
     ready_body,
 )
 from gossamer.proxy.server.mirror import send_mirrors
-from gossamer.proxy.server.relay import relay_response, splice_upgrade
+from gossamer.proxy.server.respond import respond
 from gossamer.proxy.server.route_timer import RouteTimer
 from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstream_head
 from gossamer.proxy.upstream.connect import ConnectFailure
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import PoolOverflow
-from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from gossamer.codec.headers import Headers
-    from gossamer.codec.http1 import ResponseHead
     from gossamer.proxy.server.context import Resolved
     from gossamer.proxy.server.downstream import HttpConnection, Request
+
+
+_HASHING = ("RING_HASH", "MAGLEV")  # balancers that place a request by its hash key
 
 
 class _TryFailed(Exception):
@@ -126,15 +129,7 @@ async def _tries(
     per_try_timeout = retry.per_try_timeout if retry is not None else None
     head_bytes = wire.request_head(up.method, up.target, up.headers)
     body = RequestBody(request.head.chunked)
-    hash_key = (
-        action.hash_key(request.head, conn.peer_ip)
-        if backend.config.lb
-        in (
-            "RING_HASH",
-            "MAGLEV",
-        )
-        else None
-    )
+    hash_key = action.hash_key(request.head, conn.peer_ip) if config.lb in _HASHING else None
     original_dst = config.kind == "ORIGINAL_DST"
     tried: list[Endpoint] = []
     retries = 0
@@ -171,7 +166,7 @@ async def _tries(
                 if idle is not None:
                     upstream, reused = idle, True
                 else:
-                    upstream, reused = await _acquire(pool, backend, endpoint, timer)
+                    upstream, reused = await acquire(pool, backend, endpoint, timer)
             except TimeoutError:
                 reported = True
                 backend.finished(endpoint, None, time.monotonic() - t0, "timeout")
@@ -248,7 +243,7 @@ async def _tries(
                     backend.breaker.end_retry()
                 continue
             responding = True  # from here _respond reports the try itself
-            return await _respond(
+            return await respond(
                 conn, request, route, cluster, backend, endpoint, call, resp, pump, t0, timer
             )
         except asyncio.CancelledError:
@@ -287,89 +282,3 @@ def _replayable(body: RequestBody, pump: asyncio.Task[None] | None, sent: bool) 
     if not sent:
         return True
     return body.done and body.replayable and not body.failed and (pump is None or pump.done())
-
-
-def cluster_key(backend: Any) -> str:
-    return str(backend.config.name)
-
-
-async def _acquire(
-    pool: Any, backend: Any, endpoint: Endpoint, timer: RouteTimer | None
-) -> tuple[Any, bool]:
-    """A pooled connection; the route timeout covers waiting as a pending request too (Envoy),
-    including a timeout that only starts while waiting (the request body ends meanwhile)."""
-    async with asyncio.timeout_at(timer.when if timer is not None else None) as scope:
-        if timer is not None:
-            if timer.expired:
-                raise TimeoutError
-            timer.scope = scope
-        try:
-            config = backend.config
-            upstream, reused = await pool.acquire(
-                cluster_key(backend),
-                endpoint,
-                backend.breaker,
-                config.connect_timeout,
-                config.source_address,
-            )
-        finally:
-            if timer is not None:
-                timer.scope = None
-    return upstream, reused
-
-
-async def _respond(
-    conn: HttpConnection,
-    request: Request,
-    route: Any,
-    cluster: str,
-    backend: Any,
-    endpoint: Endpoint,
-    call: UpstreamCall,
-    resp: ResponseHead,
-    pump: asyncio.Task[None] | None,
-    t0: float,
-    timer: RouteTimer | None,
-) -> bool:
-    upstream = call.conn
-    elapsed = time.monotonic() - t0
-    if resp.status == 101 and request.head.upgrade:
-        if timer is not None:
-            timer.stop()  # a spliced connection has no route timeout
-        backend.finished(endpoint, 101, elapsed)
-        await splice_upgrade(conn, call, resp, route, cluster, elapsed)
-        return False
-    if request.head.upgrade:
-        # Refused upgrade: the bytes after its head were not HTTP; this connection is done.
-        request.head.keep_alive = False
-        conn.upgrade_refused()
-    try:
-        keep_alive, reusable = await relay_response(
-            conn, request, call, resp, route, cluster, elapsed
-        )
-    except asyncio.CancelledError:
-        upstream.close()  # the response was not read to its end
-        backend.finished(endpoint, None, time.monotonic() - t0, "reset")
-        raise
-    took = time.monotonic() - t0
-    backend.finished(endpoint, resp.status, took)
-    istio_metrics.proxied(conn, request, cluster, resp.status, upstream, took)
-    if call.timed_out:
-        # The route timeout fired mid-body: Envoy has charged the status already and counts
-        # the timeout on top (no outlier-detection timeout after the head). It resets the
-        # stream: the upstream connection closes now, the downstream one after Envoy's delayed
-        # close (measured against Envoy 1.40: the client sees EOF 1 s after the timeout).
-        backend.stats.upstream_rq_timeout += 1
-        conn.close_delayed()
-    if pump is not None and not pump.done():
-        reusable = False  # the upstream answered before the whole body was sent
-        pump.cancel()
-        keep_alive = False
-    config = backend.config
-    conn.ctx.pool.release(
-        upstream,
-        reusable,
-        config.idle_timeout,
-        config.max_requests_per_connection,
-    )
-    return keep_alive
