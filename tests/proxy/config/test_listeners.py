@@ -18,7 +18,9 @@ from google.protobuf import any_pb2
 
 from gossamer.control.translate import listeners as translate
 from gossamer.control.xds.resources import LISTENER
-from gossamer.proxy.config.listeners import HttpChain, TcpChain, compile_listener
+from gossamer.proxy.config.filter_chains import TcpChain
+from gossamer.proxy.config.hcm import HttpChain
+from gossamer.proxy.config.listeners import compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
 from tests.proxy.config.meshes import bookinfo_gateway_listeners, protos, sidecar, snapshot
 from tests.proxy.config.sent_listeners import no_router, rds_listener, router_first, with_hcm_edit

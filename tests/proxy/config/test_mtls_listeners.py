@@ -13,14 +13,9 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 from gossamer.control.translate import listeners as translate
-from gossamer.proxy.config.listeners import (
-    RAW_BUFFER,
-    TLS,
-    HttpChain,
-    ListenerConfig,
-    TcpChain,
-    compile_listener,
-)
+from gossamer.proxy.config.filter_chains import RAW_BUFFER, TLS, TcpChain
+from gossamer.proxy.config.hcm import HttpChain
+from gossamer.proxy.config.listeners import ListenerConfig, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
 from tests.proxy.config.mtls_listeners import (
     chain,

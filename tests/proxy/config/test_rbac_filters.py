@@ -17,8 +17,9 @@ from gossamer.control.translate import build_snapshot
 from gossamer.control.translate import listeners as translate
 from gossamer.control.translate.policies import packed
 from gossamer.proxy.authz import AuthzRequest
-from gossamer.proxy.config.hcm import RBAC_AFTER_FAULT, RBAC_FIRST
-from gossamer.proxy.config.listeners import HttpChain, TcpChain, compile_listener
+from gossamer.proxy.config.filter_chains import TcpChain
+from gossamer.proxy.config.hcm import RBAC_AFTER_FAULT, RBAC_FIRST, HttpChain
+from gossamer.proxy.config.listeners import compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
 from tests.control.translate.test_inbound_authz import (
     ALLOW_NOTHING,

@@ -35,7 +35,8 @@ from envoy.config.route.v3 import route_pb2
 
 from gossamer.proxy.config import compilers
 from gossamer.proxy.config.compilers import ClusterConfig, EndpointSet, RouteTable
-from gossamer.proxy.config.listeners import HttpChain, ListenerConfig, compile_listener
+from gossamer.proxy.config.hcm import HttpChain
+from gossamer.proxy.config.listeners import ListenerConfig, compile_listener
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.xdstypes import CLUSTER, ENDPOINT, LISTENER, ROUTE
 

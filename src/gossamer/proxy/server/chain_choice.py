@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gossamer.proxy.config.listeners import RAW_BUFFER, FilterChain
+from gossamer.proxy.config.filter_chains import RAW_BUFFER, FilterChain
 from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.transport.original_dst import original_destination
 

@@ -11,7 +11,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gossamer.proxy.config.listeners import HttpChain
+from gossamer.proxy.config.hcm import HttpChain
 
 if TYPE_CHECKING:
     from gossamer.codec.http1 import Limits, RequestHead

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from gossamer.codec.detect import Kind
 from gossamer.proxy.config.downstream_tls import DownstreamTls
-from gossamer.proxy.config.listeners import RAW_BUFFER, TLS, HttpChain, TcpChain
+from gossamer.proxy.config.filter_chains import RAW_BUFFER, TLS, TcpChain
+from gossamer.proxy.config.hcm import HttpChain
 from gossamer.proxy.server.accept import hand_over, inspect
 from gossamer.proxy.server.chain_choice import EXPLICIT_PROXY, PLAIN, Picked, pick_chain
 from gossamer.proxy.server.context import ChainRoutes, ExplicitProxyRoutes

@@ -24,7 +24,7 @@ from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
-    from gossamer.proxy.config.listeners import TcpChain
+    from gossamer.proxy.config.filter_chains import TcpChain
     from gossamer.proxy.server.context import ServerContext
 
 log = logging.getLogger(__name__)
