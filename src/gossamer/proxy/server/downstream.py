@@ -86,6 +86,8 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.peer_ip = ""
         self.closed = False
+        # The chain's network RBAC allowed this connection (it decides once per connection).
+        self.network_authorized = False
         self._queue: deque[Request] = deque()
         self._receiving: Request | None = None
         self._task: asyncio.Task[None] | None = None

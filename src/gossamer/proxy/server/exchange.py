@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Coroutine
 from random import random
 from typing import TYPE_CHECKING, Any
-from weakref import WeakSet
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authn import Accepted, Denial
@@ -58,7 +57,7 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
     if (
         chain is not None
         and chain.network_rbac is not None
-        and conn not in _connections_decided
+        and not conn.network_authorized
         and not _connection_authorized(conn, chain.network_rbac)
     ):
         return False
@@ -182,16 +181,12 @@ def _chain_of(conn: HttpConnection) -> HttpChain | None:
     return resolver.chain if type(resolver) is ChainRoutes else None
 
 
-# Connections a chain's network RBAC has already allowed (it decides once per connection).
-_connections_decided: WeakSet[HttpConnection] = WeakSet()
-
-
 def _connection_authorized(conn: HttpConnection, rbac: RbacChain) -> bool:
     """Network RBAC in front of an HCM: decided at the connection's first request head (Envoy
     decides on its first bytes); a denial closes the connection without a response."""
     peer_ip, transport, original_dst = conn.peer_ip, conn.transport, conn.original_dst
     if rbac.decide(gate.tcp_connection(peer_ip, transport, original_dst)).allowed:
-        _connections_decided.add(conn)
+        conn.network_authorized = True
         return True
     conn.close()
     return False
