@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from envoy.config.rbac.v3 import rbac_pb2
 
-from gossamer.proxy.authz.permissions import Rule, any_of, compile_permission
+from gossamer.proxy.authz.combinators import Rule, any_of
+from gossamer.proxy.authz.permissions import compile_permission
 from gossamer.proxy.authz.principals import compile_principal
 from gossamer.proxy.authz.request import AuthzRequest
 from gossamer.proxy.config.rejected import ConfigRejected

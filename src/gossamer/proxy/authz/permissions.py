@@ -8,7 +8,6 @@ access silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 from operator import attrgetter
 
@@ -17,6 +16,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import metadata_pb2, path_pb2
 
 from gossamer.proxy.authz.addresses import cidr_test
+from gossamer.proxy.authz.combinators import Rule, any_flag, compound, negate
 from gossamer.proxy.authz.metadata import metadata_test
 from gossamer.proxy.authz.request import AuthzRequest
 from gossamer.proxy.config.rejected import ConfigRejected
@@ -24,7 +24,6 @@ from gossamer.proxy.routing.headers_match import compile_header_matcher
 from gossamer.proxy.routing.request import split_target
 from gossamer.proxy.routing.strings import string_test
 
-Rule = Callable[[AuthzRequest], bool]
 _NO_HEADERS = AuthzRequest(http=False)
 _PSEUDO_FIELDS = {
     b":method": "method",
@@ -32,62 +31,6 @@ _PSEUDO_FIELDS = {
     b":authority": "authority",
     b"host": "authority",
 }
-
-
-def always(request: AuthzRequest) -> bool:
-    """`any: true`."""
-    return True
-
-
-def all_of(rules: Sequence[Rule]) -> Rule:
-    """and_rules / and_ids: every rule must hold (short-circuit, in order; no generator, since
-    this runs per request)."""
-    items = tuple(rules)
-    if len(items) == 1:
-        return items[0]
-    if len(items) == 2:
-        a, b = items
-        return lambda request: a(request) and b(request)
-    if len(items) == 3:
-        a, b, c = items
-        return lambda request: a(request) and b(request) and c(request)
-
-    def every(request: AuthzRequest) -> bool:
-        for rule in items:  # noqa: SIM110 (a generator per request costs more)
-            if not rule(request):
-                return False
-        return True
-
-    return every
-
-
-def any_of(rules: Sequence[Rule]) -> Rule:
-    """or_rules / or_ids: one rule suffices (short-circuit, in order)."""
-    items = tuple(rules)
-    if len(items) == 1:
-        return items[0]
-    if len(items) == 2:
-        a, b = items
-        return lambda request: a(request) or b(request)
-
-    def some(request: AuthzRequest) -> bool:
-        for rule in items:  # noqa: SIM110 (a generator per request costs more)
-            if rule(request):
-                return True
-        return False
-
-    return some
-
-
-def negate(rule: Rule) -> Rule:
-    return lambda request: not rule(request)
-
-
-def any_flag(value: bool, where: str) -> Rule:
-    """Envoy's validation requires `any` to be true when it is the chosen kind."""
-    if not value:
-        raise ConfigRejected(f"{where}.any: must be true")
-    return always
 
 
 def header_rule(pb: rc.HeaderMatcher, where: str) -> Rule:
@@ -136,10 +79,7 @@ def compile_permission(pb: rbac_pb2.Permission, where: str) -> Rule:
         return any_flag(pb.any, where)
     if kind in ("and_rules", "or_rules"):
         rules = getattr(pb, kind).rules
-        if not rules:
-            raise ConfigRejected(f"{at}.rules: must not be empty")
-        compiled = [compile_permission(r, f"{at}.rules[{i}]") for i, r in enumerate(rules)]
-        return all_of(compiled) if kind == "and_rules" else any_of(compiled)
+        return compound(rules, compile_permission, f"{at}.rules", every=kind == "and_rules")
     if kind == "not_rule":
         return negate(compile_permission(pb.not_rule, at))
     if kind == "header":

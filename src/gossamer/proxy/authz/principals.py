@@ -11,16 +11,8 @@ from __future__ import annotations
 from envoy.config.rbac.v3 import rbac_pb2
 
 from gossamer.proxy.authz.addresses import cidr_test
-from gossamer.proxy.authz.permissions import (
-    Rule,
-    all_of,
-    any_flag,
-    any_of,
-    header_rule,
-    metadata_rule,
-    negate,
-    url_path_rule,
-)
+from gossamer.proxy.authz.combinators import Rule, any_flag, compound, negate
+from gossamer.proxy.authz.permissions import header_rule, metadata_rule, url_path_rule
 from gossamer.proxy.authz.request import AuthzRequest
 from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.routing.strings import string_test
@@ -46,10 +38,7 @@ def compile_principal(pb: rbac_pb2.Principal, where: str) -> Rule:
         return any_flag(pb.any, where)
     if kind in ("and_ids", "or_ids"):
         ids = getattr(pb, kind).ids
-        if not ids:
-            raise ConfigRejected(f"{at}.ids: must not be empty")
-        compiled = [compile_principal(p, f"{at}.ids[{i}]") for i, p in enumerate(ids)]
-        return all_of(compiled) if kind == "and_ids" else any_of(compiled)
+        return compound(ids, compile_principal, f"{at}.ids", every=kind == "and_ids")
     if kind == "not_id":
         return negate(compile_principal(pb.not_id, at))
     if kind == "authenticated":
