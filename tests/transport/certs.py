@@ -1,70 +1,37 @@
-"""A tiny test-only CA (cryptography): ECDSA P-256 roots and SPIFFE workload certificates,
-so TLS tests do not depend on the control plane's CA."""
+"""The TLS tests' CA: the mesh's own (`gossamer.control.ca`) over a throwaway in-memory root, so
+what the tests trust and present is exactly what a workload would get from the control plane."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from gossamer.control.ca import Authority, TrustBundle
+from gossamer.control.ca.root import new_root
+from gossamer.identity.csr import key_pem, make_csr, new_key
+from gossamer.identity.spiffe import SpiffeId
 from gossamer.transport.tls import IdentityMaterial
-
-_PEM = serialization.Encoding.PEM
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)
 class TestCA:
-    """A self-signed root that issues workload certificates as the mesh CA will."""
+    """A self-signed root that issues workload certificates through the mesh CA's Authority."""
 
     __test__ = False  # not a pytest class
 
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
+    authority: Authority
 
     @classmethod
     def create(cls, name: str = "gossamer test root") -> TestCA:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
-        public = key.public_key()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - datetime.timedelta(hours=1))
-            .not_valid_after(_now() + datetime.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, cert)
+        key, cert = new_root(datetime.datetime.now(datetime.UTC), name)
+        return cls(Authority(key, cert, (), TrustBundle((cert,)), plugged=False))
 
     @property
     def root_pem(self) -> str:
-        return self.cert.public_bytes(_PEM).decode()
+        return self.authority.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(
         self,
@@ -74,54 +41,15 @@ class TestCA:
         valid_for: datetime.timedelta = datetime.timedelta(hours=24),
         trust_bundle_pem: str | None = None,
     ) -> IdentityMaterial:
-        """A workload certificate with URI SAN `spiffe_id` (Istio's shape: empty subject,
-        critical SAN, serverAuth + clientAuth) and its key, trusting this root by default."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        start = valid_from or _now() - datetime.timedelta(minutes=5)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + valid_for)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
-                critical=True,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        key_pem = key.private_bytes(
-            _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        """A workload certificate with URI SAN `spiffe_id` and its key, as the CA signs a
+        workload's CSR, trusting this root by default. `valid_from` in the past makes an
+        expired leaf (`Authority.sign(..., now=...)`)."""
+        identity = SpiffeId.parse(spiffe_id)
+        authority = dataclasses.replace(self.authority, trust_domain=identity.trust_domain)
+        key = new_key()
+        issued = authority.sign(make_csr(key, identity), identity, ttl=valid_for, now=valid_from)
         return IdentityMaterial(
-            cert_chain_pem=cert.public_bytes(_PEM).decode(),
-            private_key_pem=key_pem,
+            cert_chain_pem=issued.chain_pem().decode(),
+            private_key_pem=key_pem(key).decode(),
             trust_bundle_pem=trust_bundle_pem or self.root_pem,
         )
