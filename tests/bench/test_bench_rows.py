@@ -24,7 +24,7 @@ from gossamer.control.xds.node import ProxyNode
 from gossamer.runtime import envoy as rt
 from gossamer.runtime import envoy_bootstrap
 from tests.ports import free_port
-from tests.proxy.routing.static_envoy import WHY_NO_ENVOY
+from tests.static_envoy import WHY_NO_ENVOY
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 DOWNSTREAM_TLS = (

@@ -35,7 +35,7 @@ from gossamer.runtime import envoy_bootstrap
 from tests.control.translate import worlds
 from tests.control.translate.worlds import fqdn, pod, world
 from tests.ports import free_port
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
+from tests.static_envoy import NEEDS_ENVOY
 
 
 def node(*args: Any, **metadata: Any) -> ProxyNode:

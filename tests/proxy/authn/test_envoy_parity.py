@@ -30,11 +30,11 @@ from tests.control.translate.authz.policies import policy
 from tests.ports import free_port
 from tests.proxy.authn.issuers import Issuer, request_authentication
 from tests.proxy.authn.parity import Observed, jwt_listener, observe, request
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import static_cluster
 from tests.proxy.server.rbac_listeners import envoy_serving
 from tests.proxy.server.upstreams import Upstream
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -37,11 +37,11 @@ from gossamer.proxy.server.downstream import HttpConnection
 from gossamer.transport.tls import IdentityMaterial
 from tests.ports import free_port
 from tests.proxy.authn.parity import jwt_listener
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import static_cluster
 from tests.proxy.server.rbac_listeners import envoy_serving
 from tests.proxy.server.upstreams import Upstream
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 SERVER = SpiffeId("foo", "server")

@@ -1,11 +1,10 @@
 """A real Envoy enforcing RBAC configs, the oracle the Python evaluator is checked against.
 
-`oracle_bootstrap(cases)` builds one static Envoy with a listener per case on 127.0.0.1:0:
-[network filters] → HCM (stat prefix = case name) → [set_metadata] → RBAC filter(s) → router
-with a direct_response 200. `running(bootstrap, workdir)` starts it and yields the Envoy and the
-port of each listener by name. `Probe` is one raw HTTP/1.1 request from a chosen loopback
-address; `probe.send(port)` says what Envoy did, `probe.request(port)` is the `AuthzRequest` the
-sidecar would build for it.
+`oracle_bootstrap(cases)` builds one static Envoy (tests/static_envoy.py) with a listener per
+case on 127.0.0.1:0: [network filters] → HCM (stat prefix = case name) → [set_metadata] → RBAC
+filter(s) → router with a direct_response 200; `static_envoy.running` starts it. `Probe` is one
+raw HTTP/1.1 request from a chosen loopback address; `probe.send(port)` says what Envoy did,
+`probe.request(port)` is the `AuthzRequest` the sidecar would build for it.
 """
 
 from __future__ import annotations
@@ -13,36 +12,19 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz import AuthzRequest, downstream_remote_ip, origin_form
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from gossamer.runtime.envoy import EnvoyProcess
+from tests.static_envoy import hcm_listener, router_filter, static_bootstrap
 
-try:
-    envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
-
-NEEDS_ENVOY = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
-]
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
 HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 NETWORK_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 SET_METADATA = "type.googleapis.com/envoy.extensions.filters.http.set_metadata.v3.Config"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-LOOPBACK_ANY_PORT = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
 LISTENER_IP = ip_address("127.0.0.1")
 
 
@@ -67,49 +49,26 @@ def _listener(case: Case) -> dict[str, Any]:
     for i, rbac in enumerate(case.http_rbac):
         typed = {"@type": HTTP_RBAC, **rbac}
         http_filters.append({"name": f"envoy.filters.http.rbac.{i}", "typed_config": typed})
-    http_filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}})
+    http_filters.append(router_filter())
     route = {
         "match": {"prefix": ""},
         "direct_response": {"status": 200, "body": {"inline_string": "ok"}},
     }
-    hcm = {
-        "@type": f"{HCM}.HttpConnectionManager",
-        "stat_prefix": case.name,
-        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
-        "http_filters": http_filters,
-    }
-    filters: list[dict[str, Any]] = [
+    network_filters = [
         {"name": f"envoy.filters.network.rbac.{i}", "typed_config": {"@type": NETWORK_RBAC, **rbac}}
         for i, rbac in enumerate(case.network_rbac)
     ]
-    filters.append({"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm})
-    return {
-        "name": case.name,
-        "address": LOOPBACK_ANY_PORT,
-        "filter_chains": [{"filters": filters}],
-    }
+    return hcm_listener(
+        case.name,
+        stat_prefix=case.name,
+        route_config={"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
+        http_filters=http_filters,
+        network_filters=network_filters,
+    )
 
 
 def oracle_bootstrap(cases: Sequence[Case]) -> dict[str, Any]:
-    return {
-        "static_resources": {"listeners": [_listener(c) for c in cases]},
-        "admin": {"address": LOOPBACK_ANY_PORT},
-    }
-
-
-@contextmanager
-def running(
-    config: Mapping[str, Any], workdir: Path
-) -> Iterator[tuple[EnvoyProcess, dict[str, int]]]:
-    """Envoy until the block ends, with the port each listener bound, by listener name."""
-    with EnvoyProcess(config, workdir) as envoy:
-        envoy.wait_ready()
-        _, text = envoy.admin_get("/listeners?format=json")
-        ports = {
-            s["name"]: int(s["local_address"]["socket_address"]["port_value"])
-            for s in json.loads(text)["listener_statuses"]
-        }
-        yield envoy, ports
+    return static_bootstrap([_listener(c) for c in cases])
 
 
 def rbac_counters(envoy: EnvoyProcess, prefixes: Sequence[str]) -> dict[str, int]:

@@ -27,14 +27,8 @@ from gossamer.proxy.authz import (
 from gossamer.runtime.envoy import EnvoyProcess
 from tests.conftest import shared_dir
 from tests.proxy.authz.cases import PROBES, all_cases
-from tests.proxy.authz.envoy_oracle import (
-    NEEDS_ENVOY,
-    Case,
-    Probe,
-    oracle_bootstrap,
-    rbac_counters,
-    running,
-)
+from tests.proxy.authz.envoy_oracle import Case, Probe, oracle_bootstrap, rbac_counters
+from tests.static_envoy import NEEDS_ENVOY, running
 
 pytestmark = NEEDS_ENVOY
 CASES = all_cases(shared_dir() / "conformance")

@@ -1,42 +1,26 @@
 """A real Envoy serving one static RouteConfiguration on 127.0.0.1, for parity tests.
 
 `bootstrap(route_config)` builds the JSON bootstrap (HCM with Istio's cors, fault and router;
-optional static clusters); `serving(bootstrap, workdir)` starts Envoy, yields the listener's
-port, and stops only the process it started; `send` makes one HTTP/1.1 request to it.
+optional static clusters) with tests/static_envoy.py; `serving(bootstrap, workdir)` starts
+Envoy and yields the listener's port; `send` makes one HTTP/1.1 request to it.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from google.protobuf import json_format
 
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 from tests.proxy.routing.requests import route_config
+from tests.static_envoy import hcm_listener, router_filter, running, static_bootstrap
 
-try:
-    envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
-
-NEEDS_ENVOY = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(bool(WHY_NO_ENVOY), reason=WHY_NO_ENVOY),
-]
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
 CORS = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
 FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-LOOPBACK_ANY_PORT = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
 
 Sent = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -55,43 +39,26 @@ def static_cluster(name: str, port: int = 1) -> dict[str, Any]:
 
 
 def bootstrap(routes: Mapping[str, Any], clusters: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    hcm = {
-        "@type": f"{HCM}.HttpConnectionManager",
-        "stat_prefix": "parity",
-        "route_config": json_format.MessageToDict(
+    listener = hcm_listener(
+        "parity",
+        stat_prefix="parity",
+        route_config=json_format.MessageToDict(
             route_config(dict(routes)), preserving_proto_field_name=True
         ),
-        "http_filters": [
+        http_filters=[
             {"name": "envoy.filters.http.cors", "typed_config": {"@type": CORS}},
             {"name": "envoy.filters.http.fault", "typed_config": {"@type": FAULT}},
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}},
+            router_filter(),
         ],
-    }
-    listener = {
-        "name": "parity",
-        "address": LOOPBACK_ANY_PORT,
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
-    }
-    return {
-        "static_resources": {"listeners": [listener], "clusters": list(clusters)},
-        "admin": {"address": LOOPBACK_ANY_PORT},
-    }
+    )
+    return static_bootstrap([listener], clusters)
 
 
 @contextmanager
 def serving(config: Mapping[str, Any], workdir: Path) -> Iterator[int]:
     """Run Envoy until the block ends; yields the port its listener bound."""
-    with EnvoyProcess(config, workdir) as envoy:
-        envoy.wait_ready()
-        _, text = envoy.admin_get("/listeners?format=json")
-        status = json.loads(text)["listener_statuses"][0]
-        yield int(status["local_address"]["socket_address"]["port_value"])
+    with running(config, workdir) as (_envoy, ports):
+        yield ports["parity"]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.proxy.routing.requests import table
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY, bootstrap, send, serving
+from tests.proxy.routing.static_envoy import bootstrap, send, serving
 from tests.proxy.routing.test_cors import CONFIG, ORIGINS, PATHS, headers_for, ours
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

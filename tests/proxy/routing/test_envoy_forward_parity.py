@@ -18,13 +18,8 @@ import pytest
 
 from gossamer.proxy.routing import Forward, RouteTable
 from tests.proxy.routing.requests import request, table
-from tests.proxy.routing.static_envoy import (
-    NEEDS_ENVOY,
-    bootstrap,
-    send,
-    serving,
-    static_cluster,
-)
+from tests.proxy.routing.static_envoy import bootstrap, send, serving, static_cluster
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

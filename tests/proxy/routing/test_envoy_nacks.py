@@ -16,7 +16,8 @@ from gossamer.proxy.config.rejected import ConfigRejected
 from gossamer.proxy.routing import compile_route_config
 from gossamer.runtime.envoy import InvalidBootstrap, validate
 from tests.proxy.routing.requests import route_config, table
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY, bootstrap, static_cluster
+from tests.proxy.routing.static_envoy import bootstrap, static_cluster
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -15,7 +15,8 @@ import pytest
 from gossamer.codec.headers import Headers
 from gossamer.proxy.routing import DirectResponse, Redirect, RouteTable
 from tests.proxy.routing.requests import request, table
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY, Sent, bootstrap, send, serving
+from tests.proxy.routing.static_envoy import Sent, bootstrap, send, serving
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -21,8 +21,9 @@ from gossamer.proxy.routing import (
     compile_route_config,
 )
 from tests.proxy.routing.requests import request, route_config
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY, Sent, bootstrap, send, serving
+from tests.proxy.routing.static_envoy import Sent, bootstrap, send, serving
 from tests.proxy.routing.test_translated import MESH, sent_routes
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -9,7 +9,6 @@ RBAC configs are JSON dicts in Envoy's own field names (as in Envoy's docs).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from gossamer.control.translate import listeners
 from gossamer.control.translate.policies import packed
 from gossamer.runtime.envoy import EnvoyProcess
 from tests.proxy.server.protos import route, routes
+from tests.static_envoy import running, static_bootstrap
 
 ANY = {"any": True}
 ALLOW_ALL = {"action": "ALLOW", "policies": {"all": {"permissions": [ANY], "principals": [ANY]}}}
@@ -95,20 +95,8 @@ def envoy_serving(
         moved.CopyFrom(pb)
         moved.address.socket_address.port_value = 0
         config_listeners.append(as_json(moved))
-    config = {
-        "static_resources": {
-            "listeners": config_listeners,
-            "clusters": [as_json(c) for c in clusters],
-        },
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-    }
-    with EnvoyProcess(config, workdir) as envoy:
-        envoy.wait_ready()
-        _, text = envoy.admin_get("/listeners?format=json")
-        ports = {
-            s["name"]: int(s["local_address"]["socket_address"]["port_value"])
-            for s in json.loads(text)["listener_statuses"]
-        }
+    config = static_bootstrap(config_listeners, [as_json(c) for c in clusters])
+    with running(config, workdir) as (envoy, ports):
         yield envoy, ports
 
 

@@ -18,7 +18,6 @@ import pytest
 
 from gossamer.control.translate import listeners
 from tests.ports import free_port
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import route, routes, static_cluster
 from tests.proxy.server.rbac_listeners import (
@@ -29,6 +28,7 @@ from tests.proxy.server.rbac_listeners import (
     network_rbac_filter,
     tcp_rbac_listener,
 )
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -15,11 +15,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from gossamer.proxy.authz.paths import normalize_target
 from tests.ports import free_port
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import static_cluster
 from tests.proxy.server.rbac_listeners import envoy_serving, http_rbac_listener, path_prefix, policy
 from tests.proxy.server.upstreams import Upstream
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

@@ -23,7 +23,6 @@ from gossamer.control.translate.policies import FAULT_FILTER, packed
 from gossamer.proxy.admin_stats import rbac_counters
 from gossamer.runtime.envoy import EnvoyProcess
 from tests.ports import free_port
-from tests.proxy.routing.static_envoy import NEEDS_ENVOY
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import static_cluster
 from tests.proxy.server.rbac_listeners import (
@@ -38,6 +37,7 @@ from tests.proxy.server.rbac_listeners import (
     policy,
 )
 from tests.proxy.server.upstreams import Upstream
+from tests.static_envoy import NEEDS_ENVOY
 
 pytestmark = NEEDS_ENVOY
 

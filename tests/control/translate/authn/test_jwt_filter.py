@@ -17,8 +17,8 @@ from gossamer.control.translate.authz import ProxyRbac
 from gossamer.runtime.envoy import validate
 from tests.control.translate.worlds import node, pod, world
 from tests.proxy.authn.issuers import Issuer
-from tests.proxy.authz.envoy_oracle import WHY_NO_ENVOY
 from tests.proxy.server.protos import route, routes
+from tests.static_envoy import WHY_NO_ENVOY
 
 A = Issuer("https://a.example")
 B = Issuer("https://b.example")
