@@ -3,7 +3,8 @@
 `hcm_listener(...)` builds one listener (optional network filters, then an HTTP connection
 manager) on port 0; `static_bootstrap(listeners, clusters)` the bootstrap around them;
 `running(bootstrap, workdir)` starts Envoy, yields it with the port each listener bound (by
-name), and stops only the process it started. `NEEDS_ENVOY` marks tests that need the binary.
+name), and stops only the process it started. `NEEDS_ENVOY` marks tests that need the binary
+(`ENVOY`, None when absent).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pytest
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
 
 try:
-    envoy_binary()
+    ENVOY: Path | None = envoy_binary()
     WHY_NO_ENVOY = ""
 except EnvoyNotFound as e:
-    WHY_NO_ENVOY = str(e)
+    ENVOY, WHY_NO_ENVOY = None, str(e)
 
 NEEDS_ENVOY = [
     pytest.mark.e2e,

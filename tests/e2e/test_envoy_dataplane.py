@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from gossamer.runtime.envoy_bootstrap import bootstrap, node_id, node_metadata
+from gossamer.runtime.envoy import EnvoyProcess
+from gossamer.runtime.envoy_bootstrap import node_id, node_metadata
+from tests.ads_envoy import diagnostics, ready, start_ads_envoy
 from tests.e2e.harness import (
     Backends,
     BackendSpec,
@@ -37,18 +37,9 @@ from tests.e2e.harness import (
     tally,
     until,
 )
+from tests.static_envoy import NEEDS_ENVOY
 
-try:
-    ENVOY: Path | None = envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    ENVOY, WHY_NO_ENVOY = None, str(e)
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(ENVOY is None, reason=WHY_NO_ENVOY or "Envoy binary absent"),
-]
+pytestmark = NEEDS_ENVOY
 
 NS = "default"
 NODE_ID = node_id("sidecar", "127.0.0.1", "e2e-client", NS)
@@ -100,10 +91,7 @@ class Mesh:
         return time.monotonic() - began
 
     def diagnostics(self) -> str:
-        return (
-            f"--- envoy log ---\n{self.envoy.log_tail()}\n"
-            f"--- control plane log ---\n{self.cp.log_tail()}"
-        )
+        return diagnostics(self.envoy, self.cp)
 
 
 def _services_yaml(ports: dict[str, int], backend_ports: dict[str, int]) -> str:
@@ -147,7 +135,6 @@ spec:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """Control plane, backends and Envoy, each stopped by its own PID at teardown."""
-    assert ENVOY is not None
     root = tmp_path_factory.mktemp("envoy-e2e")
     with ExitStack() as stack:
         cp = ControlPlane(root / "home", debounce_ms=20)
@@ -165,8 +152,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         backends.start()
         ports = {svc: free_port() for svc in SERVICES}
         revision = cp.apply(_services_yaml(ports, backends.ports))
-        config = bootstrap(
-            NODE_ID,
+        envoy = start_ads_envoy(
+            stack,
+            root / "envoy",
+            node=NODE_ID,
             cluster=f"e2e-client.{NS}",
             metadata=node_metadata(
                 namespace=NS,
@@ -178,17 +167,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             ),
             xds_host=cp.xds_host,
             xds_port=cp.xds_port,
-            admin_port=0,
+            concurrency=2,
         )
-        envoy = EnvoyProcess(config, root / "envoy", binary=ENVOY, concurrency=2, log_level="info")
-        stack.callback(envoy.stop)
-        envoy.start()
         m = Mesh(cp, backends, envoy, ports)
-        try:
-            envoy.wait_ready(60)
-            cp.wait_synced(NODE_ID, revision=revision, within=30)
-        except (AssertionError, TimeoutError) as e:
-            raise AssertionError(f"{e}\n{m.diagnostics()}") from None
+        ready(envoy, cp, NODE_ID, revision)
         yield m
 
 
@@ -368,7 +350,6 @@ class Ingress:
 def ingress(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingress]:
     """A router Envoy selected by an Istio Gateway (selector istio: ingressgateway) listening on
     a free port, beside the sidecar; stopped by its PID at teardown."""
-    assert ENVOY is not None
     port = free_port()
     gateway = {
         "apiVersion": "networking.istio.io/v1",
@@ -401,38 +382,36 @@ def ingress(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[In
         },
     }
     revision = mesh.cp.apply(yaml.safe_dump_all([gateway, routes], sort_keys=False))
-    config = bootstrap(
-        GATEWAY_NODE_ID,
-        cluster=f"istio-ingressgateway.{GATEWAY_NS}",
-        metadata=node_metadata(
-            namespace=GATEWAY_NS,
-            labels={"istio": "ingressgateway", "app": "istio-ingressgateway"},
-            workload_name="istio-ingressgateway",
-            pod_name="ingress-e2e",
-            instance_ips=["127.0.0.1"],
-        ),
-        xds_host=mesh.cp.xds_host,
-        xds_port=mesh.cp.xds_port,
-        admin_port=0,
-    )
     root = tmp_path_factory.mktemp("ingress")
-    envoy = EnvoyProcess(config, root, binary=ENVOY, log_level="info")
-    try:
-        envoy.start()
-        envoy.wait_ready(60)
-        mesh.cp.wait_synced(GATEWAY_NODE_ID, revision=revision, within=30)
-        client = HttpClient(port)
-        until(
-            lambda: client.get("reviews.example.com").status == 200,
-            10,
-            "the gateway listener to answer",
+    with ExitStack() as stack:
+        envoy = start_ads_envoy(
+            stack,
+            root,
+            node=GATEWAY_NODE_ID,
+            cluster=f"istio-ingressgateway.{GATEWAY_NS}",
+            metadata=node_metadata(
+                namespace=GATEWAY_NS,
+                labels={"istio": "ingressgateway", "app": "istio-ingressgateway"},
+                workload_name="istio-ingressgateway",
+                pod_name="ingress-e2e",
+                instance_ips=["127.0.0.1"],
+            ),
+            xds_host=mesh.cp.xds_host,
+            xds_port=mesh.cp.xds_port,
         )
-        client.close()
-        yield Ingress(envoy, port)
-    except (AssertionError, TimeoutError) as e:
-        raise AssertionError(f"{e}\n--- gateway envoy log ---\n{envoy.log_tail()}") from None
-    finally:
-        envoy.stop()
+        try:
+            envoy.wait_ready(60)
+            mesh.cp.wait_synced(GATEWAY_NODE_ID, revision=revision, within=30)
+            client = HttpClient(port)
+            until(
+                lambda: client.get("reviews.example.com").status == 200,
+                10,
+                "the gateway listener to answer",
+            )
+            client.close()
+            yield Ingress(envoy, port)
+        except (AssertionError, TimeoutError) as e:
+            raise AssertionError(f"{e}\n--- gateway envoy log ---\n{envoy.log_tail()}") from None
 
 
 def test_ingress_gateway_routes_by_host_and_header(mesh: Mesh, ingress: Ingress) -> None:

@@ -18,29 +18,20 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from gossamer.control.ca import SpiffeId
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from gossamer.runtime.envoy_bootstrap import bootstrap, node_id, node_metadata
+from gossamer.runtime.envoy import EnvoyProcess
+from gossamer.runtime.envoy_bootstrap import node_id, node_metadata
+from tests.ads_envoy import diagnostics, start_ads_envoy
 from tests.control.translate.capture_port_relay import CaptureMoves, CapturePortRelay
 from tests.control.translate.sds_server import SdsServer, mesh_secrets, sds_cluster
 from tests.e2e.harness import ControlPlane, until
 from tests.ports import free_port
+from tests.static_envoy import NEEDS_ENVOY
 
-try:
-    ENVOY: Path | None = envoy_binary()
-    WHY_NO_ENVOY = ""
-except EnvoyNotFound as e:
-    ENVOY, WHY_NO_ENVOY = None, str(e)
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.envoy,
-    pytest.mark.skipif(ENVOY is None, reason=WHY_NO_ENVOY or "Envoy binary absent"),
-]
+pytestmark = NEEDS_ENVOY
 
 NS = "default"
 NODE_ID = node_id("sidecar", "127.0.0.1", "reviews-0", NS)
@@ -129,7 +120,7 @@ class Sidecar:
             assert body == ("RBAC: access denied" if status == 403 else "app"), (request, body)
 
     def diagnostics(self) -> str:
-        return f"--- envoy ---\n{self.envoy.log_tail()}\n--- cp ---\n{self.cp.log_tail()}"
+        return diagnostics(self.envoy, self.cp)
 
 
 def _mesh_yaml(service_port: int, app_port: int) -> str:
@@ -152,7 +143,6 @@ spec:
 
 @pytest.fixture(scope="module")
 def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    assert ENVOY is not None
     root = tmp_path_factory.mktemp("authz-envoy")
     with ExitStack() as stack:
         app = ThreadingHTTPServer(("127.0.0.1", 0), _App)
@@ -173,8 +163,10 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
         sds = SdsServer(mesh_secrets(root / "ca", SpiffeId(NS, "reviews")))
         stack.callback(sds.stop)
         sds.start()
-        config = bootstrap(
-            NODE_ID,
+        envoy = start_ads_envoy(
+            stack,
+            root / "envoy",
+            node=NODE_ID,
             cluster=f"reviews.{NS}",
             metadata=node_metadata(
                 namespace=NS,
@@ -185,12 +177,8 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
             ),
             xds_host="127.0.0.1",
             xds_port=relay.port,
-            admin_port=0,
+            static_clusters=[sds_cluster(sds.port)],
         )
-        config["static_resources"]["clusters"].append(sds_cluster(sds.port))
-        envoy = EnvoyProcess(config, root / "envoy", binary=ENVOY, concurrency=1, log_level="info")
-        stack.callback(envoy.stop)
-        envoy.start()
         side = Sidecar(cp, envoy, moves.inbound)
         try:
             envoy.wait_ready(60)
