@@ -16,18 +16,17 @@ from typing import Any
 
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 
-from gossamer.proxy.authn.filter import (
+from gossamer.proxy.authn.filter import JwtAuthn, Rule
+from gossamer.proxy.authn.jwks import JwkSet
+from gossamer.proxy.authn.locations import DEFAULT_HEADERS, DEFAULT_PARAMS, HeaderLocation
+from gossamer.proxy.authn.requirements import (
     AllOf,
     AllowMissingOrFailed,
     AnyOf,
-    JwtAuthn,
     Provider,
     ProviderRequired,
     Requirement,
-    Rule,
 )
-from gossamer.proxy.authn.jwks import JwkSet
-from gossamer.proxy.authn.locations import DEFAULT_HEADERS, DEFAULT_PARAMS, HeaderLocation
 from gossamer.proxy.config.rejected import ConfigRejected
 
 TYPE_URL = "type.googleapis.com/" + jwt_pb2.JwtAuthentication.DESCRIPTOR.full_name
