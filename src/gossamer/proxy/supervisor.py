@@ -31,10 +31,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Report, Snapshot, merge_reports, report_of
 from gossamer.proxy.app_health import parse_app_probers
+from gossamer.proxy.supervisor_generations import Generations
 from gossamer.proxy.supervisor_heap import FrozenHeap
 from gossamer.proxy.supervisor_options import ProxyOptions
 from gossamer.proxy.supervisor_workers import WorkerPool
@@ -69,11 +69,7 @@ class Supervisor:
         self._started = time.monotonic()
         self._stopping = asyncio.Event()
         self._state = "PRE_INITIALIZING"
-        self._config: Any = None  # ProxyConfig
-        self._pushed = False  # a push arrived since _watch_xds last looked
-        self._generation = 0
-        self._first_ready: int | None = None  # the first generation with `initialized` set
-        self._updated: dict[str, float] = {}  # type URL → when its version last changed
+        self._generations = Generations()
         self._dataplane: Any = None  # in-process (concurrency 1)
         self._applied = 0  # generation the in-process dataplane applied
         self._config_changed = asyncio.Event()
@@ -174,26 +170,9 @@ class Supervisor:
 
     def _on_config(self, config: Any) -> None:
         """Called by the XdsClient with every accepted ProxyConfig."""
-        now = time.time()
-        old = self._config.versions if self._config is not None else {}
-        for type_url, version in config.versions.items():
-            if old.get(type_url) != version:
-                self._updated[type_url] = now
-        self._config = config
-        self._pushed = True
-        self._generation += 1
-        if config.initialized and self._first_ready is None:
-            self._first_ready = self._generation
-        versions = " ".join(
-            f"{t.rsplit('.', 1)[-1]}={v}" for t, v in sorted(config.versions.items())
-        )
-        missing = f" missing={','.join(sorted(config.missing))}" if config.missing else ""
-        log.info(
-            "config accepted: generation %d %s complete=%s%s",
-            self._generation, versions, config.complete, missing,
-        )  # fmt: skip
+        generation = self._generations.accept(config)
         if self._workers is not None:
-            self._workers.push(self._generation, config)
+            self._workers.push(generation, config)
             self._heap.config_applied()  # the compiled config lives here too
         self._config_changed.set()
 
@@ -219,7 +198,7 @@ class Supervisor:
         while True:
             await self._config_changed.wait()
             self._config_changed.clear()
-            generation, config = self._generation, self._config
+            generation, config = self._generations.number, self._generations.config
             try:
                 await apply_config(self._dataplane, config)
             except Exception:
@@ -241,8 +220,7 @@ class Supervisor:
         connection shorter than the polling interval is still reported."""
         was_up: bool | None = None
         while True:
-            up = bool(self._xds_status().get("connected")) or self._pushed
-            self._pushed = False
+            up = self._generations.take_pushed() or bool(self._xds_status().get("connected"))
             if up != bool(was_up):
                 where = self.options.controlplane
                 if not up:
@@ -266,7 +244,7 @@ class Supervisor:
         """Rule 2. As Envoy's initialization: once an initialized config runs everywhere the
         proxy stays ready through later pushes (no 503 blips while a push is being applied);
         a restarted worker makes it unready until it has applied the current config."""
-        first = self._first_ready
+        first = self._generations.first_ready
         if self._stopping.is_set() or first is None:
             return False
         ready = self._applied_everywhere(first) and self._identity_ready()
@@ -278,7 +256,6 @@ class Supervisor:
         self.ready()  # moves PRE_INITIALIZING → LIVE once
         uptime = int(time.monotonic() - self._started)
         opts = self.options
-        config = self._config
         return {
             "version": "gossamer/0.1.0",
             "state": self._state,
@@ -289,13 +266,7 @@ class Supervisor:
             "command_line_options": opts.as_json(),
             "pid": os.getpid(),
             "xds": self._xds_status(),
-            "config": {
-                "generation": self._generation,
-                "complete": bool(config is not None and config.complete),
-                "initialized": bool(config is not None and config.initialized),
-                "missing": sorted(config.missing) if config is not None else [],
-                "versions": dict(config.versions) if config is not None else {},
-            },
+            "config": self._generations.describe(),
             "workers": self._workers.describe() if self._workers is not None else [],
         }
 
@@ -305,10 +276,7 @@ class Supervisor:
         return self._identity.certs()
 
     def config_dump(self) -> dict[str, Any]:
-        config = self._config
-        if config is None:
-            return admin_render.config_dump({}, {}, {})
-        return admin_render.config_dump(config.resources, config.versions, self._updated)
+        return self._generations.config_dump()
 
     async def stats(self) -> Snapshot:
         clusters: Snapshot = (await self.report())["clusters"]
