@@ -18,7 +18,6 @@ The transport is closed here and only here (`close`); errors never escape to the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from gossamer.codec.http1 import (
 from gossamer.proxy.server import local_reply
 from gossamer.proxy.server.channel import ChannelClosed, EventChannel
 from gossamer.transport.flow import WriteFlow
+from gossamer.transport.nodelay import set_nodelay
 
 if TYPE_CHECKING:
     from gossamer.proxy.server.context import RouteResolver, ServerContext
@@ -114,12 +114,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if peer else ""
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
         self.ctx.connection_opened(self)
         loop = self.loop
         self._last_activity = loop.time()

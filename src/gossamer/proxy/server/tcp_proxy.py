@@ -11,9 +11,7 @@ still reaches the client); a denial drops those bytes and closes both sides."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import Callable
 from random import random
 from typing import TYPE_CHECKING, Any, cast
@@ -22,6 +20,7 @@ from gossamer.proxy.authz import gate
 from gossamer.proxy.upstream.connect import ConnectFailure, open_transport
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.telemetry import istio_metrics
+from gossamer.transport.nodelay import set_nodelay
 
 if TYPE_CHECKING:
     from gossamer.proxy.config.filter_chains import TcpChain
@@ -47,10 +46,7 @@ class _Side(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)

@@ -9,8 +9,6 @@ socket and the TLS handshake are upstream/connect.py's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
@@ -18,6 +16,7 @@ from gossamer.codec.http1 import Limits, ResponseParser
 from gossamer.proxy.upstream.connect import TlsCounters
 from gossamer.proxy.upstream.tls_context import UpstreamTls
 from gossamer.transport.flow import WriteFlow
+from gossamer.transport.nodelay import set_nodelay
 
 PoolKey = tuple[str, str, int]  # (backend name, endpoint host, port)
 
@@ -100,10 +99,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast(asyncio.Transport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         if self.raw is not None:
