@@ -5,9 +5,9 @@ Theory of operation:
 1. One XdsClient keeps the ADS stream; every accepted push becomes a ProxyConfig and a new
    *generation*. With --concurrency 1 the Dataplane runs here and applies it; with N > 1 each
    of N worker processes (worker.py) runs its own Dataplane on SO_REUSEPORT listeners and
-   gets the accepted resources, serialized, over its link (supervisor_workers.py). A push that
-   arrives while an older one is still being applied replaces it: only the latest generation
-   is ever applied.
+   gets the accepted resources, serialized, over its link (supervisor_workers.py,
+   supervisor_worker_slot.py). A push that arrives while an older one is still being applied
+   replaces it: only the latest generation is ever applied.
 2. Ready (`/healthz/ready`, Envoy state LIVE) = not draining, and a config that is
    `initialized` (complete, or the initial fetch gave up waiting: config/snapshot.py rule 7)
    is applied everywhere (the in-process Dataplane, or every running worker), and, when the
