@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from gossamer.runtime.podspec import (
     Placement,
     app_environment,
     app_launch,
+    app_probers,
     pod_name,
     pod_record,
     readiness,
@@ -149,6 +151,30 @@ def test_no_probe_and_ports_means_a_tcp_connect_to_the_first_port() -> None:
 def test_no_probe_and_no_ports_is_ready_once_started() -> None:
     spec = workload("  command: [x]").spec
     assert readiness(spec, "10.231.0.7") == (AlwaysReady(), ProbeSchedule())
+
+
+def test_in_a_pod_network_the_probe_goes_to_the_sidecar_which_runs_the_real_one() -> None:
+    """Istio's probe rewrite: the prober asks the sidecar's status port; the sidecar gets the
+    Workload's probe as ISTIO_KUBE_APP_PROBERS JSON (the schedule stays the Workload's)."""
+    http = workload(
+        "  command: [x]\n  ports: [{containerPort: 9080, name: http}]\n"
+        "  readinessProbe: {httpGet: {path: /health, port: http}, periodSeconds: 3}"
+    )
+    launch = app_launch(http, 0, NETNS, rewrite_probes=True)
+    assert launch.probe == HttpProbe("10.231.0.7", 15020, "/app-health/reviews/readyz")
+    assert launch.schedule.period == 3
+    assert json.loads(app_probers(http)) == {
+        "/app-health/reviews/readyz": {
+            "httpGet": {"path": "/health", "port": 9080},
+            "timeoutSeconds": 1,
+        }
+    }
+    assert json.loads(app_probers(REVIEWS)) == {
+        "/app-health/reviews/readyz": {"tcpSocket": {"port": 9080}}
+    }
+    assert app_probers(workload("  command: [x]")) == ""
+    # no sidecar to ask (explicit mode has no interception): the probe goes to the app itself
+    assert app_launch(http, 0, EXPLICIT).probe == HttpProbe("127.231.0.7", 9080, "/health")
 
 
 def test_the_record_in_netns_mode_names_each_port_by_number_and_name() -> None:

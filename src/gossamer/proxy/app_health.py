@@ -23,6 +23,9 @@ from aiohttp import web
 from gossamer.runtime.probes import HttpProbe, Probe, TcpProbe
 
 APP_HEALTH_PREFIX = "/app-health/"
+# Probes leave from Istio's inbound passthrough source: the pod's iptables let 127.0.0.6 reach
+# the app directly, where the proxy's own traffic to the pod IP would be sent back to 15006.
+PROBE_SOURCE = "127.0.0.6"
 
 
 def parse_app_probers(text: str, host: str) -> dict[str, Probe]:
@@ -55,8 +58,13 @@ def _probe(path: str, spec: Any, host: str) -> Probe:
     if http is not None:
         if str(http.get("scheme", "HTTP")).upper() != "HTTP":
             raise ValueError(f"{where}: only scheme HTTP is supported")
-        return HttpProbe(host, port, str(http.get("path") or "/"), timeout=timeout)
-    return TcpProbe(host, port, timeout=timeout)
+        path = str(http.get("path") or "/")
+        return HttpProbe(host, port, path, timeout=timeout, source=_source(host))
+    return TcpProbe(host, port, timeout=timeout, source=_source(host))
+
+
+def _source(host: str) -> str | None:
+    return PROBE_SOURCE if ":" not in host else None  # IPv6 pods: the kernel's choice
 
 
 def add_app_health_routes(app: web.Application, probers: Mapping[str, Probe]) -> None:

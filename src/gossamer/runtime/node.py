@@ -32,7 +32,7 @@ from gossamer.runtime.pod_assembly import (
 from gossamer.runtime.pods.addressing import PodAddressing
 from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
 from gossamer.runtime.pods.network import ensure_bridge, remove_bridge_if_unused
-from gossamer.runtime.podspec import Placement, app_launch, pod_name, pod_record
+from gossamer.runtime.podspec import Placement, app_launch, app_probers, pod_name, pod_record
 from gossamer.runtime.registration import (
     CREDENTIAL_FILE,
     PodRecord,
@@ -295,12 +295,17 @@ class Node:
         )
         ca_host = mesh_host(self.addressing, self.options.netns)
         certificate = sidecar_identity(ca_host, self.options.ca_port, secrets)
+        # Istio's probe rewrite: in a pod network the probe asks the sidecar, which probes the
+        # app from inside (an Envoy pod needs its agent for that, so a certificate service).
+        rewrite = netns is not None and (dataplane != "envoy" or certificate is not None)
+        probers = app_probers(workload) if rewrite else ""
         if dataplane == "envoy":
             sidecar = envoy_sidecar(
                 identity,
                 controlplane=self.controlplane_for_pods,
                 workdir=logs,
                 identity=certificate,
+                app_probers=probers,
             )
         else:
             sidecar = python_sidecar(
@@ -308,11 +313,12 @@ class Node:
                 controlplane=self.controlplane_for_pods,
                 explicit=netns is None,
                 identity=certificate,
+                app_probers=probers,
             )
         sink = self.options.sink
         pod = assemble_pod(
             pod_record(workload, index, placement, mesh_tls=bool(self.options.ca_port)),
-            app=app_launch(workload, index, placement),
+            app=app_launch(workload, index, placement, rewrite_probes=bool(probers)),
             sidecar=sidecar,
             netns=netns,
             addressing=self.addressing,

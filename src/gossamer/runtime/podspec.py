@@ -6,6 +6,7 @@ and this module turns that and the Workload into an AppLaunch and a PodRecord.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from gossamer.spec.workload import Probe as ProbeSpec
 from gossamer.spec.workload import Workload, WorkloadSpec
 
 INBOUND_CAPTURE_PORT = 15006
+STATUS_PORT = 15020  # the sidecar's (pilot-agent's) status port: rewritten probes
 OUTBOUND_CAPTURE_PORT = 15001
 
 
@@ -81,19 +83,27 @@ def port_number(spec: WorkloadSpec, port: int | str) -> int | None:
     return named.number if named is not None else None
 
 
-def readiness(spec: WorkloadSpec, ip: str) -> tuple[Probe, ProbeSchedule]:
-    """The Workload's probe against the pod IP; none given → TCP on the first port, if any."""
+def readiness(
+    spec: WorkloadSpec, ip: str, *, rewritten: str | None = None
+) -> tuple[Probe, ProbeSchedule]:
+    """The Workload's probe against the pod IP; none given → TCP on the first port, if any.
+    `rewritten` (Istio's probe rewrite, see `app_probers`): the path on the sidecar's status
+    port that runs this probe from inside the pod; the schedule stays the Workload's."""
     probe: ProbeSpec | None = spec.readiness_probe
     if probe is None:
-        if spec.ports:
-            return TcpProbe(ip, spec.ports[0].number), ProbeSchedule(period=2.0)
-        return AlwaysReady(), ProbeSchedule()
+        if not spec.ports:
+            return AlwaysReady(), ProbeSchedule()
+        if rewritten is not None:
+            return HttpProbe(ip, STATUS_PORT, rewritten), ProbeSchedule(period=2.0)
+        return TcpProbe(ip, spec.ports[0].number), ProbeSchedule(period=2.0)
     schedule = ProbeSchedule(
         initial_delay=probe.initial_delay_seconds,
         period=probe.period_seconds,
         success_threshold=probe.success_threshold,
         failure_threshold=probe.failure_threshold,
     )
+    if rewritten is not None:
+        return HttpProbe(ip, STATUS_PORT, rewritten, timeout=probe.timeout_seconds), schedule
     number = port_number(spec, probe.port) or 0
     if probe.http_get is not None:
         path = probe.http_get.path or "/"
@@ -101,16 +111,50 @@ def readiness(spec: WorkloadSpec, ip: str) -> tuple[Probe, ProbeSchedule]:
     return TcpProbe(ip, number, timeout=probe.timeout_seconds), schedule
 
 
+def app_health_path(workload: Workload) -> str:
+    """Where the sidecar serves this workload's rewritten readiness probe (Istio's shape)."""
+    return f"/app-health/{workload.metadata.name}/readyz"
+
+
+def app_probers(workload: Workload) -> str:
+    """Istio's ISTIO_KUBE_APP_PROBERS JSON for the Workload's readiness probe (or the default
+    TCP probe on its first port): what the sidecar runs when the prober asks its status port.
+    Why: a probe through the interception would meet STRICT mTLS and AuthorizationPolicies,
+    and a healthy pod would go unready. "" when there is nothing to probe."""
+    spec = workload.spec
+    probe: ProbeSpec | None = spec.readiness_probe
+    if probe is None:
+        if not spec.ports:
+            return ""
+        action: dict[str, object] = {"tcpSocket": {"port": spec.ports[0].number}}
+    else:
+        number = port_number(spec, probe.port) or 0
+        if probe.http_get is not None:
+            get = {"path": probe.http_get.path or "/", "port": number}
+            action = {"httpGet": get, "timeoutSeconds": probe.timeout_seconds}
+        else:
+            action = {"tcpSocket": {"port": number}, "timeoutSeconds": probe.timeout_seconds}
+    return json.dumps({app_health_path(workload): action}, separators=(",", ":"))
+
+
 def app_launch(
-    workload: Workload, index: int, placement: Placement, *, restart: bool = True
+    workload: Workload,
+    index: int,
+    placement: Placement,
+    *,
+    restart: bool = True,
+    rewrite_probes: bool = False,
 ) -> AppLaunch:
+    """`rewrite_probes`: the pod's sidecar serves `app_probers(workload)` on its status port."""
     spec = workload.spec
     name = pod_name(workload, index)
     variables = pod_variables(spec, name, workload.namespace, placement)
     env = child_environment(variables, drop_proxy=placement.netns is not None)
     argv = [expand(arg, variables) for arg in spec.command]
     argv[0] = shutil.which(argv[0], path=env.get("PATH")) or argv[0]  # the launcher execs a path
-    probe, schedule = readiness(spec, placement.ip)
+    # The sidecar runs the probe from inside the pod (Istio's probe rewrite, see app_probers).
+    rewritten = app_health_path(workload) if rewrite_probes else None
+    probe, schedule = readiness(spec, placement.ip, rewritten=rewritten)
     return AppLaunch(
         argv=pod_argv(argv, netns=placement.netns),
         env=env,

@@ -14,18 +14,26 @@ import aiohttp
 
 @dataclass(frozen=True, slots=True)
 class HttpProbe:
+    """`source`: the local address to connect from (None: the kernel's choice)."""
+
     host: str
     port: int
     path: str = "/"
     timeout: float = 1.0
+    source: str | None = None
 
     async def check(self) -> bool:
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
         url = f"http://{host}:{self.port}{self.path}"
+        local = (self.source, 0) if self.source else None
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with (
-                aiohttp.ClientSession(timeout=timeout, trust_env=False) as session,
+                aiohttp.ClientSession(
+                    timeout=timeout,
+                    trust_env=False,
+                    connector=aiohttp.TCPConnector(local_addr=local),
+                ) as session,
                 session.get(url, allow_redirects=False) as response,
             ):
                 await response.read()
@@ -36,14 +44,18 @@ class HttpProbe:
 
 @dataclass(frozen=True, slots=True)
 class TcpProbe:
+    """`source`: the local address to connect from (None: the kernel's choice)."""
+
     host: str
     port: int
     timeout: float = 1.0
+    source: str | None = None
 
     async def check(self) -> bool:
+        local = (self.source, 0) if self.source else None
         try:
             _, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout
+                asyncio.open_connection(self.host, self.port, local_addr=local), self.timeout
             )
         except (TimeoutError, OSError):
             return False

@@ -31,6 +31,7 @@ from gossamer.runtime.envoy_bootstrap import (
 
 ADMIN_PORT = 15000
 HEALTH_PORT = 15021
+STATUS_PORT = 15020  # pilot-agent's status port: the rewritten app probes (podspec.app_probers)
 ENVOY_BOOTSTRAP = "bootstrap.json"
 SDS_SOCKET = "sds.sock"  # beside the pod's credential (0700 dir): it hands out the private key
 # `gossamer.cli.main` has a `__main__` guard; the package itself has no __main__.py.
@@ -105,10 +106,14 @@ def python_sidecar(
     concurrency: int = 1,
     log_level: str = "info",
     identity: SidecarIdentity | None = None,
+    app_probers: str = "",
 ) -> SidecarLaunch:
     """`gossamer proxy` for this pod (explicit: no iptables, the app uses it as HTTP proxy);
-    with `identity`, it fetches and renews its workload certificate from the CA."""
+    with `identity`, it fetches and renews its workload certificate from the CA; `app_probers`
+    (podspec.app_probers) it serves on its status port for the prober."""
     argv = [sys.executable, "-m", CLI_MODULE, "proxy", "--controlplane", controlplane]
+    if app_probers:
+        argv += ["--app-probers", app_probers]
     argv += ["--namespace", pod.namespace, "--service-account", pod.service_account]
     argv += ["--workload", pod.name, "--ip", pod.ip]
     if pod.labels:
@@ -178,10 +183,18 @@ def sds_socket_of(identity: SidecarIdentity) -> Path:
 
 
 def agent_argv(
-    pod: PodIdentity, identity: SidecarIdentity, envoy_argv: list[str], log_level: str
+    pod: PodIdentity,
+    identity: SidecarIdentity,
+    envoy_argv: list[str],
+    log_level: str,
+    app_probers: str = "",
 ) -> list[str]:
-    """`gossamer agent ... -- envoy ...`: the SDS agent with Envoy as its child."""
+    """`gossamer agent ... -- envoy ...`: the SDS agent with Envoy as its child; it serves
+    `app_probers` on pilot-agent's status port (15020, which Envoy leaves free)."""
     argv = [sys.executable, "-m", CLI_MODULE, "agent", "--ca-address", identity.ca_address]
+    if app_probers:
+        argv += ["--app-probers", app_probers, "--app-ip", pod.ip]
+        argv += ["--status-port", str(STATUS_PORT)]
     argv += ["--credential-file", str(identity.credential_file)]
     argv += ["--root-cert", str(identity.root_cert_file)]
     argv += ["--namespace", pod.namespace, "--service-account", pod.service_account]
@@ -199,8 +212,10 @@ def envoy_sidecar(
     log_level: str = "warning",
     binary: Path | None = None,
     identity: SidecarIdentity | None = None,
+    app_probers: str = "",
 ) -> SidecarLaunch:
     """Envoy 1.40 as this pod's sidecar (netns mode only: it needs iptables interception).
+    `app_probers` need the agent (so an identity): without one they are not served.
 
     With `identity`, Envoy runs as the child of `gossamer agent`, which fetches the workload
     certificate and serves it over SDS (`sds-grpc`), as Istio's pilot-agent runs Envoy.
@@ -217,7 +232,7 @@ def envoy_sidecar(
     sds_socket = sds_socket_of(identity) if identity is not None else None
     config = envoy_bootstrap(pod, controlplane=controlplane, sds_socket=sds_socket)
     if identity is not None:
-        argv = agent_argv(pod, identity, argv, "info")
+        argv = agent_argv(pod, identity, argv, "info", app_probers)
     text = json.dumps(config, indent=2)
     return SidecarLaunch(
         argv, MappingProxyType({ENVOY_BOOTSTRAP: text}), ready_url(pod.ip), "envoy"

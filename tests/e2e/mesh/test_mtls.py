@@ -349,6 +349,11 @@ def test_strict_refuses_plaintext_strangers_and_expired_certificates(
     try:
         wait_until(lambda: plaintext_get(echo_ip) == 0, "STRICT to refuse plaintext")
         assert certs.get(echo_ip, "valid") == 200
+        # the readiness probe asks the sidecar, which probes the app from inside the pod
+        # (Istio's probe rewrite): STRICT does not make a healthy pod unready
+        probe = f"http://{echo_ip}:15020/app-health/echo/readyz"
+        with urllib.request.urlopen(probe, timeout=5) as response:
+            assert response.status == 200
         assert certs.get(echo_ip, "stranger") == 0
         assert certs.get(echo_ip, "expired") == 0
         # the mesh itself keeps working: sidecars speak mTLS to each other
@@ -418,7 +423,13 @@ def serials(mesh: Mesh) -> dict[str, str]:
 def test_three_certificate_rotations_and_a_root_rotation_lose_nothing(mesh: Mesh) -> None:
     """2-minute certificates renew at about half their life: over ~4 minutes of steady load
     every sidecar rotates at least three times, and meanwhile the root rotates (trust the new
-    root, sign with it, drop the old one). Not one page fails."""
+    root, sign with it, drop the old one). Not one page fails.
+
+    Run on the Gossamer mesh and the mixed one (whose Envoy sidecars, productpage and echo,
+    rotate through their agents and serve Gossamer clients and call Gossamer servers); an
+    all-Envoy run would add five minutes and no path the mixed one does not take."""
+    if mesh.dataplane == "envoy":
+        pytest.skip("covered by the mixed mesh's Envoy sidecars (see the docstring)")
     seen: dict[str, set[str]] = {}
 
     def record() -> None:

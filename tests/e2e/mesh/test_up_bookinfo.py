@@ -227,10 +227,27 @@ spec:
 """
 
 
+def viewer_of(app: str, caller: str) -> str:
+    """Istio's task's `<app>-viewer`: GET allowed from the caller's SPIFFE identity only."""
+    return f"""
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: {app}-viewer, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: {app}}}}}
+  action: ALLOW
+  rules:
+  - from: [{{source: {{principals: ["cluster.local/ns/default/sa/bookinfo-{caller}"]}}}}]
+    to: [{{operation: {{methods: [GET]}}}}]
+"""
+
+
 def test_authorization_policies_from_istios_task_are_enforced(mesh: Mesh, tmp_path: Path) -> None:
-    """Istio's "Authorization for HTTP traffic" task, as far as it goes without mTLS: with
-    allow-nothing in `default` the product page is 403 `RBAC: access denied`; letting anyone
-    GET productpage brings the page back, while its calls to reviews stay denied."""
+    """Istio's "Authorization for HTTP traffic" task: with allow-nothing in `default` the
+    product page is 403 `RBAC: access denied`; letting anyone GET productpage brings the page
+    back with reviews denied; letting productpage's identity GET details and reviews, and
+    reviews' GET ratings (principals: mTLS identities) brings the whole page back, while any
+    other caller (a `gossamer run` pod with its own identity) gets 403 from each of them."""
     nothing, viewer = tmp_path / "allow-nothing.yaml", tmp_path / "productpage-viewer.yaml"
     nothing.write_text(ALLOW_NOTHING)
     viewer.write_text(PRODUCTPAGE_VIEWER)
@@ -240,6 +257,36 @@ def test_authorization_policies_from_istios_task_are_enforced(mesh: Mesh, tmp_pa
     assert (status, body) == (403, b"RBAC: access denied")
     mesh.apply(viewer)
     _until(lambda: product_page().version == "unavailable", "the page with reviews denied")
+    by_identity = tmp_path / "viewers.yaml"
+    by_identity.write_text(
+        "---".join(
+            viewer_of(app, caller)
+            for app, caller in (
+                ("details", "productpage"),
+                ("reviews", "productpage"),
+                ("ratings", "reviews"),
+            )
+        )
+    )
+    mesh.apply(by_identity)
+    converge({"v1", "v2", "v3"}, within=30, streak_of=20)
+    pages = [_raw_product_page()[1] for _ in range(15)]
+    assert any(b'data-reviews-version="v1"' not in page for page in pages)  # ratings were called
+    for page in pages:
+        assert b"Error fetching product details" not in page
+        assert b"Ratings service is currently unavailable" not in page
+    for url in ("http://details:9080/details/0", "http://ratings:9080/ratings/0"):
+        fetch = (
+            "import urllib.request, urllib.error\n"
+            "try:\n"
+            f"    urllib.request.urlopen('{url}', timeout=10)\n"
+            "    print(200)\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(e.code, e.read().decode())\n"
+        )
+        other = mesh.cli("run", "--service-account", "sleep", "--", "python", "-c", fetch)
+        assert other.stdout.strip() == "403 RBAC: access denied", other.stdout + other.stderr
+    mesh.delete(by_identity)
     mesh.delete(viewer)
     mesh.delete(nothing)
     # Envoy answers the first request on a keep-alive connection of a replaced filter chain
