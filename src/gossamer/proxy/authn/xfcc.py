@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gossamer.codec.headers import Headers
+from gossamer.proxy.authz.gate import peer_facts
 
 HEADER = b"x-forwarded-client-cert"
 CACHED_ELEMENTS = 1024
@@ -43,10 +44,9 @@ class ClientCertPolicy:
         mode = self.mode
         if mode == ALWAYS_FORWARD_ONLY:
             return
-        der = None
-        if mode != SANITIZE and transport is not None:
-            ssl_object = transport.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        # the peer's certificate, read once per connection (the same bytes object each request,
+        # so the element cache's key hashes once)
+        der = peer_facts(transport).certificate if mode != SANITIZE else None
         if not der:
             if HEADER in headers:
                 headers.remove(HEADER)

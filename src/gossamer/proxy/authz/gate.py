@@ -33,11 +33,14 @@ class PeerFacts:
     principal: str | None
     sni: str = ""
     principal_bytes: bytes | None = None  # as RBAC matches it
+    certificate: bytes | None = None  # the peer's certificate (DER), read once per connection
 
     @classmethod
-    def of(cls, principal: str | None, sni: str | None) -> PeerFacts:
+    def of(
+        cls, principal: str | None, sni: str | None, certificate: bytes | None = None
+    ) -> PeerFacts:
         encoded = principal.encode() if principal is not None else None
-        return cls(principal, sni or "", encoded)
+        return cls(principal, sni or "", encoded, certificate)
 
 
 NO_PEER = PeerFacts(None)
@@ -47,7 +50,9 @@ _recorded: WeakKeyDictionary[Any, PeerFacts] = WeakKeyDictionary()
 def record_tls_peer(ssl_object: Any, sni: str | None) -> PeerFacts:
     """Record a terminated TLS connection's peer (after its handshake, before its protocol
     reads a byte); the facts are returned."""
-    facts = PeerFacts.of(peer_identity(ssl_object), sni)
+    facts = PeerFacts.of(
+        peer_identity(ssl_object), sni, ssl_object.getpeercert(binary_form=True) or None
+    )
     _recorded[ssl_object] = facts
     return facts
 
