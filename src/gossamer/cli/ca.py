@@ -19,7 +19,7 @@ from rich.table import Table
 
 from gossamer.cli.client import ApiClient, ApiFailure
 from gossamer.cli.config import OutputOpt, ServerOpt, fail
-from gossamer.cli.output import Format, err, out, print_json, print_yaml
+from gossamer.cli.output import Format, err, out, print_structured
 from gossamer.control.ca.durations import format_duration, parse_duration
 
 app = typer.Typer(help="The mesh CA: roots, rotation, trust bundle.", no_args_is_help=True)
@@ -51,11 +51,7 @@ def status(output: OutputOpt = Format.text, server: ServerOpt = None) -> None:
         view: dict[str, Any] = ApiClient.from_env(server).get("/api/v1/ca")
     except ApiFailure as exc:
         raise fail(exc) from None
-    if output is Format.json:
-        print_json(view)
-        return
-    if output is Format.yaml:
-        print_yaml(view)
+    if print_structured(view, output):
         return
     if not view.get("available"):
         err.print(f"Error: the mesh CA is unavailable: {view.get('error')}", style="bold red")
@@ -124,11 +120,7 @@ def rotate(
         )
     except ApiFailure as exc:
         raise fail(exc) from None
-    if output is Format.json:
-        print_json(outcome)
-        return
-    if output is Format.yaml:
-        print_yaml(outcome)
+    if print_structured(outcome, output):
         return
     out.print(f"root rotation: {step.value} done", style="green", markup=False)
     if outcome.get("dropped"):

@@ -41,3 +41,14 @@ def print_yaml(value: Any) -> None:
     import yaml
 
     sys.stdout.write(yaml.safe_dump(value, sort_keys=False))
+
+
+def print_structured(value: Any, output: Format) -> bool:
+    """`-o json|yaml`: print `value` that way and say so; False for text (the caller's table)."""
+    if output is Format.json:
+        print_json(value)
+        return True
+    if output is Format.yaml:
+        print_yaml(value)
+        return True
+    return False

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from gossamer.cli.client import ApiClient, ApiFailure
-from gossamer.cli.output import Format, err, out, print_json, print_yaml
+from gossamer.cli.output import Format, err, out, print_structured
 
 POD_WORDS = frozenset({"pods", "pod", "po"})
 
@@ -20,11 +20,7 @@ def show_pods(client: ApiClient, namespace: str | None, output: Format) -> None:
         err.print(f"Error: {exc}", style="bold red", markup=False)
         raise SystemExit(1) from None
     pods: list[dict[str, Any]] = reply["items"]
-    if output is Format.json:
-        print_json(pods)
-        return
-    if output is Format.yaml:
-        print_yaml(pods)
+    if print_structured(pods, output):
         return
     if reply.get("runtime") is None:
         err.print("No pods: `gossamer up` is not running on this control plane's home.")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from gossamer.cli.client import ApiClient, ApiFailure
 from gossamer.cli.config import OutputOpt, ServerOpt, fail
-from gossamer.cli.output import Format, err, out, print_json, print_yaml
+from gossamer.cli.output import Format, err, out, print_json, print_structured, print_yaml
 
 _COLUMNS = ("CDS", "EDS", "LDS", "RDS")
 _STYLE = {"SYNCED": "green", "STALE": "yellow", "NACKED": "bold red", "NOT SENT": "dim"}
@@ -26,11 +26,7 @@ def proxy_status(output: OutputOpt = Format.text, server: ServerOpt = None) -> N
         proxies: list[dict[str, Any]] = ApiClient.from_env(server).get("/api/v1/proxies")
     except ApiFailure as exc:
         raise fail(exc) from None
-    if output is Format.json:
-        print_json(proxies)
-        return
-    if output is Format.yaml:
-        print_yaml(proxies)
+    if print_structured(proxies, output):
         return
     if not proxies:
         err.print("No proxies connected.", markup=False)
@@ -101,11 +97,7 @@ def show_secret(proxy: str, output: Format, server: str | None) -> None:
         record: dict[str, Any] = ApiClient.from_env(server).get(f"/api/v1/proxies/{proxy}/secrets")
     except ApiFailure as exc:
         raise fail(exc) from None
-    if output is Format.json:
-        print_json(record)
-        return
-    if output is Format.yaml:
-        print_yaml(record)
+    if print_structured(record, output):
         return
     out.print(f"{record['nodeId']}: as issued by the CA at {record['issuedAt']}", markup=False)
     table = Table(box=None, pad_edge=False)
