@@ -25,6 +25,14 @@ from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Report, Snapshot, report_of
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.telemetry.prometheus import render
+from tests.proxy.server.envoy_mtls import (
+    HCM,
+    ROUTER,
+    envoy_present,
+    listener_ports,
+    strict_server_bootstrap,
+    tls_files,
+)
 from tests.proxy.server.harness import running
 from tests.proxy.server.mtls_world import (
     PRODUCTPAGE,
@@ -39,22 +47,11 @@ from tests.proxy.server.mtls_world import (
 )
 from tests.proxy.server.protos import free_port
 from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
-from tests.proxy.server.test_inbound_mtls_envoy import (
-    _INSPECTOR,
-    _LOOPBACK,
-    _ROUTER,
-    _TLS,
-    _common_tls,
-    _files,
-    _ports,
-    envoy_present,
-)
 from tests.proxy.server.upstreams import Upstream
 from tests.telemetry.prometheus_text import parse
 
 __all__ = ["envoy_present"]  # the fixture, used by name
 
-_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
 _HTTP_RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 _NET_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 ALLOW_ANY = {"action": "ALLOW", "policies": {"any": {"permissions": [{"any": True}],
@@ -73,7 +70,7 @@ def ids(tmp_path: Path) -> Identities:
 
 def _bootstrap(files: dict[str, str]) -> dict[str, Any]:
     hcm = {
-        "@type": _HCM + "HttpConnectionManager",
+        "@type": HCM + "HttpConnectionManager",
         "stat_prefix": "inbound_0.0.0.0_9080",
         "codec_type": "HTTP1",
         "route_config": {
@@ -95,37 +92,17 @@ def _bootstrap(files: dict[str, str]) -> dict[str, Any]:
                     "shadow_rules_stat_prefix": "istio_dry_run_allow_",
                 },
             },
-            {"name": "router", "typed_config": {"@type": _ROUTER}},
+            {"name": "router", "typed_config": {"@type": ROUTER}},
         ],
     }
     network_rbac = {"@type": _NET_RBAC, "stat_prefix": "tcp.", "rules": ALLOW_ANY}
-    listener = {
-        "name": "strict",
-        "address": _LOOPBACK,
-        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": _INSPECTOR}}],
-        "filter_chains": [
-            {
-                "filter_chain_match": {"transport_protocol": "tls"},
-                "transport_socket": {
-                    "name": "envoy.transport_sockets.tls",
-                    "typed_config": {
-                        "@type": _TLS + "DownstreamTlsContext",
-                        "require_client_certificate": True,
-                        "common_tls_context": _common_tls(files, ["h2", "http/1.1"], []),
-                    },
-                },
-                "filters": [
-                    {"name": "envoy.filters.network.rbac", "typed_config": network_rbac},
-                    {"name": "hcm", "typed_config": hcm},
-                ],
-            }
+    return strict_server_bootstrap(
+        files,
+        [
+            {"name": "envoy.filters.network.rbac", "typed_config": network_rbac},
+            {"name": "hcm", "typed_config": hcm},
         ],
-    }
-    return {
-        "node": {"id": "server", "cluster": "server"},
-        "admin": {"address": _LOOPBACK},
-        "static_resources": {"listeners": [listener]},
-    }
+    )
 
 
 async def _knock(ids: Identities, port: int) -> None:
@@ -160,11 +137,11 @@ def our_series(counters: dict[str, int]) -> dict[tuple[str, frozenset[tuple[str,
 async def test_security_counters_render_as_envoys(
     ids: Identities, tmp_path: Path, envoy_present: None
 ) -> None:
-    envoy = EnvoyProcess(_bootstrap(_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
+    envoy = EnvoyProcess(_bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
     try:
         envoy.start()
         await asyncio.to_thread(envoy.wait_ready)
-        port = (await asyncio.to_thread(_ports, envoy))["strict"]
+        port = (await asyncio.to_thread(listener_ports, envoy))["strict"]
         await _knock(ids, port)
         await asyncio.sleep(0.2)
         _, text = await asyncio.to_thread(envoy.admin_get, "/stats?format=json")

@@ -13,14 +13,24 @@ import dataclasses
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from gossamer.transport.tls import CLIENT_ALPN_HTTP1, IdentityMaterial
+from gossamer.runtime.envoy import EnvoyProcess
+from gossamer.transport.tls import CLIENT_ALPN_HTTP1
+from tests.proxy.server.envoy_mtls import (
+    HCM,
+    LOOPBACK,
+    ROUTER,
+    TLS,
+    common_tls,
+    envoy_present,
+    listener_ports,
+    strict_server_bootstrap,
+    tls_files,
+)
 from tests.proxy.server.harness import running
 from tests.proxy.server.mtls_world import (
     PRODUCTPAGE,
@@ -39,12 +49,7 @@ from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
 from tests.proxy.server.upstreams import Upstream
 
 pytestmark = pytest.mark.envoy
-
-_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-_LOOPBACK = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+__all__ = ["envoy_present"]  # a fixture the tests here use by name
 
 
 @pytest.fixture
@@ -52,63 +57,17 @@ def ids(tmp_path: Path) -> Identities:
     return Identities.create(tmp_path)
 
 
-@pytest.fixture
-def envoy_present() -> Iterator[None]:
-    try:
-        envoy_binary()
-    except EnvoyNotFound as exc:
-        pytest.skip(str(exc))
-    yield
-
-
-def _files(material: IdentityMaterial, folder: Path) -> dict[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, text in (
-        ("chain", material.cert_chain_pem),
-        ("key", material.private_key_pem),
-        ("root", material.trust_bundle_pem),
-    ):
-        path = folder / f"{name}.pem"
-        path.write_text(text)
-        path.chmod(0o600)
-        paths[name] = str(path)
-    return paths
-
-
-def _common_tls(files: dict[str, str], alpn: list[str], sans: list[str]) -> dict[str, Any]:
-    validation: dict[str, Any] = {"trusted_ca": {"filename": files["root"]}}
-    if sans:
-        validation["match_typed_subject_alt_names"] = [
-            {"san_type": "URI", "matcher": {"exact": san}} for san in sans
-        ]
-    return {
-        "alpn_protocols": alpn,
-        "tls_params": {
-            "tls_minimum_protocol_version": "TLSv1_2",
-            "tls_maximum_protocol_version": "TLSv1_3",
-        },
-        "tls_certificates": [
-            {
-                "certificate_chain": {"filename": files["chain"]},
-                "private_key": {"filename": files["key"]},
-            }
-        ],
-        "validation_context": validation,
-    }
-
-
 def _hcm(routes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "name": "hcm",
         "typed_config": {
-            "@type": _HCM + "HttpConnectionManager",
+            "@type": HCM + "HttpConnectionManager",
             "stat_prefix": "client",
             "codec_type": "HTTP1",
             "route_config": {
                 "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
             },
-            "http_filters": [{"name": "router", "typed_config": {"@type": _ROUTER}}],
+            "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}],
         },
     }
 
@@ -117,7 +76,7 @@ def _mesh_cluster(name: str, port: int, files: dict[str, str]) -> dict[str, Any]
     """ISTIO_MUTUAL to the sidecar: its SPIFFE id checked, Istio's HTTP/1.1 ALPN, TLS 1.3 as
     the contract says for Envoy upstreams (its default maximum is 1.2)."""
     address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-    common = _common_tls(files, list(CLIENT_ALPN_HTTP1), [SERVER.uri])
+    common = common_tls(files, list(CLIENT_ALPN_HTTP1), [SERVER.uri])
     common["tls_params"]["tls_minimum_protocol_version"] = "TLSv1_3"
     return {
         "name": name,
@@ -130,7 +89,7 @@ def _mesh_cluster(name: str, port: int, files: dict[str, str]) -> dict[str, Any]
         "transport_socket": {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
-                "@type": _TLS + "UpstreamTlsContext",
+                "@type": TLS + "UpstreamTlsContext",
                 "sni": "outbound_.9080_._.reviews.default.svc.cluster.local",
                 "common_tls_context": common,
             },
@@ -141,7 +100,7 @@ def _mesh_cluster(name: str, port: int, files: dict[str, str]) -> dict[str, Any]
 def _client_bootstrap(port: int, as_productpage: dict[str, str], as_ratings: dict[str, str]) -> Any:
     outbound = {
         "name": "outbound",
-        "address": _LOOPBACK,
+        "address": LOOPBACK,
         "filter_chains": [
             {
                 "filters": [
@@ -157,7 +116,7 @@ def _client_bootstrap(port: int, as_productpage: dict[str, str], as_ratings: dic
     }
     return {
         "node": {"id": "client", "cluster": "client"},
-        "admin": {"address": _LOOPBACK},
+        "admin": {"address": LOOPBACK},
         "static_resources": {
             "listeners": [outbound],
             "clusters": [
@@ -165,14 +124,6 @@ def _client_bootstrap(port: int, as_productpage: dict[str, str], as_ratings: dic
                 _mesh_cluster("ratings", port, as_ratings),
             ],
         },
-    }
-
-
-def _ports(envoy: EnvoyProcess) -> dict[str, int]:
-    _, body = envoy.admin_get("/listeners?format=json")
-    return {
-        status["name"]: int(status["local_address"]["socket_address"]["port_value"])
-        for status in json.loads(body)["listener_statuses"]
     }
 
 
@@ -192,8 +143,8 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
     resources = (*clusters(app.port, 1), inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]))
     bootstrap = _client_bootstrap(
         port,
-        _files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
-        _files(ids.of(RATINGS), tmp_path / "ratings"),
+        tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
+        tls_files(ids.of(RATINGS), tmp_path / "ratings"),
     )
     envoy = EnvoyProcess(bootstrap, tmp_path / "envoy")
     try:
@@ -201,7 +152,7 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
             dataplane.set_identity(ids.of(SERVER))
             envoy.start()
             await asyncio.to_thread(envoy.wait_ready)
-            outbound = (await asyncio.to_thread(_ports, envoy))["outbound"]
+            outbound = (await asyncio.to_thread(listener_ports, envoy))["outbound"]
             status, body = await asyncio.to_thread(_get, outbound, "/from-envoy")
             assert status == 200 and json.loads(body)["path"] == "/from-envoy"
             # The principal RBAC saw is Envoy's client certificate's: ratings is denied.
@@ -218,31 +169,10 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
 
 
 def _server_bootstrap(files: dict[str, str]) -> Any:
-    """Envoy as a STRICT inbound: the contract's chain, certificates from files."""
-    listener = {
-        "name": "strict",
-        "address": _LOOPBACK,
-        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": _INSPECTOR}}],
-        "filter_chains": [
-            {
-                "filter_chain_match": {"transport_protocol": "tls"},
-                "transport_socket": {
-                    "name": "envoy.transport_sockets.tls",
-                    "typed_config": {
-                        "@type": _TLS + "DownstreamTlsContext",
-                        "require_client_certificate": True,
-                        "common_tls_context": _common_tls(files, ["h2", "http/1.1"], []),
-                    },
-                },
-                "filters": [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])],
-            }
-        ],
-    }
-    return {
-        "node": {"id": "server", "cluster": "server"},
-        "admin": {"address": _LOOPBACK},
-        "static_resources": {"listeners": [listener]},
-    }
+    """Envoy as a STRICT inbound answering 200: the contract's chain, certificates from files."""
+    return strict_server_bootstrap(
+        files, [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
+    )
 
 
 COUNTERS = (
@@ -274,11 +204,11 @@ async def _knock(ids: Identities, port: int) -> None:
 async def test_listener_ssl_counters_are_envoys(
     ids: Identities, tmp_path: Path, envoy_present: None
 ) -> None:
-    envoy = EnvoyProcess(_server_bootstrap(_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
+    envoy = EnvoyProcess(_server_bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
     try:
         envoy.start()
         await asyncio.to_thread(envoy.wait_ready)
-        envoy_port = (await asyncio.to_thread(_ports, envoy))["strict"]
+        envoy_port = (await asyncio.to_thread(listener_ports, envoy))["strict"]
         await _knock(ids, envoy_port)
         await asyncio.sleep(0.2)
         _, text = await asyncio.to_thread(envoy.admin_get, "/stats?format=json")
