@@ -6,6 +6,7 @@ idempotent and safe after a crash."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -58,10 +59,19 @@ def forward_rule(bridge: str) -> list[str]:
     ]
 
 
+def bridge_mac(bridge: str) -> str:
+    """A fixed, locally administered MAC for the bridge. Why: a bridge without one takes the
+    lowest MAC of its ports, so every pod joining could change it under the pods' ARP caches
+    (and under a capture on it)."""
+    digest = hashlib.sha256(bridge.encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+
+
 def bridge_commands(addressing: PodAddressing) -> list[list[str]]:
     b = addressing.bridge
     return [
         ["ip", "link", "add", b, "type", "bridge"],
+        ["ip", "link", "set", b, "address", bridge_mac(b)],
         ["ip", "addr", "add", addressing.gateway_cidr, "dev", b],
         ["ip", "link", "set", b, "up"],
     ]
