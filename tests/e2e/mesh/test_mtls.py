@@ -159,12 +159,24 @@ class Capture:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        # dumpcap hands packets over in blocks, each when full or after its read timeout; a
+        # stop signal drops the block still open. Wait until the file has been still for a
+        # second, so the last packets (the echo call's handshake) are on disk first.
+        self._wait_until_still(quiet=1.0, within=10.0)
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+    def _wait_until_still(self, quiet: float, within: float) -> None:
+        deadline = time.monotonic() + within
+        size, since = self.path.stat().st_size, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - since < quiet:
+            time.sleep(0.1)
+            if (now := self.path.stat().st_size) != size:
+                size, since = now, time.monotonic()
 
     def count(self, display_filter: str) -> int:
         # Mesh ports are not TLS's well-known ports: decode them as TLS, even mid-stream.
