@@ -55,9 +55,10 @@ Envoy's TLS transport socket docs, so a Gossamer sidecar and an Envoy sidecar ag
   the client's Finished last), so a refused client sees the failure on its first read.
 * The identity check on the client runs right after the handshake (Python's `ssl` has no verify
   callback), so a wrong server sees a close instead of an alert; no request byte is sent.
-* The server sends no session tickets (`num_tickets = 0`): Gossamer's client never resumes,
-  tickets cost CPU on every handshake, and a resumed session would carry the identity of a
-  certificate that has since been rotated.
+* Sessions resume, as between Envoys: the server sends one ticket per handshake
+  (`num_tickets = 1`), and client contexts are `tls_sessions.ResumingClientContext`s, which
+  offer it back on the next connection to the same endpoint. Both are rebuilt with every
+  rotation, so a resumed session never carries a replaced certificate (tls_sessions.py).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from pathlib import Path
 from cryptography import x509
 
 from gossamer.codec.detect import MAX_INSPECT_BYTES, OPAQUE, Detection, Kind, detect
+from gossamer.transport.tls_sessions import ResumingClientContext
 
 CLIENT_ALPN_HTTP1: tuple[str, ...] = ("istio-http/1.1", "istio", "http/1.1")
 CLIENT_ALPN_TCP: tuple[str, ...] = ("istio",)
@@ -163,7 +165,7 @@ def server_context(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _common(ctx, material, alpn)
     ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_NONE
-    ctx.num_tickets = 0
+    ctx.num_tickets = 1
     return ctx
 
 
@@ -185,11 +187,13 @@ class MeshClientContext:
 def client_ssl_context(
     material: IdentityMaterial, *, alpn: Sequence[str] = CLIENT_ALPN_HTTP1
 ) -> ssl.SSLContext:
-    """A TLS 1.3 client context presenting `material` and verifying the server's chain."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    """A TLS 1.3 client context presenting `material` and verifying the server's chain; it
+    resumes sessions while the certificate is valid."""
+    ctx = ResumingClientContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False  # identity is the SPIFFE URI SAN, checked by verify_peer
     _common(ctx, material, alpn)
     ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.offer_until = material.leaf().not_valid_after_utc.timestamp()
     return ctx
 
 

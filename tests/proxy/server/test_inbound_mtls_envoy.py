@@ -49,6 +49,7 @@ from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
 from tests.proxy.server.upstreams import Upstream
 
 pytestmark = pytest.mark.envoy
+HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 __all__ = ["envoy_present"]  # a fixture the tests here use by name
 
 
@@ -72,13 +73,23 @@ def _hcm(routes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _mesh_cluster(name: str, port: int, files: dict[str, str]) -> dict[str, Any]:
+def _mesh_cluster(
+    name: str, port: int, files: dict[str, str], per_connection: int | None = None
+) -> dict[str, Any]:
     """ISTIO_MUTUAL to the sidecar: its SPIFFE id checked, Istio's HTTP/1.1 ALPN, TLS 1.3 as
     the contract says for Envoy upstreams (its default maximum is 1.2)."""
     address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
     common = common_tls(files, list(CLIENT_ALPN_HTTP1), [SERVER.uri])
     common["tls_params"]["tls_minimum_protocol_version"] = "TLSv1_3"
+    options = {}
+    if per_connection is not None:
+        options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] = {
+            "@type": HTTP_OPTIONS,
+            "common_http_protocol_options": {"max_requests_per_connection": per_connection},
+            "explicit_http_config": {"http_protocol_options": {}},
+        }
     return {
+        "typed_extension_protocol_options": options,
         "name": name,
         "type": "STATIC",
         "connect_timeout": "2s",
@@ -97,7 +108,12 @@ def _mesh_cluster(name: str, port: int, files: dict[str, str]) -> dict[str, Any]
     }
 
 
-def _client_bootstrap(port: int, as_productpage: dict[str, str], as_ratings: dict[str, str]) -> Any:
+def _client_bootstrap(
+    port: int,
+    as_productpage: dict[str, str],
+    as_ratings: dict[str, str],
+    per_connection: int | None = None,
+) -> Any:
     outbound = {
         "name": "outbound",
         "address": LOOPBACK,
@@ -120,8 +136,8 @@ def _client_bootstrap(port: int, as_productpage: dict[str, str], as_ratings: dic
         "static_resources": {
             "listeners": [outbound],
             "clusters": [
-                _mesh_cluster("productpage", port, as_productpage),
-                _mesh_cluster("ratings", port, as_ratings),
+                _mesh_cluster("productpage", port, as_productpage, per_connection),
+                _mesh_cluster("ratings", port, as_ratings, per_connection),
             ],
         },
     }
@@ -173,6 +189,40 @@ def _server_bootstrap(files: dict[str, str]) -> Any:
     return strict_server_bootstrap(
         files, [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
     )
+
+
+async def test_an_envoy_client_sidecar_resumes_its_session_and_keeps_its_identity(
+    ids: Identities, tmp_path: Path, envoy_present: None
+) -> None:
+    """One request per connection from Envoy: Envoy's client offers the ticket our server
+    issued, the handshake resumes, and RBAC still sees Envoy's certificate (productpage)."""
+    app = await Upstream("app").start()
+    port = free_port()
+    resources = (*clusters(app.port, 1), inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]))
+    bootstrap = _client_bootstrap(
+        port,
+        tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
+        tls_files(ids.of(RATINGS), tmp_path / "ratings"),
+        per_connection=1,
+    )
+    envoy = EnvoyProcess(bootstrap, tmp_path / "envoy")
+    try:
+        async with running(*resources) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            envoy.start()
+            await asyncio.to_thread(envoy.wait_ready)
+            outbound = (await asyncio.to_thread(listener_ports, envoy))["outbound"]
+            for _ in range(3):
+                status, _ = await asyncio.to_thread(_get, outbound, "/from-envoy")
+                assert status == 200
+            prefix = f"listener.127.0.0.1_{port}."
+            assert dataplane.listener_counters[prefix + "ssl.handshake"] == 3
+            assert dataplane.listener_counters[prefix + "ssl.session_reused"] == 2
+            _, text = await asyncio.to_thread(envoy.admin_get, "/stats?filter=productpage.ssl")
+            assert "cluster.productpage.ssl.session_reused: 2" in text
+    finally:
+        envoy.stop()
+        await app.stop()
 
 
 COUNTERS = (

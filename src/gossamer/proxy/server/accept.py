@@ -9,9 +9,10 @@ chain, and hand the socket to `loop.connect_accepted_socket`, with the workload'
 context when the chain terminates TLS. Listeners without such chains never come here.
 
 Counters, Envoy's names under the listener's stat prefix (`listener.<address>_<port>.`):
-`no_filter_chain_match`; `ssl.handshake` (success), `ssl.no_certificate` (success without a
-client certificate), `ssl.fail_verify_no_cert` (a required certificate missing),
-`ssl.fail_verify_error` (a certificate the trust bundle does not vouch for, or expired),
+`no_filter_chain_match`; `ssl.handshake` (success), `ssl.session_reused` (a success that
+resumed a session), `ssl.no_certificate` (success without a client certificate),
+`ssl.fail_verify_no_cert` (a required certificate missing), `ssl.fail_verify_error` (a
+certificate the trust bundle does not vouch for, or expired),
 `ssl.connection_error` (any other handshake failure, timeouts included).
 """
 
@@ -149,6 +150,8 @@ class _Recorder(asyncio.Protocol):
         if ssl_object is not None:
             facts = record_tls_peer(ssl_object, self.sni)
             self.counters[self.prefix + "ssl.handshake"] += 1
+            if ssl_object.session_reused:
+                self.counters[self.prefix + "ssl.session_reused"] += 1
             if facts.principal is None and ssl_object.getpeercert(binary_form=True) is None:
                 self.counters[self.prefix + "ssl.no_certificate"] += 1
         else:

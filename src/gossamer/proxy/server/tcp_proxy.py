@@ -21,6 +21,7 @@ from gossamer.proxy.upstream.connect import ConnectFailure, open_transport
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.telemetry import istio_metrics
 from gossamer.transport.nodelay import set_nodelay
+from gossamer.transport.tls_sessions import remember_session
 
 if TYPE_CHECKING:
     from gossamer.proxy.config.filter_chains import TcpChain
@@ -213,7 +214,10 @@ class TcpProxy(_Side):
                 upstream.transport.abort()
             downstream.close()
             raise
-        upstream.on_close = breaker.end_connection
+        if endpoint.tls is not None:
+            upstream.on_close = lambda: _closed_tls(upstream, breaker)
+        else:
+            upstream.on_close = breaker.end_connection
         if self.closed:
             if upstream.transport is not None:
                 upstream.transport.close()
@@ -243,3 +247,10 @@ class TcpProxy(_Side):
             return backend, Endpoint(dst[0], dst[1])
         endpoint = backend.pick(None, ())
         return (backend, endpoint) if endpoint is not None else None
+
+
+def _closed_tls(upstream: _Side, breaker: Any) -> None:
+    """An upstream TLS connection ended: keep its session for the next one (the server's
+    ticket was read with its first bytes, if it sent any), then free its breaker slot."""
+    remember_session(upstream.transport)
+    breaker.end_connection()

@@ -6,10 +6,13 @@ cluster's matchers right after the handshake and before any byte is written (Pyt
 has no verify callback); every failure is a connect failure (503, `upstream_cx_connect_fail`)
 and lands in the cluster's `ssl.*` counters as Envoy's would: a SAN mismatch in
 `ssl.fail_verify_san`, an untrusted chain in `ssl.fail_verify_error`, any other handshake
-error in `ssl.connection_error`, a finished handshake in `ssl.handshake`.
+error in `ssl.connection_error`, a finished handshake in `ssl.handshake` (and a resumed one
+also in `ssl.session_reused`).
 
 Mesh TLS takes its `ssl` context from the sidecar's `MeshTls` at connect time, so a connection
-opened after a rotation presents the new certificate while open ones keep theirs.
+opened after a rotation presents the new certificate while open ones keep theirs. Every TLS
+connect offers the endpoint's last session (transport/tls_sessions.py); the connection's owner
+keeps the new one once the server's first bytes are read (`remember_session`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gossamer.proxy.upstream.san import sans_accepted
+from gossamer.transport.tls_sessions import resuming_to
 
 if TYPE_CHECKING:
     from gossamer.proxy.upstream.tls_context import UpstreamTls
@@ -43,6 +47,7 @@ class TlsCounters(Protocol):
     ssl_connection_error: int
     ssl_fail_verify_san: int
     ssl_fail_verify_error: int
+    ssl_session_reused: int
 
 
 def no_identity() -> MeshTls | None:
@@ -73,16 +78,17 @@ async def open_transport(
         return transport
     context, mesh = _client_context(tls, identity)
     try:
-        async with asyncio.timeout(connect_timeout):
-            transport, _ = await loop.create_connection(
-                factory,
-                host,
-                port,
-                local_addr=source,
-                ssl=context,
-                server_hostname=tls.sni,  # "" sends no SNI, as Envoy without `sni`
-                ssl_handshake_timeout=max(connect_timeout, 0.001),
-            )
+        with resuming_to(host, port):
+            async with asyncio.timeout(connect_timeout):
+                transport, _ = await loop.create_connection(
+                    factory,
+                    host,
+                    port,
+                    local_addr=source,
+                    ssl=context,
+                    server_hostname=tls.sni,  # "" sends no SNI, as Envoy without `sni`
+                    ssl_handshake_timeout=max(connect_timeout, 0.001),
+                )
     except ssl.SSLCertVerificationError as exc:
         _count(counters, "ssl_fail_verify_error")
         raise ConnectFailure(f"TLS: {exc.verify_message or exc}") from exc
@@ -96,6 +102,8 @@ async def open_transport(
         _count(counters, "ssl_fail_verify_san")
         raise ConnectFailure("TLS: the server's certificate matches no subject alt name")
     _count(counters, "ssl_handshake")
+    if transport.get_extra_info("ssl_object").session_reused:
+        _count(counters, "ssl_session_reused")
     return transport
 
 

@@ -17,6 +17,7 @@ from gossamer.proxy.upstream.connect import TlsCounters
 from gossamer.proxy.upstream.tls_context import UpstreamTls
 from gossamer.transport.flow import WriteFlow
 from gossamer.transport.nodelay import set_nodelay
+from gossamer.transport.tls_sessions import remember_session
 
 PoolKey = tuple[str, str, int]  # (backend name, endpoint host, port)
 
@@ -53,6 +54,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
 
     __slots__ = (
         "_read_paused",
+        "_session_unsaved",
         "breaker",
         "closed",
         "idle_deadline",
@@ -91,6 +93,8 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self._init_flow()
         self._read_paused = False
         self.idle_deadline = 0.0  # loop time after which an idle connection is closed
+        # A TLS server's session ticket precedes its first response byte: keep it then.
+        self._session_unsaved = tls is not None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self.sink else "idle")
@@ -102,6 +106,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._session_unsaved:
+            self._session_unsaved = False
+            remember_session(self.transport)
         if self.raw is not None:
             self.raw(data)
             return

@@ -42,6 +42,7 @@ SSL_COUNTERS = (
     "ssl.connection_error",
     "ssl.fail_verify_san",
     "ssl.fail_verify_error",
+    "ssl.session_reused",
 )
 
 
@@ -100,6 +101,7 @@ class ClusterStats:
         "ssl_fail_verify_error",
         "ssl_fail_verify_san",
         "ssl_handshake",
+        "ssl_session_reused",
         "tls",
         "upstream_cx_connect_fail",
         "upstream_cx_none_healthy",
@@ -138,6 +140,7 @@ class ClusterStats:
         self.ssl_connection_error = 0
         self.ssl_fail_verify_san = 0
         self.ssl_fail_verify_error = 0
+        self.ssl_session_reused = 0
         self.codes: dict[int, int] = {}
         self.code_classes = [0] * 6  # index status // 100
         # One histogram per response class (1xx-5xx, and 0 for no response), as Istio labels

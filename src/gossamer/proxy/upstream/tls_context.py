@@ -279,8 +279,9 @@ def _client_context(tls: UpstreamTls) -> ssl.SSLContext:
     """A client context from file contents. Envoy checks no hostname unless told (SAN
     matchers are checked after the handshake), and without trusted_ca accepts any server."""
     from gossamer.transport.tls import _pem_paths  # memfd paths: keys never touch a disk
+    from gossamer.transport.tls_sessions import ResumingClientContext
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ResumingClientContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.minimum_version = tls.minimum_version
     ctx.maximum_version = tls.maximum_version

@@ -154,3 +154,24 @@ async def test_an_envoy_with_an_unexpected_identity_is_refused(
         assert (await client.get("/", "reviews")).status == 503
         await client.close()
         assert dp.backends["reviews"].stats.counters()["ssl.fail_verify_san"] == 1
+
+
+async def test_new_connections_to_an_envoy_resume_the_session_it_issued(
+    envoy_port: tuple[int, MeshCa],
+) -> None:
+    """One request per connection: Envoy's server hands out tickets (BoringSSL), and the
+    sidecar's next connection resumes with one, as an Envoy client would."""
+    port, ca = envoy_port
+    listen = free_port()
+    context = mesh_context(mesh_sni(9080), [spiffe("reviews")])
+    cluster = eds_cluster("reviews", transport=tls_socket(context), max_requests_per_connection=1)
+    async with running(cluster, assignment("reviews", port), simple(listen, "reviews")) as dp:
+        dp.set_identity(ca.material("productpage"))
+        client = await Client.connect(listen)
+        for _ in range(3):
+            resp = await client.get("/", "reviews")
+            assert resp.status == 200, resp.body
+            assert resp.headers["x-peer"] == spiffe("productpage")  # Envoy still knows us
+        await client.close()
+        counters = dp.backends["reviews"].stats.counters()
+        assert (counters["ssl.handshake"], counters["ssl.session_reused"]) == (3, 2)

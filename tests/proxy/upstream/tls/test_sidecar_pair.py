@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gossamer.proxy.dataplane import Dataplane
 from tests.proxy.config.mtls_listeners import Mode
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
@@ -42,6 +43,13 @@ def ids(tmp_path: Path) -> Identities:
 @asynccontextmanager
 async def server_sidecar(ids: Identities, mode: Mode) -> AsyncIterator[int]:
     """reviews' sidecar: inbound chains in `mode` with RBAC allowing productpage only."""
+    async with server_dataplane(ids, mode) as (port, _):
+        yield port
+
+
+@asynccontextmanager
+async def server_dataplane(ids: Identities, mode: Mode) -> AsyncIterator[tuple[int, Dataplane]]:
+    """`server_sidecar`, with its Dataplane (for its listener counters)."""
     app = await Upstream("reviews-app").start()
     port = free_port()
     try:
@@ -49,7 +57,7 @@ async def server_sidecar(ids: Identities, mode: Mode) -> AsyncIterator[int]:
             *clusters(app.port, free_port()), inbound(mode, port, [{"rules": ALLOW_PRODUCTPAGE}])
         ) as dp:
             dp.set_identity(ids.of(SERVER))
-            yield port
+            yield port, dp
     finally:
         await app.stop()
 
@@ -121,3 +129,28 @@ async def test_strict_refuses_a_client_sidecar_that_sends_plaintext(ids: Identit
         async with running(*client_resources(server_port, listen, meshed=True)) as client:
             client.set_identity(ids.of(PRODUCTPAGE))
             assert (await get(listen))[0] == 200
+
+
+async def test_new_connections_resume_their_session_and_keep_the_callers_identity(
+    ids: Identities,
+) -> None:
+    """One request per upstream connection (a new handshake each): after the first, the client
+    sidecar offers its session and the server resumes it, as between two Envoys; RBAC still
+    sees productpage's identity on every resumed connection, and `ssl.session_reused` counts
+    on both sides."""
+    async with server_dataplane(ids, "STRICT") as (server_port, server):
+        listen = free_port()
+        resources = client_resources(server_port, listen, meshed=True, per_connection=1)
+        async with running(*resources) as client:
+            client.set_identity(ids.of(PRODUCTPAGE))
+            for _ in range(4):
+                status, body = await get(listen)
+                assert status == 200  # allowed: the caller is productpage
+                xfcc = json.loads(body)["headers"]["x-forwarded-client-cert"]
+                assert xfcc.endswith(f"URI={PRODUCTPAGE.uri}")
+            counters = client.backends["reviews"].stats.counters()
+            prefix = f"listener.127.0.0.1_{server_port}."
+            inbound_counters = server.listener_counters
+            assert (counters["ssl.handshake"], counters["ssl.session_reused"]) == (4, 3)
+            assert inbound_counters[prefix + "ssl.handshake"] == 4
+            assert inbound_counters[prefix + "ssl.session_reused"] == 3
