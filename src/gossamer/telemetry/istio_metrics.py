@@ -234,7 +234,7 @@ def replied(
             flags = "NC"
     inbound = _inbound(conn, cluster)
     if inbound:
-        peer = gate.peer_facts(conn.transport).principal
+        peer = conn.peer.principal
         host = _host(request)
     else:
         peer = host = None
@@ -250,10 +250,9 @@ def proxied(
     last = _last
     recorder = last[1] if last is not None and last[0] is ctx else recorder_of(ctx)
     if _inbound(conn, cluster):
-        key: HttpKey = (True, gate.peer_facts(conn.transport).principal, cluster, _host(request),
-                        status, "-")  # fmt: skip
+        key: HttpKey = (True, conn.peer.principal, cluster, _host(request), status, "-")
     else:
-        key = (False, gate.peer_facts(upstream.transport).principal, cluster, None, status, "-")
+        key = (False, upstream.peer.principal, cluster, None, status, "-")
     ms = seconds * 1000.0
     waited = _since(conn)  # retries and waits before the last try
     ms = max(ms, waited)

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gossamer.codec.headers import Headers
-from gossamer.proxy.authz.gate import peer_facts
+from gossamer.proxy.authz.gate import PeerFacts
 
 HEADER = b"x-forwarded-client-cert"
 CACHED_ELEMENTS = 1024
@@ -38,15 +38,15 @@ class ClientCertPolicy:
     dns: bool = False
     uri: bool = False
 
-    def apply(self, headers: Headers, transport: Any, dataplane: Any) -> None:
-        """Rewrite `headers` for a request that came on `transport`; `dataplane.identity`
-        (a MeshTls, or None) is our certificate, for `By=`."""
+    def apply(self, headers: Headers, peer: PeerFacts, dataplane: Any) -> None:
+        """Rewrite `headers` for a request from `peer` (its connection's facts);
+        `dataplane.identity` (a MeshTls, or None) is our certificate, for `By=`."""
         mode = self.mode
         if mode == ALWAYS_FORWARD_ONLY:
             return
         # the peer's certificate, read once per connection (the same bytes object each request,
         # so the element cache's key hashes once)
-        der = peer_facts(transport).certificate if mode != SANITIZE else None
+        der = peer.certificate if mode != SANITIZE else None
         if not der:
             if HEADER in headers:
                 headers.remove(HEADER)

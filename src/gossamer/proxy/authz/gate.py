@@ -133,12 +133,13 @@ def http_request(
     peer_ip: str,
     transport: asyncio.BaseTransport | None,
     original_dst: tuple[str, int] | None,
+    peer: PeerFacts,
     *,
     use_remote_address: bool = False,
     xff_num_trusted_hops: int = 0,
 ) -> AuthzRequest:
-    """An HTTP request: the peer principal and SNI come from the connection (`peer_facts`).
-    `remote_ip` follows the HCM's X-Forwarded-For settings (see `downstream_remote_ip`)."""
+    """An HTTP request; `peer` is its connection's facts (principal and SNI). `remote_ip`
+    follows the HCM's X-Forwarded-For settings (see `downstream_remote_ip`)."""
     direct = parse_ip(peer_ip)
     remote = downstream_remote_ip(
         direct,
@@ -147,7 +148,6 @@ def http_request(
         xff_num_trusted_hops=xff_num_trusted_hops,
     )
     dst_ip, dst_port = destination(transport, original_dst)
-    peer = peer_facts(transport)
     return AuthzRequest(
         method=method,
         target=target,

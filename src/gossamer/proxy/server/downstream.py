@@ -32,6 +32,7 @@ from gossamer.codec.http1 import (
     RequestParser,
     Upgraded,
 )
+from gossamer.proxy.authz.gate import PeerFacts, peer_facts
 from gossamer.proxy.server import local_reply
 from gossamer.proxy.server.channel import ChannelClosed, EventChannel
 from gossamer.transport.flow import WriteFlow
@@ -103,6 +104,16 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         # After an upgrade: where downstream bytes go (set by the exchange).
         self.splice_to: Callable[[bytes | None], None] | None = None
         self._upgrade_buffer: list[bytes] = []
+        self._peer: PeerFacts | None = None
+
+    @property
+    def peer(self) -> PeerFacts:
+        """Who the client is (its SPIFFE id and SNI; NO_PEER without TLS), looked up once per
+        connection for RBAC, XFCC and metrics alike."""
+        facts = self._peer
+        if facts is None:
+            facts = self._peer = peer_facts(self.transport)
+        return facts
 
     def __repr__(self) -> str:
         return f"<HttpConnection peer={self.peer_ip} queued={len(self._queue)}>"

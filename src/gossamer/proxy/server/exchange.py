@@ -63,7 +63,7 @@ def handle(conn: HttpConnection, request: Request) -> Outcome:
         return False
     metadata: Metadata = None
     if chain is not None:
-        chain.client_cert.apply(head.headers, conn.transport, conn.ctx)
+        chain.client_cert.apply(head.headers, conn.peer, conn.ctx)
         jwt = chain.jwt
         if jwt is not None:
             verdict = jwt.authenticate(
@@ -226,6 +226,7 @@ def _authorized(
         conn.peer_ip,
         conn.transport,
         conn.original_dst,
+        conn.peer,
         use_remote_address=chain.use_remote_address,
         xff_num_trusted_hops=chain.xff_num_trusted_hops,
     )

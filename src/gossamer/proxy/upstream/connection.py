@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from gossamer.codec.http1 import Limits, ResponseParser
+from gossamer.proxy.authz.gate import PeerFacts, peer_facts
 from gossamer.proxy.upstream.connect import TlsCounters
 from gossamer.proxy.upstream.tls_context import UpstreamTls
 from gossamer.transport.flow import WriteFlow
@@ -53,6 +54,7 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
     """One upstream connection: feeds bytes to its ResponseParser and the events to `sink`."""
 
     __slots__ = (
+        "_peer",
         "_read_paused",
         "_session_unsaved",
         "breaker",
@@ -95,10 +97,19 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         self.idle_deadline = 0.0  # loop time after which an idle connection is closed
         # A TLS server's session ticket precedes its first response byte: keep it then.
         self._session_unsaved = tls is not None
+        self._peer: PeerFacts | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self.sink else "idle")
         return f"<UpstreamConnection {self.key[0]} {self.key[1]}:{self.key[2]} {state}>"
+
+    @property
+    def peer(self) -> PeerFacts:
+        """The server's identity (NO_PEER over plaintext), looked up once, for metrics."""
+        facts = self._peer
+        if facts is None:
+            facts = self._peer = peer_facts(self.transport)
+        return facts
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
