@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from gossamer.runtime import state
+from gossamer.runtime.credential_refresh import refresh_forever
 from gossamer.runtime.gateway import GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT, IngressGateway
 from gossamer.runtime.pod import Pod
 from gossamer.runtime.pod_assembly import (
@@ -30,32 +31,25 @@ from gossamer.runtime.pod_assembly import (
     sidecar_identity,
 )
 from gossamer.runtime.pods.addressing import PodAddressing
-from gossamer.runtime.pods.hosts import hosts_dir, hosts_file_text
+from gossamer.runtime.pods.ipam import PodIpam
 from gossamer.runtime.pods.network import ensure_bridge, remove_bridge_if_unused
 from gossamer.runtime.podspec import Placement, app_launch, app_probers, pod_name, pod_record
 from gossamer.runtime.registration import (
-    CREDENTIAL_FILE,
     PodRecord,
-    RegistrationError,
     RegistryClient,
 )
 from gossamer.runtime.relay import TcpRelay
+from gossamer.runtime.service_directory import ServiceDirectory
 from gossamer.runtime.sidecars import (
     PodIdentity,
     envoy_sidecar,
     python_sidecar,
 )
-from gossamer.runtime.vips import assign_vips
 from gossamer.spec.workload import Workload
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
-# Bootstrap credentials live an hour (control/ca/credentials.py); like a kubelet refreshing
-# projected service-account tokens, the node rewrites every pod's credential (and the current
-# trust bundle) well before that, so a sidecar's renewal hours later still authenticates.
-CREDENTIAL_REFRESH = 20 * 60.0
 GATEWAY_POD = "istio-ingressgateway"
-MAX_PODS = 50000  # pod addresses handed out round robin (the job pods use the range above)
 RETRY_FAILED_POD_AFTER = 5.0
 
 
@@ -93,14 +87,13 @@ class Node:
         self.options = options
         self.registry = RegistryClient(options.api, options.token)
         self._slots: dict[tuple[str, str], _Slot] = {}
-        self._ips: dict[int, tuple[str, str]] = {}
-        self._services: dict[tuple[str, str], str] = {}
+        self._ipam = PodIpam(self.addressing)
+        self._directory = ServiceDirectory(self.addressing, options.home)
         self._relay: TcpRelay | None = None
         self._ca_relay: TcpRelay | None = None
         self._gateway: IngressGateway | None = None
         self._http: aiohttp.ClientSession | None = None
         self._dirty = asyncio.Event()
-        self._next_ip = 0
         self._refused: dict[tuple[str, str], str] = {}  # pod → fingerprint that cannot run
         self.reconciled = asyncio.Event()  # set after the first complete round
         self._stopping: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -144,21 +137,12 @@ class Node:
     def _gateway_secrets(self) -> Path:
         return pod_secrets(self.options.home, GATEWAY_NAMESPACE, GATEWAY_POD)
 
-    async def _refresh_credentials_forever(self) -> None:
-        """Every CREDENTIAL_REFRESH seconds, fresh credentials and bundle for every pod with
-        an identity and for the gateway (a failure is logged; the next round tries again)."""
-        while True:
-            await asyncio.sleep(CREDENTIAL_REFRESH)
-            owners = [(s.pod.record, self._secrets_of(s.pod.record)) for s in self._slots.values()]
-            if self._gateway is not None and self._gateway.identity is not None:
-                owners.append((self._gateway_record, self._gateway_secrets))
-            for record, secrets in owners:
-                if not (secrets / CREDENTIAL_FILE).exists():
-                    continue  # no identity (no CA when it started), or not prepared yet
-                try:
-                    await self.registry.identity_files(record, secrets)
-                except RegistrationError as exc:
-                    log.warning("refreshing the credential of %s: %s", record.name, exc)
+    def _identity_owners(self) -> list[tuple[PodRecord, Path]]:
+        """Every pod and the gateway, with their secrets folders (credential_refresh.py)."""
+        owners = [(s.pod.record, self._secrets_of(s.pod.record)) for s in self._slots.values()]
+        if self._gateway is not None and self._gateway.identity is not None:
+            owners.append((self._gateway_record, self._gateway_secrets))
+        return owners
 
     def _secrets_of(self, record: PodRecord) -> Path:
         return pod_secrets(self.options.home, record.namespace, record.name)
@@ -166,7 +150,7 @@ class Node:
     async def run(self, stopping: asyncio.Event) -> None:
         """Reconcile until `stopping` is set."""
         writer = asyncio.create_task(self._write_pods_forever())
-        refresher = asyncio.create_task(self._refresh_credentials_forever())
+        refresher = asyncio.create_task(refresh_forever(self.registry, self._identity_owners))
         try:
             while not stopping.is_set():
                 try:
@@ -217,7 +201,7 @@ class Node:
                 workloads.append(Workload.model_validate(item))
             except ValueError as exc:  # the store validated it; a newer schema may not
                 log.warning("skipping Workload %s: %s", item.get("metadata", {}).get("name"), exc)
-        await self._update_services((await self._get("/api/v1/registry"))["services"])
+        self._directory.update((await self._get("/api/v1/registry"))["services"])
         desired: dict[tuple[str, str], tuple[Workload, int, str, str]] = {}
         for workload in workloads:
             dataplane = self._dataplane(workload)
@@ -249,7 +233,8 @@ class Node:
                     self._release(key)
                     log.error("cannot run pod %s/%s: %s", key[0], key[1], exc)
         if self.options.netns:
-            await asyncio.to_thread(self._rewrite_hosts)
+            pods = [(name, slot.pod.record.address) for (_, name), slot in self._slots.items()]
+            await asyncio.to_thread(self._directory.rewrite_hosts, pods)
         self.reconciled.set()
 
     def _dataplane(self, workload: Workload) -> str:
@@ -259,27 +244,15 @@ class Node:
 
     def _release(self, key: tuple[str, str]) -> None:
         self._slots.pop(key, None)
-        for index, owner in list(self._ips.items()):
-            if owner == key:
-                del self._ips[index]
+        self._ipam.release(key)
         self._dirty.set()
-
-    def _allocate_ip(self, key: tuple[str, str]) -> str:
-        """The next free address after the last one given, as Kubernetes' IPAM does: a
-        replaced pod gets a new IP, so no proxy mistakes it for the one that just left."""
-        for _ in range(MAX_PODS):
-            index, self._next_ip = self._next_ip, (self._next_ip + 1) % MAX_PODS
-            if index not in self._ips:
-                self._ips[index] = key
-                return self.addressing.pod_ip(index)
-        raise RuntimeError(f"no free pod address left in {self.addressing.pod_cidr}")
 
     def _create(
         self, key: tuple[str, str], workload: Workload, index: int, fingerprint: str, dataplane: str
     ) -> None:
         if dataplane == "envoy" and not self.options.netns:
             raise ValueError("spec.dataplane: envoy needs netns mode (run `gossamer up` as root)")
-        ip = self._allocate_ip(key)
+        ip = self._ipam.allocate(key)
         name = key[1]
         netns = self.addressing.netns_name(name) if self.options.netns else None
         placement = Placement(ip=ip, netns=netns)
@@ -322,7 +295,7 @@ class Node:
             sidecar=sidecar,
             netns=netns,
             addressing=self.addressing,
-            services=lambda: self._services,
+            services=lambda: self._directory.vips,
             registry=self.registry,
             logs=logs,
             secrets=secrets if self.options.ca_port else None,
@@ -334,38 +307,6 @@ class Node:
             pod, task, fingerprint, workload.metadata.name, sidecar.kind, index
         )
         self._dirty.set()
-
-    async def _update_services(self, services: list[dict[str, Any]]) -> None:
-        fixed: dict[str, str] = {}
-        names: dict[str, tuple[str, str]] = {}
-        for svc in services:
-            hostname: str = svc["hostname"]
-            suffix = f".{svc['namespace']}.svc.cluster.local"
-            if not hostname.endswith(suffix):
-                continue  # ServiceEntry hosts resolve outside the mesh
-            names[hostname] = (hostname.removesuffix(suffix), svc["namespace"])
-            if svc.get("addresses"):
-                fixed[hostname] = svc["addresses"][0]
-        vips = assign_vips(names, self.addressing.service_cidr, fixed)
-        current = {names[h]: vip for h, vip in vips.items() if h in names}
-        if current == self._services:
-            return
-        self._services = current
-        rows = [[name, namespace, vip] for (name, namespace), vip in sorted(current.items())]
-        state.write_json(self.options.home / state.SERVICES, rows)
-
-    def _rewrite_hosts(self) -> None:
-        """Keep every pod's hosts file in step with the services. In place (same inode):
-        `ip netns exec` bind-mounted this very file into the pod's processes; written before
-        it is cut, so a lookup never meets an empty file."""
-        for (_namespace, name), slot in list(self._slots.items()):
-            path = hosts_dir(self.addressing.netns_name(name)) / "hosts"
-            text = hosts_file_text(name, slot.pod.record.address, self._services)
-            with contextlib.suppress(OSError), path.open("r+") as f:
-                if f.read() != text:
-                    f.seek(0)
-                    f.write(text)
-                    f.truncate()
 
     async def gateway_ready(self) -> bool:
         return self._gateway is None or await self._gateway.ready()
