@@ -33,19 +33,20 @@ def measure_connections(rows: Sequence[Row], seconds: float, reps: int) -> None:
             run_wrk(row, seconds, CONNECTIONS, THREADS)
 
 
-def envoy_session_reuse(admin_port: int, service: str) -> str:
-    """What Envoy A's TLS counters say of its connections to `service`'s cluster: how many
-    handshakes, and how many resumed a session (a ticket from B: no certificates exchanged)."""
+def session_reuse(who: str, admin_port: int, service: str) -> str:
+    """What sidecar A's TLS counters (Envoy's names, on either sidecar's admin `/stats`) say
+    of its connections to `service`'s cluster: how many handshakes, and how many resumed a
+    session (a ticket from B: no certificates exchanged)."""
     wanted = urllib.parse.urlencode({"filter": f"{service}.*ssl\\.(handshake|session_reused)$"})
     url = f"http://127.0.0.1:{admin_port}/stats?{wanted}"
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
     except OSError as e:
-        return f"Envoy A's stats unavailable ({e})"
+        return f"{who} A's stats unavailable ({e})"
     counts = {m[0]: int(m[1]) for m in re.findall(r"ssl\.(\w+): (\d+)", text)}
     return (
-        f"Envoy A → {service}: {counts.get('handshake', 0):,} TLS handshakes, "
+        f"{who} A → {service}: {counts.get('handshake', 0):,} TLS handshakes, "
         f"{counts.get('session_reused', 0):,} of them resumed a session"
     )
 

@@ -181,6 +181,7 @@ class GossamerSidecar:
     outbound: int
     inbound: int
     health: int
+    admin: int
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def start_gossamer(
     ports = (free_port(), free_port(), free_port(), free_port())
     argv = gossamer_proxy_argv(cp.xds, pod, identity, ports)
     proc = Launched(f"gossamer {pod.workload}", argv, workdir / "proxy.log", cpu)
-    return GossamerSidecar(proc, pod.ip, ports[0], pod.inbound, ports[3])
+    return GossamerSidecar(proc, pod.ip, ports[0], pod.inbound, ports[3], ports[1])
 
 
 def wait_gossamer_ready(sidecar: GossamerSidecar, within: float) -> str:

@@ -67,7 +67,11 @@ def start_pair(
         argv = profiled(argv, out) if use_cprofile else argv
         proc = Launched(pod.workload, argv, work / f"{pod.workload}.log", PROXY_CPU)
         things.append(proc)
-        sides.append(mesh.GossamerSidecar(proc, pod.ip, side_ports[0], pod.inbound, side_ports[3]))
+        sides.append(
+            mesh.GossamerSidecar(
+                proc, pod.ip, side_ports[0], pod.inbound, side_ports[3], side_ports[1]
+            )
+        )
     for side in sides:
         problem = mesh.wait_gossamer_ready(side, 60)
         if problem:

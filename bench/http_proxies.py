@@ -82,7 +82,7 @@ def main() -> None:
     cfg = settings(args.quick)
     import http_mesh as mesh
     import http_report as report
-    from http_connections import envoy_session_reuse, measure_connections, render_connections
+    from http_connections import measure_connections, render_connections, session_reuse
     from http_procs import machine_busy_seconds, own_tree_seconds, wait_for_quiet
     from http_rows import build_rows
 
@@ -98,8 +98,9 @@ def main() -> None:
         busy, own, t0 = machine_busy_seconds(), own_tree_seconds(), time.monotonic()
         measure(rows, cfg)
         measure_connections(bench.connection_rows, cfg["new_s"], cfg["reps"])
-        if bench.envoy_a_admin:
-            tls_notes = [envoy_session_reuse(bench.envoy_a_admin, "new-envoy-mtls")]
+        for who, admin in (("Envoy", bench.envoy_a_admin), ("Gossamer", bench.gossamer_a_admin)):
+            if admin:
+                tls_notes.append(session_reuse(who, admin, f"new-{who.lower()}-mtls"))
         others = machine_busy_seconds() - busy - (own_tree_seconds() - own)
         share = others / max(time.monotonic() - t0, 1e-9) * 100
         notes["other processes"] = (

@@ -41,6 +41,7 @@ class Bench:
     connection_rows: list[Row]  # each pair through `new-<kind>`: a new A→B connection per request
     notes: dict[str, str] = field(default_factory=dict)
     envoy_a_admin: int = 0  # Envoy A's admin port (0: Envoy A did not start)
+    gossamer_a_admin: int = 0  # Gossamer A's admin port (0: it did not start)
 
 
 def build_rows(work: Path, things: list[Any]) -> Bench:
@@ -63,13 +64,13 @@ def build_rows(work: Path, things: list[Any]) -> Bench:
     yaml_text = mesh_yaml(ports)
     cp.apply(yaml_text)
     envoy_admin = _envoys(work, things, cp, ports, yaml_text, single["envoy"], pairs, fresh)
-    _gossamers(work, things, cp, ports, single["gossamer"], pairs, fresh)
+    gossamer_admin = _gossamers(work, things, cp, ports, single["gossamer"], pairs, fresh)
     for row in [*rows, *fresh.values()]:
         if not row.status:
             problem = wait_serving(row.port, row.host, 10)
             row.status = f"no 200 with the 1 KB body: {problem}" if problem else ""
     notes = {"ports": f"upstream 127.0.0.1:{ports.upstream}; services {ports.services}"}
-    return Bench(rows, list(fresh.values()), notes, envoy_admin)
+    return Bench(rows, list(fresh.values()), notes, envoy_admin, gossamer_admin)
 
 
 _SINGLE = {"envoy": "Envoy 1.40", "gossamer": "Gossamer"}
@@ -154,21 +155,22 @@ def _gossamers(
     single: Row,
     pairs: dict[str, Row],
     fresh: dict[str, Row],
-) -> None:
+) -> int:
     """Gossamer A (`bench-client`, with its certificate) serves every Gossamer row; one
-    Gossamer B per hop kind (the mTLS one with a certificate of its own)."""
+    Gossamer B per hop kind (the mTLS one with a certificate of its own). Returns A's admin
+    port (0 if it did not start)."""
     kinds = ("gossamer", "gossamer-mtls")
     every = [single, *(pairs[k] for k in kinds), *(fresh[k] for k in kinds)]
     why_not = mesh.gossamer_available()
     if why_not:
         _fail(every, why_not)
-        return
+        return 0
     try:
         identity = issue(cp, work / "id" / "gossamer-a", NS, CLIENT_SERVICE_ACCOUNT)
         b_identity = issue(cp, work / "id" / "gossamer-b", NS, b_account("gossamer-mtls"))
     except Exception as e:
         _fail(every, f"no credentials: {e}")
-        return
+        return 0
     side_a = mesh.start_gossamer(cp, work / "gossamer-a", PROXY_CPU, mesh.client_pod(), identity)
     things.append(side_a.proc)
     b_plain = mesh.start_gossamer(
@@ -191,3 +193,4 @@ def _gossamers(
         problem = mesh.wait_gossamer_ready(b, 30)
         if problem:
             _fail([pairs[kind], fresh[kind]], f"Gossamer B ({kind}) not ready: {problem}")
+    return side_a.admin

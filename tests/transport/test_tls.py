@@ -22,9 +22,11 @@ from typing import Any, cast
 import pytest
 import uvloop
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gossamer.codec.detect import Detection, Kind, detect
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from gossamer.transport import tls as tls_module
 from gossamer.transport.tls import (
     CLIENT_ALPN_HTTP1,
     CLIENT_ALPN_TCP,
@@ -33,6 +35,7 @@ from gossamer.transport.tls import (
     MeshTls,
     PeerIdentityRejected,
     client_context,
+    identity_of_der,
     is_mesh_tls,
     peer_identity,
     server_context,
@@ -191,6 +194,29 @@ def test_material_names_its_spiffe_identity_and_serial(ca: TestCA) -> None:
     assert material.identity == SERVER_ID
     assert material.serial == material.leaf().serial_number
     assert SERVER_ID in repr(MeshTls(material))
+
+
+def test_each_certificate_gives_its_own_identity_however_often_it_is_asked(
+    ca: TestCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Peer identities are parsed once per certificate; a cache turning over (2 entries here)
+    never hands one certificate another's identity."""
+    monkeypatch.setattr(tls_module, "_IDENTITIES", {})
+    monkeypatch.setattr(tls_module, "_CACHED_IDENTITIES", 2)
+    ids = [SERVER_ID, CLIENT_ID, "spiffe://cluster.local/ns/prod/sa/ratings"]
+    ders = [_der(ca.issue(i)) for i in ids]
+    for _ in range(3):
+        assert [identity_of_der(d) for d in ders] == ids
+    assert len(tls_module._IDENTITIES) == 2
+    without_spiffe = ca.root_pem  # the root has no URI SAN
+    root_der = x509.load_pem_x509_certificate(without_spiffe.encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert identity_of_der(root_der) is None
+
+
+def _der(material: IdentityMaterial) -> bytes:
+    return material.leaf().public_bytes(serialization.Encoding.DER)
 
 
 def test_bad_material_is_refused_and_a_rotation_to_it_keeps_the_old(ca: TestCA) -> None:

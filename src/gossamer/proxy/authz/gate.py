@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz.request import AuthzRequest, IPAddress, downstream_remote_ip
-from gossamer.transport.tls import peer_identity
+from gossamer.transport.tls import identity_of_der
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,8 @@ _recorded: WeakKeyDictionary[Any, PeerFacts] = WeakKeyDictionary()
 def record_tls_peer(ssl_object: Any, sni: str | None) -> PeerFacts:
     """Record a terminated TLS connection's peer (after its handshake, before its protocol
     reads a byte); the facts are returned."""
-    facts = PeerFacts.of(
-        peer_identity(ssl_object), sni, ssl_object.getpeercert(binary_form=True) or None
-    )
+    der = ssl_object.getpeercert(binary_form=True) or None
+    facts = PeerFacts.of(identity_of_der(der) if der else None, sni, der)
     _recorded[ssl_object] = facts
     return facts
 

@@ -152,7 +152,7 @@ class _Recorder(asyncio.Protocol):
             self.counters[self.prefix + "ssl.handshake"] += 1
             if ssl_object.session_reused:
                 self.counters[self.prefix + "ssl.session_reused"] += 1
-            if facts.principal is None and ssl_object.getpeercert(binary_form=True) is None:
+            if facts.certificate is None:
                 self.counters[self.prefix + "ssl.no_certificate"] += 1
         else:
             record_passthrough(transport, self.sni)
