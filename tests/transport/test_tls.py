@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,25 +42,11 @@ from gossamer.transport.tls import (
     sniff,
 )
 from tests.transport.certs import TestCA
+from tests.transport.loops import LOOPS, Run
 
 SERVER_ID = "spiffe://cluster.local/ns/default/sa/reviews"
 CLIENT_ID = "spiffe://cluster.local/ns/default/sa/productpage"
 SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-Run = Callable[[Coroutine[Any, Any, Any]], Any]
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Iterator[Run]:
-    """Runs a coroutine on a fresh asyncio or uvloop loop (the sidecar runs uvloop)."""
-    with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
-        yield runner.run
-
-
-@pytest.fixture(scope="module")
-def ca() -> TestCA:
-    return TestCA.create()
 
 
 # --- an inbound server as the sidecar will wire it ----------------------------------------

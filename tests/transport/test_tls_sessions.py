@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
-import pytest
-import uvloop
 from cryptography import x509
 
 from gossamer.transport.tls import MeshTls, peer_identity
@@ -21,25 +20,12 @@ from gossamer.transport.tls_sessions import (
     resuming_to,
 )
 from tests.transport.certs import TestCA
+from tests.transport.loops import Run
 
 SERVER_ID = "spiffe://cluster.local/ns/default/sa/reviews"
 OTHER_SERVER_ID = "spiffe://cluster.local/ns/default/sa/ratings"
 CLIENT_ID = "spiffe://cluster.local/ns/default/sa/productpage"
 SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-Run = Callable[[Coroutine[Any, Any, Any]], Any]
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Iterator[Run]:
-    with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
-        yield runner.run
-
-
-@pytest.fixture(scope="module")
-def ca() -> TestCA:
-    return TestCA.create()
 
 
 @dataclass
@@ -82,6 +68,16 @@ class Server:
     async def stop(self) -> None:
         self._server.close()
         await self._server.wait_closed()
+
+
+@asynccontextmanager
+async def serving(mesh: MeshTls, port: int = 0) -> AsyncIterator[tuple[int, Server]]:
+    server = Server(mesh)
+    bound = await server.start(port)
+    try:
+        yield bound, server
+    finally:
+        await server.stop()
 
 
 @dataclass
@@ -127,16 +123,11 @@ def test_a_second_connection_resumes_and_both_sides_still_know_each_other(
     run: Run, ca: TestCA
 ) -> None:
     async def scenario() -> None:
-        server = Server(MeshTls(ca.issue(SERVER_ID)))
-        port = await server.start()
-        client = MeshTls(ca.issue(CLIENT_ID)).client([SERVER_ID]).ssl_context
-        assert isinstance(client, ResumingClientContext)
-        try:
+        client = _client(MeshTls(ca.issue(CLIENT_ID)))
+        async with serving(MeshTls(ca.issue(SERVER_ID))) as (port, server):
             first = await connect(client, port)
             kept = dict(client._sessions)
             second, third = [await connect(client, port) for _ in range(2)]
-        finally:
-            await server.stop()
         # The first ticket serves every resumption (none is read back from resumed ones).
         assert len(kept) == 1 and all(client._sessions[k] is v for k, v in kept.items())
         assert (first.resumed, second.resumed, third.resumed) == (False, True, True)
@@ -153,14 +144,12 @@ def test_sessions_are_kept_per_endpoint(run: Run, ca: TestCA) -> None:
     its own session instead of being offered the other's."""
 
     async def scenario() -> None:
-        servers = [Server(MeshTls(ca.issue(SERVER_ID))), Server(MeshTls(ca.issue(SERVER_ID)))]
-        ports = [await s.start() for s in servers]
-        client = cast(ResumingClientContext, MeshTls(ca.issue(CLIENT_ID)).client([]).ssl_context)
-        try:
-            resumed = [(await connect(client, port)).resumed for port in ports + ports]
-        finally:
-            for server in servers:
-                await server.stop()
+        client = _client(MeshTls(ca.issue(CLIENT_ID)))
+        async with (
+            serving(MeshTls(ca.issue(SERVER_ID))) as (one, _),
+            serving(MeshTls(ca.issue(SERVER_ID))) as (two, _),
+        ):
+            resumed = [(await connect(client, port)).resumed for port in (one, two, one, two)]
         assert resumed == [False, False, True, True]
         assert client.remembered == 2
 
@@ -171,15 +160,11 @@ def test_a_client_rotation_starts_with_a_full_handshake_presenting_the_new_certi
     run: Run, ca: TestCA
 ) -> None:
     async def scenario() -> None:
-        server = Server(MeshTls(ca.issue(SERVER_ID)))
-        port = await server.start()
         mesh = MeshTls(ca.issue(CLIENT_ID))
-        try:
+        async with serving(MeshTls(ca.issue(SERVER_ID))) as (port, server):
             before = [await connect(_client(mesh), port) for _ in range(2)]
             mesh.rotate(ca.issue(CLIENT_ID))
             after = [await connect(_client(mesh), port) for _ in range(2)]
-        finally:
-            await server.stop()
         assert [c.resumed for c in before + after] == [False, True, False, True]
         serials = [s.serial for s in server.seen]
         assert serials[0] == serials[1] != serials[2] == serials[3]
@@ -192,21 +177,13 @@ def test_a_server_rotation_turns_an_old_ticket_into_a_full_handshake(run: Run, c
     async def scenario() -> None:
         server_mesh = MeshTls(ca.issue(SERVER_ID))
         client = _client(MeshTls(ca.issue(CLIENT_ID)))
-        first = Server(server_mesh)
-        port = await first.start()
-        try:
+        async with serving(server_mesh) as (port, _):
             assert [(await connect(client, port)).resumed for _ in range(2)] == [False, True]
-        finally:
-            await first.stop()
         server_mesh.rotate(ca.issue(SERVER_ID))
-        second = Server(server_mesh)  # the same endpoint, serving its new certificate
-        await second.start(port)
-        try:
-            # The old ticket is offered; the server cannot open it (new ticket keys), so it
-            # costs a full handshake and nothing else.
+        # The same endpoint serving its new certificate: the old ticket is offered, the server
+        # cannot open it (new ticket keys), so it costs a full handshake and nothing else.
+        async with serving(server_mesh, port):
             after = [await connect(client, port) for _ in range(2)]
-        finally:
-            await second.stop()
         assert [c.resumed for c in after] == [False, True]
         assert [c.peer for c in after] == [SERVER_ID, SERVER_ID]
 
@@ -215,28 +192,20 @@ def test_a_server_rotation_turns_an_old_ticket_into_a_full_handshake(run: Run, c
 
 def test_an_expired_identity_offers_no_session(run: Run, ca: TestCA) -> None:
     async def scenario() -> None:
-        server = Server(MeshTls(ca.issue(SERVER_ID)))
-        port = await server.start()
         client = _client(MeshTls(ca.issue(CLIENT_ID)))
-        try:
+        async with serving(MeshTls(ca.issue(SERVER_ID))) as (port, _):
             assert (await connect(client, port)).resumed is False
             client.offer_until = time.time() - 1  # the client's own certificate expired
             assert (await connect(client, port)).resumed is False
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_a_connection_outside_resuming_to_offers_and_keeps_nothing(run: Run, ca: TestCA) -> None:
     async def scenario() -> None:
-        server = Server(MeshTls(ca.issue(SERVER_ID)))
-        port = await server.start()
         client = _client(MeshTls(ca.issue(CLIENT_ID)))
-        try:
+        async with serving(MeshTls(ca.issue(SERVER_ID))) as (port, _):
             resumed = [(await connect(client, port, endpoint=False)).resumed for _ in range(2)]
-        finally:
-            await server.stop()
         assert resumed == [False, False]
         assert client.remembered == 0
 

@@ -13,11 +13,15 @@ import dataclasses
 import json
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gossamer.proxy.dataplane import Dataplane
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.transport.tls import CLIENT_ALPN_HTTP1
 from tests.proxy.server.envoy_mtls import (
@@ -151,9 +155,28 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
-    ids: Identities, tmp_path: Path, envoy_present: None
-) -> None:
+@dataclass
+class EnvoyToStrict:
+    """An Envoy client sidecar (productpage's and ratings' clusters) in front of the Python
+    sidecar's STRICT inbound, whose RBAC allows productpage only."""
+
+    dataplane: Dataplane
+    envoy: EnvoyProcess
+    app: Upstream
+    inbound_port: int
+    outbound_port: int
+
+    def get(self, path: str) -> Awaitable[tuple[int, str]]:
+        return asyncio.to_thread(_get, self.outbound_port, path)
+
+    def counter(self, name: str) -> int:
+        return self.dataplane.listener_counters[f"listener.127.0.0.1_{self.inbound_port}.{name}"]
+
+
+@asynccontextmanager
+async def envoy_to_strict(
+    ids: Identities, tmp_path: Path, per_connection: int | None = None
+) -> AsyncIterator[EnvoyToStrict]:
     app = await Upstream("app").start()
     port = free_port()
     resources = (*clusters(app.port, 1), inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]))
@@ -161,6 +184,7 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
         port,
         tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
         tls_files(ids.of(RATINGS), tmp_path / "ratings"),
+        per_connection,
     )
     envoy = EnvoyProcess(bootstrap, tmp_path / "envoy")
     try:
@@ -169,26 +193,22 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
             envoy.start()
             await asyncio.to_thread(envoy.wait_ready)
             outbound = (await asyncio.to_thread(listener_ports, envoy))["outbound"]
-            status, body = await asyncio.to_thread(_get, outbound, "/from-envoy")
-            assert status == 200 and json.loads(body)["path"] == "/from-envoy"
-            # The principal RBAC saw is Envoy's client certificate's: ratings is denied.
-            assert await asyncio.to_thread(_get, outbound, "/ratings") == (
-                403,
-                "RBAC: access denied",
-            )
-            assert [r.target for r in app.requests] == ["/from-envoy"]
-            prefix = f"listener.127.0.0.1_{port}."
-            assert dataplane.listener_counters[prefix + "ssl.handshake"] >= 2
+            yield EnvoyToStrict(dataplane, envoy, app, port, outbound)
     finally:
         envoy.stop()
         await app.stop()
 
 
-def _server_bootstrap(files: dict[str, str]) -> Any:
-    """Envoy as a STRICT inbound answering 200: the contract's chain, certificates from files."""
-    return strict_server_bootstrap(
-        files, [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
-    )
+async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
+    ids: Identities, tmp_path: Path, envoy_present: None
+) -> None:
+    async with envoy_to_strict(ids, tmp_path) as pair:
+        status, body = await pair.get("/from-envoy")
+        assert status == 200 and json.loads(body)["path"] == "/from-envoy"
+        # The principal RBAC saw is Envoy's client certificate's: ratings is denied.
+        assert await pair.get("/ratings") == (403, "RBAC: access denied")
+        assert [r.target for r in pair.app.requests] == ["/from-envoy"]
+        assert pair.counter("ssl.handshake") >= 2
 
 
 async def test_an_envoy_client_sidecar_resumes_its_session_and_keeps_its_identity(
@@ -196,33 +216,19 @@ async def test_an_envoy_client_sidecar_resumes_its_session_and_keeps_its_identit
 ) -> None:
     """One request per connection from Envoy: Envoy's client offers the ticket our server
     issued, the handshake resumes, and RBAC still sees Envoy's certificate (productpage)."""
-    app = await Upstream("app").start()
-    port = free_port()
-    resources = (*clusters(app.port, 1), inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]))
-    bootstrap = _client_bootstrap(
-        port,
-        tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
-        tls_files(ids.of(RATINGS), tmp_path / "ratings"),
-        per_connection=1,
+    async with envoy_to_strict(ids, tmp_path, per_connection=1) as pair:
+        for _ in range(3):
+            assert (await pair.get("/from-envoy"))[0] == 200
+        assert (pair.counter("ssl.handshake"), pair.counter("ssl.session_reused")) == (3, 2)
+        _, text = await asyncio.to_thread(pair.envoy.admin_get, "/stats?filter=productpage.ssl")
+        assert "cluster.productpage.ssl.session_reused: 2" in text
+
+
+def _server_bootstrap(files: dict[str, str]) -> Any:
+    """Envoy as a STRICT inbound answering 200: the contract's chain, certificates from files."""
+    return strict_server_bootstrap(
+        files, [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
     )
-    envoy = EnvoyProcess(bootstrap, tmp_path / "envoy")
-    try:
-        async with running(*resources) as dataplane:
-            dataplane.set_identity(ids.of(SERVER))
-            envoy.start()
-            await asyncio.to_thread(envoy.wait_ready)
-            outbound = (await asyncio.to_thread(listener_ports, envoy))["outbound"]
-            for _ in range(3):
-                status, _ = await asyncio.to_thread(_get, outbound, "/from-envoy")
-                assert status == 200
-            prefix = f"listener.127.0.0.1_{port}."
-            assert dataplane.listener_counters[prefix + "ssl.handshake"] == 3
-            assert dataplane.listener_counters[prefix + "ssl.session_reused"] == 2
-            _, text = await asyncio.to_thread(envoy.admin_get, "/stats?filter=productpage.ssl")
-            assert "cluster.productpage.ssl.session_reused: 2" in text
-    finally:
-        envoy.stop()
-        await app.stop()
 
 
 COUNTERS = (

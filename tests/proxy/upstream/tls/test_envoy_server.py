@@ -6,12 +6,14 @@ expects."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gossamer.proxy.dataplane import Dataplane
 from gossamer.runtime import envoy as rt
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
@@ -120,40 +122,47 @@ def envoy_port(tmp_path: Path, envoy_binary: Path) -> Iterator[tuple[int, MeshCa
         yield status["local_address"]["socket_address"]["port_value"], ca
 
 
-async def test_an_envoy_inbound_chain_accepts_the_sidecars_mtls(
-    envoy_port: tuple[int, MeshCa],
-) -> None:
+@asynccontextmanager
+async def sidecar_to_envoy(
+    envoy_port: tuple[int, MeshCa], expected: str, per_connection: int | None = None
+) -> AsyncIterator[tuple[Dataplane, Client]]:
+    """productpage's sidecar with ISTIO_MUTUAL to the Envoy inbound (expecting `expected`'s
+    identity), and a client connected to its outbound listener."""
     port, ca = envoy_port
     listen = free_port()
-    context = mesh_context(mesh_sni(9080), [spiffe("reviews")])
-    cluster = eds_cluster("reviews", transport=tls_socket(context))
+    context = mesh_context(mesh_sni(9080), [spiffe(expected)])
+    cluster = eds_cluster(
+        "reviews", transport=tls_socket(context), max_requests_per_connection=per_connection
+    )
     async with running(cluster, assignment("reviews", port), simple(listen, "reviews")) as dp:
         dp.set_identity(ca.material("productpage"))
         client = await Client.connect(listen)
+        try:
+            yield dp, client
+        finally:
+            await client.close()
+
+
+async def test_an_envoy_inbound_chain_accepts_the_sidecars_mtls(
+    envoy_port: tuple[int, MeshCa],
+) -> None:
+    async with sidecar_to_envoy(envoy_port, "reviews") as (dp, client):
         for _ in range(2):
             resp = await client.get("/", "reviews")
             assert resp.status == 200, resp.body
             assert resp.headers["x-peer"] == spiffe("productpage")
             assert resp.headers["x-tls"] == "TLSv1.3"
             assert resp.headers["x-sni"] == mesh_sni(9080)
-        await client.close()
-        counters = dp.backends["reviews"].stats.counters()
-        assert (counters["ssl.handshake"], counters["upstream_rq_200"]) == (1, 2)
+    counters = dp.backends["reviews"].stats.counters()
+    assert (counters["ssl.handshake"], counters["upstream_rq_200"]) == (1, 2)
 
 
 async def test_an_envoy_with_an_unexpected_identity_is_refused(
     envoy_port: tuple[int, MeshCa],
 ) -> None:
-    port, ca = envoy_port
-    listen = free_port()
-    context = mesh_context(mesh_sni(9080), [spiffe("ratings")])
-    cluster = eds_cluster("reviews", transport=tls_socket(context))
-    async with running(cluster, assignment("reviews", port), simple(listen, "reviews")) as dp:
-        dp.set_identity(ca.material("productpage"))
-        client = await Client.connect(listen)
+    async with sidecar_to_envoy(envoy_port, "ratings") as (dp, client):
         assert (await client.get("/", "reviews")).status == 503
-        await client.close()
-        assert dp.backends["reviews"].stats.counters()["ssl.fail_verify_san"] == 1
+    assert dp.backends["reviews"].stats.counters()["ssl.fail_verify_san"] == 1
 
 
 async def test_new_connections_to_an_envoy_resume_the_session_it_issued(
@@ -161,17 +170,10 @@ async def test_new_connections_to_an_envoy_resume_the_session_it_issued(
 ) -> None:
     """One request per connection: Envoy's server hands out tickets (BoringSSL), and the
     sidecar's next connection resumes with one, as an Envoy client would."""
-    port, ca = envoy_port
-    listen = free_port()
-    context = mesh_context(mesh_sni(9080), [spiffe("reviews")])
-    cluster = eds_cluster("reviews", transport=tls_socket(context), max_requests_per_connection=1)
-    async with running(cluster, assignment("reviews", port), simple(listen, "reviews")) as dp:
-        dp.set_identity(ca.material("productpage"))
-        client = await Client.connect(listen)
+    async with sidecar_to_envoy(envoy_port, "reviews", per_connection=1) as (dp, client):
         for _ in range(3):
             resp = await client.get("/", "reviews")
             assert resp.status == 200, resp.body
             assert resp.headers["x-peer"] == spiffe("productpage")  # Envoy still knows us
-        await client.close()
-        counters = dp.backends["reviews"].stats.counters()
-        assert (counters["ssl.handshake"], counters["ssl.session_reused"]) == (3, 2)
+    counters = dp.backends["reviews"].stats.counters()
+    assert (counters["ssl.handshake"], counters["ssl.session_reused"]) == (3, 2)
