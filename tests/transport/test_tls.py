@@ -12,8 +12,6 @@ import socket
 import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,17 @@ from gossamer.transport.tls import (
     peer_identity,
     server_context,
     sniff,
+)
+from tests.proxy.server.envoy_mtls import (
+    INSPECTOR,
+    LOOPBACK,
+    TLS,
+    common_tls,
+    hcm,
+    http_get,
+    mesh_cluster,
+    outbound_listener,
+    tls_files,
 )
 from tests.transport.certs import TestCA
 from tests.transport.loops import LOOPS, Run
@@ -533,79 +542,23 @@ def test_a_root_rotation_overlap_lets_old_and_new_certificates_meet(run: Run, ca
 # --- Envoy interop: a Gossamer sidecar and an Envoy sidecar agree both ways --------------
 
 ENVOY_ID = "spiffe://cluster.local/ns/default/sa/ratings"
-_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-_INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
-_LOOPBACK = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
 
 
-def _common_tls(material: IdentityMaterial, alpn: list[str], sans: list[str]) -> dict[str, Any]:
-    """Envoy's CommonTlsContext as Istio builds it for ISTIO_MUTUAL (inline PEM, not SDS)."""
-    validation: dict[str, Any] = {"trusted_ca": {"inline_string": material.trust_bundle_pem}}
-    if sans:
-        validation["match_typed_subject_alt_names"] = [
-            {"san_type": "URI", "matcher": {"exact": san}} for san in sans
-        ]
-    return {
-        "alpn_protocols": alpn,
-        "tls_params": {
-            "tls_minimum_protocol_version": "TLSv1_3",
-            "tls_maximum_protocol_version": "TLSv1_3",
-        },
-        "tls_certificates": [
-            {
-                "certificate_chain": {"inline_string": material.cert_chain_pem},
-                "private_key": {"inline_string": material.private_key_pem},
-            }
+def _envoy_bootstrap(files: dict[str, str], gossamer_port: int) -> dict[str, Any]:
+    """Envoy as an Istio sidecar would be: an mTLS inbound chain matched on the mesh ALPN
+    (answering with the client's URI SAN in `x-peer`), and a plaintext outbound listener whose
+    clusters originate ISTIO_MUTUAL to Gossamer (`/wrong` expects another identity)."""
+    answer = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200},
+        "response_headers_to_add": [
+            {"header": {"key": "x-peer", "value": "%DOWNSTREAM_PEER_URI_SAN%"}}
         ],
-        "validation_context": validation,
     }
-
-
-def _hcm(routes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": "hcm",
-        "typed_config": {
-            "@type": _HCM + "HttpConnectionManager",
-            "stat_prefix": "interop",
-            "codec_type": "HTTP1",
-            "route_config": {
-                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
-            },
-            "http_filters": [{"name": "router", "typed_config": {"@type": _ROUTER}}],
-        },
-    }
-
-
-def _mesh_cluster(name: str, port: int, material: IdentityMaterial, san: str) -> dict[str, Any]:
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-    return {
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "2s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-        },
-        "transport_socket": {
-            "name": "tls",
-            "typed_config": {
-                "@type": _TLS + "UpstreamTlsContext",
-                "sni": SNI,
-                "common_tls_context": _common_tls(material, list(CLIENT_ALPN_HTTP1), [san]),
-            },
-        },
-    }
-
-
-def _envoy_bootstrap(material: IdentityMaterial, gossamer_port: int) -> dict[str, Any]:
-    """Envoy as an Istio sidecar would be: an mTLS inbound chain matched on the mesh ALPN, and
-    a plaintext outbound listener whose clusters originate ISTIO_MUTUAL to Gossamer."""
     inbound = {
         "name": "inbound",
-        "address": _LOOPBACK,
-        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": _INSPECTOR}}],
+        "address": LOOPBACK,
+        "listener_filters": [{"name": "tls_inspector", "typed_config": {"@type": INSPECTOR}}],
         "filter_chains": [
             {
                 "filter_chain_match": {
@@ -615,67 +568,27 @@ def _envoy_bootstrap(material: IdentityMaterial, gossamer_port: int) -> dict[str
                 "transport_socket": {
                     "name": "tls",
                     "typed_config": {
-                        "@type": _TLS + "DownstreamTlsContext",
+                        "@type": TLS + "DownstreamTlsContext",
                         "require_client_certificate": True,
-                        "common_tls_context": _common_tls(material, ["h2", "http/1.1"], []),
+                        "common_tls_context": common_tls(files, ["h2", "http/1.1"], []),
                     },
                 },
-                "filters": [
-                    _hcm(
-                        [
-                            {
-                                "match": {"prefix": "/"},
-                                "direct_response": {"status": 200},
-                                "response_headers_to_add": [
-                                    {
-                                        "header": {
-                                            "key": "x-peer",
-                                            "value": "%DOWNSTREAM_PEER_URI_SAN%",
-                                        }
-                                    }
-                                ],
-                            }
-                        ]
-                    )
-                ],
+                "filters": [hcm([answer], stat_prefix="interop")],
             }
         ],
     }
-    outbound = {
-        "name": "outbound",
-        "address": _LOOPBACK,
-        "filter_chains": [
-            {
-                "filters": [
-                    _hcm(
-                        [
-                            {"match": {"prefix": "/wrong"}, "route": {"cluster": "wrong"}},
-                            {"match": {"prefix": "/"}, "route": {"cluster": "gossamer"}},
-                        ]
-                    )
-                ]
-            }
-        ],
-    }
+    alpn = CLIENT_ALPN_HTTP1
     return {
         "node": {"id": "tls-interop", "cluster": "tls-interop"},
-        "admin": {"address": _LOOPBACK},
+        "admin": {"address": LOOPBACK},
         "static_resources": {
-            "listeners": [inbound, outbound],
+            "listeners": [inbound, outbound_listener([("/wrong", "wrong"), ("/", "gossamer")])],
             "clusters": [
-                _mesh_cluster("gossamer", gossamer_port, material, SERVER_ID),
-                _mesh_cluster("wrong", gossamer_port, material, CLIENT_ID),
+                mesh_cluster("gossamer", gossamer_port, files, [SERVER_ID], alpn=alpn),
+                mesh_cluster("wrong", gossamer_port, files, [CLIENT_ID], alpn=alpn),
             ],
         },
     }
-
-
-def _http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_gossamer_and_envoy_sidecars_agree_both_ways(ca: TestCA, tmp_path: Path) -> None:
@@ -687,7 +600,8 @@ def test_gossamer_and_envoy_sidecars_agree_both_ways(ca: TestCA, tmp_path: Path)
     async def scenario() -> None:
         inbound = Inbound(MeshTls(ca.issue(SERVER_ID)), strict=True, reply=HttpReply)
         gossamer_port = await inbound.serve()
-        envoy = EnvoyProcess(_envoy_bootstrap(ca.issue(ENVOY_ID), gossamer_port), tmp_path)
+        files = tls_files(ca.issue(ENVOY_ID), tmp_path / "envoy-certs")
+        envoy = EnvoyProcess(_envoy_bootstrap(files, gossamer_port), tmp_path)
         try:
             envoy.start()
             await asyncio.to_thread(envoy.wait_ready)
@@ -712,12 +626,12 @@ def test_gossamer_and_envoy_sidecars_agree_both_ways(ca: TestCA, tmp_path: Path)
                 assert head.startswith("http/1.1 200")
                 assert f"x-peer: {CLIENT_ID}\r\n" in head
                 # Envoy client (ISTIO_MUTUAL cluster) -> Gossamer inbound (STRICT).
-                assert await asyncio.to_thread(_http_get, ports["outbound"], "/") == (
+                assert await asyncio.to_thread(http_get, ports["outbound"], "/") == (
                     200,
                     f"mutual_tls {ENVOY_ID}",
                 )
                 # Envoy refuses Gossamer when its SAN is not the one expected.
-                status, _ = await asyncio.to_thread(_http_get, ports["outbound"], "/wrong")
+                status, _ = await asyncio.to_thread(http_get, ports["outbound"], "/wrong")
                 assert status == 503
         finally:
             envoy.stop()

@@ -4,7 +4,9 @@ shared by the tests that put the Python sidecar beside a real Envoy (inbound mTL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_mana
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 LOOPBACK = {"socket_address": {"address": "127.0.0.1", "port_value": 0}}
+HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+MESH_SNI = "outbound_.9080_._.reviews.default.svc.cluster.local"
 
 
 @pytest.fixture
@@ -104,3 +108,76 @@ def listener_ports(envoy: EnvoyProcess) -> dict[str, int]:
         status["name"]: int(status["local_address"]["socket_address"]["port_value"])
         for status in json.loads(body)["listener_statuses"]
     }
+
+
+def hcm(routes: list[dict[str, Any]], stat_prefix: str = "client") -> dict[str, Any]:
+    """An HTTP/1.1 connection manager with one virtual host holding `routes`."""
+    return {
+        "name": "hcm",
+        "typed_config": {
+            "@type": HCM + "HttpConnectionManager",
+            "stat_prefix": stat_prefix,
+            "codec_type": "HTTP1",
+            "route_config": {
+                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
+            },
+            "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}],
+        },
+    }
+
+
+def outbound_listener(routes: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A plaintext listener `outbound` routing each (path prefix, cluster) in order."""
+    table = [{"match": {"prefix": prefix}, "route": {"cluster": c}} for prefix, c in routes]
+    return {"name": "outbound", "address": LOOPBACK, "filter_chains": [{"filters": [hcm(table)]}]}
+
+
+def mesh_cluster(
+    name: str,
+    port: int,
+    files: dict[str, str],
+    sans: list[str],
+    *,
+    alpn: Sequence[str],
+    per_connection: int | None = None,
+) -> dict[str, Any]:
+    """ISTIO_MUTUAL to 127.0.0.1:`port` with file certificates: the server's SPIFFE id checked
+    against `sans`, Istio's ALPN, TLS 1.3 as the contract says for Envoy upstreams (Envoy's
+    default maximum is 1.2); `per_connection` caps requests per connection."""
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    common = common_tls(files, list(alpn), sans)
+    common["tls_params"]["tls_minimum_protocol_version"] = "TLSv1_3"
+    options = {}
+    if per_connection is not None:
+        options[HTTP_OPTIONS] = {
+            "@type": "type.googleapis.com/" + HTTP_OPTIONS,
+            "common_http_protocol_options": {"max_requests_per_connection": per_connection},
+            "explicit_http_config": {"http_protocol_options": {}},
+        }
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "typed_extension_protocol_options": options,
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": TLS + "UpstreamTlsContext",
+                "sni": MESH_SNI,
+                "common_tls_context": common,
+            },
+        },
+    }
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET 127.0.0.1:`port``path`: (status, body), error statuses included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

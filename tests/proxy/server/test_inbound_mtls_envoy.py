@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,13 +23,13 @@ from gossamer.proxy.dataplane import Dataplane
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.transport.tls import CLIENT_ALPN_HTTP1
 from tests.proxy.server.envoy_mtls import (
-    HCM,
     LOOPBACK,
-    ROUTER,
-    TLS,
-    common_tls,
     envoy_present,
+    hcm,
+    http_get,
     listener_ports,
+    mesh_cluster,
+    outbound_listener,
     strict_server_bootstrap,
     tls_files,
 )
@@ -53,7 +51,6 @@ from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
 from tests.proxy.server.upstreams import Upstream
 
 pytestmark = pytest.mark.envoy
-HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 __all__ = ["envoy_present"]  # a fixture the tests here use by name
 
 
@@ -62,97 +59,27 @@ def ids(tmp_path: Path) -> Identities:
     return Identities.create(tmp_path)
 
 
-def _hcm(routes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": "hcm",
-        "typed_config": {
-            "@type": HCM + "HttpConnectionManager",
-            "stat_prefix": "client",
-            "codec_type": "HTTP1",
-            "route_config": {
-                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]
-            },
-            "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}],
-        },
-    }
-
-
-def _mesh_cluster(
-    name: str, port: int, files: dict[str, str], per_connection: int | None = None
-) -> dict[str, Any]:
-    """ISTIO_MUTUAL to the sidecar: its SPIFFE id checked, Istio's HTTP/1.1 ALPN, TLS 1.3 as
-    the contract says for Envoy upstreams (its default maximum is 1.2)."""
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-    common = common_tls(files, list(CLIENT_ALPN_HTTP1), [SERVER.uri])
-    common["tls_params"]["tls_minimum_protocol_version"] = "TLSv1_3"
-    options = {}
-    if per_connection is not None:
-        options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] = {
-            "@type": HTTP_OPTIONS,
-            "common_http_protocol_options": {"max_requests_per_connection": per_connection},
-            "explicit_http_config": {"http_protocol_options": {}},
-        }
-    return {
-        "typed_extension_protocol_options": options,
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "2s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-        },
-        "transport_socket": {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": TLS + "UpstreamTlsContext",
-                "sni": "outbound_.9080_._.reviews.default.svc.cluster.local",
-                "common_tls_context": common,
-            },
-        },
-    }
-
-
 def _client_bootstrap(
     port: int,
     as_productpage: dict[str, str],
     as_ratings: dict[str, str],
     per_connection: int | None = None,
 ) -> Any:
-    outbound = {
-        "name": "outbound",
-        "address": LOOPBACK,
-        "filter_chains": [
-            {
-                "filters": [
-                    _hcm(
-                        [
-                            {"match": {"prefix": "/ratings"}, "route": {"cluster": "ratings"}},
-                            {"match": {"prefix": "/"}, "route": {"cluster": "productpage"}},
-                        ]
-                    )
-                ]
-            }
-        ],
-    }
+    """Envoy as productpage's (and, on /ratings, ratings') client sidecar to the STRICT port."""
+
+    def cluster(name: str, files: dict[str, str]) -> dict[str, Any]:
+        return mesh_cluster(
+            name, port, files, [SERVER.uri], alpn=CLIENT_ALPN_HTTP1, per_connection=per_connection
+        )
+
     return {
         "node": {"id": "client", "cluster": "client"},
         "admin": {"address": LOOPBACK},
         "static_resources": {
-            "listeners": [outbound],
-            "clusters": [
-                _mesh_cluster("productpage", port, as_productpage, per_connection),
-                _mesh_cluster("ratings", port, as_ratings, per_connection),
-            ],
+            "listeners": [outbound_listener([("/ratings", "ratings"), ("/", "productpage")])],
+            "clusters": [cluster("productpage", as_productpage), cluster("ratings", as_ratings)],
         },
     }
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 @dataclass
@@ -167,7 +94,7 @@ class EnvoyToStrict:
     outbound_port: int
 
     def get(self, path: str) -> Awaitable[tuple[int, str]]:
-        return asyncio.to_thread(_get, self.outbound_port, path)
+        return asyncio.to_thread(http_get, self.outbound_port, path)
 
     def counter(self, name: str) -> int:
         return self.dataplane.listener_counters[f"listener.127.0.0.1_{self.inbound_port}.{name}"]
@@ -227,7 +154,7 @@ async def test_an_envoy_client_sidecar_resumes_its_session_and_keeps_its_identit
 def _server_bootstrap(files: dict[str, str]) -> Any:
     """Envoy as a STRICT inbound answering 200: the contract's chain, certificates from files."""
     return strict_server_bootstrap(
-        files, [_hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
+        files, [hcm([{"match": {"prefix": "/"}, "direct_response": {"status": 200}}])]
     )
 
 
