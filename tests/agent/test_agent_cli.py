@@ -117,6 +117,19 @@ def envoy_binary() -> Path:
         pytest.skip(str(e))
 
 
+@pytest.fixture
+async def agent_on_plane(
+    tmp_path: Path, envoy_binary: Path
+) -> AsyncIterator[tuple[CertService, RunningAgent]]:
+    """A control plane's certificate service and an agent (with its Envoy) started from it,
+    ready; both are stopped after the test, whatever state it left them in."""
+    async with (
+        cert_service(tmp_path / "home") as service,
+        gossamer_agent(service, tmp_path / "pod", envoy_binary) as agent,
+    ):
+        yield service, agent
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -126,52 +139,43 @@ def _gone(pid: int) -> bool:
 
 
 async def test_sigterm_drains_envoy_and_the_agent_exits_0(
-    tmp_path: Path, envoy_binary: Path
+    tmp_path: Path, agent_on_plane: tuple[CertService, RunningAgent]
 ) -> None:
-    async with (
-        cert_service(tmp_path / "home") as service,
-        gossamer_agent(service, tmp_path / "pod", envoy_binary) as agent,
-    ):
-        ctx = client_context(service.authority, PRODUCTPAGE, tmp_path / "client")
-        reply = await asyncio.to_thread(https_get, agent.listener_port, ctx)
-        assert reply.status == "HTTP/1.1 200 OK"
-        assert (reply.server_identity, reply.peer) == (REVIEWS.uri, PRODUCTPAGE.uri)
-        (record,) = service.plane.issuance.find(NODE_ID)  # the CA knows which proxy holds it
-        assert record.node_id == NODE_ID
-        envoy_pid = agent.envoy_pid()
-        agent.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
-        text = agent.log.read_text()
-        assert code == 0, text
-        assert _gone(envoy_pid)
-        assert "draining Envoy" in text and "Envoy exited with 0" in text
-        assert re.search(r"SDS certificate spiffe://\S+/sa/reviews serial [0-9a-f]+", text)
-        assert re.search(r"SDS push ROOTCA version \w+", text)
-        assert re.search(r"SDS push default version \w+", text)
+    service, agent = agent_on_plane
+    ctx = client_context(service.authority, PRODUCTPAGE, tmp_path / "client")
+    reply = await asyncio.to_thread(https_get, agent.listener_port, ctx)
+    assert reply.status == "HTTP/1.1 200 OK"
+    assert (reply.server_identity, reply.peer) == (REVIEWS.uri, PRODUCTPAGE.uri)
+    (record,) = service.plane.issuance.find(NODE_ID)  # the CA knows which proxy holds it
+    assert record.node_id == NODE_ID
+    envoy_pid = agent.envoy_pid()
+    agent.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    text = agent.log.read_text()
+    assert code == 0, text
+    assert _gone(envoy_pid)
+    assert "draining Envoy" in text and "Envoy exited with 0" in text
+    assert re.search(r"SDS certificate spiffe://\S+/sa/reviews serial [0-9a-f]+", text)
+    assert re.search(r"SDS push ROOTCA version \w+", text)
+    assert re.search(r"SDS push default version \w+", text)
 
 
 async def test_when_envoy_dies_the_agent_exits_with_its_code(
-    tmp_path: Path, envoy_binary: Path
+    agent_on_plane: tuple[CertService, RunningAgent],
 ) -> None:
-    async with (
-        cert_service(tmp_path / "home") as service,
-        gossamer_agent(service, tmp_path / "pod", envoy_binary) as agent,
-    ):
-        os.kill(agent.envoy_pid(), signal.SIGKILL)  # the Envoy this test's agent started
-        code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
-        assert code == 128 + signal.SIGKILL, agent.log.read_text()
+    _, agent = agent_on_plane
+    os.kill(agent.envoy_pid(), signal.SIGKILL)  # the Envoy this test's agent started
+    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    assert code == 128 + signal.SIGKILL, agent.log.read_text()
 
 
 async def test_a_client_without_a_certificate_is_refused(
-    tmp_path: Path, envoy_binary: Path
+    tmp_path: Path, agent_on_plane: tuple[CertService, RunningAgent]
 ) -> None:
-    async with (
-        cert_service(tmp_path / "home") as service,
-        gossamer_agent(service, tmp_path / "pod", envoy_binary) as agent,
-    ):
-        anonymous = client_context(None, PRODUCTPAGE, tmp_path / "anonymous")
-        with pytest.raises((ssl.SSLError, ConnectionError)):
-            await asyncio.to_thread(https_get, agent.listener_port, anonymous)
+    _, agent = agent_on_plane
+    anonymous = client_context(None, PRODUCTPAGE, tmp_path / "anonymous")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await asyncio.to_thread(https_get, agent.listener_port, anonymous)
 
 
 def _exchange(conn: ssl.SSLSocket) -> str:
@@ -187,25 +191,20 @@ def _exchange(conn: ssl.SSLSocket) -> str:
 
 
 async def test_a_keep_alive_client_is_served_during_the_drain(
-    tmp_path: Path, envoy_binary: Path
+    tmp_path: Path, agent_on_plane: tuple[CertService, RunningAgent]
 ) -> None:
-    async with (
-        cert_service(tmp_path / "home") as service,
-        gossamer_agent(service, tmp_path / "pod", envoy_binary) as agent,
-    ):
-        ctx = client_context(service.authority, PRODUCTPAGE, tmp_path / "client")
-        raw = await asyncio.to_thread(
-            socket.create_connection, ("127.0.0.1", agent.listener_port), 10
-        )
-        with ctx.wrap_socket(raw) as conn:
-            assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
-            agent.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.5)
-            assert agent.proc.returncode is None  # still draining: a connection is open
-            # Served during the drain (Envoy's gradual drain may also ask it to close).
-            assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
-        code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
-        assert code == 0, agent.log.read_text()
+    service, agent = agent_on_plane
+    ctx = client_context(service.authority, PRODUCTPAGE, tmp_path / "client")
+    raw = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", agent.listener_port), 10)
+    with ctx.wrap_socket(raw) as conn:
+        assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
+        agent.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert agent.proc.returncode is None  # still draining: a connection is open
+        # Served during the drain (Envoy's gradual drain may also ask it to close).
+        assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
+    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    assert code == 0, agent.log.read_text()
 
 
 async def test_the_agent_exits_with_its_childs_code(tmp_path: Path) -> None:
