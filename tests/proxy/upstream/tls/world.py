@@ -12,16 +12,15 @@ from pathlib import Path
 
 from cryptography import x509
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
-from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
-from google.protobuf import any_pb2, duration_pb2
 
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.translate.clusters import socket_address
 from gossamer.transport.tls import IdentityMaterial, peer_identity, server_context
+from tests.proxy.config.mtls_listeners import packed, raw_socket, sds
 from tests.proxy.server.http_wire import read_request
 from tests.proxy.server.upstreams import response_bytes
 
@@ -175,29 +174,6 @@ class TlsUpstream:
 # --- protos (the contract's shapes) -------------------------------------------------------
 
 
-def _packed(pb: object) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(pb)  # type: ignore[arg-type]
-    return out
-
-
-def sds_secret(name: str) -> secret_pb2.SdsSecretConfig:
-    grpc = grpc_service_pb2.GrpcService(
-        envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name="sds-grpc")
-    )
-    source = config_source_pb2.ConfigSource(
-        api_config_source=config_source_pb2.ApiConfigSource(
-            api_type=config_source_pb2.ApiConfigSource.GRPC,
-            transport_api_version=config_source_pb2.V3,
-            grpc_services=[grpc],
-            set_node_on_first_message_only=True,
-        ),
-        initial_fetch_timeout=duration_pb2.Duration(seconds=0),
-        resource_api_version=config_source_pb2.V3,
-    )
-    return secret_pb2.SdsSecretConfig(name=name, sds_config=source)
-
-
 def _params() -> common_pb2.TlsParameters:
     p = common_pb2.TlsParameters
     return p(tls_minimum_protocol_version=p.TLSv1_2, tls_maximum_protocol_version=p.TLSv1_3)
@@ -220,11 +196,11 @@ def mesh_context(
     common = tls_pb2.CommonTlsContext(
         tls_params=_params(),
         alpn_protocols=list(alpn),
-        tls_certificate_sds_secret_configs=[sds_secret("default")],
+        tls_certificate_sds_secret_configs=[sds("default")],
     )
     combined = common.combined_validation_context
     combined.default_validation_context.match_typed_subject_alt_names.extend(uri_matchers(sans))
-    combined.validation_context_sds_secret_config.CopyFrom(sds_secret("ROOTCA"))
+    combined.validation_context_sds_secret_config.CopyFrom(sds("ROOTCA"))
     return tls_pb2.UpstreamTlsContext(sni=sni, common_tls_context=common)
 
 
@@ -250,13 +226,7 @@ def file_context(
 
 def tls_socket(context: tls_pb2.UpstreamTlsContext) -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(
-        name="envoy.transport_sockets.tls", typed_config=_packed(context)
-    )
-
-
-def raw_socket() -> base_pb2.TransportSocket:
-    return base_pb2.TransportSocket(
-        name="envoy.transport_sockets.raw_buffer", typed_config=_packed(raw_buffer_pb2.RawBuffer())
+        name="envoy.transport_sockets.tls", typed_config=packed(context)
     )
 
 
