@@ -22,6 +22,7 @@ from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key
 from gossamer.control.plane import ControlPlane, PlaneConfig
 from gossamer.runtime import envoy_bootstrap
 from gossamer.runtime.registration import write_identity_files
+from tests.mesh_contract import sds_reference as sds_secret
 
 REVIEWS = SpiffeId("default", "reviews")
 PRODUCTPAGE = SpiffeId("default", "productpage")
@@ -74,23 +75,6 @@ def short_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def sds_secret(name: str) -> dict[str, Any]:
-    """An SDS secret reference exactly as docs/security.md's wiring contract spells it."""
-    return {
-        "name": name,
-        "sds_config": {
-            "api_config_source": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": envoy_bootstrap.SDS_CLUSTER}}],
-                "set_node_on_first_message_only": True,
-            },
-            "initial_fetch_timeout": "0s",
-            "resource_api_version": "V3",
-        },
-    }
 
 
 def mesh_listener(name: str = "inbound", port: int = 0) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from gossamer.control.translate.tls_contexts import RAW_BUFFER, TLS_SOCKET
 from gossamer.control.xds.node import ProxyNode
 from tests.control.translate import worlds
 from tests.control.translate.worlds import cluster, fqdn, pod, simulate, world
+from tests.mesh_contract import sds_reference as sds
 
 
 def node(*args: Any, **metadata: Any) -> ProxyNode:
@@ -80,22 +81,6 @@ def upstream(socket: object) -> tls_pb2.UpstreamTlsContext:
 
 def as_dict(message: object) -> dict[str, object]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)  # type: ignore[arg-type]
-
-
-def sds(name: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "sds_config": {
-            "api_config_source": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}],
-                "set_node_on_first_message_only": True,
-            },
-            "initial_fetch_timeout": "0s",
-            "resource_api_version": "V3",
-        },
-    }
 
 
 def test_auto_mtls_matches_meshed_endpoints_to_the_mesh_context_and_others_to_plaintext() -> None:

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from gossamer.control.xds.node import ProxyNode
 from tests.control.translate import worlds
 from tests.control.translate.worlds import pod, simulate, world
+from tests.mesh_contract import sds_reference as sds
 
 
 def node(*args: Any, **metadata: Any) -> ProxyNode:
@@ -134,22 +135,6 @@ def downstream(chain: lc.FilterChain) -> dict[str, object]:
     context = tls_pb2.DownstreamTlsContext()
     chain.transport_socket.typed_config.Unpack(context)
     return json_format.MessageToDict(context, preserving_proto_field_name=True)
-
-
-def sds(name: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "sds_config": {
-            "api_config_source": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}],
-                "set_node_on_first_message_only": True,
-            },
-            "initial_fetch_timeout": "0s",
-            "resource_api_version": "V3",
-        },
-    }
 
 
 def test_mesh_downstream_context_requires_a_client_certificate_from_the_mesh_roots() -> None:
