@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any, cast
 
+from gossamer.waits import bounded
+
 TICK = 0.0005
 DRAIN = 5.0
 
@@ -142,7 +144,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await schedule(run, args.warmup)
         if run.in_flight:
             run.finished.clear()
-            await asyncio.wait_for(run.finished.wait(), DRAIN)
+            await bounded(run.finished.wait(), DRAIN)
     print(json.dumps({"ready": True}), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
     run.recording = True
@@ -151,7 +153,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if run.in_flight:  # `finished` may have been set mid-run, whenever nothing was in flight
         run.finished.clear()
         try:
-            await asyncio.wait_for(run.finished.wait(), DRAIN)
+            await bounded(run.finished.wait(), DRAIN)
         except TimeoutError:
             run.errors += run.in_flight
     elapsed = time.perf_counter() - began

@@ -33,6 +33,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf.json_format import ParseDict
 
+from gossamer.waits import bounded
+
 _ = (router_pb2, http_connection_manager_pb2)
 SERVICES = 50
 CHILD_LIFETIME = 600.0  # seconds: a child that lost its parent still exits
@@ -230,7 +232,7 @@ async def clients(port: int, count: int, first: int) -> None:
     try:
         async with asyncio.timeout(CHILD_LIFETIME), asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(stream(channels[j % len(channels)], j)) for j in range(count)]
-            await asyncio.wait_for(ready.wait(), 120)
+            await bounded(ready.wait(), 120)
             print(json.dumps({"ready": count}), flush=True)
             while line := await asyncio.to_thread(sys.stdin.readline):
                 want = int(line.split()[1])  # "report K": streams with >= K RDS responses

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from gossamer.runtime import envoy as rt
+from gossamer.waits import bounded
 from tests.agent.support import (
     PRODUCTPAGE,
     REVIEWS,
@@ -150,7 +151,7 @@ async def test_sigterm_drains_envoy_and_the_agent_exits_0(
     assert record.node_id == NODE_ID
     envoy_pid = agent.envoy_pid()
     agent.proc.send_signal(signal.SIGTERM)
-    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    code = await bounded(agent.proc.wait(), EXIT_WITHIN)
     text = agent.log.read_text()
     assert code == 0, text
     assert _gone(envoy_pid)
@@ -165,7 +166,7 @@ async def test_when_envoy_dies_the_agent_exits_with_its_code(
 ) -> None:
     _, agent = agent_on_plane
     os.kill(agent.envoy_pid(), signal.SIGKILL)  # the Envoy this test's agent started
-    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    code = await bounded(agent.proc.wait(), EXIT_WITHIN)
     assert code == 128 + signal.SIGKILL, agent.log.read_text()
 
 
@@ -203,7 +204,7 @@ async def test_a_keep_alive_client_is_served_during_the_drain(
         assert agent.proc.returncode is None  # still draining: a connection is open
         # Served during the drain (Envoy's gradual drain may also ask it to close).
         assert (await asyncio.to_thread(_exchange, conn)).startswith("http/1.1 200")
-    code = await asyncio.wait_for(agent.proc.wait(), EXIT_WITHIN)
+    code = await bounded(agent.proc.wait(), EXIT_WITHIN)
     assert code == 0, agent.log.read_text()
 
 
@@ -218,6 +219,6 @@ async def test_the_agent_exits_with_its_childs_code(tmp_path: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        _, err = await bounded(proc.communicate(), 60)
         assert proc.returncode == 3, err.decode()
         assert b"exited with 3" in err

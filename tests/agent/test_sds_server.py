@@ -21,6 +21,7 @@ from gossamer.agent.sds_server import SERVICE, SdsServer
 from gossamer.agent.secret_resources import SECRET_TYPE
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.transport.tls import IdentityMaterial
+from gossamer.waits import bounded
 from tests.agent.support import short_dir
 
 REVIEWS = SpiffeId("default", "reviews")
@@ -76,7 +77,7 @@ class Stream:
     async def read(self, within: float = 5) -> discovery_pb2.DiscoveryResponse:
         if self._pending is None:
             self._pending = asyncio.ensure_future(self.call.read())
-        response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(
+        response: discovery_pb2.DiscoveryResponse = await bounded(
             asyncio.shield(self._pending), within
         )
         self._pending = None

@@ -19,6 +19,7 @@ from gossamer.runtime.pod import AppLaunch, Pod
 from gossamer.runtime.probes import AlwaysReady, ProbeSchedule, TcpProbe
 from gossamer.runtime.registration import PodRecord, RegistryClient
 from gossamer.runtime.sidecars import SidecarLaunch
+from gossamer.waits import bounded
 from tests.ports import free_port
 from tests.runtime.running_plane import api_url, registered, running_plane
 
@@ -103,7 +104,7 @@ def web_app(port: int, *, restart: bool = True) -> AppLaunch:
 
 async def stop_pod(pod: Pod, task: asyncio.Task[int | None]) -> None:
     await pod.stop()
-    await asyncio.wait_for(task, WAIT)
+    await bounded(task, WAIT)
 
 
 async def test_the_app_starts_only_once_the_sidecar_is_ready(setup: Setup) -> None:
@@ -155,7 +156,7 @@ async def test_a_job_pod_ends_with_the_apps_exit_code_and_stops_its_sidecar(
     await eventually(lambda: pod.status.sidecar_pid is not None, "sidecar started")
     sidecar_pid = pod.status.sidecar_pid
     assert sidecar_pid is not None
-    assert await asyncio.wait_for(task, WAIT) == 3
+    assert await bounded(task, WAIT) == 3
     assert pod.status.phase == "Failed" and pod.status.restarts == 0
     assert pod.status.sidecar_pid is None and not alive(sidecar_pid)
     assert setup.ready("job-0") is None  # deregistered
@@ -174,8 +175,8 @@ async def test_stop_goes_unready_before_the_app_is_stopped_then_deregisters(
     stopping = asyncio.create_task(pod.stop())
     await eventually(lambda: setup.ready("web-0") is False, "unready")
     assert alive(app_pid)  # peers stop sending before the app gets SIGTERM
-    await asyncio.wait_for(stopping, WAIT)
-    await asyncio.wait_for(task, WAIT)
+    await bounded(stopping, WAIT)
+    await bounded(task, WAIT)
     assert setup.ready("web-0") is None
     assert not alive(app_pid) and not alive(sidecar_pid)
     assert pod.status.phase == "Terminating" and not pod.status.ready
@@ -195,5 +196,5 @@ async def test_a_crashing_app_backs_off_and_stop_during_the_wait_ends_the_pod_at
     started = time.monotonic()
     await pod.stop()
     assert time.monotonic() - started < 0.5  # no unready grace: nothing was running
-    await asyncio.wait_for(task, WAIT)
+    await bounded(task, WAIT)
     assert setup.ready("crash-0") is None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gossamer.runtime.relay import TcpRelay
+from gossamer.waits import bounded
 
 WAIT = 5.0  # seconds any single step may take at most
 
@@ -66,7 +67,7 @@ async def test_bytes_flow_both_ways(relay: TcpRelay) -> None:
     payload = bytes(range(256)) * 1024  # larger than one read
     writer.write(payload)
     await writer.drain()
-    echoed = await asyncio.wait_for(reader.readexactly(len(payload)), WAIT)
+    echoed = await bounded(reader.readexactly(len(payload)), WAIT)
     assert echoed == payload
     writer.close()
 
@@ -77,7 +78,7 @@ async def test_half_close_reaches_the_target_and_its_answer_still_comes_back(
     reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
     writer.write(b"hello")
     writer.write_eof()
-    answer = await asyncio.wait_for(reader.read(), WAIT)  # to EOF
+    answer = await bounded(reader.read(), WAIT)  # to EOF
     assert answer == b"hello" + b"got 5 bytes"
     writer.close()
 
@@ -90,7 +91,7 @@ async def test_an_unreachable_target_closes_the_client() -> None:
     await relay.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
-        assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        assert await bounded(reader.read(), WAIT) == b""
         writer.close()
     finally:
         await relay.stop()
@@ -101,14 +102,14 @@ async def test_stop_ends_live_connections_at_both_ends_and_refuses_new_ones(
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
     writer.write(b"ping")
-    assert await asyncio.wait_for(reader.readexactly(4), WAIT) == b"ping"
-    await asyncio.wait_for(relay.stop(), WAIT)
+    assert await bounded(reader.readexactly(4), WAIT) == b"ping"
+    await bounded(relay.stop(), WAIT)
     try:
-        rest = await asyncio.wait_for(reader.read(), WAIT)
+        rest = await bounded(reader.read(), WAIT)
     except ConnectionResetError:
         rest = b""
     assert rest == b""  # the client sees its connection end
-    await asyncio.wait_for(target.ended.wait(), WAIT)  # and so does the target
+    await bounded(target.ended.wait(), WAIT)  # and so does the target
     writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", relay.port)

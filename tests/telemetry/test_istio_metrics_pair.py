@@ -20,6 +20,7 @@ from gossamer.proxy.dataplane import Dataplane
 from gossamer.telemetry.istio_labels import WorkloadFacts
 from gossamer.telemetry.istio_metrics import attach
 from gossamer.telemetry.prometheus import render
+from gossamer.waits import bounded
 from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
@@ -239,8 +240,8 @@ async def test_tcp_connections_and_bytes_are_counted_on_both_sides(ids: Identiti
             for payload in (b"x" * 999 + b"\n", b"y" * 499 + b"\n"):
                 reader, writer = await asyncio.open_connection("127.0.0.1", listen)
                 writer.write(payload)
-                assert await asyncio.wait_for(reader.readexactly(len(payload)), 5) == payload
-                assert await asyncio.wait_for(reader.read(), 5) == b""
+                assert await bounded(reader.readexactly(len(payload)), 5) == payload
+                assert await bounded(reader.read(), 5) == b""
                 writer.close()
                 await writer.wait_closed()
 

@@ -15,6 +15,7 @@ import sys
 from gossamer.control.translate import clusters, listeners
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
 from gossamer.transport.original_dst import original_destination
+from gossamer.waits import bounded
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import proxy_config, route, routes, static_cluster
 from tests.proxy.server.upstreams import Upstream
@@ -88,7 +89,7 @@ async def through_dataplane(capture_port: int, inbound_port: int) -> dict[str, o
         reader, writer = await asyncio.open_connection("10.77.0.6", 3306)
         writer.write(b"ping")
         writer.write_eof()
-        echoed = await asyncio.wait_for(reader.read(), 5)
+        echoed = await bounded(reader.read(), 5)
         writer.close()
         client = await Client.connect(8080, host="10.77.0.9")
         inbound_resp = await client.get("/in", "productpage:9080")
@@ -110,7 +111,7 @@ async def through_dataplane(capture_port: int, inbound_port: int) -> dict[str, o
 def main() -> None:
     capture_port, inbound_port = int(sys.argv[1]), int(sys.argv[2])
     out: dict[str, object] = {"raw": raw_original_dst(capture_port)}
-    out.update(asyncio.run(asyncio.wait_for(through_dataplane(capture_port, inbound_port), 20)))
+    out.update(asyncio.run(bounded(through_dataplane(capture_port, inbound_port), 20)))
     print(json.dumps(out), flush=True)
 
 

@@ -39,6 +39,7 @@ from gossamer.transport.tls import (
     server_context,
     sniff,
 )
+from gossamer.waits import bounded
 from tests.proxy.server.envoy_mtls import (
     INSPECTOR,
     LOOPBACK,
@@ -500,7 +501,7 @@ def test_sniff_waits_for_a_split_client_hello_and_gives_up_on_silence(run: Run) 
                     await asyncio.sleep(0.05)
                     assert not pending.done()  # 60 bytes of a ClientHello decide nothing
                     split.sendall(hello[60:])
-                    verdict = await asyncio.wait_for(pending, 5)
+                    verdict = await bounded(pending, 5)
                     assert verdict == Detection(Kind.TLS, SNI, CLIENT_ALPN_HTTP1)
                     # Nothing was consumed: the whole hello is still there to read.
                     assert accepted.recv(len(hello) + 10, socket.MSG_PEEK) == hello

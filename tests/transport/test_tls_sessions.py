@@ -19,6 +19,7 @@ from gossamer.transport.tls_sessions import (
     remember_session,
     resuming_to,
 )
+from gossamer.waits import bounded
 from tests.transport.certs import TestCA
 from tests.transport.loops import Run
 
@@ -111,7 +112,7 @@ async def connect(context: ResumingClientContext, port: int, *, endpoint: bool =
             transport = await open_()
     else:
         transport = await open_()
-    await asyncio.wait_for(done, 5)
+    await bounded(done, 5)
     remember_session(transport)
     ssl_object = transport.get_extra_info("ssl_object")
     result = Connected(ssl_object.session_reused, peer_identity(ssl_object))

@@ -81,7 +81,8 @@ class EnvoyChild:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE)
+                async with asyncio.timeout(STOP_GRACE):
+                    await asyncio.shield(proc.wait())
             except TimeoutError:
                 log.warning("Envoy (pid %d) ignored SIGTERM; killing it", proc.pid)
                 with contextlib.suppress(ProcessLookupError):

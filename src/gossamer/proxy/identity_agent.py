@@ -39,6 +39,7 @@ from gossamer.proxy.certificates import (
     fetch_trust_bundle,
 )
 from gossamer.transport.tls import IdentityMaterial
+from gossamer.waits import set_within
 
 log = logging.getLogger("gossamer.proxy")
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0
@@ -146,8 +147,7 @@ class IdentityAgent:
             )  # fmt: skip
             wait = (renew_at(leaf, rng=random.Random()) - datetime.now(UTC)).total_seconds()
             self._renew_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._renew_now.wait(), max(wait, 1.0))
+            await set_within(self._renew_now, max(wait, 1.0))
 
     def _adopt(self, material: IdentityMaterial) -> None:
         previous = self.material.trust_bundle_pem if self.material is not None else None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gossamer.proxy.admin_stats import Report
 from gossamer.proxy.worker import LinkClosed, frame_bytes, read_frame
 from gossamer.runtime.envoy import with_parent_death_signal
+from gossamer.waits import set_within
 
 if TYPE_CHECKING:
     from gossamer.proxy.supervisor_workers import WorkerPool
@@ -77,11 +78,8 @@ class WorkerSlot:
                 backoff = _FIRST_BACKOFF
             log.warning("worker %d exited (%s); restarting in %.1fs", self.index, code, backoff)
             self.restarts += 1
-            try:
-                await asyncio.wait_for(self.pool.stopping.wait(), backoff)
+            if await set_within(self.pool.stopping, backoff):
                 return
-            except TimeoutError:
-                pass
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _run_once(self) -> int | None:
@@ -181,7 +179,8 @@ class WorkerSlot:
         try:
             if not await self.send({"op": "stats", "id": ident}):
                 return None
-            reply = await asyncio.wait_for(future, _STATS_TIMEOUT)
+            async with asyncio.timeout(_STATS_TIMEOUT):
+                reply = await future
         except (TimeoutError, LinkClosed):
             return None
         finally:

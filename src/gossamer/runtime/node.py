@@ -8,7 +8,6 @@ the ingress gateway and (netns mode) the relay that lets sidecars in pods reach 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -46,6 +45,7 @@ from gossamer.runtime.sidecars import (
     python_sidecar,
 )
 from gossamer.spec.workload import Workload
+from gossamer.waits import set_within
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL = 1.0
@@ -159,8 +159,7 @@ class Node:
                     log.warning("cannot read the control plane: %s", exc)
                 except Exception:  # one bad round must not end the node
                     log.exception("reconcile failed; trying again")
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), POLL_INTERVAL)
+                await set_within(stopping, POLL_INTERVAL)
         finally:
             writer.cancel()
             refresher.cancel()

@@ -22,6 +22,7 @@ from gossamer.runtime.probes import Probe, ProbeSchedule, wait_until
 from gossamer.runtime.process import Child, LineSink
 from gossamer.runtime.registration import PodRecord, RegistrationError, RegistryClient
 from gossamer.runtime.sidecars import SidecarLaunch
+from gossamer.waits import set_within
 
 log = logging.getLogger(__name__)
 SIDECAR_READY_TIMEOUT = 60.0
@@ -202,8 +203,7 @@ class Pod:
             self.status.message = f"app exited with {code}; restarting in {delay:g}s"
             log.warning("pod %s: %s", self.name, self.status.message)
             self._changed()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await set_within(self._stopping, delay)
         return None
 
     async def _probe(self, child: Child) -> None:

@@ -54,9 +54,8 @@ class TcpProbe:
     async def check(self) -> bool:
         local = (self.source, 0) if self.source else None
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, local_addr=local), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):
+                _, writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
         except (TimeoutError, OSError):
             return False
         writer.close()

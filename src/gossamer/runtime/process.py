@@ -90,7 +90,8 @@ class Child:
             # A process the child left behind (outside its group) may hold the pipe open: its
             # lines are not worth waiting for once the child itself has exited.
             try:
-                await asyncio.wait_for(asyncio.shield(self._pump), OUTPUT_GRACE)
+                async with asyncio.timeout(OUTPUT_GRACE):
+                    await asyncio.shield(self._pump)
             except TimeoutError:
                 self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,7 +109,8 @@ class Child:
         if proc.returncode is None:
             self._signal(proc, signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(proc.wait())
             except TimeoutError:
                 self._kill(proc)
         return await self.wait()

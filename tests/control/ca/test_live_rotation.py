@@ -24,6 +24,7 @@ from gossamer.proxy.certificates import CertificateRequest, fetch_certificate, f
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
 from gossamer.transport.tls import IdentityMaterial, MeshTls
+from gossamer.waits import bounded
 
 TTL = timedelta(seconds=4)
 IDENTITIES = (
@@ -112,7 +113,7 @@ async def handshake(client: Workload, server: Workload, port: int) -> str:
         got = ctx.verify_peer(writer.get_extra_info("ssl_object"))
         writer.write(b"ping\n")
         await writer.drain()
-        reply = await asyncio.wait_for(reader.readline(), 5)
+        reply = await bounded(reader.readline(), 5)
         if reply != b"pong ping\n":
             raise ConnectionError(f"server answered {reply!r}")
         return got

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gossamer.control.store import Change, Compacted, SqliteStore, Watch, Write
+from gossamer.waits import bounded
 
 Doc = Callable[..., Write]  # the `vs` fixture: builds a put of a VirtualService
 
@@ -39,7 +40,7 @@ async def test_live_batches_follow_the_replay(store: SqliteStore, vs: Doc) -> No
     await asyncio.sleep(0)  # one turn of the loop: the task is now parked on the feed
     assert not waiting.done()
     _, changes = await store.commit([vs("b"), vs("c")])
-    assert await asyncio.wait_for(waiting, 5) == changes
+    assert await bounded(waiting, 5) == changes
     await store.commit([vs("b")])  # a no-op commit produces no batch
     await store.commit([Write.delete(vs("c").key)])
     assert summary(await anext(watch)) == [(3, "delete", "c")]
@@ -101,7 +102,7 @@ async def test_watches_end_when_the_store_closes(tmp_path: Path, vs: Doc) -> Non
     await asyncio.sleep(0)  # let it replay and park
     await store.commit([vs("b")])
     await store.close()
-    batches = await asyncio.wait_for(collector, 5)
+    batches = await bounded(collector, 5)
     assert [summary(b) for b in batches] == [[(1, "put", "a")], [(2, "put", "b")]]
 
 

@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from gossamer.control.xds import AdsServer, SyncState
+from gossamer.waits import bounded
 from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend, until
 from tests.control.xds.xds_world import StaticSource, world
 from tests.ports import free_port
@@ -133,7 +134,7 @@ async def test_envoy_wildcard_split_and_shift(tmp_path: Path) -> None:
     finally:
         if envoy.returncode is None:
             envoy.terminate()
-            await asyncio.wait_for(envoy.wait(), 10)
+            await bounded(envoy.wait(), 10)
         log.close()
         await ads.stop(None)
         for server, _ in servers:

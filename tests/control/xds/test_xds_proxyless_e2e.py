@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from gossamer.control.xds import AdsServer, SyncState
+from gossamer.waits import bounded
 from tests.control.xds.xds_backends import start_backend, until
 from tests.control.xds.xds_world import HOST, StaticSource, world
 
@@ -32,7 +33,7 @@ class Child:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(command.encode() + b"\n")
         await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+        line = await bounded(self.proc.stdout.readline(), within)
         if not line:
             raise AssertionError(f"client exited ({command!r})")
         reply: dict[str, Any] = json.loads(line)
@@ -43,7 +44,7 @@ class Child:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
             try:
-                await asyncio.wait_for(self.proc.wait(), 10)
+                await bounded(self.proc.wait(), 10)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()

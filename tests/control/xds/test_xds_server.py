@@ -21,6 +21,7 @@ from gossamer.control.xds import (
     Snapshot,
     SyncState,
 )
+from gossamer.waits import bounded
 from tests.control.xds.xds_client import AdsTestClient
 from tests.control.xds.xds_world import HOST, ROUTE_NAME, StaticSource, cluster, world
 
@@ -277,7 +278,7 @@ async def test_slow_stream_delays_nobody_and_coalesces() -> None:
         # Once it reads, it gets what was in flight and then only the latest version.
         versions = []
         for _ in range(5):
-            m = await asyncio.wait_for(slow.read(), 5)
+            m = await bounded(slow.read(), 5)
             versions.append(m.version_info)
             await slow.write(
                 discovery_pb2.DiscoveryRequest(

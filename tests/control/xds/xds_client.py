@@ -13,6 +13,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 from google.rpc import status_pb2
 
+from gossamer.waits import bounded
+
 Response = Any  # discovery_pb2.DiscoveryResponse (protobuf modules are untyped here)
 
 
@@ -83,7 +85,7 @@ class AdsTestClient:
 
     async def recv(self, within: float = 5.0) -> Response:
         """The next response; raises the RPC's error, EOFError at its end, TimeoutError."""
-        item = await asyncio.wait_for(self._inbox.get(), within)
+        item = await bounded(self._inbox.get(), within)
         if isinstance(item, BaseException):
             raise item
         return item
@@ -91,7 +93,7 @@ class AdsTestClient:
     async def silent(self, within: float = 0.3) -> bool:
         """True if nothing arrives within `within` seconds; AssertionError otherwise."""
         try:
-            item = await asyncio.wait_for(self._inbox.get(), within)
+            item = await bounded(self._inbox.get(), within)
         except TimeoutError:
             return True
         raise AssertionError(f"unexpected: {item!r}")

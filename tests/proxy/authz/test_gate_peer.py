@@ -11,6 +11,7 @@ import uvloop
 
 from gossamer.proxy.authz import gate
 from gossamer.transport.tls import MeshTls
+from gossamer.waits import bounded
 from tests.proxy.server.mtls_world import PRODUCTPAGE, SERVER, Identities, mesh_client_context
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -41,7 +42,7 @@ def test_peer_identity_of_tls_and_plaintext_transports(loop_name: str, tmp_path:
             _, writer = await asyncio.open_connection(
                 "127.0.0.1", port, ssl=client_tls, server_hostname="reviews" if context else None
             )
-            transport = await asyncio.wait_for(made, 5)
+            transport = await bounded(made, 5)
             assert gate.peer_identity_of(transport) == expected
             facts = gate.tcp_connection("127.0.0.1", transport, None)
             assert facts.peer_principal == (expected.encode() if expected else None)

@@ -21,6 +21,7 @@ from envoy.config.route.v3 import route_pb2
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.translate import listeners
 from gossamer.transport.tls import CLIENT_ALPN_HTTP1, IdentityMaterial, client_ssl_context
+from gossamer.waits import bounded
 from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import route, routes, static_cluster
@@ -125,7 +126,7 @@ async def refused(port: int, context: ssl.SSLContext | None) -> bool:
         else:
             client = await tls_client(port, context)
         await client.send(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
-        data = await asyncio.wait_for(client.reader.read(1), 5.0)
+        data = await bounded(client.reader.read(1), 5.0)
     except (ssl.SSLError, ConnectionError):
         return True
     return data == b""

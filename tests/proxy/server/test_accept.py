@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gossamer.codec.detect import Kind
 from gossamer.proxy.server.accept import inspect
+from gossamer.waits import bounded
 from tests.proxy.server.mtls_world import PRODUCTPAGE, Identities, mesh_client_context
 
 
@@ -33,7 +34,7 @@ async def test_a_client_hello_split_over_segments_is_waited_for(tmp_path: Path) 
         await asyncio.sleep(0.05)
         assert not pending.done()
         theirs.sendall(hello[1:])
-        verdict = await asyncio.wait_for(pending, 5)
+        verdict = await bounded(pending, 5)
         assert (verdict.kind, verdict.sni) == (Kind.TLS, "reviews.default")
         assert verdict.alpn == ("istio-http/1.1", "istio", "http/1.1")
         assert ours.recv(len(hello) + 1) == hello  # nothing was consumed
@@ -44,10 +45,10 @@ async def test_plaintext_silence_and_early_close_are_not_tls() -> None:
     ours.setblocking(False)
     with ours, theirs:
         theirs.sendall(b"G")  # decided on the first byte, no wait for a request line
-        assert (await asyncio.wait_for(inspect(ours), 1)).kind is Kind.OPAQUE
+        assert (await bounded(inspect(ours), 1)).kind is Kind.OPAQUE
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     with ours, theirs:
         assert (await inspect(ours, give_up_after=0.1)).kind is Kind.OPAQUE  # silence
         theirs.close()
-        assert (await asyncio.wait_for(inspect(ours), 1)).kind is Kind.OPAQUE  # closed
+        assert (await bounded(inspect(ours), 1)).kind is Kind.OPAQUE  # closed

@@ -4,7 +4,6 @@ the client's SPIFFE id, the app's own TLS passes through, and a rotation drops n
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import ssl
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from cryptography import x509
 from gossamer.control.translate import listeners
 from gossamer.proxy.dataplane import Dataplane
 from gossamer.transport.tls import IdentityMaterial
+from gossamer.waits import bounded
 from tests.proxy.config.mtls_listeners import (
     Mode,
     inbound_listener,
@@ -191,7 +191,7 @@ async def test_the_apps_own_tls_passes_through_untouched(ids: Identities) -> Non
         context.set_alpn_protocols(["h2", "http/1.1"])
         client = await tls_client(s.port, context, sni="app.example.com")
         await client.send(b"hello")
-        assert await asyncio.wait_for(client.reader.read(100), 5) == b"app-tls hello"
+        assert await bounded(client.reader.read(100), 5) == b"app-tls hello"
         der = client.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         assert x509.load_der_x509_certificate(der).issuer == ids.stranger.cert.subject
         assert s.counter("ssl.handshake") == 0  # not terminated by the sidecar

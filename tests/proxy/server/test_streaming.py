@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 
+from gossamer.waits import bounded
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client, Message, read_body, read_head
 from tests.proxy.server.protos import free_port, static_cluster
@@ -201,7 +202,7 @@ async def test_websocket_upgrade_then_bytes_both_ways() -> None:
             assert resp.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
             for word in (b"ping", b"pong" * 1000):
                 await client.send(word)
-                got = await asyncio.wait_for(client.reader.readexactly(len(word)), 5)
+                got = await bounded(client.reader.readexactly(len(word)), 5)
                 assert got == word.upper()
             await client.close()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gossamer.waits import bounded
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import free_port, static_cluster, tcp_listener
 
@@ -25,7 +26,7 @@ async def test_bytes_flow_both_ways_and_half_close_is_passed_on() -> None:
             payload = b"select 1;" * 50000
             writer.write(payload)
             writer.write_eof()
-            got = await asyncio.wait_for(reader.read(), 10)
+            got = await bounded(reader.read(), 10)
             assert got == payload.upper()
             writer.close()
     finally:
@@ -36,5 +37,5 @@ async def test_unreachable_upstream_closes_the_downstream() -> None:
     port, dead = free_port(), free_port()
     async with running(static_cluster("db", dead), tcp_listener("db", port, "db")):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await bounded(reader.read(), 5) == b""
         writer.close()

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from gossamer.control.translate.clusters import inbound
 from gossamer.control.world import ServicePort
+from gossamer.waits import bounded
 from tests.proxy.server.harness import running
 from tests.proxy.server.protos import (
     free_port,
@@ -61,9 +62,9 @@ async def http_get(port: int) -> tuple[bytes, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(b"GET / HTTP/1.1\r\nhost: app\r\n\r\n")
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await bounded(reader.readuntil(b"\r\n\r\n"), 5)
         length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        body = await asyncio.wait_for(reader.readexactly(length), 5)
+        body = await bounded(reader.readexactly(length), 5)
         return head.split(b"\r\n")[0], body
     finally:
         writer.close()
@@ -87,7 +88,7 @@ async def test_tcp_upstream_connections_come_from_127_0_0_6() -> None:
         async with running(cluster, tcp_listener("db", port, cluster.name)):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"hello")
-            assert await asyncio.wait_for(reader.read(), 5) == b"127.0.0.6"
+            assert await bounded(reader.read(), 5) == b"127.0.0.6"
             writer.close()
     assert peers == ["127.0.0.6"]
 

@@ -16,6 +16,7 @@ from gossamer.proxy.upstream.connection import UpstreamConnection
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import ConnectionPool, PoolOverflow
 from gossamer.proxy.upstream.stats import ClusterStats
+from gossamer.waits import bounded
 
 
 class Sink:
@@ -180,7 +181,7 @@ async def test_pending_request_gets_the_released_connection() -> None:
             await pool.acquire("a", endpoint, cb, 1.0)
         await exchange(first)
         pool.release(first, True)
-        handed, reused = await asyncio.wait_for(waiting, 2)
+        handed, reused = await bounded(waiting, 2)
         assert (handed, reused) == (first, True)
         assert cb.stats.rq_pending_active == 0 and accepted[0] == 1
         pool.release(handed, True)
@@ -192,7 +193,7 @@ async def test_pending_request_connects_when_a_connection_closes() -> None:
     async with server() as (endpoint, accepted):
         first, waiting = await one_busy_one_waiting(pool, endpoint, cb)
         pool.release(first, False)  # closed, not reusable: its slot frees up
-        fresh, reused = await asyncio.wait_for(waiting, 2)
+        fresh, reused = await bounded(waiting, 2)
         assert fresh is not first and not reused and accepted[0] == 2
         pool.release(fresh, True)
         pool.close()

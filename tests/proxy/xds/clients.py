@@ -18,6 +18,7 @@ from gossamer.proxy.config.snapshot import ProxyConfig
 from gossamer.proxy.routing import Forward
 from gossamer.proxy.xds_client import Backoff, XdsClient, make_node
 from gossamer.runtime.envoy_bootstrap import node_id, node_metadata
+from gossamer.waits import bounded
 from tests.control.xds.xds_world import cluster, endpoints
 from tests.proxy.config.sent_listeners import rds_listener, router_first, with_hcm_edit
 
@@ -92,7 +93,7 @@ async def start_client(port: int, initial_fetch_timeout: float = 15.0) -> Runnin
 
 async def stop_client(running: Running) -> None:
     await running.client.stop()
-    await asyncio.wait_for(running.task, 5)
+    await bounded(running.task, 5)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from gossamer.proxy.admin_stats import snapshot_backends
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane
 from gossamer.proxy.server.local_reply import CONNECT_FAILURE, CONNECTION_TERMINATION
+from gossamer.waits import bounded
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, proxy_config
@@ -232,7 +233,7 @@ async def test_rotation_mid_traffic_loses_nothing_and_new_connections_use_the_ne
             finally:
                 await client.close()
 
-        await asyncio.wait_for(asyncio.gather(*(traffic(30) for _ in range(4))), 30)
+        await bounded(asyncio.gather(*(traffic(30) for _ in range(4))), 30)
         assert failures == []
         assert len(serials) == 120
         old, new = f"{first.serial:x}", f"{second.serial:x}"

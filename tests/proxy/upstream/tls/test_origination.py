@@ -10,6 +10,7 @@ import pytest
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from gossamer.waits import bounded
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, tcp_listener
@@ -163,7 +164,7 @@ async def test_tcp_proxy_closes_the_client_when_the_server_identity_is_wrong(ca:
             dp.set_identity(ca.material("productpage"))
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"select 1;")
-            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert await bounded(reader.read(), 5) == b""
             writer.close()
             counters = dp.backends["mysql"].stats.counters()
             assert (counters["ssl.fail_verify_san"], counters["upstream_cx_connect_fail"]) == (1, 1)
