@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.hang_watchdog"]  # a hung test ends the run with its stacks
+
 
 def shared_dir() -> Path:
     """shared/ beside the repo (CI lays a copy there), or $GOSSAMER_SHARED."""
