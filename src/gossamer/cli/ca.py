@@ -3,8 +3,9 @@
 A root rotation in three steps, each on the running control plane (over its API):
 begin (a new root joins the trust bundle; the old one still signs), promote (once every
 workload has the new bundle, which the identity agents fetch on their own: the new root signs),
-finish (once every leaf of the old root has expired, after the overlap: the old root leaves
-the bundle). A plug-in CA (cacerts) is rotated by its operator and refuses these steps.
+finish (the old root leaves the bundle: the control plane does it by itself when the overlap
+ends, by then every leaf of the old root has expired; `finish --force` ends it early). A plug-in
+CA (cacerts) is rotated by its operator and refuses these steps.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def _print_status(rotation: dict[str, Any]) -> None:
     out.print(f"CA:       {kind}, signing {rotation['signing']}", markup=False)
     out.print(f"phase:    {rotation['phase']}", markup=False)
     if rotation.get("overlapUntil"):
-        out.print(f"overlap:  old root trusted until {rotation['overlapUntil']}", markup=False)
+        until = rotation["overlapUntil"]
+        out.print(f"overlap:  old root trusted until {until}, then dropped", markup=False)
     ttl = format_duration(timedelta(seconds=rotation["workloadCertTtlSeconds"]))
     out.print(f"workload certificate TTL: {ttl}", markup=False)
     proxies = rotation.get("proxies")

@@ -117,6 +117,9 @@ class ControlPlane:
         self._api_runner, self.api_port = await start_api(self, cfg.api_host, cfg.api_port)
         self._tasks.append(asyncio.create_task(self._follow_store(revision), name="follow-store"))
         self._tasks.append(asyncio.create_task(self._sweep_registry(), name="sweep-registry"))
+        if self.live_ca is not None:
+            finisher = self.live_ca.finish_overlaps()
+            self._tasks.append(asyncio.create_task(finisher, name="finish-root-overlaps"))
         log.info(
             "control plane ready: xDS %s:%d, API http://%s:%d, store revision %d",
             cfg.xds_host,

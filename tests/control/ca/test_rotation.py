@@ -20,7 +20,6 @@ from gossamer.control.ca import (
     verify_peer,
 )
 from gossamer.control.ca.rotation import TRANSITIONS, Phase, RootsState, Step, next_phase
-from gossamer.control.ca.selfsigned import finish_if_due
 from tests.control.ca.support import Issue, WritePlugin
 
 OVERLAP = timedelta(days=2)
@@ -159,9 +158,9 @@ def test_rotation_state_is_persisted_across_restarts(ca_dir: Path, now: datetime
     assert state["phase"] == "overlap"
     assert len(state["trusted"]) == 2 and state["signing"] == state["trusted"][1]
     assert datetime.fromisoformat(state["overlap_until"]) == now + OVERLAP
-    assert not finish_if_due(ca_dir, now + OVERLAP - timedelta(seconds=1))
-    assert finish_if_due(ca_dir, now + OVERLAP)
-    assert not finish_if_due(ca_dir, now + OVERLAP)  # already steady
+    with pytest.raises(RotationError, match="overlap runs until"):
+        finish_root_rotation(ca_dir, now=now + OVERLAP - timedelta(seconds=1))
+    assert len(finish_root_rotation(ca_dir, now=now + OVERLAP)) == 1
     assert phase_of(ca_dir) == "steady"
 
 

@@ -28,10 +28,11 @@ How a workload gets a certificate (the private key never leaves it):
 Root rotation (self-signed only; see rotation.py): `begin_root_rotation(ca_dir, overlap)` adds
 a new root to the bundle (the old one still signs); once every workload has the new bundle,
 `promote_root_rotation(ca_dir)` makes the new root sign; once every leaf has renewed (overlap >
-longest TTL), `finish_root_rotation(ca_dir)` drops the old root (`selfsigned.finish_if_due` for
-a periodic task). On a running control plane this is `live.LiveCa.rotate(step, overlap, force)`
-(API `POST /api/v1/ca/rotation`, `gossamer ca rotate`): it applies the step, re-opens the CA and
-tells the 15012 service (service.py), which re-issues its own certificate (serving.py). Workloads
+longest TTL), `finish_root_rotation(ca_dir)` drops the old root. On a running control plane this
+is `live.LiveCa.rotate(step, overlap, force)` (API `POST /api/v1/ca/rotation`, `gossamer ca
+rotate`): it applies the step, re-opens the CA and tells the 15012 service (service.py), which
+re-issues its own certificate (serving.py); `LiveCa.finish_overlaps` finishes by itself when the
+overlap ends. Workloads
 learn the new bundle from 15012's `GET /v1/trust-bundle`, which their identity agents poll;
 `ledger.IssuanceLedger` records what was issued to each proxy and which bundle it last fetched
 (promote waits for all of them), and `metrics.ca_families` gives istiod's citadel_server_* gauges.

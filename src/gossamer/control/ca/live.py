@@ -4,6 +4,11 @@
 its directory after every rotation step, so the next CSR is signed by the state just committed;
 whoever serves with it (the 15012 certificate service, its own server certificate) subscribes
 and is told of each change. Rotation itself stays in `cadir`/`selfsigned` (files, lock, phases).
+
+`finish_overlaps` ends a rotation's overlap when its deadline passes: by then every leaf the old
+root signed has expired (the overlap outlasts the workload TTL), so the old root leaves the
+bundle without an operator having to remember `finish`. A plane started after the deadline
+finishes at once.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from gossamer.control.ca.cadir import (
 )
 from gossamer.control.ca.durations import format_duration
 from gossamer.control.ca.errors import CaError, RotationError
-from gossamer.control.ca.rotation import Step
+from gossamer.control.ca.rotation import Phase, Step
+from gossamer.waits import set_within
 
 log = logging.getLogger("gossamer.ca")
 PLUGGED_PHASE = "plug-in"
+OVERLAP_CHECK = 60.0  # seconds between looks at the rotation state when no step wakes us
 
 
 def checked_workload_ttl(ttl: timedelta) -> timedelta:
@@ -52,6 +59,7 @@ class LiveCa:
         self._authority = dataclasses.replace(authority, default_ttl=workload_ttl)
         self._subscribers: list[Callable[[Authority], None]] = []
         self._lock = asyncio.Lock()
+        self._stepped = asyncio.Event()  # wakes `finish_overlaps` after every step
 
     @classmethod
     def open(cls, ca_dir: Path, workload_ttl: timedelta = DEFAULT_TTL) -> LiveCa:
@@ -92,6 +100,7 @@ class LiveCa:
             dropped = await asyncio.to_thread(self._apply, step, overlap, force)
             authority = await asyncio.to_thread(open_ca, self.ca_dir)
             self._authority = dataclasses.replace(authority, default_ttl=self.workload_ttl)
+        self._stepped.set()
         for callback in self._subscribers:
             callback(self._authority)
         status = self.status()
@@ -112,6 +121,37 @@ class LiveCa:
         else:
             return finish_root_rotation(self.ca_dir, force=force)
         return ()
+
+    def overlap_deadline(self) -> datetime | None:
+        """When the current overlap ends (None outside one, and for a plug-in CA)."""
+        if self._authority.plugged:
+            return None
+        state = selfsigned.load_state(self.ca_dir)
+        if state is None or state.phase is not Phase.OVERLAP:
+            return None
+        return state.overlap_until
+
+    async def finish_overlaps(self, check_every: float = OVERLAP_CHECK) -> None:
+        """Until cancelled: finish each rotation's overlap as soon as its deadline passes.
+
+        Sleeps until the deadline, woken early by any step (a `promote` starts one, a manual
+        `finish` ends it) and at most `check_every`. A failure is logged and tried again later.
+        """
+        while True:
+            self._stepped.clear()
+            try:
+                due = self.overlap_deadline()
+                if due is not None and datetime.now(UTC) >= due:
+                    log.warning("root rotation: the overlap ended at %s; finishing it", due)
+                    await self.rotate(Step.FINISH)
+                    continue
+            except CaError as exc:  # a damaged state file, or a step that raced ours
+                log.error("root rotation: cannot finish the overlap: %s", exc)
+                due = None
+            wait = check_every
+            if due is not None:
+                wait = min(wait, (due - datetime.now(UTC)).total_seconds())
+            await set_within(self._stepped, max(wait, 0.01))
 
     def status(self, now: datetime | None = None) -> dict[str, Any]:
         """Phase, signing root, every trusted root (serial, subject, validity), the overlap."""

@@ -166,15 +166,3 @@ def finish_rotation(ca_dir: Path, now: datetime, force: bool = False) -> tuple[s
     """Drop the old roots from the bundle and delete their files; return their serials."""
     with _locked(ca_dir):
         return _finish(ca_dir, _current(ca_dir), now, force)
-
-
-def finish_if_due(ca_dir: Path, now: datetime) -> bool:
-    """Finish an overlap whose deadline has passed (for a periodic check); True if it did."""
-    with _locked(ca_dir):
-        state = load_state(ca_dir)
-        if state is None or state.phase is not Phase.OVERLAP:
-            return False
-        if state.overlap_until is not None and now < state.overlap_until:
-            return False
-        _finish(ca_dir, state, now, force=False)
-        return True
