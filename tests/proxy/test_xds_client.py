@@ -15,11 +15,11 @@ from gossamer.control.world import World
 from gossamer.control.xds import CLUSTER, ENDPOINT, LISTENER, ROUTE, AdsServer
 from gossamer.proxy.xds_client import Backoff
 from tests.control.xds.xds_world import StaticSource, cluster, endpoints
+from tests.polling import until
 from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, endpoint_addresses, world
 from tests.proxy.xds.clients import (
     REVIEWS,
     cluster_for,
-    eventually,
     fast_server,
     node_view,
     our_view,
@@ -60,7 +60,7 @@ async def test_reaches_complete_and_the_server_sees_every_type_acked(plane: Plan
         v1 = f"outbound|9080|v1|{REVIEWS}"
         assert endpoint_addresses(config, v1) == [("127.0.0.1", 19001)]
         assert cluster_for(config, b"reviews:9080") == v1
-        await eventually(lambda: synced(plane.server))
+        await until(lambda: synced(plane.server))
         view = our_view(plane.server)
         for short, type_url in (
             ("lds", LISTENER),
@@ -110,7 +110,7 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
             view = node_view(server)
             return view is not None and view.status("lds").name == "NACKED"
 
-        await eventually(nacked)
+        await until(nacked)
         view = our_view(server)
         nack = view.types["lds"].last_nack
         assert nack is not None and nack.code == 13
@@ -128,7 +128,7 @@ async def test_a_bad_listener_is_nacked_and_never_applied(
         server.notify(3)
         fixed = await running.published.until(lambda c: c.listeners["db"].port == 7001)
         assert fixed.complete
-        await eventually(lambda: synced(server, ("lds", "cds", "eds")))
+        await until(lambda: synced(server, ("lds", "cds", "eds")))
 
 
 async def test_reconnects_to_a_restarted_server_and_resyncs(
@@ -139,12 +139,12 @@ async def test_reconnects_to_a_restarted_server_and_resyncs(
         good = await running.published.until(lambda c: c.complete)
         port = server.port
         await server.stop(None)
-        await eventually(lambda: not running.client.status().connected)
+        await until(lambda: not running.client.status().connected)
         assert running.published.last is good  # the last config stays in force
         restarted = fast_server(source)
         await restarted.start(port=port)
         try:
-            await eventually(lambda: synced(restarted, ("lds", "cds", "eds")))
+            await until(lambda: synced(restarted, ("lds", "cds", "eds")))
             status = running.client.status()
             assert status.connected and status.streams >= 2
             source.current = tcp_world(7002, 17000)
@@ -158,7 +158,7 @@ async def test_keeps_retrying_while_nothing_listens() -> None:
     from tests.ports import free_port
 
     async with running_client(free_port()) as running:
-        await eventually(lambda: running.client.status().last_error is not None)
+        await until(lambda: running.client.status().last_error is not None)
         await asyncio.sleep(0.5)
         status = running.client.status()
         assert not status.connected and status.streams >= 3
@@ -212,7 +212,7 @@ async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
     ratings = "outbound|9080||ratings.default.svc.cluster.local"
     async with running_client(plane.server.port) as running:
         await running.published.until(lambda c: c.complete)
-        await eventually(lambda: synced(plane.server))
+        await until(lambda: synced(plane.server))
         assert ratings not in eds_names(plane.server)
         plane.publish(world(REVIEWS_V1, RATINGS, revision=2))
         config = await running.published.until(
@@ -220,11 +220,11 @@ async def test_eds_subscription_follows_the_clusters(plane: Plane) -> None:
         )
         assert endpoint_addresses(config, ratings) == [("127.0.0.4", 19004)]
         assert cluster_for(config, b"ratings:9080") == ratings
-        await eventually(lambda: ratings in eds_names(plane.server))
+        await until(lambda: ratings in eds_names(plane.server))
         plane.publish(world(REVIEWS_V1, revision=3))
         gone = await running.published.until(lambda c: ratings not in c.clusters)
         assert ratings not in gone.endpoints and gone.complete
-        await eventually(lambda: ratings not in eds_names(plane.server) and synced(plane.server))
+        await until(lambda: ratings not in eds_names(plane.server) and synced(plane.server))
 
 
 async def test_initial_fetch_timeout_initializes_without_a_missing_route(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from gossamer.control.ca import Authority, begin_root_rotation, open_ca
 from gossamer.control.ca.live import LiveCa
 from gossamer.control.ca.rotation import Step
 from tests.control.ca.support import WritePlugin
+from tests.polling import until
 
 TTL = timedelta(seconds=1)
 
@@ -30,14 +31,6 @@ async def finishing(live: LiveCa) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(done: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while not done():
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def files_of(ca_dir: Path, serial: int) -> list[Path]:

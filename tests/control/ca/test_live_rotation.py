@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
 from gossamer.transport.tls import IdentityMaterial, MeshTls
 from gossamer.waits import bounded
+from tests.polling import until
 
 TTL = timedelta(seconds=4)
 IDENTITIES = (
@@ -121,14 +122,6 @@ async def handshake(client: Workload, server: Workload, port: int) -> str:
         writer.close()
         with contextlib.suppress(OSError, ConnectionError):
             await writer.wait_closed()
-
-
-async def until(done: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while not done():
-        assert loop.time() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def step(plane: ControlPlane, body: dict[str, Any]) -> dict[str, Any]:

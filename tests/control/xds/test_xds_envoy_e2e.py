@@ -15,8 +15,9 @@ import pytest
 
 from gossamer.control.xds import AdsServer, SyncState
 from gossamer.waits import bounded
-from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend, until
+from tests.control.xds.xds_backends import METHOD, SERVICE, start_backend
 from tests.control.xds.xds_world import StaticSource, world
+from tests.polling import until
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,8 +14,9 @@ import pytest
 
 from gossamer.control.xds import AdsServer, SyncState
 from gossamer.waits import bounded
-from tests.control.xds.xds_backends import start_backend, until
+from tests.control.xds.xds_backends import start_backend
 from tests.control.xds.xds_world import HOST, StaticSource, world
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 CLIENT = Path(__file__).with_name("xds_proxyless_client.py")

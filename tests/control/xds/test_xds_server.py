@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -24,18 +24,10 @@ from gossamer.control.xds import (
 from gossamer.waits import bounded
 from tests.control.xds.xds_client import AdsTestClient
 from tests.control.xds.xds_world import HOST, ROUTE_NAME, StaticSource, cluster, world
+from tests.polling import until
 
 BACKENDS = {"a": 9001, "b": 9002}
 LISTENER_NAME = f"{HOST}:8080"
-
-
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll a condition the server reaches asynchronously (bounded: fails after `within`)."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -78,7 +70,7 @@ async def test_subscribe_ack_and_status(server: AdsServer, client: AdsTestClient
     got = await sync_proxyless(client)
     assert [a.Is(route_pb2.RouteConfiguration.DESCRIPTOR) for a in got[ROUTE].resources] == [True]
     assert len(got[CLUSTER].resources) == 2
-    await eventually(
+    await until(
         lambda: all(
             v.status(s) is SyncState.SYNCED
             for v in server.connections()
@@ -114,7 +106,7 @@ async def test_nack_recorded_and_not_resent(server: AdsServer, client: AdsTestCl
     r = await client.recv()
     assert r.type_url == ROUTE and r.version_info != got[ROUTE].version_info
     await client.nack(r, "weights rejected", [ROUTE_NAME], version=got[ROUTE].version_info)
-    await eventually(lambda: server.connections()[0].status("rds") is SyncState.NACKED)
+    await until(lambda: server.connections()[0].status("rds") is SyncState.NACKED)
     rds = server.connections()[0].types["rds"]
     assert rds.last_nack is not None
     assert (rds.last_nack.message, rds.last_nack.version) == ("weights rejected", r.version_info)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -26,11 +23,3 @@ async def start_backend(name: str) -> tuple[grpc.aio.Server, int]:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
-
-
-async def until(check: Callable[[], bool], within: float) -> None:
-    """Poll a condition reached asynchronously elsewhere; AssertionError after `within` s."""
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)

@@ -64,14 +64,6 @@ class Published:
         return self.configs[-1]
 
 
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 @dataclass
 class Running:
     client: XdsClient

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import ControlPlane
+from tests.polling import until
 from tests.proxy.config.meshes import REVIEWS_V1, REVIEWS_V2, SERVICES
 from tests.proxy.xds.clients import (
     NODE_ID,
     REVIEWS,
     Running,
     cluster_for,
-    eventually,
     start_client,
     stop_client,
 )
@@ -34,7 +34,7 @@ async def test_real_control_plane_kill_and_restart(tmp_path: Path) -> None:
         assert view["types"]["lds"]["status"] == "SYNCED"
 
         await asyncio.to_thread(cp.kill)
-        await eventually(lambda: not running.client.status().connected)
+        await until(lambda: not running.client.status().connected)
         assert running.published.last is first  # still serving the last config
         await asyncio.to_thread(cp.start)
         await asyncio.to_thread(cp.wait_synced, NODE_ID)
