@@ -26,6 +26,7 @@ from gossamer.proxy.certificates import (
 )
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
+from tests.ports import free_port
 
 REVIEWS = SpiffeId("default", "reviews")
 NODE = "sidecar~10.1.0.7~reviews-v1-0.default~default.svc.cluster.local"
@@ -201,3 +202,50 @@ async def test_the_ca_metrics_are_istiods(plane: ControlPlane) -> None:
     assert samples["citadel_server_success_cert_issuance_count"] == 1
     assert samples['gossamer_ca_refused_count{status="401"}'] == 1
     assert "# TYPE citadel_server_root_cert_expiry_timestamp gauge" in text
+
+
+async def test_a_restarted_plane_learns_its_proxies_from_their_bundle_refreshes(
+    tmp_path: Path,
+) -> None:
+    """The ledger lives in memory: after a restart, a proxy's next trust-bundle refresh (it
+    presents its certificate) brings it back, so a root rotation still waits for it."""
+    config = PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=free_port())
+    before = ControlPlane(config)
+    await before.start()
+    try:
+        material = await fetch_certificate(
+            ask(before, before.credentials.issue(REVIEWS), node_id=NODE)
+        )
+    finally:
+        await before.stop()
+
+    plane = ControlPlane(config)
+    await plane.start()
+    try:
+        status, _ = await api_get(plane, "/api/v1/proxies/reviews-v1-0/secrets")
+        assert status == 404  # forgotten with the old process
+
+        refresh = ask(plane, "", node_id=NODE, client_material=material)  # no credential
+        await fetch_trust_bundle(refresh)
+        status, record = await api_get(plane, "/api/v1/proxies/reviews-v1-0/secrets")
+        assert status == 200, record
+        assert record["source"].startswith("presented by the proxy")
+        assert record["serial"] == f"{material.serial:x}" and record["identity"] == REVIEWS.uri
+        assert record["issuedAt"] is None
+
+        await api_post(plane, "/api/v1/ca/rotation", {"step": "begin", "overlap": "48h"})
+        status, refused = await api_post(plane, "/api/v1/ca/rotation", {"step": "promote"})
+        assert status == 409 and NODE in refused["error"]["message"]
+
+        await fetch_trust_bundle(refresh)  # the proxy's next refresh brings the new root
+        status, promoted = await api_post(plane, "/api/v1/ca/rotation", {"step": "promote"})
+        assert status == 200 and promoted["phase"] == "overlap", promoted
+    finally:
+        await plane.stop()
+
+
+async def api_post(plane: ControlPlane, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {plane.token}"}
+    url = f"http://127.0.0.1:{plane.api_port}{path}"
+    async with aiohttp.ClientSession() as s, s.post(url, json=body, headers=headers) as r:
+        return r.status, await r.json()

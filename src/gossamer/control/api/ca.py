@@ -144,13 +144,13 @@ async def proxy_secrets(request: web.Request) -> web.Response:
         raise ApiError(
             404,
             "not-found",
-            f"the CA has issued no certificate to a proxy matching {wanted!r} "
-            "(since this control plane started)",
+            f"the CA knows no certificate of a proxy matching {wanted!r} (it learns one as it "
+            "issues it, or at the proxy's next trust-bundle refresh after a restart)",
         )
     if len(records) > 1:
         names = ", ".join(r.node_id for r in records)
         raise ApiError(409, "ambiguous", f"{wanted!r} matches several proxies: {names}")
-    return json_ok({"source": "issued by the CA", **records[0].as_json()})
+    return json_ok({"source": records[0].source, **records[0].as_json()})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -2,7 +2,10 @@
 
 `gossamer proxy-config secret` shows a proxy's record (what the CA issued, not what the proxy
 proves to hold), and the control plane's metrics show the counts (Istio's citadel_server_*).
-Kept in memory, bounded: a restarted control plane learns again as proxies renew.
+Kept in memory, bounded. A restarted control plane learns its proxies again within a bundle
+refresh (a minute), not a renewal (hours): each proxy presents its certificate when it fetches
+the trust bundle, and a proxy the ledger does not know is recorded from that certificate. So
+`ca status` and promote's wait for every proxy's bundle hold after a restart too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ class IssuedRecord:
     issuer: str  # subject of the certificate that signed the leaf
     bundle: tuple[x509.Certificate, ...]
     bundle_fetched_at: datetime | None = None  # the proxy's latest trust-bundle refresh
+    learned: bool = False  # from the certificate the proxy presented, not from an issuance
+
+    @property
+    def source(self) -> str:
+        if self.learned:
+            return "presented by the proxy (issued before this control plane started)"
+        return "issued by the CA"
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -40,7 +50,7 @@ class IssuedRecord:
             "serial": self.serial,
             "notBefore": self.not_before.isoformat(),
             "notAfter": self.not_after.isoformat(),
-            "issuedAt": self.issued_at.isoformat(),
+            "issuedAt": None if self.learned else self.issued_at.isoformat(),
             "peer": self.peer,
             "issuer": self.issuer,
             "bundleFetchedAt": self.bundle_fetched_at.isoformat()
@@ -68,32 +78,33 @@ class IssuanceLedger:
         self.counts: Counter[str] = Counter()
 
     def record(self, node_id: str, issued: IssuedCert, peer: str, now: datetime) -> None:
-        leaf = issued.leaf
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-        identity = uris[0] if uris else ""
-        self._records.pop(node_id, None)
-        self._records[node_id] = IssuedRecord(
-            node_id=node_id,
-            identity=identity,
-            serial=f"{leaf.serial_number:x}",
-            not_before=leaf.not_valid_before_utc,
-            not_after=leaf.not_valid_after_utc,
-            issued_at=now,
-            peer=peer,
-            issuer=leaf.issuer.rfc4514_string(),
-            bundle=issued.bundle.roots,
-        )
-        while len(self._records) > self._limit:
-            self._records.popitem(last=False)
+        self._put(_record_of(node_id, issued.leaf, peer, now, issued.bundle.roots))
 
     def bundle_fetched(
-        self, node_id: str, bundle: tuple[x509.Certificate, ...], now: datetime
+        self,
+        node_id: str,
+        bundle: tuple[x509.Certificate, ...],
+        now: datetime,
+        presented: x509.Certificate | None = None,
+        peer: str = "",
     ) -> None:
-        """A proxy refreshed its trust bundle: the record shows the roots it now has."""
+        """A proxy refreshed its trust bundle: the record shows the roots it now has. A proxy
+        unknown here (or holding a newer leaf than recorded, from before a restart) is recorded
+        from the certificate it `presented`."""
         record = self._records.get(node_id)
-        if record is not None:
+        if presented is not None and (
+            record is None or record.not_before < presented.not_valid_before_utc
+        ):
+            learned = _record_of(node_id, presented, peer, now, bundle)
+            self._put(replace(learned, learned=True, bundle_fetched_at=now))
+        elif record is not None:
             self._records[node_id] = replace(record, bundle=bundle, bundle_fetched_at=now)
+
+    def _put(self, record: IssuedRecord) -> None:
+        self._records.pop(record.node_id, None)
+        self._records[record.node_id] = record
+        while len(self._records) > self._limit:
+            self._records.popitem(last=False)
 
     def find(self, wanted: str) -> list[IssuedRecord]:
         """By exact node id, else every record whose node id contains `wanted` (a pod or
@@ -115,3 +126,28 @@ class IssuanceLedger:
 
     def records(self) -> list[IssuedRecord]:
         return list(self._records.values())
+
+
+def _record_of(
+    node_id: str,
+    leaf: x509.Certificate,
+    peer: str,
+    now: datetime,
+    bundle: tuple[x509.Certificate, ...],
+) -> IssuedRecord:
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    return IssuedRecord(
+        node_id=node_id,
+        identity=uris[0] if uris else "",
+        serial=f"{leaf.serial_number:x}",
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        issued_at=now,
+        peer=peer,
+        issuer=leaf.issuer.rfc4514_string(),
+        bundle=bundle,
+    )

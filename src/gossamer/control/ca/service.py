@@ -132,14 +132,20 @@ class CertificateService:
         )
 
 
-def _client_certificate_identity(request: web.Request) -> SpiffeId | None:
-    """The SPIFFE id of the client certificate the TLS layer verified, if one was presented."""
+def _client_certificate(request: web.Request) -> x509.Certificate | None:
+    """The client certificate the TLS layer verified, if one was presented."""
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def _client_certificate_identity(request: web.Request) -> SpiffeId | None:
+    """The SPIFFE id of the client certificate the TLS layer verified, if one was presented."""
+    presented = _client_certificate(request)
+    if presented is None:
         return None
-    uri = spiffe_id(x509.load_der_x509_certificate(der))
+    uri = spiffe_id(presented)
     try:
         return SpiffeId.parse(uri) if uri else None
     except InvalidSpiffeId:
@@ -198,5 +204,8 @@ async def trust_bundle(request: web.Request) -> web.Response:
         return _refuse(service, request, refused)
     bundle = service.live.authority.bundle
     node_id = request.query.get("nodeId", "") or identity.uri  # as create_certificate keys it
-    service.ledger.bundle_fetched(node_id, bundle.roots, datetime.now(UTC))
+    presented = _client_certificate(request)
+    service.ledger.bundle_fetched(
+        node_id, bundle.roots, datetime.now(UTC), presented, str(request.remote)
+    )
     return web.json_response({"trustBundle": bundle.pem().decode()})
