@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from gossamer.spec import Parsed
-from gossamer.spec.loader import load_text
+from collections.abc import Mapping
+
+from gossamer.spec import Parsed, parse_document
+from gossamer.spec.loader import Document, load_text
 from tests.conftest import shared_dir
 
 CORPUS = shared_dir() / "conformance" / "istio"
@@ -26,3 +28,17 @@ def corpus_documents(kind: str) -> list[tuple[str, int, dict[str, object]]]:
             if doc.body.get("kind") == kind and api.startswith("networking.istio.io/"):
                 found.append((str(path.relative_to(CORPUS)), doc.index, doc.body))
     return found
+
+
+def check_corpus_document(
+    relpath: str, index: int, body: dict[str, object], refused: Mapping[tuple[str, int], str]
+) -> None:
+    """Accepted, or refused for its `_err` (else `refused[(relpath, index)]`) reason."""
+    body = dict(body)
+    expected = body.pop("_err", None) or refused.get((relpath, index))
+    parsed = parse_document(Document(relpath, index, body))
+    found = [f"{f.field}: {f.reason}" for f in parsed.findings if f.is_error]
+    if expected is None:
+        assert parsed.ok, found
+    else:
+        assert any(str(expected) in e for e in found), (expected, found)
