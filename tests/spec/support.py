@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
+from typing import TypeVar
 
-from gossamer.spec import Parsed, parse_document
+from gossamer.spec import Parsed, parse_document, parse_text
 from gossamer.spec.loader import Document, load_text
 from tests.conftest import shared_dir
 
 CORPUS = shared_dir() / "conformance" / "istio"
+
+R = TypeVar("R")
+
+
+def parse_spec(head: str, spec: str | None) -> Parsed:
+    """Parse `head` (apiVersion, kind, metadata lines), then `spec`, dedented, under `spec:`."""
+    text = head
+    if spec is not None:
+        text += "spec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
+    [parsed] = parse_text(text)
+    return parsed
+
+
+def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
+    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
+
+
+def accepted(parsed: Parsed, kind: type[R]) -> R:
+    """The resource of a document that must parse without errors, checked to be a `kind`."""
+    assert parsed.ok, [str(f) for f in parsed.findings]
+    assert isinstance(parsed.resource, kind)
+    return parsed.resource
 
 
 def errors(parsed: Parsed) -> list[tuple[str, str]]:

@@ -9,27 +9,19 @@ import pytest
 from gossamer.spec import Parsed, parse_text
 from gossamer.spec.kinds import lookup_name
 from gossamer.spec.workload import Workload
-from tests.spec.support import errors
+from tests.spec.support import accepted, assert_rejected, parse_spec
 
 
 def parse(spec: str, labels: str = "{app: reviews, version: v1}") -> Parsed:
-    text = (
+    return parse_spec(
         "apiVersion: gossamer.dev/v1alpha1\nkind: Workload\n"
-        f"metadata: {{name: reviews-v1, namespace: shop, labels: {labels}}}\nspec:\n"
-        + textwrap.indent(textwrap.dedent(spec), "  ")
+        f"metadata: {{name: reviews-v1, namespace: shop, labels: {labels}}}\n",
+        spec,
     )
-    [parsed] = parse_text(text)
-    return parsed
-
-
-def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
-    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
 
 
 def workload(parsed: Parsed) -> Workload:
-    assert parsed.ok, errors(parsed)
-    assert isinstance(parsed.resource, Workload)
-    return parsed.resource
+    return accepted(parsed, Workload)
 
 
 def test_docstring_example_is_valid() -> None:

@@ -13,23 +13,17 @@ from gossamer.spec import Parsed, parse_text
 from gossamer.spec.networking.destinationrule import DestinationRule
 from gossamer.spec.networking.loadbalancer import is_prime, locality_problem
 from tests.spec.networking.test_virtualservice import corpus_documents
+from tests.spec.support import accepted, assert_rejected, parse_spec
 
 
 def parse_dr(spec: str, namespace: str = "default") -> Parsed:
-    body = textwrap.indent(textwrap.dedent(spec).strip(), "  ")
-    text = (
-        "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
-        f"metadata: {{name: t, namespace: {namespace}}}\nspec:\n{body}\n"
-    )
-    (parsed,) = parse_text(text)
-    return parsed
+    head = "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+    head += f"metadata: {{name: t, namespace: {namespace}}}\n"
+    return parse_spec(head, textwrap.dedent(spec).strip() + "\n")
 
 
 def dr(spec: str) -> DestinationRule:
-    parsed = parse_dr(spec)
-    assert parsed.ok, [str(f) for f in parsed.findings]
-    assert isinstance(parsed.resource, DestinationRule)
-    return parsed.resource
+    return accepted(parse_dr(spec), DestinationRule)
 
 
 def policy(block: str) -> str:
@@ -246,8 +240,7 @@ REJECTED = [
 def test_rejected(spec: str, field: str, reason: str) -> None:
     parsed = parse_dr(spec)
     assert not parsed.ok
-    found = [(f.field, f.reason) for f in parsed.findings if f.is_error]
-    assert any(f == field and reason in r for f, r in found), found
+    assert_rejected(parsed, field, reason)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,14 @@ from gossamer.spec.networking.gateway import (
     TLSProtocol,
     server_host_matches,
 )
-from tests.spec.support import CORPUS, check_corpus_document, corpus_documents, errors, warnings
+from tests.spec.support import (
+    CORPUS,
+    assert_rejected,
+    check_corpus_document,
+    corpus_documents,
+    errors,
+    warnings,
+)
 
 
 def parse(spec: str, name: str = "gw") -> Parsed:
@@ -25,10 +32,6 @@ def parse(spec: str, name: str = "gw") -> Parsed:
     )
     [parsed] = parse_text(textwrap.dedent(text))
     return parsed
-
-
-def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
-    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
 
 
 def server(extra: str = "", port: str = "{number: 80, name: http, protocol: HTTP}") -> str:

@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from gossamer.spec import Parsed, parse_document, parse_text
 from gossamer.spec.loader import Document, load_text
 from gossamer.spec.networking.gateway import Protocol
 from gossamer.spec.networking.serviceentry import Location, Resolution, ServiceEntry
-from tests.spec.support import CORPUS, check_corpus_document, corpus_documents, errors, warnings
+from tests.spec.support import (
+    CORPUS,
+    accepted,
+    assert_rejected,
+    check_corpus_document,
+    corpus_documents,
+    errors,
+    parse_spec,
+    warnings,
+)
 
 
 def parse(spec: str, *, labels: str = "{}") -> Parsed:
-    text = (
+    return parse_spec(
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
-        f"metadata: {{name: se, namespace: ns, labels: {labels}}}\nspec:\n"
-        + textwrap.indent(textwrap.dedent(spec), "  ")
+        f"metadata: {{name: se, namespace: ns, labels: {labels}}}\n",
+        spec,
     )
-    [parsed] = parse_text(text)
-    return parsed
-
-
-def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
-    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
 
 
 def entry(parsed: Parsed) -> ServiceEntry:
-    assert parsed.ok, errors(parsed)
-    assert isinstance(parsed.resource, ServiceEntry)
-    return parsed.resource
+    return accepted(parsed, ServiceEntry)
 
 
 def test_defaults() -> None:

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
-from gossamer.spec import Parsed, parse_document, parse_text
+from gossamer.spec import Parsed, parse_document
 from gossamer.spec.loader import Document
 from gossamer.spec.networking.sidecar import CaptureMode, OutboundMode, Sidecar
-from tests.spec.support import check_corpus_document, corpus_documents, errors, warnings
+from tests.spec.support import (
+    accepted,
+    assert_rejected,
+    check_corpus_document,
+    corpus_documents,
+    parse_spec,
+    warnings,
+)
 
 
 def parse(spec: str | None) -> Parsed:
-    text = (
+    head = (
         "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: sc, namespace: ns}\n"
     )
-    if spec is not None:
-        text += "spec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
-    [parsed] = parse_text(text)
-    return parsed
-
-
-def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
-    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
+    return parse_spec(head, spec)
 
 
 def sidecar(parsed: Parsed) -> Sidecar:
-    assert parsed.ok, errors(parsed)
-    assert isinstance(parsed.resource, Sidecar)
-    return parsed.resource
+    return accepted(parsed, Sidecar)
 
 
 @pytest.mark.parametrize(

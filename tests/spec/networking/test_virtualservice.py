@@ -13,27 +13,20 @@ from gossamer.spec import Parsed, parse_text
 from gossamer.spec.findings import Level
 from gossamer.spec.networking.httppolicy import DEFAULT_RETRY_ON
 from gossamer.spec.networking.virtualservice import VirtualService
-from tests.spec.support import errors
+from tests.spec.support import accepted, assert_rejected, errors, parse_spec
 
 ROUTE = "route: [{destination: {host: reviews}}]"
 
 
 def parse_vs(spec: str, namespace: str = "default") -> Parsed:
     """Parse a VirtualService whose spec is the (dedented) YAML `spec`."""
-    body = textwrap.indent(textwrap.dedent(spec).strip(), "  ")
-    text = (
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
-        f"metadata: {{name: t, namespace: {namespace}}}\nspec:\n{body}\n"
-    )
-    (parsed,) = parse_text(text)
-    return parsed
+    head = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+    head += f"metadata: {{name: t, namespace: {namespace}}}\n"
+    return parse_spec(head, textwrap.dedent(spec).strip() + "\n")
 
 
 def vs(spec: str) -> VirtualService:
-    parsed = parse_vs(spec)
-    assert parsed.ok, [str(f) for f in parsed.findings]
-    assert isinstance(parsed.resource, VirtualService)
-    return parsed.resource
+    return accepted(parse_vs(spec), VirtualService)
 
 
 def http(route: str, hosts: str = "[reviews]") -> str:
@@ -347,8 +340,7 @@ REJECTED = [
 def test_rejected(spec: str, field: str, reason: str) -> None:
     parsed = parse_vs(spec)
     assert not parsed.ok
-    found = errors(parsed)
-    assert any(f == field and reason in r for f, r in found), found
+    assert_rejected(parsed, field, reason)
 
 
 @pytest.mark.parametrize(

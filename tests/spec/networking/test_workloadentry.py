@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from gossamer.spec import Parsed, parse_text
 from gossamer.spec.networking.workloadentry import LabelSelector, WorkloadEntry
-from tests.spec.support import errors
+from tests.spec.support import assert_rejected, errors, parse_spec
 
 
 def parse(spec: str | None) -> Parsed:
-    text = "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
-    text += "metadata: {name: vm, namespace: ns}\n"
-    if spec is not None:
-        text += "spec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
-    [parsed] = parse_text(text)
-    return parsed
-
-
-def assert_rejected(parsed: Parsed, field: str, reason: str) -> None:
-    assert any(f == field and reason in r for f, r in errors(parsed)), errors(parsed)
+    head = "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+    head += "metadata: {name: vm, namespace: ns}\n"
+    return parse_spec(head, spec)
 
 
 def test_full_entry_and_defaults() -> None:
