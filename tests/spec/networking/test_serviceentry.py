@@ -82,21 +82,32 @@ def test_cidr_only_with_none_or_static(resolution: str) -> None:
     assert entry(parse("hosts: [a.com]\naddresses: [10.0.0.0/8]\nresolution: STATIC\n"))
 
 
-def test_port_rules() -> None:
-    dup_name = parse("hosts: [a.com]\nports: [{number: 1, name: a}, {number: 2, name: a}]\n")
-    assert_rejected(dup_name, "spec.ports[1].name", "Duplicate value")
-    dup_number = parse("hosts: [a.com]\nports: [{number: 1, name: a}, {number: 1, name: b}]\n")
-    assert_rejected(dup_number, "spec.ports[1].number", "port number cannot be duplicated")
-    big = parse("hosts: [a.com]\nports: [{number: 99999, name: a}]\n")
-    assert_rejected(big, "spec.ports[0].number", "port must be between 1-65535")
-    target = parse("hosts: [a.com]\nports: [{number: 1, name: a, targetPort: 99999}]\n")
-    assert_rejected(target, "spec.ports[0].targetPort", "port must be between 1-65535")
-    proto = parse("hosts: [a.com]\nports: [{number: 1, name: a, protocol: SMTP}]\n")
-    assert_rejected(proto, "spec.ports[0].protocol", "unsupported protocol: SMTP")
-    name = parse("hosts: [a.com]\nports: [{number: 1, name: a_b}]\n")
-    assert_rejected(name, "spec.ports[0].name", "invalid port name")
-    nameless = parse("hosts: [a.com]\nports: [{number: 1}]\n")
-    assert_rejected(nameless, "spec.ports[0].name", "required field is missing")
+@pytest.mark.parametrize(
+    ("ports", "field", "reason"),
+    [
+        ("[{number: 1, name: a}, {number: 2, name: a}]", "spec.ports[1].name", "Duplicate value"),
+        (
+            "[{number: 1, name: a}, {number: 1, name: b}]",
+            "spec.ports[1].number",
+            "port number cannot be duplicated",
+        ),
+        ("[{number: 99999, name: a}]", "spec.ports[0].number", "port must be between 1-65535"),
+        (
+            "[{number: 1, name: a, targetPort: 99999}]",
+            "spec.ports[0].targetPort",
+            "port must be between 1-65535",
+        ),
+        (
+            "[{number: 1, name: a, protocol: SMTP}]",
+            "spec.ports[0].protocol",
+            "unsupported protocol: SMTP",
+        ),
+        ("[{number: 1, name: a_b}]", "spec.ports[0].name", "invalid port name"),
+        ("[{number: 1}]", "spec.ports[0].name", "required field is missing"),
+    ],
+)
+def test_port_rules(ports: str, field: str, reason: str) -> None:
+    assert_rejected(parse(f"hosts: [a.com]\nports: {ports}\n"), field, reason)
 
 
 def test_port_protocols_and_target() -> None:
