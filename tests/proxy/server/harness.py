@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from gossamer.proxy.config.snapshot import SnapshotBuilder
 from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
-from tests.proxy.server.protos import free_port, http_listener, proxy_config, route, routes
+from tests.proxy.server.protos import (
+    free_port,
+    http_listener,
+    proxy_config,
+    route,
+    routes,
+    static_cluster,
+)
+from tests.proxy.server.upstreams import Upstream
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @asynccontextmanager
@@ -34,3 +45,38 @@ def simple(port: int, cluster: str, *entries: Any, domains: list[str] | None = N
     `entries`)."""
     table = routes("main", (domains or ["*"], list(entries) or [route(cluster)]))
     return http_listener("main", port, table)
+
+
+@asynccontextmanager
+async def _front(up_port: int, entries: Any, options: Any) -> AsyncIterator[tuple[int, Dataplane]]:
+    port = free_port()
+    cluster = static_cluster("a", up_port)
+    async with running(cluster, simple(port, "a", *entries), **options) as dataplane:
+        yield port, dataplane
+
+
+@asynccontextmanager
+async def fronting(
+    up: Upstream, *entries: Any, **options: Any
+) -> AsyncIterator[tuple[int, Dataplane]]:
+    """`up`, started here and stopped after, as cluster "a" behind `simple(port, "a",
+    *entries)` on a Dataplane run with `options`: yields (port, dataplane)."""
+    await up.start()
+    try:
+        async with _front(up.port, entries, options) as front:
+            yield front
+    finally:
+        await up.stop()
+
+
+@asynccontextmanager
+async def fronting_server(
+    serve: Serve, *entries: Any, **options: Any
+) -> AsyncIterator[tuple[int, Dataplane]]:
+    """As `fronting`, for a bare asyncio server running `serve` on a free loopback port."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        async with _front(server.sockets[0].getsockname()[1], entries, options) as front:
+            yield front
+    finally:
+        server.close()

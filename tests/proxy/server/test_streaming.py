@@ -7,28 +7,20 @@ import base64
 import hashlib
 
 from gossamer.waits import bounded
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting, fronting_server
 from tests.proxy.server.http_wire import Client, Message, read_body, read_head
-from tests.proxy.server.protos import free_port, static_cluster
 from tests.proxy.server.upstreams import Upstream, echo, response_bytes
 
 
 async def test_pipelined_requests_are_answered_in_order() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(
-                b"".join(b"GET /%d HTTP/1.1\r\nhost: svc\r\n\r\n" % i for i in range(10))
-            )
-            for i in range(10):
-                resp = await client.response()
-                assert resp.status == 200
-                assert f'"path": "/{i}"'.encode() in resp.body
-            await client.close()
-    finally:
-        await up.stop()
+    async with fronting(Upstream("a")) as (port, _):
+        client = await Client.connect(port)
+        await client.send(b"".join(b"GET /%d HTTP/1.1\r\nhost: svc\r\n\r\n" % i for i in range(10)))
+        for i in range(10):
+            resp = await client.response()
+            assert resp.status == 200
+            assert f'"path": "/{i}"'.encode() in resp.body
+        await client.close()
 
 
 async def test_chunked_request_streams_before_the_client_finishes() -> None:
@@ -49,23 +41,17 @@ async def test_chunked_request_streams_before_the_client_finishes() -> None:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    up_port = server.sockets[0].getsockname()[1]
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up_port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(
-                b"POST / HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n"
-            )
-            async with asyncio.timeout(5):
-                await seen_first.wait()  # the upstream has it; the client has not finished
-            await client.send(b"6\r\nsecond\r\n0\r\n\r\n")
-            resp = await client.response()
-            assert (resp.status, resp.body) == (200, b"first|second")
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(serve) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"POST / HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+        )
+        async with asyncio.timeout(5):
+            await seen_first.wait()  # the upstream has it; the client has not finished
+        await client.send(b"6\r\nsecond\r\n0\r\n\r\n")
+        resp = await client.response()
+        assert (resp.status, resp.body) == (200, b"first|second")
+        await client.close()
 
 
 async def test_chunked_response_streams_with_trailers() -> None:
@@ -77,10 +63,8 @@ async def test_chunked_response_streams_with_trailers() -> None:
         await release.wait()
         writer.write(b"5\r\nworld\r\n0\r\nx-checksum: abc\r\n\r\n")
 
-    up = await Upstream("a", handler=chunks).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
+    async with fronting(Upstream("a", handler=chunks)) as (port, _):
+        try:
             client = await Client.connect(port)
             await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\nte: trailers\r\n\r\n")
             head = await read_head(client.reader)
@@ -94,27 +78,22 @@ async def test_chunked_response_streams_with_trailers() -> None:
             assert rest.trailers == {"x-checksum": "abc"}
             assert (await client.get("/again", "svc")).status == 200
             await client.close()
-    finally:
-        release.set()
-        await up.stop()
+        finally:
+            release.set()
 
 
 async def test_request_trailers_reach_the_upstream() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(
-                b"POST / HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n"
-                b"3\r\nabc\r\n0\r\nx-sum: 42\r\n\r\n"
-            )
-            assert (await client.response()).status == 200
-            assert up.requests[0].body == b"abc"
-            assert up.requests[0].trailers == {"x-sum": "42"}
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a")
+    async with fronting(up) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"POST / HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nx-sum: 42\r\n\r\n"
+        )
+        assert (await client.response()).status == 200
+        assert up.requests[0].body == b"abc"
+        assert up.requests[0].trailers == {"x-sum": "42"}
+        await client.close()
 
 
 async def test_expect_100_continue_is_relayed() -> None:
@@ -128,24 +107,17 @@ async def test_expect_100_continue_is_relayed() -> None:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = free_port()
-    try:
-        async with running(
-            static_cluster("a", server.sockets[0].getsockname()[1]), simple(port, "a")
-        ):
-            client = await Client.connect(port)
-            await client.send(
-                b"PUT / HTTP/1.1\r\nhost: svc\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n"
-            )
-            interim = await client.response()
-            assert interim.status == 100
-            await client.send(b"data")
-            resp = await client.response()
-            assert (resp.status, resp.body) == (200, b"got data")
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(serve) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"PUT / HTTP/1.1\r\nhost: svc\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n"
+        )
+        interim = await client.response()
+        assert interim.status == 100
+        await client.send(b"data")
+        resp = await client.response()
+        assert (resp.status, resp.body) == (200, b"got data")
+        await client.close()
 
 
 async def test_head_response_has_no_body_and_keeps_framing() -> None:
@@ -155,19 +127,15 @@ async def test_head_response_has_no_body_and_keeps_framing() -> None:
         else:
             await echo(up, req, writer)
 
-    up = await Upstream("a", handler=head_aware).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(b"HEAD / HTTP/1.1\r\nhost: svc\r\n\r\n")
-            resp = await client.response(head=True)
-            assert resp.status == 200 and resp.headers["content-length"] == "1234"
-            assert (await client.get("/next", "svc")).status == 200
-            await client.close()
-            assert up.connections == 1
-    finally:
-        await up.stop()
+    up = Upstream("a", handler=head_aware)
+    async with fronting(up) as (port, _):
+        client = await Client.connect(port)
+        await client.send(b"HEAD / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        resp = await client.response(head=True)
+        assert resp.status == 200 and resp.headers["content-length"] == "1234"
+        assert (await client.get("/next", "svc")).status == 200
+        await client.close()
+        assert up.connections == 1
 
 
 async def test_websocket_upgrade_then_bytes_both_ways() -> None:
@@ -186,46 +154,33 @@ async def test_websocket_upgrade_then_bytes_both_ways() -> None:
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(ws_echo, "127.0.0.1", 0)
-    port = free_port()
-    try:
-        async with running(
-            static_cluster("a", server.sockets[0].getsockname()[1]), simple(port, "a")
-        ):
-            client = await Client.connect(port)
-            await client.send(
-                b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
-                b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-            )
-            resp = await client.response(head=True)
-            assert resp.status == 101
-            assert resp.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-            for word in (b"ping", b"pong" * 1000):
-                await client.send(word)
-                got = await bounded(client.reader.readexactly(len(word)), 5)
-                assert got == word.upper()
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(ws_echo) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+            b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        resp = await client.response(head=True)
+        assert resp.status == 101
+        assert resp.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        for word in (b"ping", b"pong" * 1000):
+            await client.send(word)
+            got = await bounded(client.reader.readexactly(len(word)), 5)
+            assert got == word.upper()
+        await client.close()
 
 
 async def test_upgrade_refused_by_the_upstream_is_relayed_then_closed() -> None:
     async def no_ws(up: Upstream, req: Message, writer: asyncio.StreamWriter) -> None:
         writer.write(response_bytes(426, b"no websocket here"))
 
-    up = await Upstream("a", handler=no_ws).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(
-                b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
-                b"\r\n"
-            )
-            resp = await client.response()
-            assert (resp.status, resp.body) == (426, b"no websocket here")
-            assert resp.headers["connection"] == "close"
-            assert await client.at_eof()
-            await client.close()
-    finally:
-        await up.stop()
+    async with fronting(Upstream("a", handler=no_ws)) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        )
+        resp = await client.response()
+        assert (resp.status, resp.body) == (426, b"no websocket here")
+        assert resp.headers["connection"] == "close"
+        assert await client.at_eof()
+        await client.close()
