@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting_server
 from tests.proxy.server.http_wire import Client, read_head
-from tests.proxy.server.protos import free_port, static_cluster
 
 BIG = 64 * 1024 * 1024
 
@@ -26,27 +25,20 @@ async def test_slow_client_pauses_the_upstream() -> None:
             await writer.drain()
         finished.set()
 
-    server = await asyncio.start_server(firehose, "127.0.0.1", 0)
-    port = free_port()
-    try:
-        async with running(
-            static_cluster("a", server.sockets[0].getsockname()[1]), simple(port, "a")
-        ):
-            client = await Client.connect(port)
-            await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
-            await asyncio.sleep(1.0)  # the client reads nothing meanwhile
-            assert not finished.is_set()  # the upstream is held back ...
-            assert upstream_writer[0].transport.get_write_buffer_size() > 0
-            head = await read_head(client.reader)
-            assert head.headers["content-length"] == str(BIG)
-            received = 0
-            async with asyncio.timeout(60):
-                while received < BIG:
-                    received += len(await client.reader.read(1 << 20))
-            assert received == BIG  # ... and everything arrives once the client reads
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(firehose) as (port, _):
+        client = await Client.connect(port)
+        await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        await asyncio.sleep(1.0)  # the client reads nothing meanwhile
+        assert not finished.is_set()  # the upstream is held back ...
+        assert upstream_writer[0].transport.get_write_buffer_size() > 0
+        head = await read_head(client.reader)
+        assert head.headers["content-length"] == str(BIG)
+        received = 0
+        async with asyncio.timeout(60):
+            while received < BIG:
+                received += len(await client.reader.read(1 << 20))
+        assert received == BIG  # ... and everything arrives once the client reads
+        await client.close()
 
 
 async def test_slow_upstream_pauses_the_client() -> None:
@@ -64,36 +56,29 @@ async def test_slow_upstream_pauses_the_client() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
         await writer.drain()
 
-    server = await asyncio.start_server(sluggish, "127.0.0.1", 0)
-    port = free_port()
-    try:
-        async with running(
-            static_cluster("a", server.sockets[0].getsockname()[1]), simple(port, "a")
-        ):
-            client = await Client.connect(port)
-            client.writer.write(b"POST / HTTP/1.1\r\nhost: svc\r\ncontent-length: %d\r\n\r\n" % BIG)
-            block = b"y" * (1024 * 1024)
-            sent = 0
-            try:
-                async with asyncio.timeout(1.0):
-                    while sent < BIG:
-                        client.writer.write(block)
-                        sent += len(block)
-                        await client.writer.drain()
-            except TimeoutError:
-                pass
-            assert sent < BIG // 2  # the proxy stopped taking bytes the upstream does not read
-            reading.set()
-            async with asyncio.timeout(60):
+    async with fronting_server(sluggish) as (port, _):
+        client = await Client.connect(port)
+        client.writer.write(b"POST / HTTP/1.1\r\nhost: svc\r\ncontent-length: %d\r\n\r\n" % BIG)
+        block = b"y" * (1024 * 1024)
+        sent = 0
+        try:
+            async with asyncio.timeout(1.0):
                 while sent < BIG:
                     client.writer.write(block)
                     sent += len(block)
                     await client.writer.drain()
-                resp = await client.response()
-            assert (resp.status, total[0]) == (200, BIG)
-            await client.close()
-    finally:
-        server.close()
+        except TimeoutError:
+            pass
+        assert sent < BIG // 2  # the proxy stopped taking bytes the upstream does not read
+        reading.set()
+        async with asyncio.timeout(60):
+            while sent < BIG:
+                client.writer.write(block)
+                sent += len(block)
+                await client.writer.drain()
+            resp = await client.response()
+        assert (resp.status, total[0]) == (200, BIG)
+        await client.close()
 
 
 async def test_upgraded_connection_has_back_pressure_too() -> None:
@@ -113,25 +98,19 @@ async def test_upgraded_connection_has_back_pressure_too() -> None:
             await writer.drain()
         finished.set()
 
-    server = await asyncio.start_server(firehose, "127.0.0.1", 0)
-    port, up_port = free_port(), server.sockets[0].getsockname()[1]
-    try:
-        async with running(static_cluster("a", up_port), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(
-                b"GET /ws HTTP/1.1\r\nhost: svc\r\n"
-                b"connection: upgrade\r\nupgrade: websocket\r\n\r\n"
-            )
-            head = await read_head(client.reader)
-            assert head.status == 101
-            await asyncio.sleep(1.0)
-            assert not finished.is_set()
-            assert upstream_writer[0].transport.get_write_buffer_size() > 0
-            received = 0
-            async with asyncio.timeout(60):
-                while received < size:
-                    received += len(await client.reader.read(1 << 20))
-            assert received == size
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(firehose) as (port, _):
+        client = await Client.connect(port)
+        await client.send(
+            b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
+        )
+        head = await read_head(client.reader)
+        assert head.status == 101
+        await asyncio.sleep(1.0)
+        assert not finished.is_set()
+        assert upstream_writer[0].transport.get_write_buffer_size() > 0
+        received = 0
+        async with asyncio.timeout(60):
+            while received < size:
+                received += len(await client.reader.read(1 << 20))
+        assert received == size
+        await client.close()
