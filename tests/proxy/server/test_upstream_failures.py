@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting_server, running, simple
 from tests.proxy.server.http_wire import Client, read_request
 from tests.proxy.server.protos import free_port, route, static_cluster
 from tests.proxy.server.test_retries import retry_policy
@@ -16,14 +15,6 @@ TERMINATION = (
     b"upstream connect error or disconnect/reset before headers. reset reason: "
     b"connection termination"
 )
-
-
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _server(serve: Serve) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
 
 
 async def test_reset_before_headers_is_503_or_retried() -> None:
@@ -39,7 +30,8 @@ async def test_reset_before_headers_is_503_or_retried() -> None:
         await writer.drain()
         writer.close()
 
-    server, up = await _server(rude_first)
+    server = await asyncio.start_server(rude_first, "127.0.0.1", 0)
+    up = server.sockets[0].getsockname()[1]
     port, retrying = free_port(), free_port()
     try:
         resources = (
@@ -75,18 +67,13 @@ async def test_reused_connection_closed_by_the_server_is_retried_once_for_free()
             await read_request(reader)  # ... but the next request is dropped unanswered
         writer.transport.abort()
 
-    server, up = await _server(one_per_connection)
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up), simple(port, "a")):
-            client = await Client.connect(port)
-            for _ in range(3):
-                resp = await client.get("/", "svc")
-                assert (resp.status, resp.body) == (200, b"ok")
-            assert connections[0] >= 3
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(one_per_connection) as (port, _):
+        client = await Client.connect(port)
+        for _ in range(3):
+            resp = await client.get("/", "svc")
+            assert (resp.status, resp.body) == (200, b"ok")
+        assert connections[0] >= 3
+        await client.close()
 
 
 async def test_close_delimited_response_is_rechunked_for_http11_clients() -> None:
@@ -96,19 +83,14 @@ async def test_close_delimited_response_is_rechunked_for_http11_clients() -> Non
         await writer.drain()
         writer.close()
 
-    server, up = await _server(old_server)
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up), simple(port, "a")):
-            client = await Client.connect(port)
-            resp = await client.get("/", "svc")
-            assert resp.headers.get("transfer-encoding") == "chunked"
-            assert resp.body == b"until the end"
-            again = await client.get("/", "svc")  # the client connection stays open
-            assert again.body == b"until the end"
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(old_server) as (port, _):
+        client = await Client.connect(port)
+        resp = await client.get("/", "svc")
+        assert resp.headers.get("transfer-encoding") == "chunked"
+        assert resp.body == b"until the end"
+        again = await client.get("/", "svc")  # the client connection stays open
+        assert again.body == b"until the end"
+        await client.close()
 
 
 async def test_http10_client_without_keep_alive_is_answered_then_closed() -> None:
@@ -122,16 +104,11 @@ async def test_http10_client_without_keep_alive_is_answered_then_closed() -> Non
             await writer.drain()
         writer.close()
 
-    server, up = await _server(plain)
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up), simple(port, "a")):
-            client = await Client.connect(port)
-            await client.send(b"GET / HTTP/1.0\r\nhost: svc\r\n\r\n")
-            resp = await client.response()
-            assert (resp.status, resp.body) == (200, b"ten")
-            assert resp.headers["connection"] == "close"
-            assert await client.at_eof()
-            await client.close()
-    finally:
-        server.close()
+    async with fronting_server(plain) as (port, _):
+        client = await Client.connect(port)
+        await client.send(b"GET / HTTP/1.0\r\nhost: svc\r\n\r\n")
+        resp = await client.response()
+        assert (resp.status, resp.body) == (200, b"ten")
+        assert resp.headers["connection"] == "close"
+        assert await client.at_eof()
+        await client.close()
