@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting, running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, route, static_cluster
 from tests.proxy.server.upstreams import Upstream
@@ -25,49 +25,37 @@ def retry_policy(
 
 
 async def test_retries_until_the_upstream_succeeds() -> None:
-    up = await Upstream("a", fail_first=2).start()
-    port = free_port()
-    try:
-        entry = route("a", retry_policy=retry_policy("5xx", 3))
-        async with running(static_cluster("a", up.port), simple(port, "a", entry)) as dp:
-            client = await Client.connect(port)
-            await client.send(b"POST /p HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\nhello")
-            resp = await client.response()
-            assert resp.status == 200
-            assert len(up.requests) == 3
-            assert all(r.body == b"hello" for r in up.requests)  # the body was replayed
-            assert dp.backends["a"].stats.upstream_rq_retry == 2
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a", fail_first=2)
+    entry = route("a", retry_policy=retry_policy("5xx", 3))
+    async with fronting(up, entry) as (port, dp):
+        client = await Client.connect(port)
+        await client.send(b"POST /p HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\nhello")
+        resp = await client.response()
+        assert resp.status == 200
+        assert len(up.requests) == 3
+        assert all(r.body == b"hello" for r in up.requests)  # the body was replayed
+        assert dp.backends["a"].stats.upstream_rq_retry == 2
+        await client.close()
 
 
 async def test_gives_up_after_num_retries_with_the_last_response() -> None:
-    up = await Upstream("a", fail_first=10).start()
-    port = free_port()
-    try:
-        entry = route("a", retry_policy=retry_policy("5xx", 2))
-        async with running(static_cluster("a", up.port), simple(port, "a", entry)):
-            client = await Client.connect(port)
-            resp = await client.get("/", "svc")
-            assert (resp.status, resp.body) == (503, b"failing")
-            assert len(up.requests) == 3
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a", fail_first=10)
+    entry = route("a", retry_policy=retry_policy("5xx", 2))
+    async with fronting(up, entry) as (port, _):
+        client = await Client.connect(port)
+        resp = await client.get("/", "svc")
+        assert (resp.status, resp.body) == (503, b"failing")
+        assert len(up.requests) == 3
+        await client.close()
 
 
 async def test_no_retry_policy_no_retry() -> None:
-    up = await Upstream("a", fail_first=1).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")):
-            client = await Client.connect(port)
-            assert (await client.get("/", "svc")).status == 503
-            assert len(up.requests) == 1
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a", fail_first=1)
+    async with fronting(up) as (port, _):
+        client = await Client.connect(port)
+        assert (await client.get("/", "svc")).status == 503
+        assert len(up.requests) == 1
+        await client.close()
 
 
 async def test_per_try_timeout_moves_on_to_another_try() -> None:
@@ -123,20 +111,16 @@ async def test_previous_hosts_are_avoided() -> None:
 
 
 async def test_rewrites_leave_envoys_original_headers_and_per_try_timeout_is_announced() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        entry = route("a", prefix="/old", retry_policy=retry_policy("5xx", 1, per_try=0.5))
-        entry.route.prefix_rewrite = "/new"
-        entry.route.host_rewrite_literal = "backend.internal"
-        async with running(static_cluster("a", up.port), simple(port, "a", entry)):
-            client = await Client.connect(port)
-            assert (await client.get("/old/x?q=1", "svc:80")).status == 200
-            sent = up.requests[0]
-            assert (sent.target, sent.headers["host"]) == ("/new/x?q=1", "backend.internal")
-            assert sent.headers["x-envoy-original-path"] == "/old/x?q=1"
-            assert sent.headers["x-envoy-original-host"] == "svc:80"
-            assert sent.headers["x-envoy-expected-rq-timeout-ms"] == "500"
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a")
+    entry = route("a", prefix="/old", retry_policy=retry_policy("5xx", 1, per_try=0.5))
+    entry.route.prefix_rewrite = "/new"
+    entry.route.host_rewrite_literal = "backend.internal"
+    async with fronting(up, entry) as (port, _):
+        client = await Client.connect(port)
+        assert (await client.get("/old/x?q=1", "svc:80")).status == 200
+        sent = up.requests[0]
+        assert (sent.target, sent.headers["host"]) == ("/new/x?q=1", "backend.internal")
+        assert sent.headers["x-envoy-original-path"] == "/old/x?q=1"
+        assert sent.headers["x-envoy-original-host"] == "svc:80"
+        assert sent.headers["x-envoy-expected-rq-timeout-ms"] == "500"
+        await client.close()
