@@ -10,7 +10,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import duration_pb2
 
 from gossamer.control.translate.policies import FAULT_FILTER, packed
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting, running, simple
 from tests.proxy.server.http_wire import Client
 from tests.proxy.server.protos import free_port, http_listener, route, routes, static_cluster
 from tests.proxy.server.upstreams import Upstream
@@ -66,17 +66,13 @@ async def test_refused_connection_is_503_connection_failure() -> None:
 
 
 async def test_route_timeout_is_504_upstream_request_timeout() -> None:
-    up = await Upstream("slow", delay=2.0).start()
-    port = free_port()
-    try:
-        entry = route("a", timeout=seconds(0.2))
-        async with running(static_cluster("a", up.port), simple(port, "a", entry)):
-            client = await Client.connect(port)
-            resp = await client.get("/", "svc")
-            assert (resp.status, resp.body) == (504, b"upstream request timeout")
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("slow", delay=2.0)
+    entry = route("a", timeout=seconds(0.2))
+    async with fronting(up, entry) as (port, _):
+        client = await Client.connect(port)
+        resp = await client.get("/", "svc")
+        assert (resp.status, resp.body) == (504, b"upstream request timeout")
+        await client.close()
 
 
 async def test_request_breaker_overflow_is_503_uo() -> None:
@@ -117,33 +113,24 @@ def _fault(abort: int | None = None, delay: float | None = None) -> rc.Route:
 
 
 async def test_fault_abort_answers_without_reaching_the_upstream() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a", _fault(abort=418))):
-            client = await Client.connect(port)
-            resp = await client.get("/", "svc")
-            assert (resp.status, resp.body) == (418, b"fault filter abort")
-            assert up.requests == []
-            await client.close()
-    finally:
-        await up.stop()
+    up = Upstream("a")
+    async with fronting(up, _fault(abort=418)) as (port, _):
+        client = await Client.connect(port)
+        resp = await client.get("/", "svc")
+        assert (resp.status, resp.body) == (418, b"fault filter abort")
+        assert up.requests == []
+        await client.close()
 
 
 async def test_fault_delay_then_forward() -> None:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a", _fault(delay=0.3))):
-            client = await Client.connect(port)
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            resp = await client.get("/", "svc")
-            assert resp.status == 200
-            assert loop.time() - t0 >= 0.29
-            await client.close()
-    finally:
-        await up.stop()
+    async with fronting(Upstream("a"), _fault(delay=0.3)) as (port, _):
+        client = await Client.connect(port)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        resp = await client.get("/", "svc")
+        assert resp.status == 200
+        assert loop.time() - t0 >= 0.29
+        await client.close()
 
 
 async def test_redirect_and_direct_response() -> None:
