@@ -6,21 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting
 from tests.proxy.server.http_wire import Client
-from tests.proxy.server.protos import free_port, static_cluster
 from tests.proxy.server.upstreams import Upstream
 
 
 @asynccontextmanager
 async def proxy(**options: float) -> AsyncIterator[tuple[int, Upstream]]:
-    up = await Upstream("a").start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a"), **options):
-            yield port, up
-    finally:
-        await up.stop()
+    up = Upstream("a")
+    async with fronting(up, **options) as (port, _):
+        yield port, up
 
 
 async def _answer(port: int, raw: bytes) -> tuple[int | None, bool]:
@@ -114,23 +109,19 @@ async def test_idle_connection_is_closed_after_the_idle_timeout() -> None:
 
 
 async def test_client_leaving_mid_request_resets_the_upstream_side() -> None:
-    up = await Upstream("slow", delay=2.0).start()
-    port = free_port()
-    try:
-        async with running(static_cluster("a", up.port), simple(port, "a")) as dataplane:
-            client = await Client.connect(port)
-            await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
-            await up.wait_for_requests(1)
-            stats = dataplane.backends["a"].stats
-            assert (stats.rq_active, stats.cx_active) == (1, 1)
-            client.writer.transport.abort()
-            # well before the upstream would answer (polling counters: nothing to wait on)
-            async with asyncio.timeout(1):
-                while stats.rq_active or stats.cx_active:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-            await _good_client_works_on(port, up)
-    finally:
-        await up.stop()
+    up = Upstream("slow", delay=2.0)
+    async with fronting(up) as (port, dataplane):
+        client = await Client.connect(port)
+        await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        await up.wait_for_requests(1)
+        stats = dataplane.backends["a"].stats
+        assert (stats.rq_active, stats.cx_active) == (1, 1)
+        client.writer.transport.abort()
+        # well before the upstream would answer (polling counters: nothing to wait on)
+        async with asyncio.timeout(1):
+            while stats.rq_active or stats.cx_active:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await _good_client_works_on(port, up)
 
 
 async def _good_client_works_on(port: int, up: Upstream) -> None:

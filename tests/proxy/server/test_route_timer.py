@@ -12,9 +12,9 @@ from typing import Any
 from google.protobuf import duration_pb2
 
 from gossamer.proxy.dataplane import Dataplane
-from tests.proxy.server.harness import running, simple
+from tests.proxy.server.harness import fronting
 from tests.proxy.server.http_wire import Client, Message, read_head
-from tests.proxy.server.protos import free_port, route, static_cluster
+from tests.proxy.server.protos import route
 from tests.proxy.server.test_retries import retry_policy
 from tests.proxy.server.upstreams import Handler, Upstream, echo
 
@@ -31,15 +31,9 @@ def seconds(value: float) -> duration_pb2.Duration:
 async def proxied(handler: Handler = echo, **action: Any) -> AsyncIterator[tuple[int, Dataplane]]:
     """A proxy on a free port whose one route goes to an upstream serving `handler`, with the
     route timeout TIMEOUT unless `action` says otherwise."""
-    up = await Upstream("a", handler=handler).start()
-    port = free_port()
     action.setdefault("timeout", seconds(TIMEOUT))
-    try:
-        entry = route("a", **action)
-        async with running(static_cluster("a", up.port), simple(port, "a", entry)) as dp:
-            yield port, dp
-    finally:
-        await up.stop()
+    async with fronting(Upstream("a", handler=handler), route("a", **action)) as front:
+        yield front
 
 
 def stalling_body(sent: bytes, total: int, stall: float, chunked: bool = False) -> Handler:
