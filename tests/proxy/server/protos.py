@@ -9,7 +9,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 
 from gossamer.control.translate import listeners
 from gossamer.control.translate.clusters import socket_address
@@ -18,6 +18,13 @@ from gossamer.proxy.config.snapshot import ProxyConfig, SnapshotBuilder
 from tests.ports import free_port
 
 Cluster = cluster_pb2.Cluster
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    """A Duration of `value` seconds, to the millisecond (route timeouts, fault delays)."""
+    out = duration_pb2.Duration()
+    out.FromMilliseconds(int(value * 1000))
+    return out
 
 
 def static_cluster(

@@ -7,21 +7,21 @@ import asyncio
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.type.v3 import percent_pb2
-from google.protobuf import duration_pb2
 
 from gossamer.control.translate.policies import FAULT_FILTER, packed
 from tests.proxy.server.harness import fronting, running, simple
 from tests.proxy.server.http_wire import Client
-from tests.proxy.server.protos import free_port, http_listener, route, routes, static_cluster
+from tests.proxy.server.protos import (
+    free_port,
+    http_listener,
+    route,
+    routes,
+    seconds,
+    static_cluster,
+)
 from tests.proxy.server.upstreams import Upstream
 
 UPSTREAM_RESET = "upstream connect error or disconnect/reset before headers. reset reason: "
-
-
-def seconds(value: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromMilliseconds(int(value * 1000))
-    return out
 
 
 async def test_no_route_is_404_with_an_empty_body() -> None:

@@ -9,22 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from google.protobuf import duration_pb2
-
 from gossamer.proxy.dataplane import Dataplane
 from tests.proxy.server.harness import fronting
 from tests.proxy.server.http_wire import Client, Message, read_head
-from tests.proxy.server.protos import route
+from tests.proxy.server.protos import route, seconds
 from tests.proxy.server.test_retries import retry_policy
 from tests.proxy.server.upstreams import Handler, Upstream, echo
 
 TIMEOUT = 0.3
-
-
-def seconds(value: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromMilliseconds(int(value * 1000))
-    return out
 
 
 @asynccontextmanager
