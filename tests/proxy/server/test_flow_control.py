@@ -4,6 +4,7 @@ bodies flow at the slowest peer's pace instead of piling up in the proxy."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from tests.proxy.server.harness import fronting_server
 from tests.proxy.server.http_wire import Client, read_head
@@ -11,32 +12,48 @@ from tests.proxy.server.http_wire import Client, read_head
 BIG = 64 * 1024 * 1024
 
 
-async def test_slow_client_pauses_the_upstream() -> None:
-    upstream_writer: list[asyncio.StreamWriter] = []
-    finished = asyncio.Event()
+@dataclass
+class Firehose:
+    """An upstream that answers any request with `head`, then `size` bytes of `fill` in 1 MiB
+    blocks as fast as it may write them; `finished` once all are written."""
 
-    async def firehose(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head: bytes
+    size: int
+    fill: bytes
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        upstream_writer.append(writer)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % BIG)
-        block = b"x" * (1024 * 1024)
-        for _ in range(BIG // len(block)):
+        self.writers.append(writer)
+        writer.write(self.head)
+        block = self.fill * (1024 * 1024)
+        for _ in range(self.size // len(block)):
             writer.write(block)
             await writer.drain()
-        finished.set()
+        self.finished.set()
 
-    async with fronting_server(firehose) as (port, _):
+
+async def read_up_to(client: Client, size: int) -> int:
+    """How many bytes the client reads until it has `size` (60 s at most)."""
+    received = 0
+    async with asyncio.timeout(60):
+        while received < size:
+            received += len(await client.reader.read(1 << 20))
+    return received
+
+
+async def test_slow_client_pauses_the_upstream() -> None:
+    hose = Firehose(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % BIG, BIG, b"x")
+    async with fronting_server(hose.serve) as (port, _):
         client = await Client.connect(port)
         await client.send(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
         await asyncio.sleep(1.0)  # the client reads nothing meanwhile
-        assert not finished.is_set()  # the upstream is held back ...
-        assert upstream_writer[0].transport.get_write_buffer_size() > 0
+        assert not hose.finished.is_set()  # the upstream is held back ...
+        assert hose.writers[0].transport.get_write_buffer_size() > 0
         head = await read_head(client.reader)
         assert head.headers["content-length"] == str(BIG)
-        received = 0
-        async with asyncio.timeout(60):
-            while received < BIG:
-                received += len(await client.reader.read(1 << 20))
+        received = await read_up_to(client, BIG)
         assert received == BIG  # ... and everything arrives once the client reads
         await client.close()
 
@@ -82,23 +99,12 @@ async def test_slow_upstream_pauses_the_client() -> None:
 
 
 async def test_upgraded_connection_has_back_pressure_too() -> None:
-    upstream_writer: list[asyncio.StreamWriter] = []
-    finished = asyncio.Event()
     size = 32 * 1024 * 1024
-
-    async def firehose(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        upstream_writer.append(writer)
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
-        )
-        block = b"z" * (1024 * 1024)
-        for _ in range(size // len(block)):
-            writer.write(block)
-            await writer.drain()
-        finished.set()
-
-    async with fronting_server(firehose) as (port, _):
+    switching = (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    )
+    hose = Firehose(switching, size, b"z")
+    async with fronting_server(hose.serve) as (port, _):
         client = await Client.connect(port)
         await client.send(
             b"GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
@@ -106,11 +112,8 @@ async def test_upgraded_connection_has_back_pressure_too() -> None:
         head = await read_head(client.reader)
         assert head.status == 101
         await asyncio.sleep(1.0)
-        assert not finished.is_set()
-        assert upstream_writer[0].transport.get_write_buffer_size() > 0
-        received = 0
-        async with asyncio.timeout(60):
-            while received < size:
-                received += len(await client.reader.read(1 << 20))
+        assert not hose.finished.is_set()
+        assert hose.writers[0].transport.get_write_buffer_size() > 0
+        received = await read_up_to(client, size)
         assert received == size
         await client.close()
