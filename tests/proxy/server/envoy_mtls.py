@@ -3,10 +3,12 @@ shared by the tests that put the Python sidecar beside a real Envoy (inbound mTL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,21 @@ def listener_ports(envoy: EnvoyProcess) -> dict[str, int]:
         status["name"]: int(status["local_address"]["socket_address"]["port_value"])
         for status in json.loads(body)["listener_statuses"]
     }
+
+
+@asynccontextmanager
+async def envoy_running(
+    bootstrap: Any, folder: Path
+) -> AsyncIterator[tuple[EnvoyProcess, dict[str, int]]]:
+    """Envoy on `bootstrap`, started and ready, with its listeners' ports by name; stopped
+    after."""
+    envoy = EnvoyProcess(bootstrap, folder)
+    try:
+        envoy.start()
+        await asyncio.to_thread(envoy.wait_ready)
+        yield envoy, await asyncio.to_thread(listener_ports, envoy)
+    finally:
+        envoy.stop()
 
 
 def hcm(routes: list[dict[str, Any]], stat_prefix: str = "client") -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +21,15 @@ from envoy.config.route.v3 import route_pb2
 
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.translate import listeners
+from gossamer.proxy.dataplane import Dataplane
 from gossamer.transport.tls import CLIENT_ALPN_HTTP1, IdentityMaterial, client_ssl_context
 from gossamer.waits import bounded
 from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
+from tests.proxy.server.harness import running
 from tests.proxy.server.http_wire import Client
-from tests.proxy.server.protos import route, routes, static_cluster
+from tests.proxy.server.protos import free_port, route, routes, static_cluster
 from tests.proxy.server.rbac_listeners import http_rbac_filter
+from tests.proxy.server.upstreams import Upstream
 
 SERVER = SpiffeId("default", "reviews")
 PRODUCTPAGE = SpiffeId("default", "productpage")
@@ -161,3 +165,33 @@ class AppTls:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+
+
+@dataclass
+class StrictSidecar:
+    """The sidecar serving SERVER's identity on a STRICT listener "in" at `port`, `app` behind."""
+
+    dataplane: Dataplane
+    port: int
+    app: Upstream
+
+    def counter(self, name: str) -> int:
+        """One of the listener's counters, named after its `listener.<addr>_<port>.` prefix."""
+        return self.dataplane.listener_counters[f"listener.127.0.0.1_{self.port}.{name}"]
+
+
+@asynccontextmanager
+async def strict_sidecar(
+    ids: Identities, app_tls_port: int, rbac: Sequence[Mapping[str, Any]] = ()
+) -> AsyncIterator[StrictSidecar]:
+    """A STRICT `inbound` on a free port with `rbac`, in front of an echoing Upstream "app"
+    (started here, stopped after); cluster app-tls points at `app_tls_port`."""
+    app = await Upstream("app").start()
+    port = free_port()
+    try:
+        resources = (*clusters(app.port, app_tls_port), inbound("STRICT", port, rbac))
+        async with running(*resources) as dataplane:
+            dataplane.set_identity(ids.of(SERVER))
+            yield StrictSidecar(dataplane, port, app)
+    finally:
+        await app.stop()

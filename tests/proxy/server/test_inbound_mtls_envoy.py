@@ -19,36 +19,32 @@ from typing import Any
 
 import pytest
 
-from gossamer.proxy.dataplane import Dataplane
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.transport.tls import CLIENT_ALPN_HTTP1
 from tests.proxy.server.envoy_mtls import (
     LOOPBACK,
     envoy_present,
+    envoy_running,
     hcm,
     http_get,
-    listener_ports,
     mesh_cluster,
     outbound_listener,
     strict_server_bootstrap,
     tls_files,
 )
-from tests.proxy.server.harness import running
 from tests.proxy.server.mtls_world import (
     PRODUCTPAGE,
     RATINGS,
     SERVER,
     Identities,
-    clusters,
-    inbound,
+    StrictSidecar,
     mesh_client_context,
     no_certificate_context,
     refused,
+    strict_sidecar,
     tls_client,
 )
-from tests.proxy.server.protos import free_port
 from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
-from tests.proxy.server.upstreams import Upstream
 
 pytestmark = pytest.mark.envoy
 __all__ = ["envoy_present"]  # a fixture the tests here use by name
@@ -87,43 +83,30 @@ class EnvoyToStrict:
     """An Envoy client sidecar (productpage's and ratings' clusters) in front of the Python
     sidecar's STRICT inbound, whose RBAC allows productpage only."""
 
-    dataplane: Dataplane
+    sidecar: StrictSidecar
     envoy: EnvoyProcess
-    app: Upstream
-    inbound_port: int
     outbound_port: int
 
     def get(self, path: str) -> Awaitable[tuple[int, str]]:
         return asyncio.to_thread(http_get, self.outbound_port, path)
 
     def counter(self, name: str) -> int:
-        return self.dataplane.listener_counters[f"listener.127.0.0.1_{self.inbound_port}.{name}"]
+        return self.sidecar.counter(name)
 
 
 @asynccontextmanager
 async def envoy_to_strict(
     ids: Identities, tmp_path: Path, per_connection: int | None = None
 ) -> AsyncIterator[EnvoyToStrict]:
-    app = await Upstream("app").start()
-    port = free_port()
-    resources = (*clusters(app.port, 1), inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]))
-    bootstrap = _client_bootstrap(
-        port,
-        tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
-        tls_files(ids.of(RATINGS), tmp_path / "ratings"),
-        per_connection,
-    )
-    envoy = EnvoyProcess(bootstrap, tmp_path / "envoy")
-    try:
-        async with running(*resources) as dataplane:
-            dataplane.set_identity(ids.of(SERVER))
-            envoy.start()
-            await asyncio.to_thread(envoy.wait_ready)
-            outbound = (await asyncio.to_thread(listener_ports, envoy))["outbound"]
-            yield EnvoyToStrict(dataplane, envoy, app, port, outbound)
-    finally:
-        envoy.stop()
-        await app.stop()
+    async with strict_sidecar(ids, 1, [{"rules": ALLOW_PRODUCTPAGE}]) as sidecar:
+        bootstrap = _client_bootstrap(
+            sidecar.port,
+            tls_files(ids.of(PRODUCTPAGE), tmp_path / "productpage"),
+            tls_files(ids.of(RATINGS), tmp_path / "ratings"),
+            per_connection,
+        )
+        async with envoy_running(bootstrap, tmp_path / "envoy") as (envoy, ports):
+            yield EnvoyToStrict(sidecar, envoy, ports["outbound"])
 
 
 async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
@@ -134,7 +117,7 @@ async def test_an_envoy_client_sidecar_reaches_the_strict_inbound(
         assert status == 200 and json.loads(body)["path"] == "/from-envoy"
         # The principal RBAC saw is Envoy's client certificate's: ratings is denied.
         assert await pair.get("/ratings") == (403, "RBAC: access denied")
-        assert [r.target for r in pair.app.requests] == ["/from-envoy"]
+        assert [r.target for r in pair.sidecar.app.requests] == ["/from-envoy"]
         assert pair.counter("ssl.handshake") >= 2
 
 
@@ -187,30 +170,16 @@ async def _knock(ids: Identities, port: int) -> None:
 async def test_listener_ssl_counters_are_envoys(
     ids: Identities, tmp_path: Path, envoy_present: None
 ) -> None:
-    envoy = EnvoyProcess(_server_bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
-    try:
-        envoy.start()
-        await asyncio.to_thread(envoy.wait_ready)
-        envoy_port = (await asyncio.to_thread(listener_ports, envoy))["strict"]
-        await _knock(ids, envoy_port)
+    bootstrap = _server_bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv"))
+    async with envoy_running(bootstrap, tmp_path) as (envoy, envoy_ports):
+        await _knock(ids, envoy_ports["strict"])
         await asyncio.sleep(0.2)
         _, text = await asyncio.to_thread(envoy.admin_get, "/stats?format=json")
         stats = {s["name"]: s.get("value", 0) for s in json.loads(text)["stats"] if "name" in s}
         prefix = "listener.127.0.0.1_0."  # Envoy names a listener by its configured address
         theirs = {name: int(stats.get(prefix + name, 0)) for name in COUNTERS}
-    finally:
-        envoy.stop()
-    app = await Upstream("app").start()
-    port = free_port()
-    try:
-        async with running(*clusters(app.port, 1), inbound("STRICT", port)) as dataplane:
-            dataplane.set_identity(ids.of(SERVER))
-            await _knock(ids, port)
-            ours = {
-                name: dataplane.listener_counters[f"listener.127.0.0.1_{port}.{name}"]
-                for name in COUNTERS
-            }
-    finally:
-        await app.stop()
+    async with strict_sidecar(ids, 1) as sidecar:
+        await _knock(ids, sidecar.port)
+        ours = {name: sidecar.counter(name) for name in COUNTERS}
     assert ours == theirs
     assert theirs["ssl.fail_verify_error"] == 2  # the comparison is not between two blanks
