@@ -23,31 +23,27 @@ import pytest
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.admin_stats import Report, Snapshot, report_of
-from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.telemetry.prometheus import render
 from tests.proxy.server.envoy_mtls import (
     HCM,
     ROUTER,
     envoy_present,
-    listener_ports,
+    envoy_running,
     strict_server_bootstrap,
     tls_files,
 )
-from tests.proxy.server.harness import running
 from tests.proxy.server.mtls_world import (
     PRODUCTPAGE,
     RATINGS,
     SERVER,
     Identities,
-    clusters,
-    inbound,
     mesh_client_context,
     refused,
+    strict_sidecar,
     tls_client,
 )
 from tests.proxy.server.protos import free_port
 from tests.proxy.server.test_inbound_mtls import ALLOW_PRODUCTPAGE
-from tests.proxy.server.upstreams import Upstream
 from tests.telemetry.prometheus_text import parse
 
 __all__ = ["envoy_present"]  # the fixture, used by name
@@ -137,17 +133,12 @@ def our_series(counters: dict[str, int]) -> dict[tuple[str, frozenset[tuple[str,
 async def test_security_counters_render_as_envoys(
     ids: Identities, tmp_path: Path, envoy_present: None
 ) -> None:
-    envoy = EnvoyProcess(_bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv")), tmp_path)
-    try:
-        envoy.start()
-        await asyncio.to_thread(envoy.wait_ready)
-        port = (await asyncio.to_thread(listener_ports, envoy))["strict"]
-        await _knock(ids, port)
+    bootstrap = _bootstrap(tls_files(ids.of(SERVER), tmp_path / "srv"))
+    async with envoy_running(bootstrap, tmp_path) as (envoy, envoy_ports):
+        await _knock(ids, envoy_ports["strict"])
         await asyncio.sleep(0.2)
         _, text = await asyncio.to_thread(envoy.admin_get, "/stats?format=json")
         _, prometheus = await asyncio.to_thread(envoy.admin_get, "/stats/prometheus")
-    finally:
-        envoy.stop()
     stats = json.loads(text)["stats"]
     theirs = {s["name"]: int(s["value"]) for s in stats if "value" in s and OURS.search(s["name"])}
     assert theirs["http.inbound_0.0.0.0_9080.rbac.denied"] == 1  # not a comparison of blanks
@@ -159,18 +150,10 @@ async def test_security_counters_render_as_envoys(
         assert envoys.get(key) == value, (key, value)
 
     # The same clients against our sidecar (the same chain shape: STRICT, HTTP RBAC).
-    app = await Upstream("app").start()
-    port = free_port()
-    try:
-        async with running(
-            *clusters(app.port, free_port()),
-            inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]),
-        ) as dataplane:
-            dataplane.set_identity(ids.of(SERVER))
-            await _knock(ids, port)
-            report = report_of(dataplane)
-    finally:
-        await app.stop()
+    async with strict_sidecar(ids, free_port(), [{"rules": ALLOW_PRODUCTPAGE}]) as sidecar:
+        await _knock(ids, sidecar.port)
+        report = report_of(sidecar.dataplane)
+    port = sidecar.port
     ours = report["counters"]
     assert ours["http.inbound_0.0.0.0_9080.rbac.allowed"] == 2
     assert ours["http.inbound_0.0.0.0_9080.rbac.denied"] == 1
@@ -227,34 +210,26 @@ class DataplaneSource:
 
 
 async def test_admin_stats_show_security_counters_and_istio_metrics(ids: Identities) -> None:
-    app = await Upstream("app").start()
-    port = free_port()
     loopback = ListenAddress("127.0.0.1", 0)
-    try:
-        async with running(
-            *clusters(app.port, free_port()),
-            inbound("STRICT", port, [{"rules": ALLOW_PRODUCTPAGE}]),
-        ) as dataplane:
-            dataplane.set_identity(ids.of(SERVER))
-            await _knock(ids, port)
-            servers = AdminServers(
-                DataplaneSource(dataplane), admin=loopback, stats=loopback, health=loopback
-            )
-            await servers.start()
-            try:
-                async with aiohttp.ClientSession() as http:
-                    base = f"http://127.0.0.1:{servers.ports['admin']}"
-                    async with http.get(base + "/stats") as resp:
-                        stats = (await resp.text()).splitlines()
-                    async with http.get(base + "/stats", params={"filter": "ssl"}) as resp:
-                        ssl_only = (await resp.text()).splitlines()
-                    stats_port = f"http://127.0.0.1:{servers.ports['stats']}"
-                    async with http.get(stats_port + "/stats/prometheus") as resp:
-                        parsed = parse(await resp.text())
-            finally:
-                await servers.stop()
-    finally:
-        await app.stop()
+    async with strict_sidecar(ids, free_port(), [{"rules": ALLOW_PRODUCTPAGE}]) as sidecar:
+        await _knock(ids, sidecar.port)
+        servers = AdminServers(
+            DataplaneSource(sidecar.dataplane), admin=loopback, stats=loopback, health=loopback
+        )
+        await servers.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                base = f"http://127.0.0.1:{servers.ports['admin']}"
+                async with http.get(base + "/stats") as resp:
+                    stats = (await resp.text()).splitlines()
+                async with http.get(base + "/stats", params={"filter": "ssl"}) as resp:
+                    ssl_only = (await resp.text()).splitlines()
+                stats_port = f"http://127.0.0.1:{servers.ports['stats']}"
+                async with http.get(stats_port + "/stats/prometheus") as resp:
+                    parsed = parse(await resp.text())
+        finally:
+            await servers.stop()
+    port = sidecar.port
     assert "http.inbound_0.0.0.0_9080.rbac.allowed: 2" in stats
     assert "http.inbound_0.0.0.0_9080.rbac.denied: 1" in stats
     assert f"listener.127.0.0.1_{port}.no_filter_chain_match: 1" in stats
