@@ -24,6 +24,15 @@ def retry_policy(
     return out
 
 
+async def each_new_client_reaches(port: int, upstream: str, times: int) -> None:
+    """`times` GETs, each on a new client connection: every one is a 200 from `upstream`."""
+    for _ in range(times):
+        client = await Client.connect(port)
+        resp = await client.get("/", "svc")
+        assert resp.status == 200 and resp.headers["x-upstream"] == upstream
+        await client.close()
+
+
 async def test_retries_until_the_upstream_succeeds() -> None:
     up = Upstream("a", fail_first=2)
     entry = route("a", retry_policy=retry_policy("5xx", 3))
@@ -67,11 +76,7 @@ async def test_per_try_timeout_moves_on_to_another_try() -> None:
         entry = route("a", retry_policy=policy)
         cluster = static_cluster("a", slow.port, fast.port)
         async with running(cluster, simple(port, "a", entry)):
-            for _ in range(4):
-                client = await Client.connect(port)
-                resp = await client.get("/", "svc")
-                assert resp.status == 200 and resp.headers["x-upstream"] == "fast"
-                await client.close()
+            await each_new_client_reaches(port, "fast", 4)
     finally:
         await slow.stop()
         await fast.stop()
@@ -84,11 +89,7 @@ async def test_connect_failure_is_retried_on_another_host() -> None:
         policy = retry_policy("connect-failure", 3, avoid_hosts=True)
         cluster = static_cluster("a", dead, good.port)
         async with running(cluster, simple(port, "a", route("a", retry_policy=policy))):
-            for _ in range(6):
-                client = await Client.connect(port)
-                resp = await client.get("/", "svc")
-                assert resp.status == 200 and resp.headers["x-upstream"] == "good"
-                await client.close()
+            await each_new_client_reaches(port, "good", 6)
     finally:
         await good.stop()
 
