@@ -20,11 +20,11 @@ from typing import Any, cast
 import pytest
 import uvloop
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from gossamer.codec.detect import Detection, Kind, detect
+from gossamer.codec.detect import Detection, Kind
 from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
-from gossamer.transport import tls as tls_module
+from gossamer.transport.peek import sniff
+from gossamer.transport.svid import peer_identity
 from gossamer.transport.tls import (
     CLIENT_ALPN_HTTP1,
     CLIENT_ALPN_TCP,
@@ -33,13 +33,8 @@ from gossamer.transport.tls import (
     MeshTls,
     PeerIdentityRejected,
     client_context,
-    identity_of_der,
-    is_mesh_tls,
-    peer_identity,
     server_context,
-    sniff,
 )
-from gossamer.waits import bounded
 from tests.proxy.server.envoy_mtls import (
     INSPECTOR,
     LOOPBACK,
@@ -95,6 +90,15 @@ class HttpReply(Reply):
             body = self.prefix.strip()
             head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n"
             self.transport.write(head.encode() + body)
+
+
+MESH_ALPN = frozenset(
+    {"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
+)  # offered by sidecars only: what Istio's inbound chains match as mesh mTLS
+
+
+def is_mesh_tls(detection: Detection) -> bool:
+    return detection.kind is Kind.TLS and not MESH_ALPN.isdisjoint(detection.alpn)
 
 
 @dataclass
@@ -192,29 +196,6 @@ def test_material_names_its_spiffe_identity_and_serial(ca: TestCA) -> None:
     assert SERVER_ID in repr(MeshTls(material))
 
 
-def test_each_certificate_gives_its_own_identity_however_often_it_is_asked(
-    ca: TestCA, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Peer identities are parsed once per certificate; a cache turning over (2 entries here)
-    never hands one certificate another's identity."""
-    monkeypatch.setattr(tls_module, "_IDENTITIES", {})
-    monkeypatch.setattr(tls_module, "_CACHED_IDENTITIES", 2)
-    ids = [SERVER_ID, CLIENT_ID, "spiffe://cluster.local/ns/prod/sa/ratings"]
-    ders = [_der(ca.issue(i)) for i in ids]
-    for _ in range(3):
-        assert [identity_of_der(d) for d in ders] == ids
-    assert len(tls_module._IDENTITIES) == 2
-    without_spiffe = ca.root_pem  # the root has no URI SAN
-    root_der = x509.load_pem_x509_certificate(without_spiffe.encode()).public_bytes(
-        serialization.Encoding.DER
-    )
-    assert identity_of_der(root_der) is None
-
-
-def _der(material: IdentityMaterial) -> bytes:
-    return material.leaf().public_bytes(serialization.Encoding.DER)
-
-
 def test_bad_material_is_refused_and_a_rotation_to_it_keeps_the_old(ca: TestCA) -> None:
     good, other = ca.issue(SERVER_ID), ca.issue(CLIENT_ID)
     mismatched = IdentityMaterial(good.cert_chain_pem, other.private_key_pem, ca.root_pem)
@@ -301,14 +282,6 @@ def test_permissive_passes_the_apps_own_tls_through(run: Run, ca: TestCA) -> Non
         assert not is_mesh_tls(inbound.verdicts[0])
 
     run(scenario())
-
-
-def test_mesh_tls_is_told_by_its_alpn() -> None:
-    assert is_mesh_tls(detect(_hello(list(CLIENT_ALPN_HTTP1))))
-    assert is_mesh_tls(detect(_hello(["istio-peer-exchange", "istio"])))
-    assert not is_mesh_tls(detect(_hello(["h2", "http/1.1"])))
-    assert not is_mesh_tls(detect(_hello(None)))
-    assert not is_mesh_tls(detect(b"GET / HTTP/1.1\r\n"))
 
 
 def test_a_logged_material_never_shows_its_key(ca: TestCA) -> None:
@@ -478,46 +451,6 @@ def test_handshake_cost_per_connection(loop_name: str, ca: TestCA) -> None:
         f"(accept, sniff, handshake, peer id, echo, close); {wall / count * 1e3:.2f} ms wall "
         "per sequential connection, client included"
     )
-
-
-def test_sniff_waits_for_a_split_client_hello_and_gives_up_on_silence(run: Run) -> None:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.set_alpn_protocols(list(CLIENT_ALPN_HTTP1))
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    with pytest.raises(ssl.SSLWantReadError):
-        ctx.wrap_bio(incoming, outgoing, server_hostname=SNI).do_handshake()
-    hello = outgoing.read()
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            listener.setblocking(False)
-            address = listener.getsockname()
-            with socket.create_connection(address) as split:
-                accepted, _ = await loop.sock_accept(listener)
-                with accepted:
-                    split.sendall(hello[:60])
-                    pending = asyncio.ensure_future(sniff(accepted))
-                    await asyncio.sleep(0.05)
-                    assert not pending.done()  # 60 bytes of a ClientHello decide nothing
-                    split.sendall(hello[60:])
-                    verdict = await bounded(pending, 5)
-                    assert verdict == Detection(Kind.TLS, SNI, CLIENT_ALPN_HTTP1)
-                    # Nothing was consumed: the whole hello is still there to read.
-                    assert accepted.recv(len(hello) + 10, socket.MSG_PEEK) == hello
-            with socket.create_connection(address) as silent:
-                accepted, _ = await loop.sock_accept(listener)
-                with accepted:
-                    verdict = await sniff(accepted, give_up_after=0.1)
-                    assert verdict.kind is Kind.OPAQUE
-                silent.close()
-            with socket.create_connection(address) as closing:
-                accepted, _ = await loop.sock_accept(listener)
-                closing.close()
-                with accepted:
-                    assert (await sniff(accepted)).kind is Kind.OPAQUE
-
-    run(scenario())
 
 
 def test_a_root_rotation_overlap_lets_old_and_new_certificates_meet(run: Run, ca: TestCA) -> None:

@@ -13,7 +13,8 @@ from typing import cast
 
 from cryptography import x509
 
-from gossamer.transport.tls import MeshTls, peer_identity
+from gossamer.transport.svid import peer_identity
+from gossamer.transport.tls import MeshTls
 from gossamer.transport.tls_sessions import (
     ResumingClientContext,
     remember_session,

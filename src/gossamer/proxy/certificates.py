@@ -19,7 +19,8 @@ from cryptography import x509
 
 from gossamer.identity.csr import key_pem, make_csr, new_key
 from gossamer.identity.spiffe import SpiffeId
-from gossamer.transport.tls import IdentityMaterial, client_ssl_context, spiffe_id
+from gossamer.transport.svid import spiffe_id
+from gossamer.transport.tls import IdentityMaterial, client_ssl_context
 
 CONTROL_PLANE_ID = "spiffe://cluster.local/ns/istio-system/sa/istiod"
 

@@ -13,17 +13,14 @@ Contract (for wiring into proxy/server inbound and proxy/upstream/pool.py outbou
    Ask `MeshTls` for a context per connection; never keep one across connections.
 3. Inbound (server). `MeshTls.server()` requires a client certificate chained to the trust
    bundle (STRICT, and the TLS side of PERMISSIVE, as Istio's inbound chains do). Envoy checks
-   no SAN on inbound mTLS and neither do we: after the handshake `peer_identity(ssl_object)`
+   no SAN on inbound mTLS and neither do we: after the handshake `svid.peer_identity(ssl_object)`
    records the client's SPIFFE id for authorization (`source.principal`), metrics
    (`source_principal`, `connection_security_policy="mutual_tls"`) and logs.
-   PERMISSIVE: accept with `loop.sock_accept` (not `create_server`: both asyncio 3.11 and
-   uvloop start reading right after `connection_made`, so the ClientHello would be consumed
-   before a peek), then `await sniff(sock)` peeks (MSG_PEEK, nothing consumed) and
-   returns a `codec.detect.Detection`; hand the socket on with
-   `loop.connect_accepted_socket(factory, sock, ssl=MeshTls.server() if TLS else None)`.
-   `Detection.alpn` is the client's offer, for filter chain `application_protocols` matching:
-   `is_mesh_tls(detection)` (an "istio*" protocol offered) is mesh mTLS to terminate; other TLS
-   is the app's own and, in PERMISSIVE, passes through untouched as Istio's chains do.
+   PERMISSIVE: `peek.sniff(sock)` tells what the client speaks without consuming a byte (a
+   ClientHello's ALPN is matched against filter chains' `application_protocols`: an "istio*"
+   protocol is mesh mTLS to terminate, other TLS is the app's own and passes through untouched
+   as Istio's chains do); then `loop.connect_accepted_socket(factory, sock,
+   ssl=MeshTls.server() if terminating else None)`.
 4. Outbound (client). `MeshTls.client(expected)` gives a `MeshClientContext`; connect with
    `ssl=ctx.ssl_context, server_hostname=<Istio SNI outbound_.<port>_.<subset>_.<fqdn>>`, then
    call `ctx.verify_peer(ssl_object)` before sending a byte: `PeerIdentityRejected` means close
@@ -63,10 +60,8 @@ Envoy's TLS transport socket docs, so a Gossamer sidecar and an Envoy sidecar ag
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import socket
 import ssl
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -75,19 +70,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from gossamer.codec.detect import MAX_INSPECT_BYTES, OPAQUE, Detection, Kind, detect
+from gossamer.transport.svid import SslConnection, peer_identity, spiffe_id
 from gossamer.transport.tls_sessions import ResumingClientContext
 
 CLIENT_ALPN_HTTP1: tuple[str, ...] = ("istio-http/1.1", "istio", "http/1.1")
 CLIENT_ALPN_TCP: tuple[str, ...] = ("istio",)
 SERVER_ALPN: tuple[str, ...] = ("http/1.1",)
-SPIFFE_SCHEME = "spiffe://"
-MESH_ALPN: frozenset[str] = frozenset(
-    {"istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"}
-)
-"""Offered by a sidecar only: what Istio's inbound chains match as mesh mTLS."""
-
-SslConnection = ssl.SSLObject | ssl.SSLSocket
 
 
 class IdentityMaterialInvalid(ValueError):
@@ -126,50 +114,6 @@ class IdentityMaterial:
     @property
     def serial(self) -> int:
         return self.leaf().serial_number
-
-
-def spiffe_id(cert: x509.Certificate) -> str | None:
-    """The certificate's SPIFFE id: its only URI SAN, when that is a spiffe:// URI (an X509-SVID
-    carries exactly one); None otherwise."""
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
-    if len(uris) != 1 or not uris[0].startswith(SPIFFE_SCHEME):
-        return None
-    return uris[0]
-
-
-def peer_identity(ssl_object: SslConnection) -> str | None:
-    """The SPIFFE id of a connection's verified peer; None without a peer certificate or SVID."""
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
-        return None
-    return identity_of_der(der)
-
-
-_IDENTITIES: dict[bytes, str | None] = {}
-_CACHED_IDENTITIES = 1024
-
-
-def identity_of_der(der: bytes) -> str | None:
-    """`spiffe_id` of a DER certificate, parsed once per certificate: every new connection from
-    (or to) the same peer presents the same bytes, and parsing costs ~30 µs."""
-    try:
-        return _IDENTITIES[der]
-    except KeyError:
-        pass
-    identity = spiffe_id(x509.load_der_x509_certificate(der))
-    if len(_IDENTITIES) >= _CACHED_IDENTITIES:
-        del _IDENTITIES[next(iter(_IDENTITIES))]  # the oldest: rotated certificates age out
-    _IDENTITIES[der] = identity
-    return identity
-
-
-def is_mesh_tls(detection: Detection) -> bool:
-    """True for a ClientHello from a mesh sidecar (it offers one of `MESH_ALPN`)."""
-    return detection.kind is Kind.TLS and not MESH_ALPN.isdisjoint(detection.alpn)
 
 
 # --- contexts -----------------------------------------------------------------------------
@@ -332,48 +276,3 @@ class MeshTls:
             f"<MeshTls {material.identity} serial={material.serial:x} "
             f"generation={self._current.number}>"
         )
-
-
-# --- PERMISSIVE: what the client speaks ---------------------------------------------------
-
-
-async def sniff(
-    sock: socket.socket, *, give_up_after: float = 5.0, retry_interval: float = 0.002
-) -> Detection:
-    """Peek at an accepted, non-blocking socket's first bytes (MSG_PEEK: nothing is consumed)
-    until `codec.detect` decides. Silence past `give_up_after` s, and a close or reset before
-    any byte, are OPAQUE. No transport may own the socket yet (it would read the bytes).
-
-    While bytes wait unread the socket stays readable, so a split ClientHello is re-peeked
-    every `retry_interval` seconds rather than spun on."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(give_up_after):
-            while True:
-                await _readable(loop, sock)
-                try:
-                    data = sock.recv(MAX_INSPECT_BYTES, socket.MSG_PEEK)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    return OPAQUE
-                verdict = detect(data)
-                if verdict.kind is not Kind.NEED_MORE:
-                    return verdict
-                await asyncio.sleep(retry_interval)
-    except (TimeoutError, ConnectionError):
-        return OPAQUE
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(sock.fileno(), wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(sock.fileno())

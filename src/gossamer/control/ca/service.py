@@ -41,7 +41,7 @@ from gossamer.control.ca.serving import (
     own_material,
 )
 from gossamer.identity.spiffe import InvalidSpiffeId, SpiffeId
-from gossamer.transport.tls import spiffe_id
+from gossamer.transport.svid import spiffe_id
 
 __all__ = [
     "CONTROL_PLANE_ACCOUNT",

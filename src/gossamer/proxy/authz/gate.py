@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.authz.request import AuthzRequest, IPAddress, downstream_remote_ip
-from gossamer.transport.tls import identity_of_der
+from gossamer.transport.svid import identity_of_der
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from gossamer.codec.detect import MAX_INSPECT_BYTES, OPAQUE, Detection, Kind, detect
 from gossamer.proxy.authz.gate import record_passthrough, record_tls_peer
 from gossamer.proxy.config.downstream_tls import DownstreamTls
-from gossamer.transport.tls import SERVER_ALPN, server_context, sniff
+from gossamer.transport.peek import readable, sniff
+from gossamer.transport.tls import SERVER_ALPN, server_context
 
 if TYPE_CHECKING:
     from gossamer.transport.tls import IdentityMaterial, MeshTls
@@ -93,7 +94,7 @@ async def inspect(sock: socket.socket, give_up_after: float = INSPECT_TIMEOUT) -
     try:
         async with asyncio.timeout(give_up_after):
             while verdict is None:
-                await _readable(loop, sock)
+                await readable(loop, sock)
                 verdict = _peek(sock)
     except TimeoutError:
         return OPAQUE
@@ -114,21 +115,6 @@ def _peek(sock: socket.socket) -> Detection | None:
         return OPAQUE
     verdict = detect(data)
     return verdict if verdict.kind in (Kind.TLS, Kind.NEED_MORE) else OPAQUE
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
 
 
 class _Recorder(asyncio.Protocol):

@@ -19,7 +19,8 @@ from envoy.type.matcher.v3 import string_pb2
 
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.translate.clusters import socket_address
-from gossamer.transport.tls import IdentityMaterial, peer_identity, server_context
+from gossamer.transport.svid import peer_identity
+from gossamer.transport.tls import IdentityMaterial, server_context
 from tests.proxy.config.mtls_listeners import packed, raw_socket, sds
 from tests.proxy.server.http_wire import read_request
 from tests.proxy.server.upstreams import response_bytes
