@@ -145,6 +145,28 @@ class Proxy:
         return self.proc.returncode
 
 
+def get_from_threads(proxy: Proxy, host: str, threads: int) -> list[int]:
+    """GET `host` through the proxy's outbound port: `threads` threads, each 10 times on fresh
+    connections (so the kernel spreads them over workers); every reply's status."""
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(10):
+            c = HttpClient(proxy.ports["outbound"])
+            reply = c.get(host)
+            c.close()
+            with lock:
+                statuses.append(reply.status)
+
+    started = [threading.Thread(target=client) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join(60)
+    return statuses
+
+
 @pytest.fixture
 def proxy2(world: World) -> Iterator[Proxy]:
     proxy = Proxy(world, "client", concurrency=2)
@@ -282,23 +304,7 @@ def test_quitquitquit_drains_and_exits_0(world: World) -> None:
 
 def test_traffic_through_workers_is_counted_once_in_stats(world: World, proxy2: Proxy) -> None:
     proxy2.wait_ready()
-    host = f"{REVIEWS}:{world.service_port}"
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        for _ in range(10):  # fresh connections, so the kernel spreads them over workers
-            c = HttpClient(proxy2.ports["outbound"])
-            reply = c.get(host)
-            c.close()
-            with lock:
-                statuses.append(reply.status)
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    statuses = get_from_threads(proxy2, f"{REVIEWS}:{world.service_port}", threads=4)
     assert statuses == [200] * 40, (statuses, proxy2.log())
     _, stats = proxy2.get("admin", "/stats")
     assert f"cluster.{world.cluster}.upstream_rq_200: 40" in stats.splitlines()
@@ -363,23 +369,7 @@ def test_istio_metrics_are_merged_across_workers(world: World, proxy2: Proxy) ->
     label set, summed over both workers; the sidecar names its own workload (source side) and
     leaves the peer's workload `unknown` (no metadata exchange)."""
     proxy2.wait_ready()
-    host = f"{REVIEWS}:{world.service_port}"
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        for _ in range(10):  # fresh connections, so the kernel spreads them over workers
-            c = HttpClient(proxy2.ports["outbound"])
-            reply = c.get(host)
-            c.close()
-            with lock:
-                statuses.append(reply.status)
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    statuses = get_from_threads(proxy2, f"{REVIEWS}:{world.service_port}", threads=3)
     assert statuses == [200] * 30, (statuses, proxy2.log())
     assert len(proxy2.workers()) == 2
     _, text = proxy2.get("stats", "/stats/prometheus")
