@@ -6,7 +6,7 @@ whenever the Envoy binary does. Every process is stopped by its own PID at teard
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -33,25 +33,28 @@ def parity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
         world.stop()
 
 
+def started(why_not: str, plane: Callable[[], EnvoyPlane | GossamerPlane]) -> Iterator[DataPlane]:
+    """Skip with `why_not` when it is set; else the plane, started, stopped at teardown."""
+    if why_not:
+        pytest.skip(why_not)
+    with ExitStack() as stack:
+        running = plane()
+        stack.callback(running.stop)
+        running.start()
+        yield running
+
+
 @pytest.fixture(scope="module")
 def envoy_plane(parity: Parity, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    why = envoy_missing()
-    if why:
-        pytest.skip(why)
-    with ExitStack() as stack:
-        plane = EnvoyPlane(parity.world, tmp_path_factory.mktemp("parity-envoy"))
-        stack.callback(plane.stop)
-        plane.start()
-        yield plane
+    yield from started(
+        envoy_missing(),
+        lambda: EnvoyPlane(parity.world, tmp_path_factory.mktemp("parity-envoy")),
+    )
 
 
 @pytest.fixture(scope="module")
 def gossamer_plane(parity: Parity, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    why = gossamer_proxy_missing()
-    if why:
-        pytest.skip(why)
-    with ExitStack() as stack:
-        plane = GossamerPlane(parity.world, tmp_path_factory.mktemp("parity-gossamer"))
-        stack.callback(plane.stop)
-        plane.start()
-        yield plane
+    yield from started(
+        gossamer_proxy_missing(),
+        lambda: GossamerPlane(parity.world, tmp_path_factory.mktemp("parity-gossamer")),
+    )

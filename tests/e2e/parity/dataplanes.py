@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary
 from tests.e2e.harness import gossamer_argv
@@ -95,16 +95,19 @@ def server_workload(plane: str) -> Workload:
     )
 
 
-class EnvoyPlane:
-    """Real Envoys: a client-side sidecar (INTERCEPTION_MODE NONE: its outbound listener for a
-    service binds 127.0.0.1:<service port>) and a server-side one for guarded-envoy."""
+S = TypeVar("S", EnvoySidecar, GossamerSidecar)
 
-    name = "envoy"
 
-    def __init__(self, world: World, workdir: Path) -> None:
+class SidecarPair(Generic[S]):
+    """What both planes are: a client-side sidecar (`node_id`) and a server-side one for
+    guarded-<name> (`server_node_id`), of one kind, diagnosed and stopped together."""
+
+    name: str
+
+    def __init__(self, world: World, workdir: Path, sidecar: type[S]) -> None:
         self.world = world
-        self.client = EnvoySidecar(world, client_workload(self.name), workdir / "client")
-        self.server = EnvoySidecar(world, server_workload(self.name), workdir / "server")
+        self.client: S = sidecar(world, client_workload(self.name), workdir / "client")
+        self.server: S = sidecar(world, server_workload(self.name), workdir / "server")
 
     @property
     def node_id(self) -> str:
@@ -113,6 +116,23 @@ class EnvoyPlane:
     @property
     def server_node_id(self) -> str:
         return self.server.node_id
+
+    def diagnostics(self) -> str:
+        return f"{self.client.diagnostics()}\n{self.server.diagnostics()}"
+
+    def stop(self) -> None:
+        self.client.stop()
+        self.server.stop()
+
+
+class EnvoyPlane(SidecarPair[EnvoySidecar]):
+    """Real Envoys: a client-side sidecar (INTERCEPTION_MODE NONE: its outbound listener for a
+    service binds 127.0.0.1:<service port>) and a server-side one for guarded-envoy."""
+
+    name = "envoy"
+
+    def __init__(self, world: World, workdir: Path) -> None:
+        super().__init__(world, workdir, EnvoySidecar)
 
     def start(self, within: float = 60.0) -> None:
         for sidecar in (self.server, self.client):
@@ -135,15 +155,8 @@ class EnvoyPlane:
         )
         return status == 200 and text.strip() == "cluster_manager.warming_clusters: 0"
 
-    def diagnostics(self) -> str:
-        return f"{self.client.diagnostics()}\n{self.server.diagnostics()}"
 
-    def stop(self) -> None:
-        self.client.stop()
-        self.server.stop()
-
-
-class GossamerPlane:
+class GossamerPlane(SidecarPair[GossamerSidecar]):
     """`gossamer proxy` in explicit mode: a client-side sidecar (clients connect to its one
     outbound port, HTTP-proxy style, with the same Host header) and a server-side one for
     guarded-gossamer."""
@@ -151,17 +164,7 @@ class GossamerPlane:
     name = "gossamer"
 
     def __init__(self, world: World, workdir: Path) -> None:
-        self.world = world
-        self.client = GossamerSidecar(world, client_workload(self.name), workdir / "client")
-        self.server = GossamerSidecar(world, server_workload(self.name), workdir / "server")
-
-    @property
-    def node_id(self) -> str:
-        return self.client.node_id
-
-    @property
-    def server_node_id(self) -> str:
-        return self.server.node_id
+        super().__init__(world, workdir, GossamerSidecar)
 
     def start(self, within: float = 60.0) -> None:
         for sidecar in (self.server, self.client):
@@ -174,10 +177,3 @@ class GossamerPlane:
     def settled(self) -> bool:
         """The sidecar publishes a config before ACKing it (docs/sidecar.md): an ACK is enough."""
         return True
-
-    def diagnostics(self) -> str:
-        return f"{self.client.diagnostics()}\n{self.server.diagnostics()}"
-
-    def stop(self) -> None:
-        self.client.stop()
-        self.server.stop()
