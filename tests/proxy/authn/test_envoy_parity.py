@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -143,22 +144,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("jwt-envoy")
 
 
-async def test_jwt_and_rbac_decisions_match_envoy(workdir: Path) -> None:
+async def observed_alike(
+    protos: list[listener_pb2.Listener],
+    ours_ports: dict[str, int],
+    cases: list[tuple[str, bytes]],
+    workdir: Path,
+) -> dict[tuple[str, bytes], Observed]:
+    """Serve `protos` (ours on `ours_ports`, by listener name) from Envoy and from our sidecar in
+    front of one echo upstream; send each (listener, request) case to both and assert they saw
+    the same; what ours saw, by case."""
     upstream = await Upstream("backend").start()
-    resolver = JwksResolver()
-    ours_ports = {name: free_port() for name in LISTENERS}
-    protos = []
-    for name, (ra, policies) in LISTENERS.items():
-        filters = jwt_authn_filters([ra], WORKLOAD, resolver)
-        filters += http_rbac_filters(policies, WORKLOAD)
-        protos.append(jwt_listener(name, ours_ports[name], filters))
     cluster = static_cluster("backend", upstream.port)
     seen: list[Observed] = []
     try:
         with envoy_serving(protos, [cluster], workdir) as (_envoy, envoy_ports):
             async with running(cluster, *protos):
                 mismatches = []
-                for name, wire in CASES:
+                for name, wire in cases:
                     theirs = await observe(envoy_ports[name], wire)
                     mine = await observe(ours_ports[name], wire)
                     seen.append(mine)
@@ -167,7 +169,18 @@ async def test_jwt_and_rbac_decisions_match_envoy(workdir: Path) -> None:
                 assert mismatches == [], "\n".join(map(repr, mismatches))
     finally:
         await upstream.stop()
-    got = dict(zip(CASES, seen, strict=True))
+    return dict(zip(cases, seen, strict=True))
+
+
+async def test_jwt_and_rbac_decisions_match_envoy(workdir: Path) -> None:
+    resolver = JwksResolver()
+    ours_ports = {name: free_port() for name in LISTENERS}
+    protos = []
+    for name, (ra, policies) in LISTENERS.items():
+        filters = jwt_authn_filters([ra], WORKLOAD, resolver)
+        filters += http_rbac_filters(policies, WORKLOAD)
+        protos.append(jwt_listener(name, ours_ports[name], filters))
+    got = await observed_alike(protos, ours_ports, CASES, workdir)
     # What Envoy and we agreed on includes (a few, spelled out):
     assert got["one", VALID].status == 200
     assert got["one", VALID].upstream_headers[0] == ("authorization", None)  # token stripped
@@ -259,25 +272,9 @@ RAW_CASES: list[tuple[str, bytes]] = [
 
 
 async def test_requirement_kinds_and_rules_match_envoy(workdir: Path) -> None:
-    upstream = await Upstream("backend").start()
     ours_ports = {name: free_port() for name in RAW}
     protos = [jwt_listener(name, ours_ports[name], [f]) for name, f in RAW.items()]
-    cluster = static_cluster("backend", upstream.port)
-    seen: list[Observed] = []
-    try:
-        with envoy_serving(protos, [cluster], workdir / "raw") as (_envoy, envoy_ports):
-            async with running(cluster, *protos):
-                mismatches = []
-                for name, wire in RAW_CASES:
-                    theirs = await observe(envoy_ports[name], wire)
-                    mine = await observe(ours_ports[name], wire)
-                    seen.append(mine)
-                    if mine != theirs:
-                        mismatches.append((name, wire[:60], theirs, mine))
-                assert mismatches == [], "\n".join(map(repr, mismatches))
-    finally:
-        await upstream.stop()
-    got = dict(zip(RAW_CASES, seen, strict=True))
+    got = await observed_alike(protos, ours_ports, RAW_CASES, workdir / "raw")
     missing = got["required", NO_TOKEN]
     assert (missing.status, missing.body) == (401, b"Jwt is missing")
     assert missing.www_authenticate == 'Bearer realm="http://svc/"'
