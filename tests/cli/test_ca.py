@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from gossamer.identity.spiffe import SpiffeId
 from gossamer.proxy.certificates import CertificateRequest, fetch_certificate
 from gossamer.runtime.envoy import with_parent_death_signal
 from gossamer.transport.tls import IdentityMaterial
+from tests.cli.support import run_gossamer, started
 from tests.control.ca.support import write_plugin_files
 from tests.e2e.harness import ControlPlane, gossamer_argv, until
 
@@ -27,24 +27,7 @@ NODE = "sidecar~10.1.0.7~reviews-v1-0.default~default.svc.cluster.local"
 
 
 def gossamer(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*gossamer_argv(), *args],
-        env={**cp.env, "COLUMNS": "300"},  # error panels on one line
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path / "home")
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    return run_gossamer(args, env={**cp.env, "COLUMNS": "300"})  # error panels on one line
 
 
 def certificate(home: Path, api_view: dict[str, Any], credential: str) -> IdentityMaterial:
@@ -108,13 +91,9 @@ def test_rotate_refuses_bad_flags_naming_them(plane: ControlPlane) -> None:
 def test_a_plug_in_ca_refuses_rotation_with_the_reason(tmp_path: Path) -> None:
     home = tmp_path / "home"
     write_plugin_files(home / "ca", datetime.now(UTC))
-    cp = ControlPlane(home)
-    cp.start()
-    try:
+    with started(home) as cp:
         result = gossamer(cp, "ca", "rotate", "begin")
         status = json.loads(gossamer(cp, "ca", "status", "-o", "json").stdout)
-    finally:
-        cp.stop()
     assert result.returncode == 1
     assert "plug-in CA (cacerts)" in result.stderr and "root-cert.pem" in result.stderr
     assert status["rotation"]["phase"] == "plug-in" and status["rotation"]["plugged"]
@@ -181,13 +160,9 @@ def test_the_workload_cert_ttl_flag_sets_the_lifetime(tmp_path: Path) -> None:
 def test_a_bad_workload_cert_ttl_is_refused_naming_the_flag(
     tmp_path: Path, value: str, reason: str
 ) -> None:
-    result = subprocess.run(
-        [*gossamer_argv(), "controlplane", "--home", str(tmp_path), "--workload-cert-ttl", value],
+    result = run_gossamer(
+        ["controlplane", "--home", str(tmp_path), "--workload-cert-ttl", value],
         env={**os.environ, "COLUMNS": "300"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "--workload-cert-ttl" in result.stderr and reason in result.stderr

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ControlPlane, gossamer_argv
+from tests.cli.support import run_gossamer, started
+from tests.e2e.harness import ControlPlane
 
 pytestmark = pytest.mark.e2e
 
 
 def check(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*gossamer_argv(), "check", *args],
-        env=cp.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path / "home")
-    cp.start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
+    return run_gossamer(["check", *args], env=cp.env)
 
 
 def test_a_fresh_control_plane_has_a_ten_year_root_and_checks_clean(plane: ControlPlane) -> None:
@@ -53,25 +36,17 @@ def test_a_broken_plug_in_ca_is_an_error_that_names_the_file(tmp_path: Path) -> 
     cacerts = home / "ca" / "cacerts"
     cacerts.mkdir(parents=True)
     (cacerts / "ca-cert.pem").write_text("not a certificate\n")
-    cp = ControlPlane(home)
-    cp.start()
-    try:
+    with started(home) as cp:
         result = check(cp)
-    finally:
-        cp.stop()
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(x for x in result.stdout.splitlines() if "mesh CA" in x)
     assert line.startswith("✘") and "cacerts" in line
 
 
 def test_check_fails_when_no_control_plane_answers(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*gossamer_argv(), "check", "--server", "http://127.0.0.1:9"],
+    result = run_gossamer(
+        ["check", "--server", "http://127.0.0.1:9"],
         env={"GOSSAMER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 1
     assert "✘ control plane" in result.stdout and "cannot reach" in result.stdout

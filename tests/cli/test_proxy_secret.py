@@ -14,6 +14,7 @@ import pytest
 
 from gossamer.runtime.envoy import with_parent_death_signal
 from gossamer.runtime.registration import write_identity_files
+from tests.cli.support import run_gossamer, started
 from tests.e2e.harness import ControlPlane, gossamer_argv, until
 from tests.ports import free_port
 from tests.telemetry.prometheus_text import parse
@@ -23,12 +24,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path / "home", log_level="warning")
-    cp.start()
-    try:
+    with started(tmp_path / "home", log_level="warning") as cp:
         yield cp
-    finally:
-        cp.stop()
 
 
 def get(url: str) -> tuple[int, str]:
@@ -70,14 +67,7 @@ def test_a_proxys_certificate_is_visible_by_workload_name(
         assert proc.poll() is None, log_path.read_text()
         certs = json.loads(get(f"http://127.0.0.1:{ports['admin']}/certs")[1])
         _, metrics = get(f"http://127.0.0.1:{ports['stats']}/stats/prometheus")
-        result = subprocess.run(
-            [*gossamer_argv(), "proxy-config", "secret", "reviews-v1", "-o", "json"],
-            env=plane.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_gossamer(["proxy-config", "secret", "reviews-v1", "-o", "json"], env=plane.env)
     finally:
         proc.terminate()
         proc.wait(15)
