@@ -15,18 +15,16 @@ from gossamer.identity.spiffe import SpiffeId
 from gossamer.proxy.admin import AdminServers, ListenAddress
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
+from tests.control.planes import started
 
 RATINGS = SpiffeId("default", "bookinfo-ratings")
 
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    cp = ControlPlane(PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=0))
-    await cp.start()
-    try:
+    config = PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=0)
+    async with started(config) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 def agent_for(plane: ControlPlane, directory: Path, credential: str) -> IdentityAgent:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from gossamer.control.plane import ControlPlane, PlaneConfig
+from tests.control.planes import started
 
 SERVICE = """
 apiVersion: v1
@@ -80,12 +81,8 @@ class Api:
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    cp = ControlPlane(PlaneConfig(home=tmp_path, xds_port=0, api_port=0, debounce=0.01))
-    await cp.start()
-    try:
+    async with started(PlaneConfig(home=tmp_path, xds_port=0, api_port=0, debounce=0.01)) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 @pytest.fixture

@@ -16,18 +16,15 @@ from gossamer.control.plane import ControlPlane, PlaneConfig
 from gossamer.identity.csr import make_csr, new_key
 from gossamer.identity.spiffe import SpiffeId
 from gossamer.proxy.certificates import CertificateRefused, CertificateRequest, fetch_certificate
+from tests.control.planes import started
 
 REVIEWS = SpiffeId("default", "bookinfo-reviews")
 
 
 @pytest.fixture
 async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    cp = ControlPlane(PlaneConfig(home=tmp_path, xds_port=0, api_port=0, ca_port=0))
-    await cp.start()
-    try:
+    async with started(PlaneConfig(home=tmp_path, xds_port=0, api_port=0, ca_port=0)) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 async def credential_for(plane: ControlPlane, namespace: str, account: str) -> str:

@@ -26,6 +26,7 @@ from gossamer.proxy.certificates import (
 )
 from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
+from tests.control.planes import started
 from tests.ports import free_port
 
 REVIEWS = SpiffeId("default", "reviews")
@@ -41,12 +42,8 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
         ca_port=0,
         workload_cert_ttl=timedelta(seconds=3),
     )
-    cp = ControlPlane(config)
-    await cp.start()
-    try:
+    async with started(config) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 def ask(plane: ControlPlane, credential: str, **more: Any) -> CertificateRequest:
@@ -210,18 +207,12 @@ async def test_a_restarted_plane_learns_its_proxies_from_their_bundle_refreshes(
     """The ledger lives in memory: after a restart, a proxy's next trust-bundle refresh (it
     presents its certificate) brings it back, so a root rotation still waits for it."""
     config = PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=free_port())
-    before = ControlPlane(config)
-    await before.start()
-    try:
+    async with started(config) as before:
         material = await fetch_certificate(
             ask(before, before.credentials.issue(REVIEWS), node_id=NODE)
         )
-    finally:
-        await before.stop()
 
-    plane = ControlPlane(config)
-    await plane.start()
-    try:
+    async with started(config) as plane:
         status, _ = await api_get(plane, "/api/v1/proxies/reviews-v1-0/secrets")
         assert status == 404  # forgotten with the old process
 
@@ -240,8 +231,6 @@ async def test_a_restarted_plane_learns_its_proxies_from_their_bundle_refreshes(
         await fetch_trust_bundle(refresh)  # the proxy's next refresh brings the new root
         status, promoted = await api_post(plane, "/api/v1/ca/rotation", {"step": "promote"})
         assert status == 200 and promoted["phase"] == "overlap", promoted
-    finally:
-        await plane.stop()
 
 
 async def api_post(plane: ControlPlane, path: str, body: dict[str, Any]) -> tuple[int, Any]:
