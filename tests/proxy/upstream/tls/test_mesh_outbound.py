@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -52,13 +53,19 @@ def istio_mutual(port: int, sans: list[str]) -> Cluster:
     return eds_cluster("reviews", transport=tls_socket(mesh_context(mesh_sni(port), sans)))
 
 
+def to_reviews(port: int, upstream: int) -> AbstractAsyncContextManager[Dataplane]:
+    """A sidecar whose listener on `port` sends host `reviews` over ISTIO_MUTUAL (expecting
+    reviews' identity) to its one endpoint on `upstream`."""
+    cluster = istio_mutual(upstream, [REVIEWS])
+    return running(cluster, assignment("reviews", upstream), simple(port, "reviews"))
+
+
 async def test_mtls_flows_and_the_server_sees_the_sidecars_identity(
     ca: MeshCa, reviews: TlsUpstream
 ) -> None:
     assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     port = free_port()
-    cluster = istio_mutual(reviews.port, [REVIEWS])
-    async with running(cluster, assignment("reviews", reviews.port), simple(port, "reviews")) as dp:
+    async with to_reviews(port, reviews.port) as dp:
         dp.set_identity(ca.material("productpage"))
         client = await Client.connect(port)
         for i in range(3):
@@ -82,11 +89,8 @@ async def test_a_server_with_an_unexpected_identity_is_refused_before_any_reques
 ) -> None:
     impostor = await TlsUpstream(ca.material("ratings"), name="ratings").start()
     port = free_port()
-    cluster = istio_mutual(impostor.port, [REVIEWS])
     try:
-        async with running(
-            cluster, assignment("reviews", impostor.port), simple(port, "reviews")
-        ) as dp:
+        async with to_reviews(port, impostor.port) as dp:
             dp.set_identity(ca.material("productpage"))
             client = await Client.connect(port)
             resp = await client.get("/", "reviews")
@@ -110,11 +114,7 @@ async def test_a_server_from_another_ca_fails_verification(tmp_path: Path, ca: M
     other = await TlsUpstream(stranger.material("reviews"), mutual=False).start()
     port = free_port()
     try:
-        async with running(
-            istio_mutual(other.port, [REVIEWS]),
-            assignment("reviews", other.port),
-            simple(port, "reviews"),
-        ) as dp:
+        async with to_reviews(port, other.port) as dp:
             dp.set_identity(ca.material("productpage"))
             client = await Client.connect(port)
             assert (await client.get("/", "reviews")).status == 503
@@ -146,11 +146,7 @@ async def test_a_server_refusing_the_sidecars_certificate_is_a_reset_after_the_h
     picky = await TlsUpstream(trusting_others).start()
     port = free_port()
     try:
-        async with running(
-            istio_mutual(picky.port, [REVIEWS]),
-            assignment("reviews", picky.port),
-            simple(port, "reviews"),
-        ) as dp:
+        async with to_reviews(port, picky.port) as dp:
             dp.set_identity(ca.material("productpage"))
             client = await Client.connect(port)
             resp = await client.get("/", "reviews")
@@ -167,8 +163,7 @@ async def test_without_a_certificate_yet_mesh_tls_is_a_connect_failure(
     ca: MeshCa, reviews: TlsUpstream
 ) -> None:
     port = free_port()
-    cluster = istio_mutual(reviews.port, [REVIEWS])
-    async with running(cluster, assignment("reviews", reviews.port), simple(port, "reviews")) as dp:
+    async with to_reviews(port, reviews.port) as dp:
         client = await Client.connect(port)
         resp = await client.get("/", "reviews")
         assert (resp.status, resp.body) == (503, CONNECT_FAILURE)
@@ -276,9 +271,8 @@ async def test_a_cds_change_of_expected_sans_retires_pooled_connections_but_a_re
 
 async def test_large_bodies_stream_both_ways_over_tls(ca: MeshCa, reviews: TlsUpstream) -> None:
     port = free_port()
-    cluster = istio_mutual(reviews.port, [REVIEWS])
     size = 8 * 1024 * 1024
-    async with running(cluster, assignment("reviews", reviews.port), simple(port, "reviews")) as dp:
+    async with to_reviews(port, reviews.port) as dp:
         dp.set_identity(ca.material("productpage"))
         client = await Client.connect(port)
         upload = b"u" * size

@@ -4,12 +4,14 @@ through a real Dataplane on uvloop to real TLS servers."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from envoy.extensions.transport_sockets.tls.v3 import common_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from gossamer.proxy.dataplane import Dataplane
 from gossamer.waits import bounded
 from tests.proxy.server.harness import running, simple
 from tests.proxy.server.http_wire import Client
@@ -41,6 +43,24 @@ def dns_matcher(name: str) -> common_pb2.SubjectAltNameMatcher:
     )
 
 
+def to_external(
+    port: int, upstream: int, context: tls_pb2.UpstreamTlsContext
+) -> AbstractAsyncContextManager[Dataplane]:
+    """A sidecar whose HTTP listener on `port` sends host `external` to its one endpoint on
+    `upstream`, originating TLS with `context`."""
+    cluster = eds_cluster("external", transport=tls_socket(context))
+    return running(cluster, assignment("external", upstream), simple(port, "external"))
+
+
+def to_mysql(
+    port: int, upstream: int, context: tls_pb2.UpstreamTlsContext
+) -> AbstractAsyncContextManager[Dataplane]:
+    """A sidecar whose TCP listener on `port` proxies to mysql's one endpoint on `upstream`,
+    over TLS with `context`."""
+    cluster = eds_cluster("mysql", transport=tls_socket(context))
+    return running(cluster, assignment("mysql", upstream), tcp_listener("db", port, "mysql"))
+
+
 async def get_once(port: int) -> tuple[int, dict[str, str], bytes]:
     client = await Client.connect(port)
     try:
@@ -59,11 +79,8 @@ async def test_simple_tls_with_a_file_ca_verifies_the_server_and_sends_the_sni(
     context = file_context(
         sni="api.example.com", ca_file=root, sans=uri_matchers([spiffe("external")])
     )
-    cluster = eds_cluster("external", transport=tls_socket(context))
     try:
-        async with running(
-            cluster, assignment("external", server.port), simple(port, "external")
-        ) as dp:
+        async with to_external(port, server.port, context) as dp:
             status, headers, _ = await get_once(port)
             assert (status, headers["x-peer"]) == (200, "None")  # SIMPLE: no client certificate
             assert server.seen[0].sni == "api.example.com"
@@ -80,11 +97,8 @@ async def test_simple_tls_refuses_a_server_whose_sans_do_not_match(
     _, _, root = ca.files("unused", tmp_path / "certs")
     port = free_port()
     context = file_context(ca_file=root, sans=[dns_matcher("api.example.com")])
-    cluster = eds_cluster("external", transport=tls_socket(context))
     try:
-        async with running(
-            cluster, assignment("external", server.port), simple(port, "external")
-        ) as dp:
+        async with to_external(port, server.port, context) as dp:
             assert (await get_once(port))[0] == 503
             counters = dp.backends["external"].stats.counters()
             assert (counters["ssl.fail_verify_san"], counters["upstream_cx_connect_fail"]) == (1, 1)
@@ -100,11 +114,8 @@ async def test_simple_tls_refuses_a_server_its_ca_file_does_not_vouch_for(
     server = await TlsUpstream(stranger.material("external"), mutual=False).start()
     _, _, root = ca.files("unused", tmp_path / "certs")
     port = free_port()
-    cluster = eds_cluster("external", transport=tls_socket(file_context(ca_file=root)))
     try:
-        async with running(
-            cluster, assignment("external", server.port), simple(port, "external")
-        ) as dp:
+        async with to_external(port, server.port, file_context(ca_file=root)) as dp:
             assert (await get_once(port))[0] == 503
             assert dp.backends["external"].stats.counters()["ssl.fail_verify_error"] == 1
     finally:
@@ -116,9 +127,8 @@ async def test_mutual_tls_presents_the_certificate_files(ca: MeshCa, tmp_path: P
     chain, key, root = ca.files("egress-client", tmp_path / "certs")
     port = free_port()
     context = file_context(ca_file=root, cert_files=(chain, key))
-    cluster = eds_cluster("external", transport=tls_socket(context))
     try:
-        async with running(cluster, assignment("external", server.port), simple(port, "external")):
+        async with to_external(port, server.port, context):
             status, headers, _ = await get_once(port)
             assert (status, headers["x-peer"]) == (200, spiffe("egress-client"))
     finally:
@@ -131,11 +141,8 @@ async def test_tcp_proxy_over_mesh_mtls(ca: MeshCa) -> None:
     context = mesh_context(
         mesh_sni(3306, "mysql.default.svc.cluster.local"), [spiffe("mysql")], ALPN_TCP
     )
-    cluster = eds_cluster("mysql", transport=tls_socket(context))
     try:
-        async with running(
-            cluster, assignment("mysql", db.port), tcp_listener("db", port, "mysql")
-        ) as dp:
+        async with to_mysql(port, db.port, context) as dp:
             dp.set_identity(ca.material("productpage"))
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"select 1;")
@@ -156,11 +163,8 @@ async def test_tcp_proxy_closes_the_client_when_the_server_identity_is_wrong(ca:
     db = await TlsUpstream(ca.material("not-mysql"), raw_echo=True).start()
     port = free_port()
     context = mesh_context("", [spiffe("mysql")], ALPN_TCP)
-    cluster = eds_cluster("mysql", transport=tls_socket(context))
     try:
-        async with running(
-            cluster, assignment("mysql", db.port), tcp_listener("db", port, "mysql")
-        ) as dp:
+        async with to_mysql(port, db.port, context) as dp:
             dp.set_identity(ca.material("productpage"))
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"select 1;")
