@@ -4,7 +4,6 @@ ISTIO_MUTUAL, DISABLE, SIMPLE, MUTUAL, and the EDS metadata that drives auto mTL
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -13,16 +12,9 @@ from google.protobuf import json_format
 
 from gossamer.control.registry import Workload
 from gossamer.control.translate.tls_contexts import RAW_BUFFER, TLS_SOCKET
-from gossamer.control.xds.node import ProxyNode
-from tests.control.translate import worlds
 from tests.control.translate.worlds import cluster, fqdn, pod, simulate, world
+from tests.control.translate.worlds import meshed_node as node
 from tests.mesh_contract import sds_reference as sds
-
-
-def node(*args: Any, **metadata: Any) -> ProxyNode:
-    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
-    return worlds.node(*args, SDS="true", **metadata)
-
 
 MESH = """
 apiVersion: v1

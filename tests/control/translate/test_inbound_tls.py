@@ -4,8 +4,6 @@ DISABLE is plaintext as before; RBAC on every variant; XFCC on inbound HTTP mana
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -14,16 +12,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from google.protobuf import json_format
 
-from gossamer.control.xds.node import ProxyNode
-from tests.control.translate import worlds
+from tests.control.translate.worlds import meshed_node as node
 from tests.control.translate.worlds import pod, simulate, world
 from tests.mesh_contract import sds_reference as sds
-
-
-def node(*args: Any, **metadata: Any) -> ProxyNode:
-    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
-    return worlds.node(*args, SDS="true", **metadata)
-
 
 MESH = """
 apiVersion: v1

@@ -29,19 +29,12 @@ from google.protobuf.message import Message
 from gossamer.control.ca import Authority, SpiffeId, key_pem, make_csr, new_key, open_ca
 from gossamer.control.registry import Workload
 from gossamer.control.translate.sidecar import sidecar_resources
-from gossamer.control.xds.node import ProxyNode
 from gossamer.runtime import envoy as rt
 from gossamer.runtime import envoy_bootstrap
-from tests.control.translate import worlds
 from tests.control.translate.worlds import fqdn, pod, world
+from tests.control.translate.worlds import meshed_node as node
 from tests.ports import free_port
 from tests.static_envoy import NEEDS_ENVOY
-
-
-def node(*args: Any, **metadata: Any) -> ProxyNode:
-    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
-    return worlds.node(*args, SDS="true", **metadata)
-
 
 pytestmark = NEEDS_ENVOY
 

@@ -73,6 +73,11 @@ def node(
     )
 
 
+def meshed_node(*args: Any, **metadata: Any) -> ProxyNode:
+    """A proxy that holds a mesh certificate (it sends the SDS metadata), as runtime pods do."""
+    return node(*args, SDS="true", **metadata)
+
+
 def simulate(w: World, n: ProxyNode | None = None) -> Simulator:
     return Simulator(build_snapshot(w, n or node()))
 
