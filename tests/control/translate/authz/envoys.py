@@ -16,13 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from google.protobuf import json_format
 
-from gossamer.runtime.envoy import EnvoyProcess
+from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+
+try:
+    envoy_binary()
+    HAVE_ENVOY = True
+except EnvoyNotFound:
+    HAVE_ENVOY = False
+
+# The modules that start Envoy: skipped, with the reason, where its binary is absent.
+SKIP_WITHOUT_ENVOY = pytest.mark.skipif(not HAVE_ENVOY, reason="Envoy binary absent (make envoy)")
 
 _TYPES = "type.googleapis.com/envoy.extensions."
 HCM_TYPE = _TYPES + "filters.network.http_connection_manager.v3.HttpConnectionManager"

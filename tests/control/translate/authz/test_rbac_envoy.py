@@ -13,9 +13,10 @@ from gossamer.control.translate.authz import (
     http_rbac_filters,
     network_rbac_filters,
 )
-from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary, validate
+from gossamer.runtime.envoy import validate
 from gossamer.spec.security.authorizationpolicy import AuthorizationPolicy
 from tests.control.translate.authz.envoys import (
+    SKIP_WITHOUT_ENVOY,
     bootstrap,
     get,
     greeter,
@@ -27,13 +28,7 @@ from tests.control.translate.authz.envoys import (
 )
 from tests.control.translate.authz.policies import HTTPBIN, ORACLE, oracle_in, policy
 
-try:
-    envoy_binary()
-    HAVE_ENVOY = True
-except EnvoyNotFound:
-    HAVE_ENVOY = False
-
-pytestmark = pytest.mark.skipif(not HAVE_ENVOY, reason="Envoy binary absent (make envoy)")
+pytestmark = SKIP_WITHOUT_ENVOY
 
 ORACLE_CASES = sorted(p.name.removesuffix("-in.yaml") for p in ORACLE.glob("*-in.yaml"))
 

@@ -9,19 +9,18 @@ from pathlib import Path
 import pytest
 
 from gossamer.control.translate.authz import DENIED_BODY, http_rbac_filters
-from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary
 from gossamer.spec.security.authorizationpolicy import AuthorizationPolicy
 from tests.control.translate.authz.certs import TestCA
-from tests.control.translate.authz.envoys import bootstrap, get, http_listener, running
+from tests.control.translate.authz.envoys import (
+    SKIP_WITHOUT_ENVOY,
+    bootstrap,
+    get,
+    http_listener,
+    running,
+)
 from tests.control.translate.authz.policies import HTTPBIN, oracle_in, policy
 
-try:
-    envoy_binary()
-    HAVE_ENVOY = True
-except EnvoyNotFound:
-    HAVE_ENVOY = False
-
-pytestmark = pytest.mark.skipif(not HAVE_ENVOY, reason="Envoy binary absent (make envoy)")
+pytestmark = SKIP_WITHOUT_ENVOY
 
 CA = TestCA()
 SLEEP = "spiffe://cluster.local/ns/foo/sa/sleep"
