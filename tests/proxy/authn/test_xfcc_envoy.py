@@ -32,6 +32,7 @@ from google.protobuf import json_format
 
 from gossamer.control.ca import SpiffeId, open_ca
 from gossamer.identity.csr import key_pem, make_csr, new_key
+from gossamer.proxy.dataplane import Dataplane
 from gossamer.proxy.server.context import ChainRoutes
 from gossamer.proxy.server.downstream import HttpConnection
 from gossamer.transport.tls import IdentityMaterial
@@ -96,6 +97,35 @@ def _with_tls(listener: listener_pb2.Listener, files: dict[str, Path]) -> listen
     return out
 
 
+def _pki(
+    tmp_path: Path,
+) -> tuple[IdentityMaterial, IdentityMaterial, dict[str, Path], ssl.SSLContext]:
+    """A fresh mesh CA's certificates for SERVER and CLIENT, written out (`_write`), and the
+    client's TLS context: (server, client, files, client TLS)."""
+    authority = open_ca(tmp_path / "ca")
+    server, client = _material(authority, SERVER), _material(authority, CLIENT)
+    files = _write(tmp_path, server, client)
+    return server, client, files, _client_context(files, client)
+
+
+# Each XFCC comparison sends a request without the header, and one with a client-supplied one.
+SENT: list[tuple[tuple[str, str], ...]] = [
+    (),
+    (("x-forwarded-client-cert", "By=spiffe://earlier;URI=spiffe://first"),),
+]
+
+
+async def _served_over_tls(dataplane: Dataplane, chain: Any) -> asyncio.Server:
+    """Our `chain` served by an `HttpConnection` on a free port, over TLS with the sidecar's
+    own certificate."""
+    return await asyncio.get_running_loop().create_server(
+        lambda: HttpConnection(dataplane, ChainRoutes(chain), None),
+        "127.0.0.1",
+        0,
+        ssl=dataplane.identity.server() if dataplane.identity else None,
+    )
+
+
 async def _upstream_xfcc(
     port: int, headers: Sequence[tuple[str, str]], tls: ssl.SSLContext | None
 ) -> str | None:
@@ -120,37 +150,28 @@ async def _upstream_xfcc(
 
 
 async def test_xfcc_matches_envoy_on_mtls_and_is_removed_on_plaintext(tmp_path: Path) -> None:
-    authority = open_ca(tmp_path / "ca")
-    server, client = _material(authority, SERVER), _material(authority, CLIENT)
-    files = _write(tmp_path, server, client)
-    client_tls = _client_context(files, client)
+    server, client, files, client_tls = _pki(tmp_path)
 
     upstream = await Upstream("backend").start()
     cluster = static_cluster("backend", upstream.port)
     plain = jwt_listener("plain", free_port(), [])
     tls = _with_tls(jwt_listener("mtls", 0, []), files)
-    sent = [(), (("x-forwarded-client-cert", "By=spiffe://earlier;URI=spiffe://first"),)]
     try:
         with envoy_serving([plain, tls], [cluster], tmp_path / "envoy") as (_e, envoy_ports):
             async with running(cluster, plain) as dataplane:
                 dataplane.set_identity(server)
                 assert dataplane.config is not None
                 chain = dataplane.config.listeners["plain"].chains[0].handler
-                ours = await asyncio.get_running_loop().create_server(
-                    lambda: HttpConnection(dataplane, ChainRoutes(chain), None),  # type: ignore[arg-type]
-                    "127.0.0.1",
-                    0,
-                    ssl=dataplane.identity.server() if dataplane.identity else None,
-                )
+                ours = await _served_over_tls(dataplane, chain)
                 our_tls_port = ours.sockets[0].getsockname()[1]
                 try:
                     theirs = [
-                        await _upstream_xfcc(envoy_ports["mtls"], h, client_tls) for h in sent
+                        await _upstream_xfcc(envoy_ports["mtls"], h, client_tls) for h in SENT
                     ]
-                    mine = [await _upstream_xfcc(our_tls_port, h, client_tls) for h in sent]
-                    plain_theirs = await _upstream_xfcc(envoy_ports["plain"], sent[1], None)
+                    mine = [await _upstream_xfcc(our_tls_port, h, client_tls) for h in SENT]
+                    plain_theirs = await _upstream_xfcc(envoy_ports["plain"], SENT[1], None)
                     plain_mine = await _upstream_xfcc(
-                        plain.address.socket_address.port_value, sent[1], None
+                        plain.address.socket_address.port_value, SENT[1], None
                     )
                 finally:
                     ours.close()
@@ -193,15 +214,11 @@ def _listener_with(name: str, port: int, fields: dict[str, Any]) -> listener_pb2
 
 
 async def test_every_forwarding_mode_matches_envoy(tmp_path: Path) -> None:
-    authority = open_ca(tmp_path / "ca")
-    server, client = _material(authority, SERVER), _material(authority, CLIENT)
-    files = _write(tmp_path, server, client)
-    client_tls = _client_context(files, client)
+    server, _client, files, client_tls = _pki(tmp_path)
     upstream = await Upstream("backend").start()
     cluster = static_cluster("backend", upstream.port)
     plain = {name: _listener_with(name, free_port(), f) for name, f in MODES.items()}
     tls = {name: _with_tls(_listener_with(f"{name}_tls", 0, f), files) for name, f in MODES.items()}
-    sent = [(), (("x-forwarded-client-cert", "By=spiffe://earlier;URI=spiffe://first"),)]
     mismatches = []
     try:
         envoy_listeners = [*plain.values(), *tls.values()]
@@ -209,19 +226,13 @@ async def test_every_forwarding_mode_matches_envoy(tmp_path: Path) -> None:
             async with running(cluster, *plain.values()) as dataplane:
                 dataplane.set_identity(server)
                 assert dataplane.config is not None and dataplane.identity is not None
-                loop = asyncio.get_running_loop()
                 for name in MODES:
                     chain = dataplane.config.listeners[name].chains[0].handler
-                    ours = await loop.create_server(
-                        lambda chain=chain: HttpConnection(dataplane, ChainRoutes(chain), None),  # type: ignore[misc]
-                        "127.0.0.1",
-                        0,
-                        ssl=dataplane.identity.server(),
-                    )
+                    ours = await _served_over_tls(dataplane, chain)
                     try:
                         our_port = ours.sockets[0].getsockname()[1]
                         our_plain = plain[name].address.socket_address.port_value
-                        for headers in sent:
+                        for headers in SENT:
                             theirs = (
                                 await _upstream_xfcc(ports[f"{name}_tls"], headers, client_tls),
                                 await _upstream_xfcc(ports[name], headers, None),
