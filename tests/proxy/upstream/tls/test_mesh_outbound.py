@@ -38,11 +38,6 @@ REVIEWS = spiffe("reviews")
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> MeshCa:
-    return MeshCa.open(tmp_path)
-
-
-@pytest.fixture
 async def reviews(ca: MeshCa) -> AsyncIterator[TlsUpstream]:
     server = await TlsUpstream(ca.material("reviews"), name="reviews").start()
     yield server

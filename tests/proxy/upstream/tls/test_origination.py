@@ -7,7 +7,6 @@ import asyncio
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import pytest
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 
@@ -29,11 +28,6 @@ from tests.proxy.upstream.tls.world import (
     tls_socket,
     uri_matchers,
 )
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> MeshCa:
-    return MeshCa.open(tmp_path)
 
 
 def dns_matcher(name: str) -> common_pb2.SubjectAltNameMatcher:

@@ -4,7 +4,6 @@ plaintext, or TLS verified against other SANs (real sockets, real TLS)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -50,11 +49,6 @@ async def roundtrip(conn: UpstreamConnection) -> None:
     async with asyncio.timeout(5):
         await done.wait()
     await asyncio.sleep(0.01)  # the rest of the response (a short body) is read too
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> MeshCa:
-    return MeshCa.open(tmp_path)
 
 
 async def test_a_plaintext_connection_never_serves_a_tls_endpoint(ca: MeshCa) -> None:
