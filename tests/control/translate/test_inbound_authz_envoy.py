@@ -12,12 +12,11 @@ chain; a test SDS server gives the sidecar the identity its mTLS chains and clus
 from __future__ import annotations
 
 import http.client
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -25,6 +24,7 @@ from gossamer.control.ca import SpiffeId
 from gossamer.runtime.envoy import EnvoyProcess
 from gossamer.runtime.envoy_bootstrap import node_id, node_metadata
 from tests.ads_envoy import diagnostics, start_ads_envoy
+from tests.control.translate.app_server import serve_app
 from tests.control.translate.capture_port_relay import CaptureMoves, CapturePortRelay
 from tests.control.translate.sds_server import SdsServer, mesh_secrets, sds_cluster
 from tests.e2e.harness import ControlPlane, until
@@ -145,12 +145,7 @@ spec:
 def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
     root = tmp_path_factory.mktemp("authz-envoy")
     with ExitStack() as stack:
-        app = ThreadingHTTPServer(("127.0.0.1", 0), _App)
-        app.daemon_threads = True
-        threading.Thread(target=app.serve_forever, daemon=True).start()
-        stack.callback(app.server_close)
-        stack.callback(app.shutdown)
-        app_port = int(app.server_address[1])
+        app_port = serve_app(stack, _App)
         cp = ControlPlane(root / "home", debounce_ms=20)
         stack.callback(cp.stop)
         cp.start()

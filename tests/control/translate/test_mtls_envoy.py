@@ -11,11 +11,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from gossamer.control.registry import Workload
 from gossamer.control.translate.sidecar import sidecar_resources
 from gossamer.runtime import envoy as rt
 from gossamer.runtime import envoy_bootstrap
+from tests.control.translate.app_server import serve_app
 from tests.control.translate.worlds import fqdn, pod, world
 from tests.control.translate.worlds import meshed_node as node
 from tests.ports import free_port
@@ -264,12 +264,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     root = tmp_path_factory.mktemp("mtls-envoy")
     authority = open_ca(root / "ca")
     with ExitStack() as stack:
-        app = ThreadingHTTPServer((LOOPBACK, 0), _App)
-        app.daemon_threads = True
-        threading.Thread(target=app.serve_forever, daemon=True).start()
-        stack.callback(app.server_close)
-        stack.callback(app.shutdown)
-        app_port = int(app.server_address[1])
+        app_port = serve_app(stack, _App)
         server_files = write_secrets(root / "server-sds", authority, REVIEWS)
         client_files = write_secrets(root / "client-sds", authority, PRODUCTPAGE)
         server_node = node(ip=LOOPBACK, labels={"app": "reviews"})
