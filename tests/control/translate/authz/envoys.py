@@ -6,7 +6,6 @@ Every listener binds 127.0.0.1:0; the bound ports are read back from the admin A
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -23,7 +22,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import json_format
 
-from gossamer.runtime.envoy import EnvoyNotFound, EnvoyProcess, envoy_binary
+from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary
+from tests import static_envoy
 
 try:
     envoy_binary()
@@ -112,15 +112,8 @@ def bootstrap(
 @contextmanager
 def running(config: Mapping[str, Any], workdir: Path) -> Iterator[dict[str, int]]:
     """Start Envoy on `config`; yield {listener name: bound port}; stop it (by its PID)."""
-    envoy = EnvoyProcess(config, workdir)
-    try:
-        envoy.start()
-        envoy.wait_ready()
-        _, body = envoy.admin_get("/listeners?format=json")
-        statuses = json.loads(body)["listener_statuses"]
-        yield {s["name"]: int(s["local_address"]["socket_address"]["port_value"]) for s in statuses}
-    finally:
-        envoy.stop()
+    with static_envoy.running(config, workdir) as (_envoy, ports):
+        yield ports
 
 
 @dataclass(frozen=True)
