@@ -22,17 +22,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf import json_format
 
-from gossamer.runtime.envoy import EnvoyNotFound, envoy_binary
 from tests import static_envoy
 
-try:
-    envoy_binary()
-    HAVE_ENVOY = True
-except EnvoyNotFound:
-    HAVE_ENVOY = False
-
 # The modules that start Envoy: skipped, with the reason, where its binary is absent.
-SKIP_WITHOUT_ENVOY = pytest.mark.skipif(not HAVE_ENVOY, reason="Envoy binary absent (make envoy)")
+SKIP_WITHOUT_ENVOY = pytest.mark.skipif(
+    static_envoy.ENVOY is None, reason="Envoy binary absent (make envoy)"
+)
 
 _TYPES = "type.googleapis.com/envoy.extensions."
 HCM_TYPE = _TYPES + "filters.network.http_connection_manager.v3.HttpConnectionManager"
