@@ -4,6 +4,7 @@ canonical names from its labels, and a bounded number of series whatever clients
 
 from __future__ import annotations
 
+from gossamer.telemetry import peer_metadata
 from gossamer.telemetry.istio_labels import WorkloadFacts, http_labels, service_of
 from gossamer.telemetry.istio_metrics import MAX_SERIES, IstioRecorder, merge
 
@@ -84,15 +85,29 @@ def test_a_source_report_knows_only_the_peers_principal() -> None:
 def test_random_hosts_cannot_grow_the_series_without_bound() -> None:
     recorder = IstioRecorder(WorkloadFacts(), lambda: None)
     for i in range(MAX_SERIES + 500):
-        recorder.request((True, None, "inbound|9080||", f"h{i}.example", 200, "-"), 1.0)
+        recorder.request((True, None, "inbound|9080||", f"h{i}.example", 200, "-", None), 1.0)
     assert len(recorder.requests) <= MAX_SERIES + 1
     snapshot = recorder.snapshot()
     assert sum(values[0] for _, values in snapshot["requests"]) == MAX_SERIES + 500
 
 
+def test_peer_metadata_cannot_grow_the_series_without_bound() -> None:
+    """An mTLS peer choosing a new workload name per request folds into `unknown` once the
+    series are full, as random Hosts do."""
+    recorder = IstioRecorder(WorkloadFacts(), lambda: None)
+    spiffe = "spiffe://cluster.local/ns/default/sa/productpage"
+    for i in range(MAX_SERIES + 300):
+        meta = peer_metadata.encode(WorkloadFacts.of(f"w{i}", "default", {}))
+        recorder.request((True, spiffe, "inbound|9080||", None, 200, "-", meta), 1.0)
+    assert len(recorder.requests) <= MAX_SERIES + 1
+    labels = [dict(k) for k, _ in recorder.snapshot()["requests"]]
+    assert sum(1 for lb in labels if lb["source_workload"] == "unknown") == 1
+    assert {lb["source_workload"] for lb in labels} >= {"w0", "unknown"}
+
+
 def test_workers_series_merge_by_label_set() -> None:
     recorders = [IstioRecorder(WorkloadFacts(), lambda: None) for _ in range(2)]
-    key = (False, None, "outbound|80||a.b.svc.cluster.local", None, 200, "-")
+    key = (False, None, "outbound|80||a.b.svc.cluster.local", None, 200, "-", None)
     for recorder, ms in zip(recorders, (2.0, 700.0), strict=True):
         recorder.request(key, ms)
     ((_, values),) = merge(r.snapshot() for r in recorders)["requests"]

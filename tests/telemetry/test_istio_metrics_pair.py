@@ -1,7 +1,9 @@
 """Istio's standard metrics from a Gossamer → Gossamer pair on loopback: productpage's sidecar
 (source reports) calls reviews' sidecar (destination reports) over real mTLS with certificates
 from the real mesh CA, or in plaintext; each sidecar's metrics are read as its admin endpoint
-renders them (admin_stats.report_of → Prometheus text) and parsed strictly."""
+renders them (admin_stats.report_of → Prometheus text) and parsed strictly. Over mTLS the two
+sidecars exchange metadata (x-envoy-peer-metadata), so each names the other's workload; the
+apps never see those headers."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import duration_pb2
@@ -17,13 +20,14 @@ from gossamer.control.translate import listeners
 from gossamer.proxy import admin_render
 from gossamer.proxy.admin_stats import report_of
 from gossamer.proxy.dataplane import Dataplane
+from gossamer.telemetry import peer_metadata
 from gossamer.telemetry.istio_labels import WorkloadFacts
 from gossamer.telemetry.istio_metrics import attach
 from gossamer.telemetry.prometheus import render
 from gossamer.waits import bounded
 from tests.proxy.config.mtls_listeners import Mode, inbound_listener, port_chains
 from tests.proxy.server.harness import running, simple
-from tests.proxy.server.http_wire import Client
+from tests.proxy.server.http_wire import Client, Message
 from tests.proxy.server.mtls_world import PRODUCTPAGE, SERVER, Identities, clusters, inbound
 from tests.proxy.server.protos import free_port, route, static_cluster, tcp_listener
 from tests.proxy.server.upstreams import Upstream
@@ -31,6 +35,9 @@ from tests.proxy.upstream.tls.world import ALPN_TCP, assignment, eds_cluster, me
 from tests.telemetry.prometheus_text import Parsed, parse
 
 REVIEWS = "reviews.default.svc.cluster.local"
+PEER_HEADERS = {"x-envoy-peer-metadata", "x-envoy-peer-metadata-id"}
+PRODUCTPAGE_NODE = "sidecar~10.0.0.1~productpage-v1-0.default~default.svc.cluster.local"
+REVIEWS_NODE = "sidecar~10.0.0.2~reviews-v2-0.default~default.svc.cluster.local"
 OUTBOUND = f"outbound|9080||{REVIEWS}"
 DB = "db.default.svc.cluster.local"
 DB_OUTBOUND = f"outbound|9000||{DB}"
@@ -59,13 +66,15 @@ def series(parsed: Parsed, name: str, **labels: str) -> list[tuple[dict[str, str
 
 
 @asynccontextmanager
-async def server_sidecar(ids: Identities, mode: Mode) -> AsyncIterator[tuple[int, Dataplane]]:
-    """reviews-v2's sidecar: inbound chains in `mode` in front of an HTTP app."""
-    app = await Upstream("reviews-app").start()
+async def server_sidecar(
+    ids: Identities, mode: Mode, app: Upstream | None = None, rbac: list[Any] | None = None
+) -> AsyncIterator[tuple[int, Dataplane]]:
+    """reviews-v2's sidecar: inbound chains in `mode` (and `rbac` filters) before an HTTP app."""
+    app = await (app or Upstream("reviews-app")).start()
     port = free_port()
     try:
-        async with running(*clusters(app.port, free_port()), inbound(mode, port)) as dp:
-            attach(dp, REVIEWS_FACTS)
+        async with running(*clusters(app.port, free_port()), inbound(mode, port, rbac or [])) as dp:
+            attach(dp, REVIEWS_FACTS, REVIEWS_NODE)
             dp.set_identity(ids.of(SERVER))
             yield port, dp
     finally:
@@ -85,26 +94,34 @@ async def client_sidecar(
         simple(listen, OUTBOUND),
     ]
     async with running(*resources) as dp:
-        attach(dp, PRODUCTPAGE_FACTS)
+        attach(dp, PRODUCTPAGE_FACTS, PRODUCTPAGE_NODE)
         dp.set_identity(ids.of(PRODUCTPAGE))
         yield listen, dp
 
 
-async def get(port: int, host: str = "reviews") -> int:
+async def get(port: int, host: str = "reviews", extra: str = "") -> int:
+    return (await exchange(port, host, extra)).status
+
+
+async def exchange(port: int, host: str = "reviews", extra: str = "") -> Message:
     client = await Client.connect(port)
     try:
-        return (await client.get("/", host)).status
+        return await client.get("/", host, extra)
     finally:
         await client.close()
 
 
 async def test_mtls_requests_carry_both_identities_on_both_reporters(ids: Identities) -> None:
+    app = Upstream("reviews-app")
     async with (
-        server_sidecar(ids, "STRICT") as (server_port, server),
+        server_sidecar(ids, "STRICT", app) as (server_port, server),
         client_sidecar(ids, server_port, meshed=True) as (listen, client),
     ):
         for _ in range(3):
-            assert await get(listen) == 200
+            reply = await exchange(listen)
+            assert reply.status == 200
+            assert not PEER_HEADERS & set(reply.headers)  # productpage's app sees none
+        assert all(not PEER_HEADERS & set(r.headers) for r in app.requests)  # nor reviews'
         source = scraped(client)
         labels = {
             "reporter": "source",
@@ -116,9 +133,13 @@ async def test_mtls_requests_carry_both_identities_on_both_reporters(ids: Identi
             "source_canonical_service": "productpage",
             "source_canonical_revision": "v1",
             "destination_principal": SERVER.uri,
-            "destination_workload": "unknown",  # no metadata exchange
-            "destination_workload_namespace": "unknown",
-            "destination_app": "unknown",
+            "destination_workload": "reviews-v2",  # told by reviews' sidecar (its response)
+            "destination_workload_namespace": "default",
+            "destination_app": "reviews",
+            "destination_version": "v2",
+            "destination_canonical_service": "reviews",
+            "destination_canonical_revision": "v2",
+            "destination_cluster": "Kubernetes",
             "destination_service": REVIEWS,
             "destination_service_name": "reviews",
             "destination_service_namespace": "default",
@@ -138,8 +159,12 @@ async def test_mtls_requests_carry_both_identities_on_both_reporters(ids: Identi
         labels = {
             "reporter": "destination",
             "source_principal": PRODUCTPAGE.uri,
-            "source_workload": "unknown",
-            "source_app": "unknown",
+            "source_workload": "productpage-v1",  # told by productpage's sidecar (its request)
+            "source_workload_namespace": "default",
+            "source_app": "productpage",
+            "source_version": "v1",
+            "source_canonical_service": "productpage",
+            "source_cluster": "Kubernetes",
             "destination_principal": SERVER.uri,
             "destination_workload": "reviews-v2",
             "destination_workload_namespace": "default",
@@ -169,6 +194,36 @@ async def test_plaintext_gives_none_and_unknown_principals(ids: Identities) -> N
         assert count == 1
         assert labels["connection_security_policy"] == "none"
         assert labels["source_principal"] == "unknown"
+        assert labels["source_workload"] == "unknown"  # no mTLS, no metadata exchange
+
+
+async def test_a_denial_still_names_the_workload_that_denied(ids: Identities) -> None:
+    allow_nothing = [{"rules": {}}]
+    async with (
+        server_sidecar(ids, "STRICT", rbac=allow_nothing) as (server_port, server),
+        client_sidecar(ids, server_port, meshed=True) as (listen, client),
+    ):
+        reply = await exchange(listen)
+        assert reply.status == 403 and not PEER_HEADERS & set(reply.headers)
+    ((labels, _),) = series(scraped(client), "istio_requests_total", reporter="source")
+    assert labels["response_code"] == "403" and labels["destination_workload"] == "reviews-v2"
+    ((labels, _),) = series(scraped(server), "istio_requests_total", reporter="destination")
+    assert labels["response_code"] == "403" and labels["source_workload"] == "productpage-v1"
+
+
+async def test_a_plaintext_client_cannot_name_its_workload(ids: Identities) -> None:
+    """Metadata is believed only from a peer with a mesh identity: a plaintext caller sending
+    the headers stays `unknown`, and the app behind the sidecar never sees them."""
+    app = Upstream("reviews-app")
+    forged = peer_metadata.encode(WorkloadFacts.of("admin", "kube-system", {"app": "admin"}))
+    headers = f"x-envoy-peer-metadata: {forged.decode()}\r\nx-envoy-peer-metadata-id: x\r\n"
+    async with server_sidecar(ids, "PERMISSIVE", app) as (server_port, server):
+        reply = await exchange(server_port, extra=headers)
+        assert reply.status == 200
+        assert not PEER_HEADERS & set(reply.headers)  # nor does it answer with ours
+    ((labels, _),) = series(scraped(server), "istio_requests_total", reporter="destination")
+    assert labels["source_workload"] == "unknown" and labels["source_app"] == "unknown"
+    assert not PEER_HEADERS & set(app.requests[0].headers)
 
 
 async def test_a_refused_connection_is_a_503_with_flag_uf(ids: Identities) -> None:

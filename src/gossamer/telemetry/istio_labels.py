@@ -4,9 +4,10 @@ The sidecar's own side (`source_*` on source reports, `destination_*` on destina
 comes from its workload: name, namespace, the `app`/`version` labels, the canonical service
 (`service.istio.io/canonical-name`, else `app.kubernetes.io/name`, else `app`, else the
 workload name) and revision, its SPIFFE id. The other side's principal is the verified
-certificate's URI SAN; its workload, namespace, app, version and canonical names would come from
-Istio's metadata exchange, which Gossamer does not implement: they are the literal `unknown`, as
-Istio renders a peer that sent no metadata. `connection_security_policy` is `mutual_tls` or
+certificate's URI SAN; its workload, namespace, app, version and canonical names come from
+Istio's HTTP metadata exchange (telemetry/peer_metadata.py) when the peer sent them, else (TCP,
+a peer without a sidecar, Envoy sidecars) they are the literal `unknown`, as Istio renders a
+peer that sent no metadata. `connection_security_policy` is `mutual_tls` or
 `none` on destination reports and `unknown` on source reports (Istio's rule).
 """
 
@@ -100,12 +101,12 @@ def service_of(
 
 def _common(
     facts: WorkloadFacts, principal: str | None, inbound: bool, peer: str | None,
-    cluster: str | None, host: str | None,
+    cluster: str | None, host: str | None, peer_facts: WorkloadFacts | None = None,
 ) -> list[tuple[str, str]]:  # fmt: skip
     if inbound:
-        src, dst = _side(None, peer), _side(facts, principal)
+        src, dst = _side(peer_facts, peer), _side(facts, principal)
     else:
-        src, dst = _side(facts, principal), _side(None, peer)
+        src, dst = _side(facts, principal), _side(peer_facts, peer)
     service, name, namespace = service_of(cluster, host, facts.namespace if inbound else None)
     return [
         ("reporter", "destination" if inbound else "source"),
@@ -140,9 +141,11 @@ def security_policy(inbound: bool, peer: str | None) -> str:
 def http_labels(
     facts: WorkloadFacts, principal: str | None, inbound: bool, peer: str | None,
     cluster: str | None, host: str | None, code: int, flags: str,
+    peer_facts: WorkloadFacts | None = None,
 ) -> Labels:  # fmt: skip
-    """The labels of istio_requests_total / istio_request_duration_milliseconds."""
-    labels = _common(facts, principal, inbound, peer, cluster, host)
+    """The labels of istio_requests_total / istio_request_duration_milliseconds; `peer_facts`:
+    the other side's workload, when it told us (metadata exchange)."""
+    labels = _common(facts, principal, inbound, peer, cluster, host, peer_facts)
     labels += [
         ("request_protocol", "http"),
         ("response_code", str(code)),

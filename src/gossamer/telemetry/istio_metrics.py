@@ -7,16 +7,16 @@ Dataplane (one per worker) has its own `IstioRecorder`; workers send `snapshot()
 supervisor, which merges them (`merge`) and renders Prometheus families.
 
 What a key holds (everything else is known per sidecar, not per request):
-    HTTP: (inbound, peer principal, cluster, host, response code, response flags)
+    HTTP: (inbound, peer principal, cluster, host, response code, response flags, peer metadata)
     TCP:  (inbound, peer principal, cluster, response flags)
 `inbound` is the reporter (destination when the traffic came in through an inbound chain);
 the peer principal is the verified SPIFFE id of the other end (the client's certificate on
 inbound, the server's on outbound), None without mTLS; `host` (inbound HTTP only) names the
 service the client asked for, Istio's fallback when the inbound cluster carries no service.
-
-Not implemented: Istio's metadata exchange (ALPN `istio-peer-exchange`, the `x-envoy-peer-
-metadata` headers), so the peer's workload name, namespace, app and version are the literal
-`unknown`, as Istio renders them when the peer sent none.
+The peer metadata is the `x-envoy-peer-metadata` value an mTLS peer sent (on the request
+inbound, on the response outbound), decoded into its workload's labels at scrape time
+(peer_metadata.py). TCP has no metadata exchange here (Istio's ALPN `istio-peer-exchange`
+protocol): its peer workload labels stay `unknown`, as Istio renders a peer that sent none.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 from gossamer.proxy.authz import gate
 from gossamer.proxy.server import local_reply as replies
+from gossamer.telemetry import peer_metadata
 from gossamer.telemetry.istio_labels import UNKNOWN_WORKLOAD, WorkloadFacts, http_labels, tcp_labels
 
 # Istio's default request-duration buckets (ms), the same as Envoy's default histogram buckets.
@@ -37,7 +38,7 @@ DURATION_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 
 _SLOTS = len(DURATION_BUCKETS_MS) + 1  # the last is +Inf
 MAX_SERIES = 4096  # HTTP keys per worker before inbound Hosts are folded away
 
-HttpKey = tuple[bool, str | None, str | None, str | None, int, str]
+HttpKey = tuple[bool, str | None, str | None, str | None, int, str, bytes | None]
 TcpKey = tuple[bool, str | None, str | None, str]
 
 # A local reply's body says which of Envoy's response flags it carries.
@@ -53,13 +54,18 @@ _FLAGS_BY_BODY: dict[bytes, str] = {
 
 class IstioRecorder:
     """One Dataplane's counts. `principal()` is the sidecar's own SPIFFE id (read at scrape
-    time, so a rotated certificate is never stale)."""
+    time, so a rotated certificate is never stale); `exchange` the metadata-exchange header
+    lines that name this workload to its mesh peers."""
 
-    __slots__ = ("_open", "facts", "principal", "requests", "tcp")
+    __slots__ = ("_open", "exchange", "facts", "principal", "requests", "tcp")
 
-    def __init__(self, facts: WorkloadFacts, principal: Callable[[], str | None]) -> None:
+    def __init__(
+        self, facts: WorkloadFacts, principal: Callable[[], str | None], node_id: str = ""
+    ) -> None:
         self.facts = facts
         self.principal = principal
+        known = facts.workload != UNKNOWN_WORKLOAD.workload
+        self.exchange = peer_metadata.header_lines(facts, node_id) if known else b""
         # key → [count, sum of ms, per-bucket counts...]
         self.requests: dict[HttpKey, list[float]] = {}
         # key → [opened, closed, sent bytes, received bytes]
@@ -77,11 +83,12 @@ class IstioRecorder:
         entry[2 + bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
 
     def new_series(self, key: HttpKey) -> list[float]:
-        """A series for a key not seen yet. The Host of inbound requests is the client's to
-        choose: past MAX_SERIES keys it is dropped (`destination_service` falls back to the
-        cluster's), so a client cannot grow the sidecar's memory without bound."""
-        if len(self.requests) >= MAX_SERIES and key[3] is not None:
-            key = (key[0], key[1], key[2], None, key[4], key[5])
+        """A series for a key not seen yet. The Host of inbound requests and the peer metadata
+        are the client's to choose: past MAX_SERIES keys both are dropped (`destination_service`
+        falls back to the cluster's, the peer's workload to `unknown`), so a client cannot grow
+        the sidecar's memory without bound."""
+        if len(self.requests) >= MAX_SERIES and (key[3] is not None or key[6] is not None):
+            key = (key[0], key[1], key[2], None, key[4], key[5], None)
             entry = self.requests.get(key)
             if entry is not None:
                 return entry
@@ -111,8 +118,11 @@ class IstioRecorder:
         expand to the same labels are summed. Open connections' bytes show when they close."""
         principal = self.principal()
         requests: dict[tuple[tuple[str, str], ...], list[float]] = {}
-        for (inbound, peer, cluster, host, code, flags), entry in self.requests.items():
-            labels = http_labels(self.facts, principal, inbound, peer, cluster, host, code, flags)
+        for (inbound, peer, cluster, host, code, flags, meta), entry in self.requests.items():
+            labels = http_labels(
+                self.facts, principal, inbound, peer, cluster, host, code, flags,
+                peer_metadata.decode(meta),
+            )  # fmt: skip
             _add(requests, labels, entry)
         tcp: dict[tuple[tuple[str, str], ...], list[float]] = {}
         for (inbound, peer, cluster, flags), counts in self.tcp.items():
@@ -164,11 +174,11 @@ def _own_principal(dataplane: Any) -> Callable[[], str | None]:
     return principal
 
 
-def attach(dataplane: Any, facts: WorkloadFacts) -> IstioRecorder:
+def attach(dataplane: Any, facts: WorkloadFacts, node_id: str = "") -> IstioRecorder:
     """Give `dataplane` (anything with `identity`: a MeshTls or None) a recorder that labels
-    its own side with `facts`."""
+    its own side with `facts` (and names it so to mesh peers, as node `node_id`)."""
     global _last
-    recorder = IstioRecorder(facts, _own_principal(dataplane))
+    recorder = IstioRecorder(facts, _own_principal(dataplane), node_id)
     _recorders[dataplane] = recorder
     _last = (dataplane, recorder)
     return recorder
@@ -185,6 +195,13 @@ def recorder_of(dataplane: Any) -> IstioRecorder:
         recorder = attach(dataplane, UNKNOWN_WORKLOAD)
     _last = (dataplane, recorder)
     return recorder
+
+
+def exchange_lines(dataplane: Any) -> bytes:
+    """The metadata-exchange header lines this sidecar adds for a mesh peer (b"": none)."""
+    last = _last
+    recorder = last[1] if last is not None and last[0] is dataplane else recorder_of(dataplane)
+    return recorder.exchange
 
 
 # --- hooks the server calls ---------------------------------------------------------------------
@@ -236,23 +253,31 @@ def replied(
     if inbound:
         peer = conn.peer.principal
         host = _host(request)
+        meta = request.head.headers.get(peer_metadata.METADATA) if peer is not None else None
     else:
-        peer = host = None
-    recorder_of(conn.ctx).request((inbound, peer, cluster, host, status, flags), _since(conn))
+        peer = host = meta = None
+    key: HttpKey = (inbound, peer, cluster, host, status, flags, meta)
+    recorder_of(conn.ctx).request(key, _since(conn))
 
 
 def proxied(
-    conn: Any, request: Any, cluster: str, status: int, upstream: Any, seconds: float
+    conn: Any, request: Any, cluster: str, resp: Any, upstream: Any, seconds: float
 ) -> None:
-    """A response relayed from `upstream` (the UpstreamConnection) to its end. The hottest
-    hook: the recorder lookup and the count are inlined (each call saved is ~70 ns)."""
+    """The response `resp` (its head) relayed from `upstream` (the UpstreamConnection) to its
+    end. The hottest hook: the recorder lookup and the count are inlined (each call saved is
+    ~70 ns)."""
     ctx = conn.ctx
     last = _last
     recorder = last[1] if last is not None and last[0] is ctx else recorder_of(ctx)
+    status = resp.status
     if _inbound(conn, cluster):
-        key: HttpKey = (True, conn.peer.principal, cluster, _host(request), status, "-")
+        peer = conn.peer.principal
+        meta = request.head.headers.get(peer_metadata.METADATA) if peer is not None else None
+        key: HttpKey = (True, peer, cluster, _host(request), status, "-", meta)
     else:
-        key = (False, upstream.peer.principal, cluster, None, status, "-")
+        peer = upstream.peer.principal
+        meta = resp.headers.get(peer_metadata.METADATA) if peer is not None else None
+        key = (False, peer, cluster, None, status, "-", meta)
     ms = seconds * 1000.0
     waited = _since(conn)  # retries and waits before the last try
     ms = max(ms, waited)

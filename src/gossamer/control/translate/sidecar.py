@@ -36,6 +36,7 @@ from gossamer.spec.gatewayapi.httproute import HTTPRoute as GatewayHTTPRoute
 from gossamer.spec.networking.virtualservice import VirtualService
 
 LOCALHOST = "127.0.0.1"
+PEER_METADATA_HEADERS = ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id"]
 
 
 def interception_none(node: ProxyNode) -> bool:
@@ -235,6 +236,10 @@ def _inbound_chains(
     route = vhost.routes.add(name="default", match=rc.RouteMatch(prefix="/"))
     route.route.cluster = cluster
     route.route.timeout.CopyFrom(duration_zero())
-    config = route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vhost])
+    # Istio's sidecars strip the metadata exchange's headers before the app; a plain Envoy has
+    # no such filter, so the route does it (the Python sidecar reads them first).
+    config = route_pb2.RouteConfiguration(
+        name=cluster, virtual_hosts=[vhost], request_headers_to_remove=PEER_METADATA_HEADERS
+    )
     http = [listeners.inline_routes_filter(cluster, config, [*jwt.http_filters, *guard.http])]
     return inbound_tls.mode_chains(mode, cluster, target, http, tcp, http=True)

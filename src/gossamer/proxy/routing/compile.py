@@ -26,7 +26,11 @@ from gossamer.proxy.routing.compile_action import (
 from gossamer.proxy.routing.cors import CORS_FILTER, Policy, resolve_cors, unpack_cors
 from gossamer.proxy.routing.fault import FAULT_FILTER, Fault, compile_fault
 from gossamer.proxy.routing.matchers import RouteMatcher, compile_route_match
-from gossamer.proxy.routing.mutation import HeaderMutation, compile_mutation
+from gossamer.proxy.routing.mutation import (
+    HeaderMutation,
+    compile_mutation,
+    compile_request_mutation,
+)
 from gossamer.proxy.routing.retry import RetryPolicy, compile_retry_policy
 from gossamer.proxy.routing.table import Route, RouteTable, VirtualHost, WildcardTable, entry
 
@@ -41,7 +45,7 @@ class _Level:
         *,
         parent: _Level | None = None,
     ) -> None:
-        self.request = compile_mutation(
+        self.request = compile_request_mutation(
             pb.request_headers_to_add, pb.request_headers_to_remove, f"{where} request_headers"
         )
         self.response = compile_mutation(
@@ -137,7 +141,7 @@ def _virtual_host(
         at = f"{where} route {index}"
         matcher = compile_route_match(route.match, f"{at} match")
         action = _action(route, matcher, at, retry, level, max_body)
-        own_request = compile_mutation(
+        own_request = compile_request_mutation(
             route.request_headers_to_add, route.request_headers_to_remove, f"{at} request_headers"
         )
         own_response = compile_mutation(

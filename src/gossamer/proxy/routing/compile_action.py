@@ -23,7 +23,7 @@ from gossamer.proxy.routing.actions import (
 from gossamer.proxy.routing.fault import FAULT_FILTER, fraction
 from gossamer.proxy.routing.hashing import compile_hash_policy
 from gossamer.proxy.routing.matchers import RouteMatcher
-from gossamer.proxy.routing.mutation import compile_mutation
+from gossamer.proxy.routing.mutation import compile_mutation, compile_request_mutation
 from gossamer.proxy.routing.retry import RetryPolicy, compile_retry_policy
 from gossamer.proxy.routing.rewrite import compile_path_rewrite
 
@@ -125,7 +125,7 @@ def _weighted(pb: rc.WeightedCluster, where: str) -> tuple[WeightedTarget, ...]:
             WeightedTarget(
                 name=cw.name,
                 weight=cw.weight.value,
-                request=compile_mutation(
+                request=compile_request_mutation(
                     cw.request_headers_to_add, cw.request_headers_to_remove, f"{at}.request_headers"
                 ),
                 response=compile_mutation(

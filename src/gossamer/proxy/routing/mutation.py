@@ -17,6 +17,7 @@ from envoy.config.core.v3 import base_pb2
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.config.rejected import ConfigRejected
+from gossamer.telemetry import peer_metadata
 
 APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 ADD_IF_ABSENT = base_pb2.HeaderValueOption.ADD_IF_ABSENT
@@ -74,6 +75,16 @@ def compile_mutation(
     if not remove and not add:
         return NO_MUTATION
     return HeaderMutation(remove=remove, add=tuple(add))
+
+
+def compile_request_mutation(
+    to_add: Sequence[base_pb2.HeaderValueOption], to_remove: Sequence[str], where: str
+) -> HeaderMutation:
+    """`compile_mutation` for the request headers sent upstream. Removing a header this proxy
+    never forwards (the metadata exchange's: the translator asks Envoy sidecars to strip them)
+    is left out, so an inbound route keeps the no-mutation fast path."""
+    kept = [name for name in to_remove if name.lower().encode() not in peer_metadata.HEADERS]
+    return compile_mutation(to_add, kept, where)
 
 
 def _name(key: str, where: str) -> bytes:

@@ -45,6 +45,7 @@ from gossamer.proxy.server.upstream_request import original_dst_endpoint, upstre
 from gossamer.proxy.upstream.connect import ConnectFailure
 from gossamer.proxy.upstream.endpoints import Endpoint
 from gossamer.proxy.upstream.pool import PoolOverflow
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from gossamer.codec.headers import Headers
@@ -128,6 +129,7 @@ async def _tries(
     retry = action.retry
     per_try_timeout = retry.per_try_timeout if retry is not None else None
     head_bytes = wire.request_head(up.method, up.target, up.headers)
+    mesh_head: bytes | None = None  # with the metadata exchange, for a sidecar upstream
     body = RequestBody(request.head.chunked)
     hash_key = action.hash_key(request.head, conn.peer_ip) if config.lb in _HASHING else None
     original_dst = config.kind == "ORIGINAL_DST"
@@ -181,12 +183,17 @@ async def _tries(
             if timer is not None:
                 timer.call = call
             upstream.parser.expect(up.method)
+            head = head_bytes
+            if upstream.peer.principal is not None:  # mesh mTLS: a sidecar, tell it who we are
+                if mesh_head is None:
+                    mesh_head = head_bytes[:-2] + istio_metrics.exchange_lines(conn.ctx) + b"\r\n"
+                head = mesh_head
             if body_sent:
-                upstream.write(head_bytes + body.replay())  # _replayable() held before
+                upstream.write(head + body.replay())  # _replayable() held before
             else:
                 body_sent = True
                 ready, complete = ready_body(request, body)
-                upstream.write(head_bytes + ready if ready else head_bytes)
+                upstream.write(head + ready if ready else head)
                 if not complete:
                     pump = loop.create_task(pump_body(request, body, upstream))
             # A timer that fails the call is cheaper than a cancel scope on the hot path.

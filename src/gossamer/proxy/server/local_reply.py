@@ -29,9 +29,11 @@ def local_reply(
     close: bool = False,
     head_only: bool = False,
     headers: Headers | None = None,
+    extra_lines: bytes = b"",
 ) -> bytes:
     """A complete response. `headers` (e.g. location, route response_headers_to_add) go first;
-    Envoy's `content-type: text/plain` is set when there is a body."""
+    Envoy's `content-type: text/plain` is set when there is a body. `extra_lines`: header lines
+    already framed, last (the metadata exchange's)."""
     out = headers.copy() if headers is not None else Headers()
     if body:
         out.set(b"content-length", str(len(body)).encode())
@@ -43,7 +45,7 @@ def local_reply(
     out.set(b"server", wire.SERVER)
     if close:
         out.set(b"connection", b"close")
-    head = wire.response_head(status, out)
+    head = wire.response_head(status, out, None, extra_lines)
     return head if head_only or not body else head + body
 
 

@@ -55,7 +55,7 @@ async def respond(
         raise
     took = time.monotonic() - t0
     backend.finished(endpoint, resp.status, took)
-    istio_metrics.proxied(conn, request, cluster, resp.status, upstream, took)
+    istio_metrics.proxied(conn, request, cluster, resp, upstream, took)
     if call.timed_out:
         # The route timeout fired mid-body: Envoy has charged the status already and counts
         # the timeout on top (no outlier-detection timeout after the head). It resets the

@@ -8,6 +8,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from gossamer.codec.headers import Headers
+from gossamer.telemetry import peer_metadata
 
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode() for s in HTTPStatus}
 _REASONS[408] = b"Request Timeout"
@@ -25,12 +26,15 @@ def request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
     return b"".join(parts)
 
 
-def response_head(status: int, headers: Headers, reason_phrase: bytes | None = None) -> bytes:
+def response_head(
+    status: int, headers: Headers, reason_phrase: bytes | None = None, extra_lines: bytes = b""
+) -> bytes:
+    """The head; `extra_lines` are header lines already framed (`name: value\\r\\n`)."""
     phrase = reason_phrase if reason_phrase else reason(status)
     parts = [b"HTTP/1.1 ", str(status).encode(), b" ", phrase, b"\r\n"]
     for name, value in headers.items():
         parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
+    parts += (extra_lines, b"\r\n")
     return b"".join(parts)
 
 
@@ -62,9 +66,11 @@ HOP_BY_HOP = frozenset(
     )
 )
 # Headers the proxy sets itself on each hop; a peer's copy is dropped, ours is added.
-REQUEST_DROP = HOP_BY_HOP | {b"x-envoy-expected-rq-timeout-ms"}
+# The peer metadata headers are a sidecar's to the next sidecar: never an app's, never passed on
+# (telemetry/peer_metadata.py); this hop adds its own where the peer is a sidecar.
+REQUEST_DROP = HOP_BY_HOP | {b"x-envoy-expected-rq-timeout-ms"} | peer_metadata.HEADERS
 # Envoy's default server_header_transformation is OVERWRITE: every response says `server: envoy`.
-RESPONSE_DROP = HOP_BY_HOP | {b"x-envoy-upstream-service-time", b"server"}
+RESPONSE_DROP = HOP_BY_HOP | {b"x-envoy-upstream-service-time", b"server"} | peer_metadata.HEADERS
 SERVER = b"envoy"
 
 
