@@ -238,6 +238,13 @@ def _host(request: Any) -> str | None:
     return text.partition(":")[0]
 
 
+def _client_metadata(conn: Any, request: Any) -> bytes | None:
+    """The metadata a client sidecar sent on this connection (with its first request)."""
+    meta: bytes | None = request.head.headers.get(peer_metadata.METADATA) or conn.peer_metadata
+    conn.peer_metadata = meta
+    return meta
+
+
 def replied(
     conn: Any, request: Any, status: int, body: bytes, routed: bool, cluster: str | None
 ) -> None:
@@ -253,7 +260,7 @@ def replied(
     if inbound:
         peer = conn.peer.principal
         host = _host(request)
-        meta = request.head.headers.get(peer_metadata.METADATA) if peer is not None else None
+        meta = _client_metadata(conn, request) if peer is not None else None
     else:
         peer = host = meta = None
     key: HttpKey = (inbound, peer, cluster, host, status, flags, meta)
@@ -272,11 +279,14 @@ def proxied(
     status = resp.status
     if _inbound(conn, cluster):
         peer = conn.peer.principal
-        meta = request.head.headers.get(peer_metadata.METADATA) if peer is not None else None
+        meta = _client_metadata(conn, request) if peer is not None else None
         key: HttpKey = (True, peer, cluster, _host(request), status, "-", meta)
     else:
         peer = upstream.peer.principal
-        meta = resp.headers.get(peer_metadata.METADATA) if peer is not None else None
+        meta = None
+        if peer is not None:
+            meta = resp.headers.get(peer_metadata.METADATA) or upstream.peer_metadata
+            upstream.peer_metadata = meta
         key = (False, peer, cluster, None, status, "-", meta)
     ms = seconds * 1000.0
     waited = _since(conn)  # retries and waits before the last try

@@ -7,11 +7,13 @@ and `x-envoy-peer-metadata-id`, the node id. The receiving sidecar strips both, 
 `istio_*` metrics name the peer's workload, namespace, app, version and canonical service
 instead of `unknown`.
 
-Where Gossamer sends them: on requests to an upstream it reached over mesh mTLS (the other end is
-a sidecar), and on the response to a request that brought them over mesh mTLS. Where it believes
-them: only from a peer that proved a mesh identity, so a plaintext client cannot name itself into
-another workload's series. A header value is the same on every request from one workload, so
-each distinct value is decoded once.
+Where Gossamer sends them: on the first request of each upstream connection it opened over mesh
+mTLS (the other end is a sidecar), and on the response to a request that brought them over mesh
+mTLS. Both sides keep what they received for the connection's life: a connection's peer is one
+workload, as its identity is one certificate. (Istio's sidecars repeat the headers on every
+request; once per connection spares two headers' parsing and writing per request each way.)
+Where it believes them: only from a peer that proved a mesh identity, so a plaintext client
+cannot name itself into another workload's series. Each distinct value is decoded once.
 """
 
 from __future__ import annotations

@@ -105,6 +105,7 @@ class HttpConnection(WriteFlow, asyncio.Protocol):
         self.splice_to: Callable[[bytes | None], None] | None = None
         self._upgrade_buffer: list[bytes] = []
         self._peer: PeerFacts | None = None
+        self.peer_metadata: bytes | None = None  # a client sidecar's, from its first request
 
     @property
     def peer(self) -> PeerFacts:

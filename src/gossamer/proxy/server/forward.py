@@ -184,7 +184,9 @@ async def _tries(
                 timer.call = call
             upstream.parser.expect(up.method)
             head = head_bytes
-            if upstream.peer.principal is not None:  # mesh mTLS: a sidecar, tell it who we are
+            if not upstream.metadata_sent and upstream.peer.principal is not None:
+                # Mesh mTLS: a sidecar. Tell it who we are, once per connection.
+                upstream.metadata_sent = True
                 if mesh_head is None:
                     mesh_head = head_bytes[:-2] + istio_metrics.exchange_lines(conn.ctx) + b"\r\n"
                 head = mesh_head

@@ -62,7 +62,9 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         "idle_deadline",
         "key",
         "loop",
+        "metadata_sent",
         "parser",
+        "peer_metadata",
         "pool",
         "raw",
         "requests",
@@ -98,6 +100,10 @@ class UpstreamConnection(WriteFlow, asyncio.Protocol):
         # A TLS server's session ticket precedes its first response byte: keep it then.
         self._session_unsaved = tls is not None
         self._peer: PeerFacts | None = None
+        # Metadata exchange, once per connection: ours went out with its first request; the
+        # server sidecar's came back on its first response (telemetry/peer_metadata.py).
+        self.metadata_sent = False
+        self.peer_metadata: bytes | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("busy" if self.sink else "idle")
