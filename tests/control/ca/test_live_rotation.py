@@ -25,6 +25,7 @@ from gossamer.proxy.identity_agent import IdentityAgent
 from gossamer.runtime.registration import write_identity_files
 from gossamer.transport.tls import IdentityMaterial, MeshTls
 from gossamer.waits import bounded
+from tests.control.planes import started
 from tests.polling import until
 
 TTL = timedelta(seconds=4)
@@ -40,12 +41,8 @@ async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     config = PlaneConfig(
         home=tmp_path / "home", xds_port=0, api_port=0, ca_port=0, workload_cert_ttl=TTL
     )
-    cp = ControlPlane(config)
-    await cp.start()
-    try:
+    async with started(config) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 @dataclass
@@ -274,12 +271,9 @@ async def test_after_a_rotation_renewal_by_certificate_alone_works(
 @pytest.fixture
 async def day_plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
     """A control plane with Istio's 24 h certificates: renewals never happen in a test."""
-    cp = ControlPlane(PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=0))
-    await cp.start()
-    try:
+    config = PlaneConfig(home=tmp_path / "home", xds_port=0, api_port=0, ca_port=0)
+    async with started(config) as cp:
         yield cp
-    finally:
-        await cp.stop()
 
 
 async def test_the_bundle_reaches_an_agent_without_waiting_for_a_renewal(
