@@ -53,7 +53,7 @@ def new_dataplane(options: Mapping[str, Any], *, reuse_port: bool) -> DataplaneL
     """A Dataplane for these ProxyOptions (as a dict); `reuse_port` when several processes
     listen on the same ports (workers)."""
     from gossamer.proxy.dataplane import Dataplane, DataplaneOptions
-    from gossamer.runtime.envoy_bootstrap import node_id
+    from gossamer.proxy.supervisor_options import ProxyOptions
     from gossamer.telemetry.istio_labels import WorkloadFacts
     from gossamer.telemetry.istio_metrics import attach
 
@@ -67,10 +67,7 @@ def new_dataplane(options: Mapping[str, Any], *, reuse_port: bool) -> DataplaneL
             reuse_port=reuse_port,
         )
     )
-    node = node_id(
-        "router" if options.get("gateway") else "sidecar",
-        options["ip"], str(options.get("workload", "")), str(options.get("namespace", "")),
-    )  # fmt: skip
+    node = ProxyOptions(**options).node_id
     attach(dataplane, WorkloadFacts.from_options(options), node)  # metrics (and peers) name us
     return dataplane
 

@@ -204,6 +204,14 @@ def exchange_lines(dataplane: Any) -> bytes:
     return recorder.exchange
 
 
+def answer_lines(conn: Any, request: Any) -> bytes:
+    """Our exchange lines for the response to `request`, when a client sidecar sent its own
+    over mTLS (its connection's first request); b"" otherwise."""
+    if conn.peer.principal is None or peer_metadata.METADATA not in request.head.headers:
+        return b""
+    return exchange_lines(conn.ctx)
+
+
 # --- hooks the server calls ---------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from google.protobuf import struct_pb2
 from google.protobuf.message import DecodeError
@@ -30,8 +31,6 @@ METADATA = b"x-envoy-peer-metadata"
 METADATA_ID = b"x-envoy-peer-metadata-id"
 HEADERS = frozenset({METADATA, METADATA_ID})
 _MAX_VALUE = 8192  # bytes of base64: Istio's node metadata is a few hundred
-_DECODED: dict[bytes, WorkloadFacts | None] = {}
-_MAX_DECODED = 256
 
 
 def encode(facts: WorkloadFacts) -> bytes:
@@ -62,24 +61,11 @@ def header_lines(facts: WorkloadFacts, node_id: str) -> bytes:
     return b"%s: %s\r\n%s: %s\r\n" % (METADATA, encode(facts), METADATA_ID, node_id.encode())
 
 
+@functools.lru_cache(maxsize=256)
 def decode(value: bytes | None) -> WorkloadFacts | None:
     """The peer workload a header value names; None for no value or one that is not Istio's
     Struct (a peer sending garbage is a peer that sent nothing)."""
-    if value is None:
-        return None
-    try:
-        return _DECODED[value]
-    except KeyError:
-        pass
-    facts = _parse(value)
-    if len(_DECODED) >= _MAX_DECODED:
-        del _DECODED[next(iter(_DECODED))]
-    _DECODED[value] = facts
-    return facts
-
-
-def _parse(value: bytes) -> WorkloadFacts | None:
-    if len(value) > _MAX_VALUE:
+    if value is None or len(value) > _MAX_VALUE:
         return None
     node = struct_pb2.Struct()
     try:

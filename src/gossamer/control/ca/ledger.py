@@ -17,6 +17,7 @@ from datetime import datetime
 from cryptography import x509
 
 from gossamer.control.ca.authority import IssuedCert
+from gossamer.transport.svid import spiffe_id
 
 MAX_RECORDS = 10_000
 
@@ -135,14 +136,9 @@ def _record_of(
     now: datetime,
     bundle: tuple[x509.Certificate, ...],
 ) -> IssuedRecord:
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    except x509.ExtensionNotFound:
-        uris = []
     return IssuedRecord(
         node_id=node_id,
-        identity=uris[0] if uris else "",
+        identity=spiffe_id(leaf) or "",
         serial=f"{leaf.serial_number:x}",
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,

@@ -34,9 +34,10 @@ from gossamer.control.world import DOMAIN, MeshService, ServicePort, World
 from gossamer.control.xds.node import ProxyNode
 from gossamer.spec.gatewayapi.httproute import HTTPRoute as GatewayHTTPRoute
 from gossamer.spec.networking.virtualservice import VirtualService
+from gossamer.telemetry import peer_metadata
 
 LOCALHOST = "127.0.0.1"
-PEER_METADATA_HEADERS = ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id"]
+PEER_METADATA_HEADERS = sorted(name.decode() for name in peer_metadata.HEADERS)
 
 
 def interception_none(node: ProxyNode) -> bool:

@@ -31,7 +31,7 @@ from gossamer.proxy.server import local_reply as replies
 from gossamer.proxy.server.context import ChainRoutes
 from gossamer.proxy.server.forward import forward
 from gossamer.proxy.server.upstream_request import request_id
-from gossamer.telemetry import istio_metrics, peer_metadata
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -268,9 +268,6 @@ def reply(
         route.finish_response(headers, request.head, cluster)
     request.answered = True
     istio_metrics.replied(conn, request, status, body, route is not None, cluster)
-    exchange = b""
-    if conn.peer.principal is not None and peer_metadata.METADATA in request.head.headers:
-        exchange = istio_metrics.exchange_lines(conn.ctx)  # a denial still names who denied
     conn.write(
         replies.local_reply(
             status,
@@ -278,7 +275,7 @@ def reply(
             close=not keep_alive,
             head_only=request.head.method == b"HEAD",
             headers=headers,
-            extra_lines=exchange,
+            extra_lines=istio_metrics.answer_lines(conn, request),  # a denial names its denier
         )
     )
     return keep_alive

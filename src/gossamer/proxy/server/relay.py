@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gossamer.codec.http1 import Body, EndOfMessage, Upgraded
 from gossamer.proxy.server import wire
 from gossamer.proxy.server.attempt import UpstreamReset, UpstreamTimeout
-from gossamer.telemetry import istio_metrics, peer_metadata
+from gossamer.telemetry import istio_metrics
 
 if TYPE_CHECKING:
     from gossamer.codec.http1 import ResponseHead
@@ -43,9 +43,6 @@ async def relay_response(
     route.finish_response(headers, head, cluster)
     headers.add(b"x-envoy-upstream-service-time", _service_time(elapsed))
     headers.add(b"server", wire.SERVER)
-    exchange = b""
-    if conn.peer.principal is not None and peer_metadata.METADATA in head.headers:
-        exchange = istio_metrics.exchange_lines(conn.ctx)  # answer a sidecar's exchange
     keep_alive = head.keep_alive and resp.status != 101
     no_body = head.method == b"HEAD" or resp.status in (204, 304)
     chunked = False
@@ -64,6 +61,7 @@ async def relay_response(
         headers.add(b"connection", b"keep-alive")
     request.answered = True
     # What already arrived leaves with the head in one write (one syscall per small response).
+    exchange = istio_metrics.answer_lines(conn, request)
     out = [wire.response_head(resp.status, headers, resp.reason, exchange)]
     events = call.events
     ended = False
