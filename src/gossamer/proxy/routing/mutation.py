@@ -17,7 +17,7 @@ from envoy.config.core.v3 import base_pb2
 
 from gossamer.codec.headers import Headers
 from gossamer.proxy.config.rejected import ConfigRejected
-from gossamer.telemetry import peer_metadata
+from gossamer.proxy.server import wire
 
 APPEND = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 ADD_IF_ABSENT = base_pb2.HeaderValueOption.ADD_IF_ABSENT
@@ -81,9 +81,10 @@ def compile_request_mutation(
     to_add: Sequence[base_pb2.HeaderValueOption], to_remove: Sequence[str], where: str
 ) -> HeaderMutation:
     """`compile_mutation` for the request headers sent upstream. Removing a header this proxy
-    never forwards (the metadata exchange's: the translator asks Envoy sidecars to strip them)
-    is left out, so an inbound route keeps the no-mutation fast path."""
-    kept = [name for name in to_remove if name.lower().encode() not in peer_metadata.HEADERS]
+    never forwards (`wire.REQUEST_DROP`, gone before mutations run: e.g. the metadata exchange's,
+    which the translator asks Envoy sidecars to strip) changes nothing, so it is left out and an
+    inbound route keeps the no-mutation fast path."""
+    kept = [name for name in to_remove if name.lower().encode() not in wire.REQUEST_DROP]
     return compile_mutation(to_add, kept, where)
 
 
